@@ -1,0 +1,156 @@
+"""Record a torch model's layer activations on the store's probe set, chunk by chunk."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from .hooks import capture, resolve_layers
+from .store import COMPLETE, ModelWriter, StudyStore, open_store
+
+log = logging.getLogger(__name__)
+
+InputFn = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What :func:`record_activations` did: ``"recorded"`` or ``"skipped"`` (already complete)."""
+
+    model_id: str
+    action: str
+    layers: tuple[str, ...]
+    widths: dict[str, int]
+
+
+def record_activations(
+    model: Any,
+    store: StudyStore | str | os.PathLike[str],
+    model_id: str,
+    layers: Sequence[str],
+    *,
+    batch_size: int = 4096,
+    attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    input_fn: InputFn | None = None,
+    checkpoint: bytes | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RecordResult:
+    """Run ``model`` over the store's probe inputs and store the outputs of ``layers``.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module``; run in eval mode without gradients (its mode is restored).
+    store
+        A :class:`StudyStore` (opened with mode "a") or a path to one.
+    model_id
+        Id of the model's group in the store.
+    layers
+        ``named_modules()`` names; each layer's output (first element of a tuple output) is
+        flattened to (sample, unit) and stored as float32.
+    batch_size
+        Probe samples per forward pass; memory is bounded by the batch and one chunk per layer.
+    input_fn
+        Adapter from a probe batch, a float32 tensor (batch, variable) in the order of
+        ``store.probe_names``, to the model's input: a tensor, a tuple (positional arguments)
+        or a dict (keyword arguments). Default: the tensor itself.
+    checkpoint
+        Optional state_dict bytes stored with the model.
+
+    Returns
+    -------
+    RecordResult
+        ``action == "skipped"`` when the model is already complete with these layers and
+        ``overwrite`` is False.
+
+    Raises
+    ------
+    ShapeError
+        Unknown layer names (with the closest valid ones), non-finite activations (naming
+        model, layer and count), outputs whose batch size differs from the input's.
+    """
+    if not isinstance(store, StudyStore):
+        store = open_store(store, mode="a")
+    layers = list(dict.fromkeys(layers))
+    modules = resolve_layers(model, layers, model_id)
+    if store.status(model_id) == COMPLETE and not overwrite:
+        have = set(store.layers(model_id))
+        if set(layers) <= have:
+            log.info("model %r already recorded; skipped", model_id)
+            return RecordResult(model_id, "skipped", tuple(layers), {})
+    keep = store.status(model_id) == COMPLETE and not overwrite
+    with store.model_writer(model_id, overwrite=True, keep_existing=keep) as writer:
+        writer.set_attrs(**(attrs or {}))
+        if checkpoint is not None:
+            writer.write_checkpoint(checkpoint)
+        widths = record_into(writer, model, modules, batch_size, input_fn, progress)
+    log.info("recorded model %r: %s", model_id, ", ".join(f"{k} ({v})" for k, v in widths.items()))
+    return RecordResult(model_id, "recorded", tuple(layers), widths)
+
+
+def record_into(
+    writer: ModelWriter,
+    model: Any,
+    modules: dict[str, Any],
+    batch_size: int,
+    input_fn: InputFn | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Stream the probe through ``model`` and append every captured layer to ``writer``."""
+    import torch
+
+    inputs = writer.store.probe()["inputs"].values
+    n = inputs.shape[0]
+    was_training = model.training
+    model.eval()
+    appenders: dict[str, Any] = {}
+    try:
+        with torch.inference_mode(), capture(modules) as captured:
+            for start in range(0, n, batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+                _call(model, batch, input_fn)
+                for name in modules:
+                    block = _as_block(captured.pop(name, None), batch.shape[0], writer.model_id, name)
+                    if name not in appenders:
+                        appenders[name] = writer.layer(name, block.shape[1])
+                    appenders[name].append(block)
+                if progress is not None:
+                    progress(min(start + batch_size, n), n)
+    finally:
+        model.train(was_training)
+    for appender in appenders.values():
+        appender.close()
+    return {name: a.width for name, a in appenders.items()}
+
+
+def _call(model: Any, batch: Any, input_fn: InputFn | None) -> Any:
+    args = batch if input_fn is None else input_fn(batch)
+    if isinstance(args, tuple):
+        return model(*args)
+    if isinstance(args, dict):
+        return model(**args)
+    return model(args)
+
+
+def _as_block(tensor: Any, rows: int, model_id: str, layer: str) -> np.ndarray:
+    where = f"model {model_id!r} layer {layer!r}"
+    if tensor is None:
+        raise ShapeError(f"{where}: the layer was not called during the forward pass")
+    if tensor.ndim == 0 or tensor.shape[0] != rows:
+        raise ShapeError(
+            f"{where}: expected an output with {rows} rows (one per probe sample in the batch), "
+            f"got shape {tuple(tensor.shape)}; use input_fn / a probe module that maps one probe "
+            "sample to one row"
+        )
+    block = tensor.reshape(rows, -1).numpy()
+    bad = int((~np.isfinite(block)).sum())
+    if bad:
+        raise ShapeError(f"{where}: {bad} non-finite activation values (NaN or inf)")
+    return block

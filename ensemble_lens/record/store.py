@@ -1,0 +1,717 @@
+"""The study store: the ONLY module that knows the on-disk Zarr layout.
+
+Layout (Zarr v3, local directory)::
+
+    study.zarr/
+      zarr.json                attrs: schema_version, package_version, config, config_sha256, ...
+      probe/                   inputs (sample, variable) float32, split (sample,) uint8 0=fit 1=test,
+                               truth_<name> (sample,) float64; attrs: names, sample-id kind
+      models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
+        checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
+        acts/<layer>/activations   (sample, unit) float32, chunked along samples only
+      similarity/<layer>/      one xarray Dataset per layer (see docs/CONTRACTS.md)
+      align/<layer>/, consensus/<layer>/
+      distill/                 attrs: formulas (JSON records), tag
+      _staging/                work in progress; never read as results
+
+Crash safety: every model and every result is written into ``_staging/`` and moved into place
+with a directory rename only once complete, so an interrupted or failed write never touches
+what the store already holds, and a half-written model shows status ``"recording"``.
+Strings are kept out of arrays: names and ids that are strings live in attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..errors import ShapeError, StoreError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+COMPLETE = "complete"
+RESULT_KINDS = ("similarity", "align", "consensus")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_TARGET_CHUNK_BYTES = 4 * 2**20
+_SPLIT_CODES = {"fit": 0, "test": 1}
+
+Mode = Literal["r", "a", "w"]
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise StoreError(
+            f"{kind} {name!r} is not a valid name: use letters, digits, '_', '.', '-' "
+            "and start with a letter or digit"
+        )
+    return name
+
+
+def chunk_rows(width: int, n: int) -> int:
+    """Rows per chunk so that one (rows, width) float32 chunk is about 4 MB."""
+    rows = max(1024, _TARGET_CHUNK_BYTES // (4 * max(width, 1)))
+    return int(min(rows, max(n, 1)))
+
+
+def _zarr():
+    import zarr
+
+    return zarr
+
+
+def _xr():
+    import xarray
+
+    return xarray
+
+
+def _read_attrs(group_dir: Path) -> dict[str, Any]:
+    meta = group_dir / "zarr.json"
+    try:
+        with open(meta) as fh:
+            return dict(json.load(fh).get("attributes", {}))
+    except FileNotFoundError as err:
+        raise StoreError(f"no Zarr group at {group_dir}") from err
+
+
+def _jsonable(value: Any) -> Any:
+    """Round-trip through JSON so attributes never hold numpy scalars or tuples."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in store attributes")
+
+
+def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
+    """Open (or create) a study store.
+
+    Parameters
+    ----------
+    path
+        Directory of the Zarr v3 store, e.g. ``"study.zarr"``.
+    mode
+        ``"r"`` read only (the store must exist), ``"a"`` read/write, creating it if missing,
+        ``"w"`` create anew, deleting whatever was at ``path``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "s.zarr"), mode="w")
+    >>> store.write_probe(np.zeros((10, 2), np.float32), names=["x", "y"])
+    >>> store.probe_names
+    ('x', 'y')
+    """
+    if mode not in ("r", "a", "w"):
+        raise StoreError(f"mode must be 'r', 'a' or 'w', got {mode!r}")
+    return StudyStore(Path(path), mode)
+
+
+class StudyStore:
+    """A study store on disk. Create with :func:`open_store`."""
+
+    def __init__(self, path: Path, mode: Mode) -> None:
+        self.path = Path(path)
+        self.mode = mode
+        self._probe_cache: xr.Dataset | None = None
+        if mode == "w" and self.path.exists():
+            shutil.rmtree(self.path)
+        if not (self.path / "zarr.json").exists():
+            if mode == "r":
+                raise StoreError(f"no study store at {self.path} (expected a Zarr v3 directory)")
+            self._create()
+        self._check_schema()
+        if mode != "r":
+            self._recover_trash()
+
+    def __repr__(self) -> str:
+        return f"StudyStore({str(self.path)!r}, mode={self.mode!r}, models={len(self.models)})"
+
+    # ---------------------------------------------------------------- creation and schema
+    def _create(self) -> None:
+        from .. import __version__
+
+        zarr = _zarr()
+        root = zarr.open_group(str(self.path), mode="a")
+        root.attrs.update({"schema_version": SCHEMA_VERSION, "package_version": __version__})
+        for sub in ("models", "_staging"):
+            zarr.open_group(str(self.path / sub), mode="a")
+
+    def _check_schema(self) -> None:
+        attrs = _read_attrs(self.path)
+        version = attrs.get("schema_version")
+        if version is None:
+            raise StoreError(f"{self.path} is a Zarr store but not a study store (no schema_version)")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written with store schema {version}, newer than this "
+                f"ensemble_lens understands ({SCHEMA_VERSION}); upgrade ensemble_lens to read it"
+            )
+
+    def _writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"store {self.path} is open read-only; open it with mode='a'")
+
+    def _recover_trash(self) -> None:
+        """Put back a model whose swap was interrupted between its two renames."""
+        trash = self.path / "_trash"
+        if not trash.exists():
+            return
+        for entry in trash.iterdir():
+            kind, _, rest = entry.name.partition("--")
+            target = self.path / kind.replace("~", "/") / rest.rsplit("--", 1)[0]
+            if not target.exists():
+                os.rename(entry, target)
+                log.warning("restored %s after an interrupted write", target)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _swap_in(self, staged: Path, target: Path) -> None:
+        """Atomically (two renames) replace ``target`` by the fully written ``staged`` dir."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        trash_dir = None
+        if target.exists():
+            rel = target.relative_to(self.path)
+            name = f"{str(rel.parent).replace('/', '~')}--{rel.name}--{uuid.uuid4().hex[:8]}"
+            (self.path / "_trash").mkdir(exist_ok=True)
+            trash_dir = self.path / "_trash" / name
+            os.rename(target, trash_dir)
+        os.rename(staged, target)
+        if trash_dir is not None:
+            shutil.rmtree(trash_dir, ignore_errors=True)
+
+    def _staging_dir(self, label: str) -> Path:
+        return self.path / "_staging" / f"{label}--{uuid.uuid4().hex[:12]}"
+
+    # ---------------------------------------------------------------- study attributes
+    def write_study_attrs(self, **attrs: Any) -> None:
+        """Merge JSON-serialisable attributes into the store's root attributes."""
+        self._writable()
+        root = _zarr().open_group(str(self.path), mode="a")
+        root.attrs.update(_jsonable(attrs))
+
+    def study_attrs(self) -> dict[str, Any]:
+        """The root attributes (schema_version, package_version, config, ...)."""
+        return _read_attrs(self.path)
+
+    # ---------------------------------------------------------------- probe
+    def write_probe(
+        self,
+        inputs: Any,
+        names: Sequence[str],
+        sample_ids: Sequence[Any] | np.ndarray | None = None,
+        split: Sequence[str] | np.ndarray | None = None,
+        *,
+        truth: Mapping[str, Any] | None = None,
+        test_fraction: float = 0.25,
+        seed: int = 0,
+    ) -> None:
+        """Write the shared probe set every network is recorded on.
+
+        Parameters
+        ----------
+        inputs
+            (sample, variable) array of the named input variables.
+        names
+            One name per variable (column).
+        sample_ids
+            Unique integer ids, one per sample; default ``0..n-1``.
+        split
+            ``"fit"``/``"test"`` per sample (or booleans, True = test). Default: a seeded random
+            split with ``test_fraction`` of the samples in "test".
+        truth
+            Optional ground-truth latents, name -> (sample,) array.
+
+        Raises
+        ------
+        StoreError
+            When models were already recorded on a different probe.
+        """
+        self._writable()
+        ds = _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
+        if self.has_probe() and self.models:
+            old = self.probe()
+            same = old["inputs"].shape == ds["inputs"].shape and np.array_equal(
+                old["inputs"].values, ds["inputs"].values
+            )
+            if not same:
+                raise StoreError(
+                    f"store {self.path} already holds {len(self.models)} model(s) recorded on "
+                    "another probe set; write a new store instead of replacing the probe"
+                )
+        staged = self._staging_dir("probe")
+        _encode_strings(ds).to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
+        self._swap_in(staged, self.path / "probe")
+        self._probe_cache = None
+
+    def has_probe(self) -> bool:
+        return (self.path / "probe" / "zarr.json").exists()
+
+    def probe(self) -> xr.Dataset:
+        """The probe set as an in-memory Dataset: ``inputs`` (sample, variable), ``split``
+        (sample,) with values "fit"/"test", and ``truth_<name>`` (sample,) when written."""
+        if self._probe_cache is None:
+            if not self.has_probe():
+                raise StoreError(f"store {self.path} has no probe set; call write_probe first")
+            xr = _xr()
+            ds = xr.open_zarr(str(self.path), group="probe", consolidated=False, chunks=None)
+            ds = _decode_strings(ds.load())
+            codes = ds["split"].values
+            ds["split"] = ("sample", np.where(codes == 1, "test", "fit"))
+            self._probe_cache = ds
+        return self._probe_cache
+
+    @property
+    def probe_names(self) -> tuple[str, ...]:
+        return tuple(str(v) for v in self.probe()["variable"].values)
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        return np.asarray(self.probe()["sample"].values)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.probe().sizes["sample"])
+
+    def truth_names(self) -> tuple[str, ...]:
+        return tuple(str(k)[6:] for k in self.probe().data_vars if str(k).startswith("truth_"))
+
+    # ---------------------------------------------------------------- models
+    def _model_dir(self, model_id: str) -> Path:
+        return self.path / "models" / model_id
+
+    def _staged_models(self) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        staging = self.path / "_staging"
+        if staging.exists():
+            for entry in sorted(staging.iterdir()):
+                label, _, _ = entry.name.partition("--")
+                if label.startswith("model@"):
+                    out[label[6:]] = entry
+        return out
+
+    @property
+    def models(self) -> list[str]:
+        """Ids of every model in the store, complete or not, sorted."""
+        models_dir = self.path / "models"
+        done = {p.name for p in models_dir.iterdir() if (p / "zarr.json").exists()}
+        return sorted(done | set(self._staged_models()))
+
+    @property
+    def complete_models(self) -> list[str]:
+        """Ids of the models whose status is ``"complete"``, sorted."""
+        return [m for m in self.models if self.status(m) == COMPLETE]
+
+    def has_model(self, model_id: str) -> bool:
+        return (self._model_dir(model_id) / "zarr.json").exists()
+
+    def status(self, model_id: str) -> str:
+        """``"complete"``, the stage an unfinished write stopped in, or ``"missing"``."""
+        if self.has_model(model_id):
+            return str(_read_attrs(self._model_dir(model_id)).get("status", "unknown"))
+        staged = self._staged_models().get(model_id)
+        if staged is not None and (staged / "zarr.json").exists():
+            return str(_read_attrs(staged).get("status", "recording"))
+        return "missing"
+
+    def _require_model(self, model_id: str) -> Path:
+        if not self.has_model(model_id):
+            status = self.status(model_id)
+            if status == "missing":
+                known = ", ".join(self.models) or "none"
+                raise StoreError(f"store {self.path} has no model {model_id!r} (models: {known})")
+            raise StoreError(
+                f"model {model_id!r} in {self.path} is not complete (status {status!r}); "
+                "run the recording again to finish it"
+            )
+        return self._model_dir(model_id)
+
+    def model_attrs(self, model_id: str) -> dict[str, Any]:
+        """Attributes of a complete model: status, seed, architecture, task, metrics, ..."""
+        return _read_attrs(self._require_model(model_id))
+
+    def layers(self, model_id: str) -> list[str]:
+        """Names of the layers recorded for a model, sorted."""
+        acts = self._require_model(model_id) / "acts"
+        if not acts.exists():
+            return []
+        return sorted(p.name for p in acts.iterdir() if (p / "activations" / "zarr.json").exists())
+
+    def checkpoint(self, model_id: str) -> bytes:
+        """The saved torch state_dict bytes of a model."""
+        path = self._require_model(model_id) / "checkpoint"
+        if not path.exists():
+            raise StoreError(f"model {model_id!r} in {self.path} has no checkpoint")
+        return bytes(_zarr().open_array(str(path), mode="r")[:])
+
+    def _open_layer(self, model_id: str, layer: str, chunks: Any) -> xr.DataArray:
+        model_dir = self._require_model(model_id)
+        if not (model_dir / "acts" / layer / "activations" / "zarr.json").exists():
+            have = ", ".join(self.layers(model_id)) or "none"
+            raise StoreError(f"model {model_id!r} has no layer {layer!r} (layers: {have})")
+        xr = _xr()
+        ds = xr.open_dataset(
+            str(self.path),
+            group=f"models/{model_id}/acts/{layer}",
+            engine="zarr",
+            consolidated=False,
+            chunks=chunks,
+            cache=False,
+        )
+        da = ds["activations"]
+        ids = self.sample_ids
+        if da.sizes["sample"] != ids.size:
+            raise StoreError(
+                f"model {model_id!r} layer {layer!r}: expected {ids.size} samples like the probe "
+                f"set, got {da.sizes['sample']}"
+            )
+        da = da.assign_coords(sample=ids, unit=np.arange(da.sizes["unit"]), model=model_id, layer=layer)
+        return da.rename(f"{model_id}/{layer}")
+
+    def activations(self, model_id: str, layer: str) -> xr.DataArray:
+        """Lazy (sample, unit) float32 activations; slices read only what they touch."""
+        return self._open_layer(model_id, layer, chunks=None)
+
+    def stacked(self, layer: str, models: Sequence[str] | None = None) -> xr.DataArray:
+        """Lazy (model, sample, unit) activations of ``layer`` over complete models (dask).
+
+        Raises
+        ------
+        StoreError
+            When the models' widths differ (the message lists each width).
+        """
+        ids = list(models) if models is not None else self.complete_models
+        ids = [m for m in ids if layer in self.layers(m)]
+        if not ids:
+            raise StoreError(f"no complete model in {self.path} has layer {layer!r}")
+        arrays = [self._open_layer(m, layer, chunks={}) for m in ids]
+        widths = {m: a.sizes["unit"] for m, a in zip(ids, arrays, strict=True)}
+        if len(set(widths.values())) > 1:
+            listing = ", ".join(f"{m}: {w}" for m, w in widths.items())
+            raise StoreError(
+                f"layer {layer!r} has different widths across models ({listing}); stack needs "
+                "equal widths — compare them pairwise instead"
+            )
+        xr = _xr()
+        return xr.concat([a.drop_vars(["model"]) for a in arrays], dim="model").assign_coords(
+            model=ids
+        )
+
+    @contextmanager
+    def model_writer(
+        self, model_id: str, *, overwrite: bool = False, keep_existing: bool = False
+    ) -> Iterator[ModelWriter]:
+        """Write one model into staging and move it into place only when the block succeeds.
+
+        ``keep_existing`` starts from a copy of the stored model (to add layers to it).
+        On an exception nothing already in the store changes.
+        """
+        self._writable()
+        _check_name("model id", model_id)
+        if self.has_model(model_id) and not (overwrite or keep_existing):
+            raise StoreError(
+                f"model {model_id!r} already exists in {self.path}; pass overwrite=True to replace it"
+            )
+        for stale in [p for m, p in self._staged_models().items() if m == model_id]:
+            shutil.rmtree(stale, ignore_errors=True)
+        staged = self._staging_dir(f"model@{model_id}")
+        if keep_existing and self.has_model(model_id):
+            shutil.copytree(self._model_dir(model_id), staged)
+        writer = ModelWriter(self, model_id, staged)
+        try:
+            yield writer
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        writer.set_attrs(status=COMPLETE)
+        self._swap_in(staged, self._model_dir(model_id))
+
+    def write_activations(
+        self,
+        model_id: str,
+        layer: str,
+        array: Any,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        """Store precomputed (sample, unit) activations of one model layer.
+
+        An xarray input with a ``sample`` coordinate must carry exactly the probe's sample ids
+        in the same order; a plain array must have as many rows as the probe.
+        """
+        self._writable()
+        values = _checked_activations(self, model_id, layer, array)
+        exists = self.has_model(model_id)
+        if exists and layer in self.layers(model_id) and not overwrite:
+            raise StoreError(
+                f"model {model_id!r} already has layer {layer!r}; pass overwrite=True to replace it"
+            )
+        with self.model_writer(model_id, keep_existing=exists) as writer:
+            writer.set_attrs(**(attrs or {}))
+            writer.write_layer(layer, values)
+
+    # ---------------------------------------------------------------- results
+    def write_result(self, kind: str, layer: str, dataset: xr.Dataset, tag: str) -> None:
+        """Store a stage's Dataset for one layer, replacing the previous one atomically."""
+        self._writable()
+        if kind not in RESULT_KINDS:
+            raise StoreError(f"result kind must be one of {RESULT_KINDS}, got {kind!r}")
+        _check_name("layer", layer)
+        ds = _encode_strings(dataset.copy())
+        ds.attrs["tag"] = tag
+        staged = self._staging_dir(f"{kind}@{layer}")
+        ds.to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
+        self._swap_in(staged, self.path / kind / layer)
+
+    def result_layers(self, kind: str) -> list[str]:
+        base = self.path / kind
+        if not base.exists():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "zarr.json").exists())
+
+    def result_tag(self, kind: str, layer: str) -> str | None:
+        """The tag a stored result was written with, or None when there is none."""
+        group = self.path / kind / layer
+        if not (group / "zarr.json").exists():
+            return None
+        return _read_attrs(group).get("tag")
+
+    def read_result(self, kind: str, layer: str) -> xr.Dataset:
+        """The stored Dataset of a stage for one layer, loaded into memory."""
+        if self.result_tag(kind, layer) is None:
+            have = ", ".join(self.result_layers(kind)) or "none"
+            raise StoreError(f"store {self.path} has no {kind} result for layer {layer!r} ({have})")
+        xr = _xr()
+        ds = xr.open_zarr(str(self.path), group=f"{kind}/{layer}", consolidated=False, chunks=None)
+        return _decode_strings(ds.load())
+
+    def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
+        """Store the distilled formulas (JSON-serialisable dicts) atomically."""
+        self._writable()
+        staged = self._staging_dir("distill")
+        group = _zarr().open_group(str(staged), mode="w")
+        group.attrs.update({"formulas": _jsonable(list(records)), "tag": tag})
+        self._swap_in(staged, self.path / "distill")
+
+    def formulas_tag(self) -> str | None:
+        group = self.path / "distill"
+        return _read_attrs(group).get("tag") if (group / "zarr.json").exists() else None
+
+    def read_formulas(self) -> list[dict[str, Any]]:
+        group = self.path / "distill"
+        if not (group / "zarr.json").exists():
+            return []
+        return list(_read_attrs(group).get("formulas", []))
+
+
+class ModelWriter:
+    """Writes one model's attributes, checkpoint and layers into its staging group."""
+
+    def __init__(self, store: StudyStore, model_id: str, staged: Path) -> None:
+        self.store, self.model_id, self.dir = store, model_id, staged
+        self._group = _zarr().open_group(str(staged), mode="a")
+        self._group.attrs.update({"status": "recording", "model_id": model_id})
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Merge JSON-serialisable attributes (seed, architecture, task, metrics, ...)."""
+        self._group.attrs.update(_jsonable(attrs))
+
+    def write_checkpoint(self, data: bytes) -> None:
+        arr = np.frombuffer(data, dtype=np.uint8)
+        z = self._group.create_array(
+            "checkpoint", shape=arr.shape, dtype="uint8", chunks=(max(arr.size, 1),), overwrite=True
+        )
+        z[:] = arr
+
+    def layer(self, layer: str, width: int) -> LayerWriter:
+        """An appender for one layer's (sample, unit) activations, in sample order."""
+        _check_name("layer", layer)
+        n = self.store.n_samples
+        rows = chunk_rows(width, n)
+        z = self._group.create_array(
+            f"acts/{layer}/activations",
+            shape=(n, width),
+            chunks=(rows, width),
+            dtype="float32",
+            dimension_names=("sample", "unit"),
+            fill_value=np.float32("nan"),
+            overwrite=True,
+        )
+        return LayerWriter(z, self.model_id, layer)
+
+    def write_layer(self, layer: str, values: np.ndarray) -> None:
+        writer = self.layer(layer, values.shape[1])
+        step = writer.rows
+        for start in range(0, values.shape[0], step):
+            writer.append(values[start : start + step])
+        writer.close()
+
+
+class LayerWriter:
+    """Buffers appended rows and writes whole chunks, so memory stays one chunk + one batch."""
+
+    def __init__(self, array: Any, model_id: str, layer: str) -> None:
+        self.array, self.model_id, self.layer = array, model_id, layer
+        self.n, self.width = array.shape
+        self.rows = array.chunks[0]
+        self._buf = np.empty((self.rows, self.width), np.float32)
+        self._fill = 0
+        self._written = 0
+
+    def append(self, block: np.ndarray) -> None:
+        if block.ndim != 2 or block.shape[1] != self.width:
+            raise ShapeError(
+                f"model {self.model_id!r} layer {self.layer!r}: expected blocks of width "
+                f"{self.width}, got shape {block.shape}"
+            )
+        if self._written + self._fill + block.shape[0] > self.n:
+            raise ShapeError(
+                f"model {self.model_id!r} layer {self.layer!r}: more than the probe's {self.n} samples"
+            )
+        pos = 0
+        while pos < block.shape[0]:
+            take = min(self.rows - self._fill, block.shape[0] - pos)
+            self._buf[self._fill : self._fill + take] = block[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self.rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._fill:
+            self.array[self._written : self._written + self._fill] = self._buf[: self._fill]
+            self._written += self._fill
+            self._fill = 0
+
+    def close(self) -> None:
+        self._flush()
+        if self._written != self.n:
+            raise ShapeError(
+                f"model {self.model_id!r} layer {self.layer!r}: expected {self.n} samples like the "
+                f"probe set, got {self._written}"
+            )
+
+
+# -------------------------------------------------------------------- helpers
+def _checked_activations(store: StudyStore, model_id: str, layer: str, array: Any) -> np.ndarray:
+    from .._arrays import _to_numpy, sample_ids_of
+
+    where = f"model {model_id!r} layer {layer!r}"
+    ids = sample_ids_of(array)
+    values = _to_numpy(array)
+    if values.ndim != 2:
+        raise ShapeError(f"{where}: expected a 2-D (sample, unit) array, got shape {values.shape}")
+    n = store.n_samples
+    if values.shape[0] != n:
+        raise ShapeError(f"{where}: expected {n} samples like the probe set, got {values.shape[0]}")
+    if ids is not None and not np.array_equal(ids, store.sample_ids):
+        raise ShapeError(f"{where}: sample ids differ from the probe set's (order matters)")
+    values = np.asarray(values, dtype=np.float32)
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        raise ShapeError(f"{where}: {bad} non-finite activation values")
+    return values
+
+
+def _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed) -> xr.Dataset:
+    from .._arrays import _to_numpy
+
+    xr = _xr()
+    x = np.asarray(_to_numpy(inputs), dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    names = [str(n) for n in names]
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise ShapeError(f"probe: expected (sample, {len(names)}) inputs for {names}, got {x.shape}")
+    if len(set(names)) != len(names):
+        raise ShapeError(f"probe: variable names must be unique, got {names}")
+    n = x.shape[0]
+    if not np.isfinite(x).all():
+        raise ShapeError(f"probe: {int((~np.isfinite(x)).sum())} non-finite input values")
+    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
+    if ids.shape != (n,) or np.unique(ids).size != n:
+        raise ShapeError(f"probe: expected {n} unique sample ids, got shape {ids.shape}")
+    codes = _split_codes(split, n, test_fraction, seed)
+    ds = xr.Dataset(
+        {"inputs": (("sample", "variable"), x), "split": ("sample", codes)},
+        coords={"sample": ids, "variable": names},
+        attrs={"split_seed": seed, "split_codes": "0=fit 1=test"},
+    )
+    for key, values in (truth or {}).items():
+        v = np.asarray(_to_numpy(values), dtype=np.float64).reshape(-1)
+        if v.size != n:
+            raise ShapeError(f"probe truth {key!r}: expected {n} values, got {v.size}")
+        ds[f"truth_{key}"] = ("sample", v)
+    return ds
+
+
+def _split_codes(split, n: int, test_fraction: float, seed: int) -> np.ndarray:
+    if split is None:
+        rng = np.random.default_rng(seed)
+        codes = np.zeros(n, np.uint8)
+        codes[rng.permutation(n)[: int(round(test_fraction * n))]] = 1
+        return codes
+    s = np.asarray(split)
+    if s.shape != (n,):
+        raise ShapeError(f"probe split: expected {n} entries, got shape {s.shape}")
+    if s.dtype == bool:
+        return s.astype(np.uint8)
+    bad = sorted({str(v) for v in s} - set(_SPLIT_CODES))
+    if bad:
+        raise ShapeError(f"probe split: entries must be 'fit' or 'test', got {bad[:5]}")
+    return np.array([_SPLIT_CODES[str(v)] for v in s], np.uint8)
+
+
+def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Move string coordinates into attributes so no array holds strings."""
+    ds = ds.copy()
+    encoded = {}
+    for name in list(ds.coords):
+        var = ds.coords[name]
+        if var.dtype.kind in "OUS" and var.ndim <= 1:
+            values = [str(v) for v in np.atleast_1d(var.values)]
+            encoded[str(name)] = {"dims": list(var.dims), "values": values if var.ndim else values[0]}
+            ds = ds.drop_vars(name)
+    for key, value in list(ds.attrs.items()):
+        if isinstance(value, (dict, list, tuple)) or value is None or isinstance(value, bool):
+            ds.attrs[key] = "json:" + json.dumps(value, default=_json_default)
+    ds.attrs["_string_coords"] = json.dumps(encoded)
+    for var in ds.variables.values():
+        var.encoding.clear()
+    return ds
+
+
+def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
+    attrs = dict(ds.attrs)
+    encoded = json.loads(attrs.pop("_string_coords", "{}"))
+    for key, value in list(attrs.items()):
+        if isinstance(value, str) and value.startswith("json:"):
+            attrs[key] = json.loads(value[5:])
+    ds.attrs = attrs
+    for name, spec in encoded.items():
+        if spec["dims"]:
+            ds = ds.assign_coords({name: (tuple(spec["dims"]), np.array(spec["values"]))})
+        else:
+            ds = ds.assign_coords({name: spec["values"]})
+    return ds
