@@ -34,7 +34,9 @@ def sample_ids_of(x: Any) -> np.ndarray | None:
     return None
 
 
-def as_matrix(x: Any, name: str = "X", *, dtype: Any = np.float64, min_samples: int = 2) -> np.ndarray:
+def as_matrix(
+    x: Any, name: str = "X", *, dtype: Any = np.float64, min_samples: int = 2
+) -> np.ndarray:
     """Validate and convert one activation matrix to a C-contiguous ``(sample, unit)`` array.
 
     Raises
@@ -60,7 +62,9 @@ def as_matrix(x: Any, name: str = "X", *, dtype: Any = np.float64, min_samples: 
     return arr
 
 
-def check_same_samples(x: Any, y: Any, X: np.ndarray, Y: np.ndarray, names: tuple[str, str]) -> None:
+def check_same_samples(
+    x: Any, y: Any, X: np.ndarray, Y: np.ndarray, names: tuple[str, str]
+) -> None:
     """Raise when two inputs disagree in sample count or (for xarray inputs) in sample ids."""
     if X.shape[0] != Y.shape[0]:
         raise ShapeError(

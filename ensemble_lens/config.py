@@ -103,7 +103,12 @@ class RecordConfig(_Strict):
 
 class SimilarityConfig(_Strict):
     metrics: list[Metric] = Field(
-        default_factory=lambda: ["linear_cka", "mean_cca", "procrustes_similarity", "shape_distance"]
+        default_factory=lambda: [
+            "linear_cka",
+            "mean_cca",
+            "procrustes_similarity",
+            "shape_distance",
+        ]
     )
     n_perm: int = Field(default=0, ge=0)
     seed: int = 0
@@ -190,7 +195,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
     """Validate a config mapping; errors name the YAML path of each bad key."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as err:

@@ -23,11 +23,23 @@ def resolve_layers(model: Any, layers: Sequence[str], model_id: str) -> dict[str
                 f"model {model_id!r}: no layer named {name!r}; closest valid names: "
                 + ", ".join(repr(c) for c in close)
             )
+        if name and _is_scripted(model):
+            raise ShapeError(
+                f"model {model_id!r}: TorchScript modules do not support forward hooks, so layer "
+                f"{name!r} cannot be recorded; record the model's output (layer '') or script a "
+                "module that returns the wanted layers as outputs"
+            )
         out[name] = modules[name]
     return out
 
 
-def _first_tensor(output: Any) -> Any:
+def _is_scripted(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.jit.ScriptModule)
+
+
+def first_tensor(output: Any) -> Any:
     while isinstance(output, (tuple, list)):
         output = output[0]
     return output
@@ -45,7 +57,7 @@ def capture(modules: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
     def make_hook(name: str):
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            out = _first_tensor(output)
+            out = first_tensor(output)
             if not isinstance(out, torch.Tensor):
                 raise ShapeError(f"layer {name!r} returned {type(out).__name__}, not a tensor")
             captured[name] = out.detach().to(device="cpu", dtype=torch.float32).clone()
@@ -54,6 +66,8 @@ def capture(modules: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
     try:
         for name, module in modules.items():
+            if name == "":  # the root module's output is taken from the call itself
+                continue
             handles.append(module.register_forward_hook(make_hook(name)))
         yield captured
     finally:

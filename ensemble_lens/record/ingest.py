@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import IngestError, ShapeError
-from .store import StudyStore, open_store
+from .store import StudyStore, checked_activations, open_store
 
 SampleIds = Literal["check", "probe_order"] | Sequence[Any] | np.ndarray
 
@@ -70,7 +70,9 @@ def load_model(
     if factory is not None:
         model = import_callable(factory, "factory")(**dict(factory_kwargs or {}))
         if not isinstance(model, torch.nn.Module):
-            raise IngestError(f"model {model_id!r}: factory {factory!r} returned {type(model).__name__}")
+            raise IngestError(
+                f"model {model_id!r}: factory {factory!r} returned {type(model).__name__}"
+            )
         if source is not None:
             _load_state(model, Path(source), model_id)
         return model
@@ -139,7 +141,9 @@ def ingest_activations(
     if layers is not None:
         missing = sorted(set(layers) - set(arrays))
         if missing:
-            raise IngestError(f"model {model_id!r}: layers {missing} not in source (has {sorted(arrays)})")
+            raise IngestError(
+                f"model {model_id!r}: layers {missing} not in source (has {sorted(arrays)})"
+            )
         arrays = {k: arrays[k] for k in layers}
     ids = _resolve_ids(store, model_id, ids, sample_ids)
     if ids is not None and not np.array_equal(np.asarray(ids), store.sample_ids):
@@ -147,9 +151,15 @@ def ingest_activations(
             f"model {model_id!r}: sample ids of the source differ from the probe set's "
             f"({len(ids)} ids vs {store.n_samples}); reorder the rows to the probe's sample ids"
         )
-    for layer, values in arrays.items():
-        meta = {"source": "ingested", **dict(attrs or {})}
-        store.write_activations(model_id, layer, values, attrs=meta, overwrite=overwrite)
+    exists = store.has_model(model_id)
+    clash = sorted(set(arrays) & set(store.layers(model_id))) if exists else []
+    if clash and not overwrite:
+        raise IngestError(f"model {model_id!r} already has layers {clash}; pass overwrite=True")
+    checked = {k: checked_activations(store, model_id, k, v) for k, v in arrays.items()}
+    with store.model_writer(model_id, overwrite=True, keep_existing=exists) as writer:
+        writer.set_attrs(**{"source": "ingested", **dict(attrs or {})})
+        for layer, values in checked.items():
+            writer.write_layer(layer, values)
     return list(arrays)
 
 
@@ -158,25 +168,29 @@ def _resolve_ids(store: StudyStore, model_id: str, ids: Any, sample_ids: SampleI
         if sample_ids == "probe_order":
             return None
         if sample_ids != "check":
-            raise IngestError(f"sample_ids must be 'check', 'probe_order' or ids, got {sample_ids!r}")
+            raise IngestError(
+                f"sample_ids must be 'check', 'probe_order' or ids, got {sample_ids!r}"
+            )
         if ids is None:
             raise IngestError(
-                f"model {model_id!r}: the source carries no sample ids; pass sample_ids=<ids of the "
-                "rows> or sample_ids='probe_order' to assert the rows follow the probe's order"
+                f"model {model_id!r}: the source carries no sample ids; pass sample_ids=<row ids> "
+                "or sample_ids='probe_order' to assert the rows follow the probe's order"
             )
         return ids
     given = np.asarray(sample_ids)
     if ids is not None and not np.array_equal(given, np.asarray(ids)):
-        raise ShapeError(f"model {model_id!r}: sample_ids given disagree with the ids in the source")
+        raise ShapeError(
+            f"model {model_id!r}: sample_ids given disagree with the ids in the source"
+        )
     return given
 
 
 def _read_source(source: Any, model_id: str) -> tuple[dict[str, Any], Any]:
     """Layers -> arrays (or lazy xarray) and the sample ids carried by the source, if any."""
+    if hasattr(source, "data_vars"):  # an xarray Dataset (itself a Mapping)
+        return _from_dataset(source, model_id)
     if isinstance(source, Mapping):
         return {str(k): _load_npy(v, model_id) for k, v in source.items()}, None
-    if hasattr(source, "data_vars"):
-        return _from_dataset(source, model_id)
     path = Path(source)
     if not path.exists():
         raise IngestError(f"model {model_id!r}: activation source {path} does not exist")
@@ -192,7 +206,9 @@ def _read_source(source: Any, model_id: str) -> tuple[dict[str, Any], Any]:
     try:
         ds = xr.open_zarr(str(path), consolidated=None) if path.is_dir() else xr.open_dataset(path)
     except (OSError, ValueError, KeyError) as err:
-        raise IngestError(f"model {model_id!r}: cannot open {path} as an xarray dataset: {err}") from err
+        raise IngestError(
+            f"model {model_id!r}: cannot open {path} as an xarray dataset: {err}"
+        ) from err
     return _from_dataset(ds, model_id)
 
 

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from .hooks import capture, resolve_layers
+from .hooks import capture, first_tensor, resolve_layers
 from .store import COMPLETE, ModelWriter, StudyStore, open_store
 
 log = logging.getLogger(__name__)
 
 InputFn = Callable[[Any], Any]
+OUTPUT = "output"  # store name of the root module's output (module name "")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def record_activations(
         Id of the model's group in the store.
     layers
         ``named_modules()`` names; each layer's output (first element of a tuple output) is
-        flattened to (sample, unit) and stored as float32.
+        flattened to (sample, unit) and stored as float32. ``""`` is the model's own output,
+        stored as layer ``"output"``.
     batch_size
         Probe samples per forward pass; memory is bounded by the batch and one chunk per layer.
     input_fn
@@ -82,7 +84,7 @@ def record_activations(
     modules = resolve_layers(model, layers, model_id)
     if store.status(model_id) == COMPLETE and not overwrite:
         have = set(store.layers(model_id))
-        if set(layers) <= have:
+        if {name or OUTPUT for name in layers} <= have:
             log.info("model %r already recorded; skipped", model_id)
             return RecordResult(model_id, "skipped", tuple(layers), {})
     keep = store.status(model_id) == COMPLETE and not overwrite
@@ -115,12 +117,17 @@ def record_into(
         with torch.inference_mode(), capture(modules) as captured:
             for start in range(0, n, batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
-                _call(model, batch, input_fn)
+                output = _call(model, batch, input_fn)
+                if "" in modules:
+                    captured[""] = first_tensor(output).detach().to("cpu", torch.float32)
                 for name in modules:
-                    block = _as_block(captured.pop(name, None), batch.shape[0], writer.model_id, name)
-                    if name not in appenders:
-                        appenders[name] = writer.layer(name, block.shape[1])
-                    appenders[name].append(block)
+                    key = name or OUTPUT
+                    block = _as_block(
+                        captured.pop(name, None), batch.shape[0], writer.model_id, key
+                    )
+                    if key not in appenders:
+                        appenders[key] = writer.layer(key, block.shape[1])
+                    appenders[key].append(block)
                 if progress is not None:
                     progress(min(start + batch_size, n), n)
     finally:

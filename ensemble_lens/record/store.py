@@ -4,7 +4,7 @@ Layout (Zarr v3, local directory)::
 
     study.zarr/
       zarr.json                attrs: schema_version, package_version, config, config_sha256, ...
-      probe/                   inputs (sample, variable) float32, split (sample,) uint8 0=fit 1=test,
+      probe/                   inputs (sample, variable) float32, split (sample,) uint8 (1=test),
                                truth_<name> (sample,) float64; attrs: names, sample-id kind
       models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
@@ -161,7 +161,9 @@ class StudyStore:
         attrs = _read_attrs(self.path)
         version = attrs.get("schema_version")
         if version is None:
-            raise StoreError(f"{self.path} is a Zarr store but not a study store (no schema_version)")
+            raise StoreError(
+                f"{self.path} is a Zarr store but not a study store (no schema_version)"
+            )
         if int(version) > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written with store schema {version}, newer than this "
@@ -385,7 +387,9 @@ class StudyStore:
                 f"model {model_id!r} layer {layer!r}: expected {ids.size} samples like the probe "
                 f"set, got {da.sizes['sample']}"
             )
-        da = da.assign_coords(sample=ids, unit=np.arange(da.sizes["unit"]), model=model_id, layer=layer)
+        da = da.assign_coords(
+            sample=ids, unit=np.arange(da.sizes["unit"]), model=model_id, layer=layer
+        )
         return da.rename(f"{model_id}/{layer}")
 
     def activations(self, model_id: str, layer: str) -> xr.DataArray:
@@ -430,7 +434,8 @@ class StudyStore:
         _check_name("model id", model_id)
         if self.has_model(model_id) and not (overwrite or keep_existing):
             raise StoreError(
-                f"model {model_id!r} already exists in {self.path}; pass overwrite=True to replace it"
+                f"model {model_id!r} already exists in {self.path}; "
+                "pass overwrite=True to replace it"
             )
         for stale in [p for m, p in self._staged_models().items() if m == model_id]:
             shutil.rmtree(stale, ignore_errors=True)
@@ -461,7 +466,7 @@ class StudyStore:
         in the same order; a plain array must have as many rows as the probe.
         """
         self._writable()
-        values = _checked_activations(self, model_id, layer, array)
+        values = checked_activations(self, model_id, layer, array)
         exists = self.has_model(model_id)
         if exists and layer in self.layers(model_id) and not overwrite:
             raise StoreError(
@@ -587,7 +592,8 @@ class LayerWriter:
             )
         if self._written + self._fill + block.shape[0] > self.n:
             raise ShapeError(
-                f"model {self.model_id!r} layer {self.layer!r}: more than the probe's {self.n} samples"
+                f"model {self.model_id!r} layer {self.layer!r}: "
+                f"more than the probe's {self.n} samples"
             )
         pos = 0
         while pos < block.shape[0]:
@@ -614,7 +620,7 @@ class LayerWriter:
 
 
 # -------------------------------------------------------------------- helpers
-def _checked_activations(store: StudyStore, model_id: str, layer: str, array: Any) -> np.ndarray:
+def checked_activations(store: StudyStore, model_id: str, layer: str, array: Any) -> np.ndarray:
     from .._arrays import _to_numpy, sample_ids_of
 
     where = f"model {model_id!r} layer {layer!r}"
@@ -643,7 +649,9 @@ def _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
         x = x[:, None]
     names = [str(n) for n in names]
     if x.ndim != 2 or x.shape[1] != len(names):
-        raise ShapeError(f"probe: expected (sample, {len(names)}) inputs for {names}, got {x.shape}")
+        raise ShapeError(
+            f"probe: expected (sample, {len(names)}) inputs for {names}, got {x.shape}"
+        )
     if len(set(names)) != len(names):
         raise ShapeError(f"probe: variable names must be unique, got {names}")
     n = x.shape[0]
@@ -670,7 +678,7 @@ def _split_codes(split, n: int, test_fraction: float, seed: int) -> np.ndarray:
     if split is None:
         rng = np.random.default_rng(seed)
         codes = np.zeros(n, np.uint8)
-        codes[rng.permutation(n)[: int(round(test_fraction * n))]] = 1
+        codes[rng.permutation(n)[: round(test_fraction * n)]] = 1
         return codes
     s = np.asarray(split)
     if s.shape != (n,):
@@ -691,7 +699,10 @@ def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
         var = ds.coords[name]
         if var.dtype.kind in "OUS" and var.ndim <= 1:
             values = [str(v) for v in np.atleast_1d(var.values)]
-            encoded[str(name)] = {"dims": list(var.dims), "values": values if var.ndim else values[0]}
+            encoded[str(name)] = {
+                "dims": list(var.dims),
+                "values": values if var.ndim else values[0],
+            }
             ds = ds.drop_vars(name)
     for key, value in list(ds.attrs.items()):
         if isinstance(value, (dict, list, tuple)) or value is None or isinstance(value, bool):

@@ -1,0 +1,226 @@
+"""The study's stages, one function each, chained only by :mod:`ensemble_lens.pipeline.runner`.
+
+Each stage reads its inputs from the store and writes its outputs back, tagged with the hash of
+everything that produced them; a stage whose outputs carry the same tag is skipped, so a
+re-run resumes after a crash and a changed setting re-runs only what depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import StudyConfig, stable_hash
+from ..errors import ExecutionError, StoreError
+from ..record.store import StudyStore
+from .members import MemberSpec, expand_members, is_done, run_member
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class StageContext:
+    """What every stage receives."""
+
+    cfg: StudyConfig
+    store: StudyStore
+    task: Any
+    executor: Any
+    progress: Progress | None = None
+
+    def tick(self, label: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(label, done, total)
+
+
+# ------------------------------------------------------------------------------------ probe
+def stage_probe(ctx: StageContext) -> str:
+    """Write the probe set sampled from the task (skipped when one with the same tag exists)."""
+    cfg, store, task = ctx.cfg, ctx.store, ctx.task
+    tag = cfg.sha256("task", "probe")
+    if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
+        return "skipped"
+    if task is None:
+        if store.has_probe():
+            return "kept"
+        raise StoreError(
+            f"store {store.path} has no probe set and the config names no task to sample one; "
+            "write a probe first (StudyStore.write_probe)"
+        )
+    x = task.sample_probe(cfg.probe.n, cfg.probe.seed)
+    store.write_probe(
+        x,
+        task.input_names,
+        truth=task.truth(x),
+        test_fraction=cfg.probe.test_fraction,
+        seed=cfg.probe.seed,
+    )
+    store.write_study_attrs(probe_tag=tag)
+    return "written"
+
+
+# ------------------------------------------------------------------------------------ members
+def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, Any]]:
+    """Train / load and record every member not already done; one executor task per member.
+
+    ``only``: ``"trained"`` or ``"ingested"`` to run one kind of member.
+    """
+    members = [
+        m
+        for m in expand_members(ctx.cfg, ctx.task)
+        if only in (None, m.source) or (only == "trained" and m.source == "untrained")
+    ]
+    todo = [m for m in members if not is_done(ctx.store, m)]
+    log.info("%d members, %d to build", len(members), len(todo))
+    cfg_json = ctx.cfg.model_dump(mode="json")
+    futures = {
+        m.id: ctx.executor.submit(
+            run_member, str(ctx.store.path), cfg_json, m.to_dict(), key=f"member-{m.id}"
+        )
+        for m in todo
+    }
+    results, failures = [], {}
+    for i, (mid, fut) in enumerate(_as_completed(futures)):
+        try:
+            results.append(fut.result())
+        except Exception as err:  # collect, so the other members still finish
+            failures[mid] = err
+            log.error("member %s failed: %s", mid, err)
+        ctx.tick("members", i + 1, len(todo))
+    if failures:
+        detail = "; ".join(f"{k}: {type(v).__name__}: {v}" for k, v in failures.items())
+        raise ExecutionError(f"{len(failures)} of {len(todo)} members failed: {detail}") from next(
+            iter(failures.values())
+        )
+    return results
+
+
+def _as_completed(futures: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(id, future) pairs in completion order for dask futures, submission order otherwise."""
+    values = list(futures.values())
+    if values and type(values[0]).__module__.startswith("distributed"):
+        from distributed import as_completed
+
+        back = {id(f): k for k, f in futures.items()}
+        return [(back[id(f)], f) for f in as_completed(values)]
+    return list(futures.items())
+
+
+def analysed_members(ctx: StageContext, layer: str) -> list[str]:
+    """Complete members with ``layer``, excluding untrained null members."""
+    ids = []
+    for mid in ctx.store.complete_models:
+        if mid.startswith("null-") or layer not in ctx.store.layers(mid):
+            continue
+        ids.append(mid)
+    return ids
+
+
+def recorded_layers(ctx: StageContext) -> list[str]:
+    """Layers recorded for every complete (non-null) member."""
+    members = [m for m in ctx.store.complete_models if not m.startswith("null-")]
+    if not members:
+        return []
+    common = set(ctx.store.layers(members[0]))
+    for m in members[1:]:
+        common &= set(ctx.store.layers(m))
+    return sorted(common)
+
+
+def _members_tag(ctx: StageContext, ids: list[str]) -> dict[str, Any]:
+    return {m: ctx.store.model_attrs(m).get("tag") for m in ids}
+
+
+# ------------------------------------------------------------------------------------ similarity
+def stage_similarity(ctx: StageContext) -> dict[str, str]:
+    """All-pairs similarity matrices of every configured metric, per recorded layer."""
+    from ..similarity import pairwise
+
+    scfg = ctx.cfg.similarity
+    out = {}
+    for layer in recorded_layers(ctx):
+        ids = analysed_members(ctx, layer)
+        tag = stable_hash(
+            {"members": _members_tag(ctx, ids), "similarity": scfg.model_dump(mode="json")}
+        )
+        if ctx.store.result_tag("similarity", layer) == tag:
+            out[layer] = "skipped"
+            continue
+        data = {m: ctx.store.activations(m, layer) for m in ids}
+        ds = _similarity_dataset(data, scfg, ctx.executor, pairwise)
+        ctx.store.write_result("similarity", layer, ds, tag)
+        out[layer] = "written"
+    return out
+
+
+def _similarity_dataset(data: dict[str, Any], scfg: Any, executor: Any, pairwise: Any) -> Any:
+    import xarray as xr
+
+    variables = {}
+    for metric in scfg.metrics:
+        name, kwargs = metric, {}
+        if metric == "linear_cka_debiased":
+            name, kwargs = "linear_cka", {"debiased": True}
+        mat = pairwise(data, name, executor=executor, **kwargs)
+        variables[metric] = mat
+        if scfg.n_perm:
+            from ..similarity import pairwise_permutation_test
+
+            test = pairwise_permutation_test(
+                data, name, n_perm=scfg.n_perm, seed=scfg.seed, executor=executor, **kwargs
+            )
+            variables[f"{metric}_pvalue"] = test
+    return xr.Dataset(variables)
+
+
+# ------------------------------------------------------------------------------------ consensus
+def stage_consensus(ctx: StageContext) -> dict[str, str]:
+    """Aligned, null-calibrated consensus components per recorded layer."""
+    from ..consensus import consensus_table, find_consensus
+
+    ccfg = ctx.cfg.consensus
+    out = {}
+    split = ctx.store.probe()["split"].values
+    for layer in recorded_layers(ctx):
+        ids = analysed_members(ctx, layer)
+        nulls = [
+            m
+            for m in ctx.store.complete_models
+            if m.startswith("null-") and layer in ctx.store.layers(m)
+        ]
+        tag = stable_hash(
+            {"members": _members_tag(ctx, ids + nulls), "consensus": ccfg.model_dump(mode="json")}
+        )
+        if ctx.store.result_tag("consensus", layer) == tag:
+            out[layer] = "skipped"
+            continue
+        acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
+        untrained = [np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls]
+        ds = find_consensus(
+            acts,
+            split=split,
+            method=ccfg.method,
+            n_components=ccfg.n_components,
+            variance_keep=ccfg.variance_keep,
+            n_null=ccfg.n_null,
+            alpha=ccfg.alpha,
+            p_support=ccfg.p_support,
+            seed=ccfg.seed,
+            untrained=untrained or None,
+            executor=ctx.executor,
+        )
+        ctx.store.write_result("consensus", layer, ds, tag)
+        log.info("consensus of layer %s:\n%s", layer, consensus_table(ds))
+        out[layer] = "written"
+    return out
+
+
+# ------------------------------------------------------------------------------------ members spec
+def member_specs(ctx: StageContext) -> list[MemberSpec]:
+    return expand_members(ctx.cfg, ctx.task)
