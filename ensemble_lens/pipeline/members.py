@@ -146,7 +146,7 @@ def run_member(
                 writer.write_checkpoint(ckpt)
             record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn)
     seconds = time.perf_counter() - start
-    log.info("member %s done: val_r2 %s, %.1f s", member.id, metrics.get("val_r2", "n/a"), seconds)
+    log.info("member %s (%s): %s, %.1f s", member.id, member.source, _fmt(metrics), seconds)
     return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
 
 
@@ -165,6 +165,11 @@ def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, An
         overwrite=True,
     )
     return {"id": member.id, "action": "ingested", "seconds": time.perf_counter() - start}
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    keys = [k for k in ("val_r2", "val_loss", "epochs") if k in metrics]
+    return ", ".join(f"{k} {metrics[k]:.4g}" for k in keys) or "no training metrics"
 
 
 def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:

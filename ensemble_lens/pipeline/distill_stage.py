@@ -1,0 +1,187 @@
+"""The distill stage: symbolic regression on the consensus components only.
+
+Per layer, the consensus subspace (components whose support beats the null) is first put into
+a basis that can have simple formulas, from the inputs alone (never from the answer):
+
+* a vector latent that turns with an input vector (``task.equivariant_vector``, e.g.
+  ``("dx", "dy")``) is mapped onto that input basis (:func:`ensemble_lens.align.input_basis_map`);
+* any other subspace of more than one component is disentangled by a sparse basis
+  (:func:`sparse_basis`): each basis component is the one with a pivot monomial of its own.
+
+Each basis component is then searched with every configured SR seed; among the seeds' results
+the simplest one within 0.01 test R^2 of the best is kept. Each formula is judged on the test
+split, on the extrapolation range (against the task's ground truth calibrated affinely on the
+test split, because networks themselves do not extrapolate), by gradient agreement, by support
+across members (their own aligned components mapped the same way), and by exact recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..config import stable_hash
+from .stages import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def stage_distill(ctx: StageContext) -> dict[str, Any]:
+    """Distill every consensus layer; store all formulas (and "no formula" verdicts)."""
+    dcfg = ctx.cfg.distill
+    layers = ctx.store.result_layers("consensus")
+    tags = {layer: ctx.store.result_tag("consensus", layer) for layer in layers}
+    tag = stable_hash({"consensus": tags, "distill": dcfg.model_dump(mode="json")})
+    if not dcfg.enabled:
+        return {"skipped": "distill.enabled is false"}
+    if ctx.store.formulas_tag() == tag:
+        return {"skipped": "formulas up to date"}
+    records: list[dict[str, Any]] = []
+    for layer in layers:
+        records += distill_layer(ctx, layer)
+    ctx.store.write_formulas(records, tag)
+    found = [r for r in records if r.get("expression")]
+    return {"formulas": len(found), "components": len(records)}
+
+
+def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
+    """Formula records for the consensus components of one layer."""
+    ds = ctx.store.read_result("consensus", layer)
+    keep = np.flatnonzero(ds["is_consensus"].values)
+    if keep.size == 0:
+        log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
+        return [_no_consensus(layer, ds)]
+    probe = ctx.store.probe()
+    X = probe["inputs"].values.astype(np.float64)
+    names = list(ctx.store.probe_names)
+    Y = ds["components"].values[:, keep]
+    M = ds["member_scores"].values[:, :, keep]
+    labels, Y, M, basis = _basis(ctx.task, Y, M, X, names)
+    test = probe["split"].values == "test"
+    fit = ~test
+    truths = dict(ctx.task.latents) if ctx.task is not None and ctx.task.latents else None
+    Xe, Ye = _extrapolation(ctx, X[test], Y[test], names)
+    dcfg = ctx.cfg.distill
+    results = {}
+    for seed in dcfg.seeds:
+        from ..distill import distill_components
+
+        out = distill_components(
+            X[fit], Y[fit], names, X_test=X[test], Y_test=Y[test], components=labels,
+            member_scores=M[:, test, :], X_extrap=Xe, Y_extrap=Ye, executor=ctx.executor,
+            seed=seed, backend=dcfg.backend, backend_options=dcfg.options or None,
+            time_budget=dcfg.time_budget, truths=truths, layer=layer,
+            member_ids=[str(m) for m in ds["model"].values],
+        )
+        for res in out:
+            results.setdefault(res.component, []).append(res)
+    return [_best(rs, basis) for rs in results.values()]
+
+
+def _best(results: list[Any], basis: str) -> dict[str, Any]:
+    """The simplest seed result within 0.01 test R^2 of the best one."""
+    good = [r for r in results if r.expr is not None]
+    if not good:
+        rec = results[0].to_dict()
+        rec["reason"] = results[0].reason
+        return {**rec, "basis": basis}
+    best = max(r.r2_test for r in good)
+    pick = min((r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test))
+    rec = pick.to_dict()
+    rec.update(basis=basis, seeds_tried=[r.seed for r in results],
+               seeds_exact=[r.seed for r in results if r.exact_recovery])
+    return rec
+
+
+def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
+    return {
+        "component": None, "layer": layer, "expression": None, "srepr": None, "latex": None,
+        "complexity": None, "r2_test": None, "r2_extrapolation": None,
+        "gradient_agreement": None, "support": None, "member_r2": {}, "exact_recovery": None,
+        "truth_name": None, "front": [], "backend": None, "seed": None, "seconds": 0.0,
+        "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
+        f"{ds.sizes['component']} aligned components tested): nothing to distill",
+    }
+
+
+def _basis(task: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[str]):
+    """(labels, Y, member scores, basis name) in the basis the formulas are searched in."""
+    vec = tuple(task.equivariant_vector) if task is not None and task.equivariant_vector else None
+    if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
+        from ..align import input_basis_map
+
+        m = input_basis_map(Y, X, vector_names=vec, input_names=names)
+        mapped = np.stack([s @ m.matrix + m.offset for s in M])
+        return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
+    if Y.shape[1] > 1:
+        R = sparse_basis(Y, X)
+        if R is not None:
+            labels = [f"c{j}" for j in range(Y.shape[1])]
+            return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"
+    return [f"c{j}" for j in range(Y.shape[1])], Y, M, "aligned"
+
+
+def sparse_basis(Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: float = 0.05) -> Any:
+    """A change of basis R (c, c) of the subspace Y (n, c) whose columns have simple formulas.
+
+    Fit every component on a library of monomials of the inputs (least squares on the
+    monomials that matter); the coefficient matrix C (c, terms) is brought to reduced row
+    echelon form with pivots taken greedily from the simplest monomials; the basis component
+    ``j`` is then the one combination that contains pivot monomial ``j`` and no other pivot.
+    Returns None when the library does not explain the subspace (R^2 < 0.9): then the
+    components are searched as aligned.
+    """
+    from ..distill.sparse import library, monomial_exponents
+
+    n = min(len(Y), 3000)
+    Xs, Ys = X[:n], Y[:n] - Y[:n].mean(0)
+    exps = monomial_exponents(Xs, max_power=2, max_degree=max_degree)
+    theta = library(Xs, exps)
+    ok = np.isfinite(theta).all(0) & (theta.std(0) > 0)
+    exps, theta = exps[ok], theta[:, ok] - theta[:, ok].mean(0)
+    scale = theta.std(0)
+    coef, *_ = np.linalg.lstsq(theta / scale, Ys, rcond=None)  # (terms, c)
+    resid = Ys - (theta / scale) @ coef
+    if 1 - resid.var() / Ys.var() < 0.9:
+        return None
+    big = np.abs(coef).max(1) > tol * np.abs(coef).max()
+    order = [i for i in np.lexsort((np.arange(len(exps)), np.abs(exps).sum(1))) if big[i]]
+    C = coef.T.copy()  # (c, terms)
+    pivots: list[int] = []
+    for t in order:
+        if len(pivots) == C.shape[0]:
+            break
+        basis = C[:, pivots] if pivots else np.zeros((C.shape[0], 0))
+        resid_t = C[:, t] - basis @ np.linalg.lstsq(basis, C[:, t], rcond=None)[0] if pivots else C[:, t]
+        if np.linalg.norm(resid_t) > tol * np.linalg.norm(C[:, t]) + 1e-12:
+            pivots.append(t)
+    if len(pivots) < C.shape[0]:
+        return None
+    P = C[:, pivots]  # (c, c): component j of the new basis has pivot row e_j
+    return np.linalg.inv(P.T)
+
+
+def _extrapolation(ctx: StageContext, X_test: np.ndarray, Y_test: np.ndarray, names: list[str]):
+    """Extrapolation inputs and the truth there, affinely calibrated to each component."""
+    task = ctx.task
+    n = ctx.cfg.probe.n_extrapolation
+    if task is None or not task.latents or n == 0:
+        return None, None
+    Xe = np.asarray(task.sample_probe(n, ctx.cfg.probe.seed + 1, extrapolate=True), np.float64)
+    truth_test = task.truth(X_test.astype(np.float32))
+    truth_ext = task.truth(Xe.astype(np.float32))
+    Ye = np.empty((n, Y_test.shape[1]))
+    for j in range(Y_test.shape[1]):
+        y = Y_test[:, j]
+        best, fit = -np.inf, None
+        for name, t in truth_test.items():
+            A = np.column_stack([t, np.ones_like(t)])
+            coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+            r2 = 1 - np.var(y - A @ coef) / np.var(y)
+            if r2 > best:
+                best, fit = r2, (name, coef)
+        name, coef = fit
+        Ye[:, j] = coef[0] * truth_ext[name] + coef[1]
+    return Xe, Ye
