@@ -108,7 +108,7 @@ def record_into(
     """Stream the probe through ``model`` and append every captured layer to ``writer``."""
     import torch
 
-    inputs = writer.store.probe()["inputs"].values
+    inputs = writer.store.probe_inputs()  # lazy: memory bounded by the batch
     n = inputs.shape[0]
     was_training = model.training
     model.eval()
@@ -116,7 +116,8 @@ def record_into(
     try:
         with torch.inference_mode(), capture(modules) as captured:
             for start in range(0, n, batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+                rows = inputs[start : start + batch_size].values
+                batch = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
                 output = _call(model, batch, input_fn)
                 if "" in modules:
                     captured[""] = first_tensor(output).detach().to("cpu", torch.float32)

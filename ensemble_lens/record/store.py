@@ -28,7 +28,9 @@ import os
 import re
 import shutil
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -65,6 +67,13 @@ def chunk_rows(width: int, n: int) -> int:
     """Rows per chunk so that one (rows, width) float32 chunk is about 4 MB."""
     rows = max(1024, _TARGET_CHUNK_BYTES // (4 * max(width, 1)))
     return int(min(rows, max(n, 1)))
+
+
+def _activation_codecs() -> Any:
+    """Fast Zstd (level 1): ReLU-like activations shrink ~2x, and it costs less than the write."""
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=int(os.environ.get("ENSEMBLE_LENS_ZSTD_LEVEL", "1")))]
 
 
 def _zarr():
@@ -262,7 +271,10 @@ class StudyStore:
                     "another probe set; write a new store instead of replacing the probe"
                 )
         staged = self._staging_dir("probe")
-        _encode_strings(ds).to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
+        ds = _encode_strings(ds)
+        ds["inputs"].encoding["chunks"] = (chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
+                                           ds.sizes["variable"])
+        ds.to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
         self._swap_in(staged, self.path / "probe")
         self._probe_cache = None
 
@@ -276,12 +288,23 @@ class StudyStore:
             if not self.has_probe():
                 raise StoreError(f"store {self.path} has no probe set; call write_probe first")
             xr = _xr()
-            ds = xr.open_zarr(str(self.path), group="probe", consolidated=False, chunks=None)
+            ds = xr.open_dataset(
+                str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
+            )
             ds = _decode_strings(ds.load())
             codes = ds["split"].values
             ds["split"] = ("sample", np.where(codes == 1, "test", "fit"))
             self._probe_cache = ds
         return self._probe_cache
+
+    def probe_inputs(self) -> xr.DataArray:
+        """Lazy (sample, variable) probe inputs; slices read only what they touch."""
+        if not self.has_probe():
+            raise StoreError(f"store {self.path} has no probe set; call write_probe first")
+        xr = _xr()
+        ds = xr.open_dataset(str(self.path), group="probe", engine="zarr", consolidated=False,
+                             chunks=None, cache=False)
+        return ds["inputs"]
 
     @property
     def probe_names(self) -> tuple[str, ...]:
@@ -446,8 +469,10 @@ class StudyStore:
         try:
             yield writer
         except BaseException:
+            writer.close()
             shutil.rmtree(staged, ignore_errors=True)
             raise
+        writer.close()
         writer.set_attrs(status=COMPLETE)
         self._swap_in(staged, self._model_dir(model_id))
 
@@ -508,7 +533,9 @@ class StudyStore:
             have = ", ".join(self.result_layers(kind)) or "none"
             raise StoreError(f"store {self.path} has no {kind} result for layer {layer!r} ({have})")
         xr = _xr()
-        ds = xr.open_zarr(str(self.path), group=f"{kind}/{layer}", consolidated=False, chunks=None)
+        ds = xr.open_dataset(
+            str(self.path), group=f"{kind}/{layer}", engine="zarr", consolidated=False, chunks=None
+        )
         return _decode_strings(ds.load())
 
     def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
@@ -537,6 +564,11 @@ class ModelWriter:
         self.store, self.model_id, self.dir = store, model_id, staged
         self._group = _zarr().open_group(str(staged), mode="a")
         self._group.attrs.update({"status": "recording", "model_id": model_id})
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{model_id}")
+
+    def close(self) -> None:
+        """Stop the background writer (pending writes were awaited by each layer's close)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def set_attrs(self, **attrs: Any) -> None:
         """Merge JSON-serialisable attributes (seed, architecture, task, metrics, ...)."""
@@ -561,9 +593,11 @@ class ModelWriter:
             dtype="float32",
             dimension_names=("sample", "unit"),
             fill_value=np.float32("nan"),
+            compressors=_activation_codecs(),
+            config={"write_empty_chunks": True},
             overwrite=True,
         )
-        return LayerWriter(z, self.model_id, layer)
+        return LayerWriter(z, self.model_id, layer, self._pool)
 
     def write_layer(self, layer: str, values: np.ndarray) -> None:
         writer = self.layer(layer, values.shape[1])
@@ -574,44 +608,61 @@ class ModelWriter:
 
 
 class LayerWriter:
-    """Buffers appended rows and writes whole chunks, so memory stays one chunk + one batch."""
+    """Appends rows in sample order and writes whole chunks on a background thread.
 
-    def __init__(self, array: Any, model_id: str, layer: str) -> None:
+    Writes overlap the caller's compute; at most ``max_pending`` chunks per layer are in
+    flight, so memory stays bounded by a few chunks and one batch, not by the probe set.
+    Blocks that start on a chunk boundary are written without an extra copy (the caller must
+    not modify a block after appending it).
+    """
+
+    def __init__(self, array: Any, model_id: str, layer: str, pool: Any, max_pending: int = 3):
         self.array, self.model_id, self.layer = array, model_id, layer
         self.n, self.width = array.shape
         self.rows = array.chunks[0]
-        self._buf = np.empty((self.rows, self.width), np.float32)
+        self._pool, self._max_pending = pool, max_pending
+        self._pending: deque[Any] = deque()
+        self._buf: np.ndarray | None = None
         self._fill = 0
         self._written = 0
 
     def append(self, block: np.ndarray) -> None:
+        where = f"model {self.model_id!r} layer {self.layer!r}"
         if block.ndim != 2 or block.shape[1] != self.width:
-            raise ShapeError(
-                f"model {self.model_id!r} layer {self.layer!r}: expected blocks of width "
-                f"{self.width}, got shape {block.shape}"
-            )
+            raise ShapeError(f"{where}: expected blocks of width {self.width}, got {block.shape}")
         if self._written + self._fill + block.shape[0] > self.n:
-            raise ShapeError(
-                f"model {self.model_id!r} layer {self.layer!r}: "
-                f"more than the probe's {self.n} samples"
-            )
+            raise ShapeError(f"{where}: more than the probe's {self.n} samples")
         pos = 0
         while pos < block.shape[0]:
+            if self._fill == 0 and block.shape[0] - pos >= self.rows:
+                self._submit(block[pos : pos + self.rows])  # aligned: no copy
+                pos += self.rows
+                continue
+            if self._buf is None:
+                self._buf = np.empty((self.rows, self.width), np.float32)
             take = min(self.rows - self._fill, block.shape[0] - pos)
             self._buf[self._fill : self._fill + take] = block[pos : pos + take]
-            self._fill += take
-            pos += take
+            self._fill, pos = self._fill + take, pos + take
             if self._fill == self.rows:
-                self._flush()
+                self._submit(self._buf)
+                self._buf, self._fill = None, 0
 
-    def _flush(self) -> None:
-        if self._fill:
-            self.array[self._written : self._written + self._fill] = self._buf[: self._fill]
-            self._written += self._fill
-            self._fill = 0
+    def _submit(self, rows: np.ndarray) -> None:
+        while len(self._pending) >= self._max_pending:
+            self._pending.popleft().result()
+        start, self._written = self._written, self._written + rows.shape[0]
+        self._pending.append(self._pool.submit(self._write, start, rows))
+
+    def _write(self, start: int, rows: np.ndarray) -> None:
+        self.array[start : start + rows.shape[0]] = rows
 
     def close(self) -> None:
-        self._flush()
+        """Write the last partial chunk and wait for every pending write."""
+        if self._fill and self._buf is not None:
+            self._submit(self._buf[: self._fill])
+            self._buf, self._fill = None, 0
+        while self._pending:
+            self._pending.popleft().result()
         if self._written != self.n:
             raise ShapeError(
                 f"model {self.model_id!r} layer {self.layer!r}: expected {self.n} samples like the "

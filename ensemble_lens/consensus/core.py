@@ -1,0 +1,285 @@
+"""Which aligned components an ensemble of networks shares: :func:`find_consensus`.
+
+Procedure (``ARCHITECTURE.md``, "Consensus, precisely enough to test"):
+
+1. Reduce every network to its top principal components (``variance_keep``), fit split only.
+2. Align all networks at once on the fit split (``method``: MAXVAR multiset CCA or
+   generalized Procrustes).
+3. On the test split score every member ``k`` and component ``j`` by
+   *agreement* ``a_kj = corr(s_kj, mean_{l≠k} s_lj)`` (leave one network out) and by
+   *variance* ``v_kj``: the share of member ``k``'s total variance carried by its projection.
+4. Null: ``n_null`` refits with the sample order permuted independently inside each network;
+   the statistic of a refit is each member's largest agreement over components (family-wise
+   over components); ``null_threshold`` is the ``1 - alpha`` quantile over refits and members.
+   With ``untrained`` networks, the same quantile of the untrained ensemble's largest
+   agreements also counts, and the threshold is the larger of the two.
+5. Decision rule: member ``k`` supports component ``j`` when ``a_kj > null_threshold`` AND
+   ``v_kj >= min_variance``. Agreement alone would promote tiny systematic residuals that every
+   network shares; variance alone keeps idiosyncratic high-variance directions. ``support_j``
+   is the fraction of supporting members; component ``j`` is consensus when
+   ``support_j >= p_support``.
+
+Components are sorted by sharedness (mean agreement over members), largest first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .._arrays import sample_ids_of
+from ..align._validate import as_matrices
+from ..errors import ShapeError
+from .null import Method, make_aligner, run_permutation_null, untrained_null
+from .scoring import member_agreement, variance_carried
+
+__all__ = ["find_consensus"]
+
+logger = logging.getLogger(__name__)
+
+_MIN_SPLIT = 3
+
+
+def _fit_mask(split: Any, n: int) -> np.ndarray:
+    """Boolean fit mask (n,) from a ``"fit"``/``"test"`` array or a boolean mask."""
+    s = np.asarray(getattr(split, "values", split))
+    if s.shape != (n,):
+        raise ShapeError(f"split: expected shape ({n},) like the activations, got {s.shape}")
+    if s.dtype == bool:
+        fit = s
+    else:
+        bad = sorted({str(v) for v in np.unique(s.astype(str))} - {"fit", "test"})
+        if bad:
+            raise ShapeError(f"split: expected only 'fit' and 'test' labels, got {bad}")
+        fit = s.astype(str) == "fit"
+    n_fit = int(fit.sum())
+    if min(n_fit, n - n_fit) < _MIN_SPLIT:
+        raise ShapeError(
+            f"split: expected at least {_MIN_SPLIT} fit and {_MIN_SPLIT} test samples, "
+            f"got {n_fit} fit and {n - n_fit} test"
+        )
+    return fit
+
+
+def _check_params(n_null: int, alpha: float, p_support: float, has_untrained: bool) -> None:
+    """Reject parameter values that make the decision rule meaningless."""
+    if n_null < 0 or (n_null == 0 and not has_untrained):
+        raise ValueError(f"n_null: expected a positive number of refits, got {n_null}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha}")
+    if not 0.0 < p_support <= 1.0:
+        raise ValueError(f"p_support: expected a number in (0, 1], got {p_support}")
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The parameters of one consensus run (recorded in the Dataset attrs)."""
+
+    method: Method
+    n_components: int | None
+    variance_keep: float
+    n_null: int
+    alpha: float
+    p_support: float
+    min_variance: float
+    seed: int
+
+
+def _null_threshold(
+    aligner: Any,
+    rows: tuple[list[np.ndarray], list[np.ndarray]],
+    opts: _Options,
+    untrained: Sequence[Any] | Mapping[str, Any] | None,
+    fit: np.ndarray,
+    executor: Any,
+) -> tuple[float, str]:
+    """Family-wise ``1 - alpha`` null threshold and the name of the null method."""
+    q = 1.0 - opts.alpha
+    thresholds, parts = [], []
+    if opts.n_null > 0:
+        pf = [p.scores(x) for p, x in zip(aligner.pcas_, rows[0], strict=True)]
+        pt = [p.scores(x) for p, x in zip(aligner.pcas_, rows[1], strict=True)]
+        c = aligner.n_components_
+        null = run_permutation_null(pf, pt, opts.method, c, opts.n_null, opts.seed, executor)
+        thresholds.append(float(np.quantile(null, q)))
+        parts.append("permutation")
+    if untrained is not None:
+        _, arrays = as_matrices(untrained)
+        if arrays[0].shape[0] != fit.size:
+            raise ShapeError(
+                f"untrained: expected {fit.size} samples like the activations, "
+                f"got {arrays[0].shape[0]}"
+            )
+        fit_u, test_u = [x[fit] for x in arrays], [x[~fit] for x in arrays]
+        u = untrained_null(fit_u, test_u, opts.method, opts.n_components, opts.variance_keep)
+        thresholds.append(float(np.quantile(u, q)))
+        parts.append("untrained")
+    logger.debug("consensus null thresholds %s: %s", parts, thresholds)
+    return max(thresholds), "+".join(parts)
+
+
+def find_consensus(
+    activations: Sequence[Any] | Mapping[str, Any],
+    *,
+    split: Any,
+    method: Method = "gcca",
+    n_components: int | None = None,
+    variance_keep: float = 0.99,
+    n_null: int = 100,
+    alpha: float = 0.05,
+    p_support: float = 0.8,
+    min_variance: float = 0.01,
+    seed: int = 0,
+    untrained: Sequence[Any] | Mapping[str, Any] | None = None,
+    executor: Any = None,
+) -> xr.Dataset:
+    """Find the aligned components that an ensemble of networks shares beyond chance.
+
+    Parameters
+    ----------
+    activations : sequence or dict of array-like, each (sample, unit_k)
+        One activation matrix per network, all on the same probe samples (dict keys name the
+        models; otherwise ``model{k}``).
+    split : array-like (sample,)
+        ``"fit"``/``"test"`` labels, or a boolean mask that is True on fit samples.
+    method : {"gcca", "procrustes"}
+        Aligner: MAXVAR multiset CCA or generalized Procrustes.
+    n_components : int, optional
+        Aligned components to test; default the smallest per-network PCA rank.
+    variance_keep : float in (0, 1]
+        Share of each network's variance kept by its PCA truncation.
+    n_null : int
+        Permutation-null refits (0 allowed only with ``untrained``).
+    alpha : float
+        Family-wise error rate of the null threshold.
+    p_support : float in (0, 1]
+        Fraction of members that must support a consensus component.
+    min_variance : float
+        Least share of a member's variance a supported component must carry.
+    seed : int
+        Seed of the permutation null.
+    untrained : sequence or dict of array-like, optional
+        Untrained networks (same architecture) on the same samples: a second null.
+    executor : object with ``submit``, optional
+        Runs the null refits in up to 8 batches.
+
+    Returns
+    -------
+    xarray.Dataset
+        As in docs/CONTRACTS.md "Consensus results": ``components`` (sample, component),
+        ``member_scores`` (model, sample, component), ``sharedness``, ``variance``,
+        ``null_threshold``, ``support``, ``is_consensus`` (component,), ``member_support``
+        (model, component); attrs record every parameter and ``n_components_kept`` (number
+        of consensus components).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(600, 2))  # two latents every network carries
+    >>> nets = [np.c_[z, rng.normal(size=(600, 4))] @ rng.permutation(np.eye(6)) for _ in range(4)]
+    >>> split = np.where(np.arange(600) < 400, "fit", "test")
+    >>> ds = find_consensus(nets, split=split, n_null=20)
+    >>> ds["is_consensus"].values
+    array([ True,  True, False, False, False, False])
+    """
+    names, arrays = as_matrices(activations)
+    fit = _fit_mask(split, arrays[0].shape[0])
+    _check_params(n_null, alpha, p_support, untrained is not None)
+    opts = _Options(
+        method, n_components, variance_keep, n_null, alpha, p_support, min_variance, seed
+    )
+    rows = ([x[fit] for x in arrays], [x[~fit] for x in arrays])
+    aligner = make_aligner(method, n_components, variance_keep)
+    aligner.fit(dict(zip(names, rows[0], strict=True)))
+    scores = aligner.transform(dict(zip(names, arrays, strict=True)))
+    agree = member_agreement([s[~fit] for s in scores])
+    var = variance_carried(rows[1], aligner.W_)
+    threshold, null_method = _null_threshold(aligner, rows, opts, untrained, fit, executor)
+    support = (agree > threshold) & (var >= min_variance)
+    order = np.argsort(-agree.mean(axis=0), kind="stable")
+    ds = _dataset(
+        names,
+        sample_ids_of(_first(activations)),
+        [s[:, order] for s in scores],
+        (agree[:, order], var[:, order], support[:, order]),
+        threshold,
+        p_support,
+    )
+    ds.attrs.update(_attrs(opts, ds, aligner, null_method, fit))
+    logger.info(
+        "consensus: %d of %d components (%s null, threshold %.3f)",
+        ds.attrs["n_components_kept"],
+        len(order),
+        null_method,
+        threshold,
+    )
+    return ds
+
+
+def _attrs(
+    opts: _Options, ds: xr.Dataset, aligner: Any, null_method: str, fit: np.ndarray
+) -> dict[str, Any]:
+    """Dataset attrs: every parameter, the null method and the decision rule."""
+    return {
+        **asdict(opts),
+        "n_components": "auto" if opts.n_components is None else opts.n_components,
+        "n_components_kept": int(ds["is_consensus"].sum()),
+        "n_components_aligned": int(ds.sizes["component"]),
+        "pca_components_per_model": list(aligner.n_components_per_model_),
+        "null_method": null_method,
+        "n_fit": int(fit.sum()),
+        "n_test": int((~fit).sum()),
+        "rule": "member supports j: agreement > null_threshold and variance >= min_variance; "
+        "consensus: support >= p_support",
+    }
+
+
+def _first(activations: Sequence[Any] | Mapping[str, Any]) -> Any:
+    """The first network's raw input (for its sample ids)."""
+    return next(iter(activations.values())) if isinstance(activations, Mapping) else activations[0]
+
+
+def _dataset(
+    names: list[str],
+    sample_ids: np.ndarray | None,
+    scores: list[np.ndarray],
+    per_member: tuple[np.ndarray, np.ndarray, np.ndarray],
+    threshold: float,
+    p_support: float,
+) -> xr.Dataset:
+    """Assemble the "Consensus results" Dataset from sorted per-member arrays.
+
+    ``per_member`` holds agreement, variance and support, each (model, component).
+    """
+    agree, var, member_support = per_member
+    member = np.stack(scores)  # (model, sample, component)
+    mean = member.mean(axis=0)
+    mean = mean - mean.mean(axis=0)
+    sd = mean.std(axis=0)
+    comp = mean / np.where(sd > 0, sd, 1.0)
+    n, c = comp.shape
+    support = member_support.mean(axis=0)
+    coords = {
+        "sample": sample_ids if sample_ids is not None else np.arange(n),
+        "component": np.arange(c),
+        "model": names,
+    }
+    return xr.Dataset(
+        {
+            "components": (("sample", "component"), comp),
+            "member_scores": (("model", "sample", "component"), member),
+            "sharedness": (("component",), agree.mean(axis=0)),
+            "variance": (("component",), var.mean(axis=0)),
+            "null_threshold": (("component",), np.full(c, threshold)),
+            "member_support": (("model", "component"), member_support),
+            "support": (("component",), support),
+            "is_consensus": (("component",), support >= p_support - 1e-12),
+        },
+        coords=coords,
+    )

@@ -1,0 +1,41 @@
+"""Plain-text summary of a consensus result."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+__all__ = ["consensus_table"]
+
+_HEADER = ("component", "sharedness", "variance", "null thr", "support", "consensus")
+
+
+def consensus_table(ds: xr.Dataset) -> str:
+    """A short fixed-width text table of a :func:`find_consensus` result.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        "Consensus results" Dataset (``sharedness``, ``variance``, ``null_threshold``,
+        ``support``, ``is_consensus`` along ``component``).
+
+    Returns
+    -------
+    str
+        One header line and one line per component, in the Dataset's order, e.g.
+        ``component  sharedness  variance  null thr  support  consensus``.
+    """
+    rows = [_HEADER]
+    for j, comp in enumerate(ds["component"].values):
+        rows.append(
+            (
+                str(comp),
+                f"{float(ds['sharedness'][j]):.3f}",
+                f"{float(ds['variance'][j]):.3f}",
+                f"{float(ds['null_threshold'][j]):.3f}",
+                f"{float(ds['support'][j]):.2f}",
+                "yes" if bool(ds["is_consensus"][j]) else "no",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)

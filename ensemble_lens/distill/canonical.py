@@ -1,0 +1,249 @@
+"""Canonical form of a candidate formula: tidy, prune, refit scale and offset, round.
+
+The order matters and is fixed (see :func:`canonicalize`):
+
+1. :func:`tidy` -- cheap algebra (``together``/``cancel``/``factor_terms``, and full
+   ``sympy.simplify`` only for small expressions). sympy's ``simplify`` can run for minutes on a
+   large expression and a wall-clock alarm does not work in executor threads, so the guard is
+   the expression size (:func:`~ensemble_lens.distill._expr.complexity`), not a timer.
+2. :func:`prune_terms` -- drop additive terms (at any level of the tree) whose removal changes
+   the predictions, after the best affine compensation, by less than ``rel_tol`` of the
+   target's standard deviation.
+3. :func:`refit_affine` -- least squares ``y ~ a * f(x) + b``.
+4. The unrounded result is what exact-recovery checks see ("simplify before rounding").
+5. :func:`round_constants` -- constants near a small-denominator rational become that
+   rational; the others are rounded to ``digits`` significant digits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from ._expr import affine_fit, complexity, evaluate
+
+logger = logging.getLogger(__name__)
+
+#: expressions larger than this (nodes) only get the cheapest normalisation
+MAX_ALGEBRA_NODES = 120
+#: full ``sympy.simplify`` is attempted only below this size (nodes)
+MAX_SIMPLIFY_NODES = 20
+
+
+@dataclass(frozen=True)
+class CanonicalForm:
+    """A formula after canonicalisation.
+
+    Attributes
+    ----------
+    exact : sympy.Expr
+        Tidied, pruned and affinely refitted expression with unrounded constants; used for
+        exact-recovery checks and scoring.
+    display : sympy.Expr
+        ``exact`` with constants snapped/rounded; what people read.
+    n_pruned : int
+        Number of additive terms removed by :func:`prune_terms`.
+    """
+
+    exact: sympy.Expr
+    display: sympy.Expr
+    n_pruned: int
+
+
+def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> sympy.Expr:
+    """Cheap algebraic normalisation; returns the smallest of a few equivalent forms.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Any expression.
+    simplify_max_nodes : int
+        ``sympy.simplify`` is tried only when ``expr`` has at most this many nodes.
+
+    Returns
+    -------
+    sympy.Expr
+        An equivalent expression with no more nodes than ``expr``.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> x = sympy.Symbol("x")
+    >>> tidy((2 * x**2 + 2 * x) / (x + 1))
+    2*x
+    """
+    size = complexity(expr)
+    if size > MAX_ALGEBRA_NODES:
+        return expr
+    forms = [expr]
+    steps = [sympy.factor_terms, lambda e: sympy.cancel(sympy.together(e))]
+    if size <= simplify_max_nodes:
+        steps.append(sympy.simplify)
+    for step in steps:
+        try:
+            forms.append(step(expr))
+        except (sympy.PolynomialError, sympy.CoercionFailed, ValueError, TypeError) as err:
+            logger.debug("tidy: %s failed on %s: %s", step, expr, err)
+    return min(forms, key=complexity)
+
+
+def _drop_candidates(expr: sympy.Expr) -> list[sympy.Expr]:
+    """Every expression obtained by deleting one argument of one ``Add`` node of ``expr``."""
+    out = []
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Add) and len(node.args) > 1:
+            for i in range(len(node.args)):
+                rest = sympy.Add(*(node.args[:i] + node.args[i + 1 :]))
+                out.append(expr.xreplace({node: rest}))
+    return out
+
+
+def prune_terms(
+    expr: sympy.Expr,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    *,
+    rel_tol: float = 0.02,
+) -> tuple[sympy.Expr, int]:
+    """Greedily remove additive terms that barely change the formula's predictions.
+
+    A term (an argument of any ``Add`` node: top level, inside a numerator, a denominator, a
+    power base) is removed when the pruned formula, after its best affine refit, stays within
+    ``rel_tol * std(y)`` (root mean square) of the *original* formula's predictions on ``X``.
+    The smallest such change is taken first, then the search repeats.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Formula over ``sympy.Symbol(name)`` for ``name`` in ``names``.
+    X : ndarray, shape (sample, variable)
+        Data the formula is judged on.
+    y : ndarray, shape (sample,)
+        Target, only its spread is used.
+    names : sequence of str
+        Column names of ``X``.
+    rel_tol : float
+        Tolerance relative to ``std(y)``.
+
+    Returns
+    -------
+    (sympy.Expr, int)
+        The pruned formula and the number of terms removed.
+    """
+    f0 = evaluate(expr, X, names)
+    scale = float(np.std(y))
+    if not np.all(np.isfinite(f0)) or scale == 0.0:
+        return expr, 0
+    current, removed = expr, 0
+    while complexity(current) <= MAX_ALGEBRA_NODES:
+        best, best_change = None, np.inf
+        for cand in _drop_candidates(current):
+            g = evaluate(cand, X, names)
+            if not np.all(np.isfinite(g)):
+                continue
+            a, b = affine_fit(g, f0)
+            change = float(np.sqrt(np.mean((a * g + b - f0) ** 2)))
+            if change < best_change:
+                best, best_change = cand, change
+        if best is None or best_change >= rel_tol * scale:
+            break
+        current, removed = best, removed + 1
+    return current, removed
+
+
+def refit_affine(
+    expr: sympy.Expr,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    *,
+    zero_tol: float = 0.02,
+) -> sympy.Expr:
+    """Refit scale and offset by least squares: returns ``a * expr + b``.
+
+    ``a`` is distributed over the top-level terms of ``expr``; the offset ``b`` is dropped when
+    ``|b| < zero_tol * std(y)`` (the same rule that prunes small additive terms). A formula
+    that is constant on ``X`` becomes the constant ``mean(y)``.
+    """
+    f = evaluate(expr, X, names)
+    if not np.all(np.isfinite(f)):
+        return expr
+    a, b = affine_fit(f, y)
+    if a == 0.0:
+        return sympy.Float(b)
+    body = sympy.Add(*(sympy.Float(a) * t for t in sympy.Add.make_args(expr)))
+    if abs(b) < zero_tol * float(np.std(y)):
+        return body
+    return body + sympy.Float(b)
+
+
+def snap_number(value: float, *, digits: int = 4, max_denominator: int = 12) -> sympy.Expr:
+    """A small-denominator rational within rounding error of ``value``, else a rounded Float.
+
+    ``2.50017 -> 5/2``, ``-0.33331 -> -1/3``, ``1.23456 -> 1.235`` (``digits=4``). The
+    tolerance is half a unit in the ``digits``-th significant digit; numerators are kept below
+    ``10**digits`` so that snapping never shows more digits than rounding would.
+    """
+    if value == 0.0 or not np.isfinite(value):
+        return sympy.Float(value)
+    tol = 0.5 * 10.0 ** (1 - digits) * abs(value)
+    for q in range(1, max_denominator + 1):
+        p = round(value * q)
+        if 0 < abs(p) < 10**digits and abs(p / q - value) <= tol:
+            return sympy.Rational(p, q)
+    return sympy.Float(f"{value:.{digits}g}", digits)
+
+
+def round_constants(expr: sympy.Expr, *, digits: int = 4) -> sympy.Expr:
+    """Replace every Float in ``expr`` by :func:`snap_number` of it (exponents included)."""
+    mapping = {f: snap_number(float(f), digits=digits) for f in expr.atoms(sympy.Float)}
+    return expr.xreplace(mapping)
+
+
+def rounded_form(expr: sympy.Expr, *, digits: int = 4) -> sympy.Expr:
+    """Round, tidy, and round again (``cancel`` can turn ``2.3/2.3`` into a new ``1.0``)."""
+    return round_constants(tidy(round_constants(expr, digits=digits)), digits=digits)
+
+
+def canonicalize(
+    expr: sympy.Expr,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    *,
+    prune_tol: float = 0.02,
+    digits: int = 4,
+) -> CanonicalForm:
+    """Tidy, prune, refit and round one candidate formula on data ``(X, y)``.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Candidate formula over the symbols of ``names``.
+    X : ndarray, shape (sample, variable)
+        Fit data (the same the backend saw, or a subsample of it).
+    y : ndarray, shape (sample,)
+        Target values.
+    names : sequence of str
+        Column names of ``X``.
+    prune_tol : float
+        Relative tolerance of :func:`prune_terms` and of the offset drop in
+        :func:`refit_affine`.
+    digits : int
+        Significant digits kept by :func:`round_constants`.
+
+    Returns
+    -------
+    CanonicalForm
+        ``exact`` (unrounded) and ``display`` (rounded) forms.
+    """
+    tidied = tidy(expr)
+    pruned, n_pruned = prune_terms(tidied, X, y, names, rel_tol=prune_tol)
+    exact = tidy(refit_affine(tidy(pruned), X, y, names, zero_tol=prune_tol))
+    display = rounded_form(exact, digits=digits)
+    return CanonicalForm(exact=exact, display=display, n_pruned=n_pruned)

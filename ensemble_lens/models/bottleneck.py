@@ -1,0 +1,50 @@
+"""Bottleneck MLP with a linear head and a nonlinear head.
+
+``x -> encoder -> z (latent_dim units, layer "latent" of model.encoder)``, then
+``[linear_head(z), decoder(z)]``. When the linear head must reproduce ``latent_dim``
+independent targets, the bottleneck is forced to be an affine image of them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ensemble_lens.models.mlp import build_mlp
+from ensemble_lens.models.spec import ArchSpec
+
+
+class BottleneckNet(nn.Module):
+    """Encoder -> bottleneck -> (linear head, nonlinear decoder).
+
+    Parameters
+    ----------
+    arch : ArchSpec
+        Sizes; ``latent_dim`` is the bottleneck width.
+    n_in : int
+        Input features.
+    n_linear, n_nonlinear : int
+        Outputs of the linear head and of the MLP decoder.
+
+    Notes
+    -----
+    ``forward(batch)`` takes ``batch["x"]`` ``(B, n_in)`` and returns
+    ``(B, n_linear + n_nonlinear)``.
+    """
+
+    def __init__(self, arch: ArchSpec, n_in: int, n_linear: int, n_nonlinear: int) -> None:
+        super().__init__()
+        self.l1 = arch.l1
+        width, depth, act = arch.width, arch.depth, arch.activation
+        self.encoder = build_mlp(
+            n_in, arch.latent_dim, width=width, depth=depth, act=act, out_name="latent"
+        )
+        self.linear_head = nn.Linear(arch.latent_dim, n_linear)
+        self.decoder = build_mlp(arch.latent_dim, n_nonlinear, width=width, depth=depth, act=act)
+        self.latent_activations: torch.Tensor | None = None
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Predictions ``(B, n_linear + n_nonlinear)``."""
+        z = self.encoder(batch["x"])
+        self.latent_activations = z
+        return torch.cat([self.linear_head(z), self.decoder(z)], dim=-1)

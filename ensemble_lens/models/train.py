@@ -1,0 +1,254 @@
+"""Train one member network of an ensemble, deterministically, and checkpoint it.
+
+Examples
+--------
+>>> from ensemble_lens.tasks import get_task
+>>> task = get_task("bottleneck")
+>>> result = train_member(task, task.default_arch, task.default_train, seed=0)  # doctest: +SKIP
+>>> result.metrics["val_r2"] > 0.99                                            # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ensemble_lens.errors import ConfigError, ExecutionError, IngestError
+from ensemble_lens.models.spec import ArchSpec, TrainSpec
+from ensemble_lens.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "load_checkpoint", "save_checkpoint", "train_member"]
+
+Progress = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    """A trained member.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The network with the best validation weights, in eval mode.
+    metrics : dict of str to float
+        ``task.score`` on the validation split (``val_r2`` and task-specific entries) plus
+        ``val_loss`` (best validation ``task.loss``), ``epochs`` (epochs run), ``best_epoch``
+        (1-based) and ``seconds`` (wall time).
+    seed : int
+        Member seed (initialisation and batch order).
+    arch, train : ArchSpec, TrainSpec
+        The specifications it was trained with.
+    """
+
+    model: nn.Module
+    metrics: dict[str, float]
+    seed: int
+    arch: ArchSpec
+    train: TrainSpec
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def state_dict_bytes(self) -> bytes:
+        """The model's state dict serialised by :func:`save_checkpoint`."""
+        return save_checkpoint(self.model)
+
+
+def save_checkpoint(model: nn.Module) -> bytes:
+    """Serialise ``model.state_dict()`` with ``torch.save`` into bytes."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+def load_checkpoint(task: Task, arch: ArchSpec, data: bytes, *, seed: int = 0) -> nn.Module:
+    """Rebuild ``task.build_model(arch, seed)`` and load a :func:`save_checkpoint` blob.
+
+    Loading uses ``weights_only=True`` (no arbitrary code). The model is returned in eval mode.
+
+    Raises
+    ------
+    IngestError
+        The bytes are not a state dict or do not fit the architecture.
+    """
+    model = task.build_model(arch, seed)
+    try:
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        model.load_state_dict(state)
+    except Exception as err:  # torch raises several unrelated types here
+        raise IngestError(
+            f"task '{task.name}' arch {arch.family}/{arch.width}x{arch.depth}: checkpoint does "
+            f"not load: {err}"
+        ) from err
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _torch_settings() -> Iterator[None]:
+    """One torch thread and deterministic algorithms, restored afterwards."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _take(data: dict[str, torch.Tensor], idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    return {k: v[idx] for k, v in data.items()}
+
+
+def _validation_loss(task: Task, model: nn.Module, data: dict, batch_size: int) -> float:
+    """Mean of ``task.loss`` over consecutive batches of the validation split."""
+    n = len(data["target"])
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            batch = _take(data, slice(start, start + batch_size))
+            total += float(task.loss(model, batch).detach()) * len(batch["target"])
+    return total / n
+
+
+def _scheduler(opt: torch.optim.Optimizer, train: TrainSpec) -> Any:
+    if train.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=train.epochs)
+    if train.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    return None
+
+
+def _train_epoch(task: Task, model: nn.Module, opt, data: dict, train: TrainSpec, gen) -> float:
+    model.train()
+    n = len(data["target"])
+    perm = torch.randperm(n, generator=gen)
+    total = 0.0
+    for start in range(0, n - train.batch_size + 1, train.batch_size):
+        batch = _take(data, perm[start : start + train.batch_size])
+        opt.zero_grad(set_to_none=True)
+        loss = task.loss(model, batch)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total / max(1, n // train.batch_size)
+
+
+def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -> dict:
+    """The epoch loop with early stopping; leaves the best weights in ``model``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    sched = _scheduler(opt, train)
+    gen = torch.Generator().manual_seed(seed)
+    best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    for epoch in range(1, train.epochs + 1):
+        train_loss = _train_epoch(task, model, opt, data_tr, train, gen)
+        model.eval()
+        val_loss = _validation_loss(task, model, data_va, train.batch_size)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise ExecutionError(
+                f"task '{task.name}' seed {seed} epoch {epoch}: non-finite loss "
+                f"(train {train_loss}, val {val_loss}); lower TrainSpec.lr"
+            )
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        history.append(row)
+        if progress is not None:
+            progress(epoch, row)
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if sched is not None:
+            sched.step(val_loss) if train.schedule == "plateau" else sched.step()
+        if epoch - best_epoch >= train.patience:
+            break
+        if train.max_seconds is not None and time.perf_counter() - start > train.max_seconds:
+            break
+    model.load_state_dict(best_state)
+    return {"val_loss": best_loss, "best_epoch": best_epoch, "epochs": epoch, "history": history}
+
+
+def train_member(
+    task: Task, arch: ArchSpec, train: TrainSpec, seed: int, *, progress: Progress | None = None
+) -> TrainResult:
+    """Train one member network of ``task`` with early stopping on a validation split.
+
+    Data: ``task.make_data(n_train + n_val, data_seed)`` split into the first ``n_train``
+    examples (training) and the rest (validation), with ``data_seed = train.data_seed`` or the
+    member ``seed`` when that is ``None``. The model is ``task.build_model(arch, seed)``, trained
+    with AdamW on ``task.loss`` in shuffled batches (order from a ``torch.Generator`` seeded
+    with ``seed``; an incomplete last batch is dropped) under one torch thread and
+    deterministic algorithms (both restored afterwards): the same seed gives bit-identical
+    weights. The weights of the epoch with the lowest validation loss are restored.
+
+    Parameters
+    ----------
+    task : Task
+        The task providing data, model, loss and score.
+    arch : ArchSpec
+        Architecture passed to ``task.build_model``.
+    train : TrainSpec
+        Budget, optimiser and early-stopping settings.
+    seed : int
+        Member seed.
+    progress : callable, optional
+        Called after every epoch as ``progress(epoch, {"epoch", "train_loss", "val_loss"})``.
+
+    Returns
+    -------
+    TrainResult
+        The best model (eval mode) and its metrics (see :class:`TrainResult`).
+
+    Raises
+    ------
+    ConfigError
+        ``batch_size`` exceeds ``n_train`` (no complete batch to train on).
+    ExecutionError
+        The loss became non-finite.
+    """
+    if train.batch_size > train.n_train:
+        raise ConfigError(
+            f"task '{task.name}': expected TrainSpec.batch_size <= n_train, got batch_size "
+            f"{train.batch_size} and n_train {train.n_train}"
+        )
+    start = time.perf_counter()
+    with _torch_settings():
+        data_seed = seed if train.data_seed is None else train.data_seed
+        data = task.make_data(train.n_train + train.n_val, data_seed)
+        data_tr = _take(data, slice(0, train.n_train))
+        data_va = _take(data, slice(train.n_train, None))
+        model = task.build_model(arch, seed)
+        fit = _fit(task, model, data_tr, data_va, train, seed, progress)
+        model.eval()
+        metrics = dict(task.score(model, data_va))
+        if hasattr(model, "latent_activations"):
+            model.latent_activations = None  # type: ignore[assignment]
+    metrics.update(
+        val_loss=fit["val_loss"],
+        epochs=fit["epochs"],
+        best_epoch=fit["best_epoch"],
+        seconds=time.perf_counter() - start,
+    )
+    log.info(
+        "task %s seed %d: val_r2 %.4f val_loss %.4g, best epoch %d/%d, %.1f s",
+        task.name,
+        seed,
+        metrics.get("val_r2", float("nan")),
+        metrics["val_loss"],
+        metrics["best_epoch"],
+        metrics["epochs"],
+        metrics["seconds"],
+    )
+    return TrainResult(model, metrics, seed, arch, train, fit["history"])

@@ -1,0 +1,410 @@
+"""The report's sections: provenance, similarity, consensus, formulas.
+
+Each function takes the dict from :func:`ensemble_lens.report.results.collect_results` (and
+the store where raw arrays are drawn) and returns the section's HTML body; a section without
+data returns a short note instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import figures
+from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
+from .html import FigureSink, Raw, details, esc, fmt, note, table
+
+if TYPE_CHECKING:
+    from ..record.store import StudyStore
+
+log = logging.getLogger(__name__)
+
+_FIRST_METRICS = ("val_r2", "val_loss", "train_loss", "seconds")
+
+
+# -------------------------------------------------------------------- provenance
+def _architecture(arch: Any) -> Raw:
+    if not isinstance(arch, dict):
+        return Raw(esc(fmt(arch)))
+    name = next((str(arch[k]) for k in ("name", "kind", "type", "class") if k in arch), "")
+    params = [
+        f"{k}={fmt(v)}"
+        for k, v in arch.items()
+        if k not in ("name", "kind", "type", "class") and not isinstance(v, (dict, list))
+    ]
+    text = " ".join([name, *params]).strip()
+    short = text if len(text) <= 70 else text[:67] + "…"
+    return Raw(f'<span title="{esc(fmt(arch))}">{esc(short)}</span>')
+
+
+def _members_table(models: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for m in models:
+        for k in m["attrs"].get("metrics") or {}:
+            if k not in keys:
+                keys.append(k)
+    keys = [k for k in _FIRST_METRICS if k in keys] + sorted(
+        k for k in keys if k not in _FIRST_METRICS
+    )
+    rows = []
+    for m in models:
+        a, metrics = m["attrs"], m["attrs"].get("metrics") or {}
+        rows.append(
+            [
+                m["id"],
+                _architecture(a.get("architecture")),
+                a.get("seed"),
+                a.get("source"),
+                m["status"],
+                *[metrics.get(k) for k in keys],
+            ]
+        )
+    headers = ["id", "architecture", "seed", "source", "status", *keys]
+    return table(headers, rows)
+
+
+def _versions_table(versions: dict[str, Any], per_row: int = 3) -> str:
+    items = sorted(versions.items())
+    rows = []
+    for start in range(0, len(items), per_row):
+        chunk = items[start : start + per_row]
+        row = [x for pair in chunk for x in pair]
+        rows.append(row + [""] * (2 * per_row - len(row)))
+    width = min(per_row, len(items))
+    return table(["package", "version"] * width, [r[: 2 * width] for r in rows])
+
+
+def provenance_section(results: dict[str, Any]) -> str:
+    """Task, members table, config hash, package versions and stage timings."""
+    prov = results["provenance"]
+    parts = [
+        table(
+            ["field", "value"],
+            [
+                ["task", prov.get("task")],
+                ["config sha256", Raw(f"<code>{esc(fmt(prov.get('config_sha256')))}</code>")],
+                ["store", results.get("store")],
+                ["store schema", prov.get("schema_version")],
+                ["ensemble_lens", prov.get("package_version")],
+                ["members", len(prov["models"])],
+            ],
+        )
+    ]
+    parts.append("<h3>Ensemble members</h3>")
+    parts.append(
+        _members_table(prov["models"]) if prov["models"] else note("The store holds no models.")
+    )
+    timings = prov.get("stage_timings") or {}
+    parts.append("<h3>Timings per stage</h3>")
+    if timings:
+        total = sum(v for v in timings.values() if isinstance(v, (int, float)))
+        rows = [
+            [k, v, f"{100 * v / total:.1f} %" if total and isinstance(v, (int, float)) else "—"]
+            for k, v in timings.items()
+        ]
+        parts.append(
+            table(["stage", "seconds", "share"], [*rows, [Raw("<b>total</b>"), total, ""]])
+        )
+    else:
+        parts.append(note("No stage timings recorded."))
+    versions = prov.get("package_versions") or {}
+    parts.append("<h3>Package versions</h3>")
+    parts.append(_versions_table(versions) if versions else note("No package versions recorded."))
+    config = prov.get("config")
+    if config is not None:
+        parts.append(details("Configuration (JSON)", f"<pre>{esc(fmt(config))}</pre>"))
+    else:
+        parts.append(note("No configuration recorded in the store."))
+    if prov.get("other_attrs"):
+        parts.append(
+            details("Other study attributes", f"<pre>{esc(fmt(prov['other_attrs']))}</pre>")
+        )
+    return "".join(parts)
+
+
+# -------------------------------------------------------------------- similarity
+def _aux_slices(name: str, aux: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """(title, K x K matrix) per slice of an auxiliary variable (e.g. a CI's low / high)."""
+    values = np.array(aux["values"], dtype=float)
+    if values.ndim == 2:
+        return [(name, values)]
+    if values.ndim == 3 and values.shape[2] <= 3:
+        dim = aux["dims"][2]
+        labels = (aux.get("extra_coords") or {}).get(dim) or list(range(values.shape[2]))
+        return [(f"{name} [{dim}={lab}]", values[:, :, i]) for i, lab in enumerate(labels)]
+    return []
+
+
+def _aux_figures(layer: dict[str, Any], metric: str, sink: FigureSink) -> str:
+    out = []
+    order = layer["metrics"][metric]["order"]
+    for name, aux in layer["auxiliary"].items():
+        if aux["metric"] != metric:
+            continue
+        slices = _aux_slices(name, aux)
+        if not slices:
+            out.append(note(f"{name} has dims {aux['dims']}; its values are in results.json."))
+        rng = (0.0, 1.0) if "pvalue" in name else None
+        for title, values in slices:
+            svg = figures.heatmap_svg(
+                values,
+                layer["models"],
+                order,
+                title,
+                cmap_name="cividis",
+                value_range=rng,
+                cell_format="{:.2g}",
+            )
+            out.append(sink.figure(svg, f"{title} (same order as {metric})"))
+    return "".join(out)
+
+
+def _similarity_layer(name: str, layer: dict[str, Any], sink: FigureSink) -> str:
+    rows = [
+        [m, e["kind"], e["mean_off_diagonal"], e["min_off_diagonal"], e["max_off_diagonal"]]
+        for m, e in layer["metrics"].items()
+    ]
+    parts = [
+        f"<h3>Layer <code>{esc(name)}</code></h3>",
+        table(["metric", "kind", "mean off-diagonal", "min", "max"], rows),
+    ]
+    figs: list[str] = []
+    for metric, entry in layer["metrics"].items():
+        z = np.array(entry["linkage"], dtype=float) if entry["linkage"] else None
+        matrix = np.array(entry["matrix"], dtype=float)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            parts.append(note(f"{metric}: not a square model x model matrix; see results.json."))
+            continue
+        svg = figures.heatmap_svg(
+            matrix, layer["models"], entry["order"], f"{name}: {metric}", linkage=z
+        )
+        basis = "distance" if entry["kind"] == "distance" else "1 − similarity"
+        cap = f"{metric} between networks, ordered by average-linkage clustering on {basis}."
+        figs.append(sink.figure(svg, cap) + _aux_figures(layer, metric, sink))
+    emb = layer.get("embedding")
+    if emb:
+        coords = np.array([emb["coords"][m] for m in layer["models"]], dtype=float)
+        svg = figures.embedding_svg(
+            coords, layer["models"], f"{name}: networks in 2-D", emb["source"]
+        )
+        share = (
+            f" The two axes carry {100 * emb['explained']:.0f} % of the positive spectrum."
+            if emb.get("explained") is not None
+            else ""
+        )
+        figs.append(sink.figure(svg, f"Classical MDS of the networks on {emb['source']}.{share}"))
+    else:
+        parts.append(note("No 2-D embedding: the layer has neither shape_distance nor linear_cka."))
+    return "".join(parts) + f'<div class="figs">{"".join(figs)}</div>'
+
+
+def similarity_section(results: dict[str, Any], sink: FigureSink) -> str:
+    """Per layer: summary table, clustered heatmaps (with p-values / CIs) and the MDS map."""
+    layers = results["similarity"]
+    if not layers:
+        return note("No similarity results in the store: run the similarity stage to fill this.")
+    return "".join(_similarity_layer(n, layer, sink) for n, layer in layers.items())
+
+
+# -------------------------------------------------------------------- consensus
+def _consensus_figures(layer: dict[str, Any], sink: FigureSink) -> str:
+    rows = layer["table"]
+    comps = [str(r["component"]) for r in rows]
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+
+    figs = []
+    if all(r["sharedness"] is not None for r in rows) and rows:
+        null = np.nan_to_num(col("null_threshold"), nan=0.0)
+        svg = figures.sharedness_svg(
+            comps, col("sharedness"), col("variance"), null, col("is_consensus") > 0.5
+        )
+        figs.append(
+            sink.figure(
+                svg,
+                "Sharedness per component above the null band (hatched), "
+                "and against the variance each component explains.",
+            )
+        )
+    if all(r["support"] is not None for r in rows) and rows:
+        p = layer["attrs"].get("p_support")
+        svg = figures.support_svg(
+            comps,
+            col("support"),
+            col("is_consensus") > 0.5,
+            float(p) if isinstance(p, (int, float)) else None,
+        )
+        figs.append(
+            sink.figure(svg, "Fraction of member networks in which each component beats the null.")
+        )
+    if layer["member_support"]:
+        grid = np.array([layer["member_support"][m] for m in layer["models"]], dtype=bool)
+        svg = figures.member_support_svg(grid, layer["models"], comps)
+        figs.append(sink.figure(svg, "Which member supports which component."))
+    return f'<div class="figs">{"".join(figs)}</div>'
+
+
+def _vector_figure(store: StudyStore, name: str, info: dict[str, Any], sink: FigureSink) -> str:
+    if not info["drawable"]:
+        return note(f"{info['mapped_var']} and input_basis have different shapes; not drawn.")
+    ds = store.read_result("consensus", name)
+    basis = np.asarray(ds[info["basis_var"]].values, dtype=float)
+    mapped = np.asarray(ds[info["mapped_var"]].transpose(*info["dims"]).values, dtype=float)
+    svg = figures.vector_scatter_svg(basis, mapped, info["component_names"])
+    return sink.figure(
+        svg,
+        "Consensus subspace mapped onto the equivariant input basis: each "
+        "aligned vector component against the matching basis component.",
+    )
+
+
+def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: FigureSink) -> str:
+    attrs = layer["attrs"]
+    facts = ", ".join(f"{k} = {fmt(v)}" for k, v in attrs.items() if not isinstance(v, dict))
+    rows = [
+        [
+            r["component"],
+            r["sharedness"],
+            r["variance"],
+            r["null_threshold"],
+            r["support"],
+            Raw('<span class="ok">yes</span>') if r["is_consensus"] else "no",
+        ]
+        for r in layer["table"]
+    ]
+    parts = [
+        f"<h3>Layer <code>{esc(name)}</code></h3>",
+        f"<p>{layer['n_consensus']} of {len(rows)} components are consensus. {esc(facts)}</p>",
+    ]
+    if not rows:
+        return "".join([*parts, note("The consensus result holds no components.")])
+    parts.append(
+        table(
+            ["component", "sharedness", "variance", "null threshold", "support", "consensus?"], rows
+        )
+    )
+    parts.append(_consensus_figures(layer, sink))
+    if layer.get("vector"):
+        parts.append(_vector_figure(store, name, layer["vector"], sink))
+    return "".join(parts)
+
+
+def consensus_section(results: dict[str, Any], store: StudyStore, sink: FigureSink) -> str:
+    """Per layer: which components are shared beyond the null, with support and figures."""
+    layers = results["consensus"]
+    if not layers:
+        return note("No consensus results in the store: run the consensus stage to fill this.")
+    return "".join(_consensus_layer(store, n, layer, sink) for n, layer in layers.items())
+
+
+# -------------------------------------------------------------------- formulas
+def _verdict(value: Any) -> Raw:
+    if value is None:
+        return Raw("unknown (no ground truth)")
+    return Raw(
+        '<span class="ok">exact recovery</span>' if value else '<span class="bad">not exact</span>'
+    )
+
+
+def _member_table(rec: dict[str, Any], low: list[str]) -> str:
+    r2 = rec.get("member_r2") or {}
+    if not r2:
+        return note("No per-member R² recorded.")
+    rows = [
+        [m, v, Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
+        for m, v in sorted(r2.items())
+    ]
+    head = (
+        f"<p>{len(low)} of {len(r2)} members disagree (R² below 0.9): "
+        f"{esc(', '.join(low)) or 'none'}.</p>"
+    )
+    return head + details("R² per member", table(["member", "R²", "verdict"], rows))
+
+
+_FORMULA_STATS = (
+    ("complexity", "complexity"),
+    ("R² test", "r2_test"),
+    ("R² extrapolation", "r2_extrapolation"),
+    ("gradient agreement", "gradient_agreement"),
+    ("support", "support"),
+    ("recovery", "exact_recovery"),
+    ("truth", "truth_name"),
+    ("backend", "backend"),
+    ("seed", "seed"),
+    ("seconds", "seconds"),
+)
+
+
+def _front_table(front: list[dict[str, Any]]) -> str:
+    if not front:
+        return note("No Pareto front recorded.")
+    rows = [
+        [p.get("complexity"), p.get("loss"), Raw(f"<code>{esc(p.get('expression'))}</code>")]
+        for p in front
+    ]
+    return details("Pareto front (table)", table(["complexity", "loss", "expression"], rows))
+
+
+def _formula_card(rec: dict[str, Any], check: dict[str, Any], sink: FigureSink) -> str:
+    where = f"Layer <code>{esc(rec.get('layer'))}</code>, component {esc(rec.get('component'))}"
+    title = f"<h3>{where}</h3>"
+    if rec.get("expression") is None:
+        body = '<p class="none">No formula found for this component.</p>'
+        extra = table(
+            ["backend", "seed", "seconds"], [[rec.get(k) for k in ("backend", "seed", "seconds")]]
+        )
+        return f'<div class="card">{title}{body}{extra}</div>'
+    svg = formula_svg(rec.get("latex"))
+    typeset = sink.figure(svg, f"formula: {rec['expression']}", show_caption=False)
+    shown = (
+        f'<div class="formula">{typeset}</div>'
+        if svg
+        else note("Formula shown as text: the LaTeX could not be typeset offline.")
+    )
+    stats_row = [
+        _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key)
+        for _, key in _FORMULA_STATS
+    ]
+    stats = table([h for h, _ in _FORMULA_STATS], [stats_row])
+    front = rec.get("front") or []
+    pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
+    figs = sink.figure(pareto, "Pareto front; the star is the chosen formula.") + sink.figure(
+        pred_actual_svg(rec), "Formula prediction against the consensus latent."
+    )
+    return (
+        f'<div class="card">{title}{shown}<p><code>{esc(rec["expression"])}</code></p>{stats}'
+        f"{_member_table(rec, check['disagreeing_members'])}"
+        f'<div class="figs">{figs}</div>{_front_table(front)}</div>'
+    )
+
+
+def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
+    """A summary table of all formulas, then one card per formula."""
+    recs = results["formulas"]
+    if not recs:
+        return note("No formulas in the store: run the distill stage to fill this.")
+    rows = [
+        [
+            r.get("layer"),
+            r.get("component"),
+            Raw(f"<code>{esc(r['expression'])}</code>")
+            if r.get("expression") is not None
+            else Raw("<em>no formula found</em>"),
+            r.get("r2_test"),
+            r.get("r2_extrapolation"),
+            r.get("support"),
+            _verdict(r.get("exact_recovery")) if r.get("expression") else "—",
+        ]
+        for r in recs
+    ]
+    summary = table(
+        ["layer", "component", "expression", "R² test", "R² extrapolation", "support", "recovery"],
+        rows,
+    )
+    cards = "".join(
+        _formula_card(r, c, sink) for r, c in zip(recs, results["formula_checks"], strict=True)
+    )
+    return summary + cards

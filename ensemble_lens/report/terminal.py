@@ -1,0 +1,146 @@
+"""Terminal summary of a finished study (for ``ensemble-lens inspect STORE``).
+
+:func:`summary_renderables` returns rich renderables; the CLI prints them with
+``rich.console.Console().print(*renderables)``. The numbers come from
+:func:`ensemble_lens.report.results.collect_results`, like the HTML report's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .html import fmt
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..record.store import StudyStore
+
+
+def _table(title: str, headers: list[str], rows: list[list[Any]]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for h in headers:
+        t.add_column(h, overflow="fold")
+    for row in rows:
+        t.add_row(*[fmt(v) for v in row])
+    return t
+
+
+def _models_table(results: dict[str, Any]) -> Any:
+    rows = []
+    for m in results["provenance"]["models"]:
+        a = m["attrs"]
+        metrics = a.get("metrics") or {}
+        arch = a.get("architecture")
+        name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
+        rows.append(
+            [
+                m["id"],
+                name,
+                a.get("seed"),
+                a.get("source"),
+                m["status"],
+                metrics.get("val_r2"),
+                metrics.get("val_loss"),
+            ]
+        )
+    return _table(
+        "Models", ["id", "architecture", "seed", "source", "status", "val_r2", "val_loss"], rows
+    )
+
+
+def _similarity_table(results: dict[str, Any]) -> Any:
+    rows = [
+        [
+            layer,
+            metric,
+            e["kind"],
+            e["mean_off_diagonal"],
+            e["min_off_diagonal"],
+            e["max_off_diagonal"],
+        ]
+        for layer, entry in results["similarity"].items()
+        for metric, e in entry["metrics"].items()
+    ]
+    return _table(
+        "Similarity (off-diagonal)", ["layer", "metric", "kind", "mean", "min", "max"], rows
+    )
+
+
+def _consensus_table(results: dict[str, Any]) -> Any:
+    rows = [
+        [
+            layer,
+            r["component"],
+            r["sharedness"],
+            r["variance"],
+            r["null_threshold"],
+            r["support"],
+            bool(r["is_consensus"]),
+        ]
+        for layer, entry in results["consensus"].items()
+        for r in entry["table"]
+    ]
+    return _table(
+        "Consensus",
+        ["layer", "component", "sharedness", "variance", "null", "support", "consensus"],
+        rows,
+    )
+
+
+def _formulas_table(results: dict[str, Any]) -> Any:
+    rows = []
+    for rec in results["formulas"]:
+        expr = rec.get("expression")
+        rows.append(
+            [
+                rec.get("layer"),
+                rec.get("component"),
+                expr if expr is not None else "(no formula found)",
+                rec.get("complexity"),
+                rec.get("r2_test"),
+                rec.get("r2_extrapolation"),
+                rec.get("support"),
+                rec.get("exact_recovery"),
+            ]
+        )
+    return _table(
+        "Formulas",
+        [
+            "layer",
+            "component",
+            "expression",
+            "complexity",
+            "R² test",
+            "R² extrap.",
+            "support",
+            "exact",
+        ],
+        rows,
+    )
+
+
+def summary_renderables(store: StudyStore) -> list[RenderableType]:
+    """Rich tables summarising a study: models, similarity, consensus and formulas.
+
+    A part with no results becomes a one-line dimmed note instead of an empty table.
+    """
+    from rich.text import Text
+
+    from .results import collect_results
+
+    results = collect_results(store)
+    parts: list[Any] = []
+    checks = (
+        (results["provenance"]["models"], _models_table, "no models"),
+        (results["similarity"], _similarity_table, "no similarity results"),
+        (results["consensus"], _consensus_table, "no consensus results"),
+        (results["formulas"], _formulas_table, "no formulas"),
+    )
+    for present, build, missing in checks:
+        parts.append(
+            build(results) if present else Text(f"{store.path.name}: {missing}", style="dim")
+        )
+    return parts

@@ -1,0 +1,185 @@
+"""find_consensus: the shared components of a synthetic ensemble, the null, the contract."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import xarray as xr
+from consensus_synth import canonical_correlations, mixed_ensemble, well_conditioned
+
+from ensemble_lens.consensus import consensus_table, find_consensus
+from ensemble_lens.errors import ShapeError
+
+N, N_FIT, N_NULL = 1500, 900, 40
+SPLIT = np.where(np.arange(N) < N_FIT, "fit", "test")
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    return mixed_ensemble(K=6, n=N, seed=1)
+
+
+@pytest.fixture(scope="module")
+def result(ensemble):
+    _, nets = ensemble
+    named = {f"seed{k}": x for k, x in enumerate(nets)}
+    # 0.999: the default 0.99 can drop a weak PC that still carries part of a shared latent
+    return find_consensus(named, split=SPLIT, n_null=N_NULL, seed=0, variance_keep=0.999)
+
+
+def test_dataset_follows_the_contract(result):
+    assert set(result.data_vars) == {
+        "components",
+        "member_scores",
+        "sharedness",
+        "variance",
+        "null_threshold",
+        "member_support",
+        "support",
+        "is_consensus",
+    }
+    c = result.sizes["component"]
+    dims = {name: result[name].dims for name in result.data_vars}
+    assert dims == {
+        "components": ("sample", "component"),
+        "member_scores": ("model", "sample", "component"),
+        "sharedness": ("component",),
+        "variance": ("component",),
+        "null_threshold": ("component",),
+        "member_support": ("model", "component"),
+        "support": ("component",),
+        "is_consensus": ("component",),
+    }
+    assert result.sizes == {"sample": N, "component": c, "model": 6}
+    assert list(result.model.values) == [f"seed{k}" for k in range(6)]
+    assert result["member_support"].dtype == bool and result["is_consensus"].dtype == bool
+    for key in ("n_components_kept", "p_support", "null_method"):
+        assert key in result.attrs
+    assert result.attrs["null_method"] == "permutation"
+    np.testing.assert_allclose(result["components"].std(axis=0), 1.0, rtol=1e-10)
+
+
+def test_finds_exactly_the_shared_components(ensemble, result):
+    z, _ = ensemble
+    assert int(result["is_consensus"].sum()) == 3
+    assert result.attrs["n_components_kept"] == 3
+    assert result["is_consensus"].values[:3].all()  # sorted by sharedness
+    assert np.all(np.diff(result["sharedness"].values) <= 0)
+    np.testing.assert_allclose(result["support"].values[:3], 1.0)
+    assert np.all(result["support"].values[3:] < 0.8)
+    assert np.all(result["sharedness"].values[:3] > 0.9)
+    assert np.all(result["sharedness"].values[3:] < result["null_threshold"].values[3:])
+    comps = result["components"].values[:, :3]
+    assert canonical_correlations(comps[N_FIT:], z[N_FIT:]).min() > 0.95
+    for k in range(6):
+        member = result["member_scores"].values[k, N_FIT:, :3]
+        assert canonical_correlations(member, z[N_FIT:]).min() > 0.9
+
+
+def test_null_ensemble_has_no_consensus():
+    rng = np.random.default_rng(5)
+    nulls = [rng.normal(size=(N, int(rng.integers(10, 31)))) for _ in range(6)]
+    ds = find_consensus(nulls, split=SPLIT, n_null=N_NULL, seed=1)
+    assert int(ds["is_consensus"].sum()) == 0
+    assert ds.attrs["n_components_kept"] == 0
+    assert np.all(ds["support"].values < 0.8)
+
+
+def test_procrustes_method_finds_the_shared_components():
+    z, nets = mixed_ensemble(K=5, n=N, seed=2)
+    # Procrustes keeps the highest-variance PCs: give the shared latents most of the variance
+    nets = [np.c_[4 * z, x] for x in nets]
+    ds = find_consensus(nets, split=SPLIT, method="procrustes", n_components=5, n_null=N_NULL)
+    assert int(ds["is_consensus"].sum()) == 3
+    assert ds.attrs["method"] == "procrustes"
+
+
+def test_shared_but_negligible_variance_is_not_consensus():
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(N, 1))
+    nets = []
+    for _ in range(5):
+        src = np.c_[rng.normal(size=(N, 9)), 0.05 * z + 1e-3 * rng.normal(size=(N, 1))]
+        nets.append(src @ well_conditioned(10, rng))
+    ds = find_consensus(nets, split=SPLIT, variance_keep=1.0, n_null=N_NULL)
+    assert ds["sharedness"].values[0] > 0.95  # every network agrees on it ...
+    assert ds["variance"].values[0] < 0.01  # ... but it carries almost no variance
+    assert int(ds["is_consensus"].sum()) == 0
+    kept = find_consensus(nets, split=SPLIT, variance_keep=1.0, n_null=N_NULL, min_variance=0.0)
+    assert int(kept["is_consensus"].sum()) == 1
+
+
+def test_untrained_null_rejects_what_untrained_networks_share(ensemble):
+    z, nets = ensemble
+    rng = np.random.default_rng(4)
+    # "untrained" networks that still carry the shared latents (e.g. input-driven structure)
+    untrained = [np.c_[z, rng.normal(size=(N, 8))] @ well_conditioned(11, rng) for _ in range(4)]
+    ds = find_consensus(nets, split=SPLIT, n_null=10, untrained=untrained)
+    assert ds.attrs["null_method"] == "permutation+untrained"
+    assert ds["null_threshold"].values[0] > 0.9
+    assert int(ds["is_consensus"].sum()) == 0
+    fresh = [rng.normal(size=(N, 12)) for _ in range(4)]
+    ds = find_consensus(nets, split=SPLIT, n_null=0, untrained=fresh)
+    assert ds.attrs["null_method"] == "untrained"
+    assert int(ds["is_consensus"].sum()) == 3
+
+
+def test_executor_and_boolean_split_give_the_same_result(ensemble, result):
+    _, nets = ensemble
+    named = {f"seed{k}": x for k, x in enumerate(nets)}
+    with ThreadPoolExecutor(2) as ex:
+        ds = find_consensus(
+            named, split=np.arange(N) < N_FIT, n_null=N_NULL, variance_keep=0.999, executor=ex
+        )
+    xr.testing.assert_allclose(ds, result)
+
+
+def test_sample_ids_come_from_xarray_inputs():
+    _, nets = mixed_ensemble(K=3, n=300, seed=3)
+    ids = np.arange(300) * 10
+    arrays = [xr.DataArray(x, dims=("sample", "unit"), coords={"sample": ids}) for x in nets]
+    ds = find_consensus(arrays, split=np.arange(300) < 200, n_null=5)
+    np.testing.assert_array_equal(ds.sample.values, ids)
+
+
+def test_consensus_table(result):
+    text = consensus_table(result)
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "component",
+        "sharedness",
+        "variance",
+        "null",
+        "thr",
+        "support",
+        "consensus",
+    ]
+    assert len(lines) == 1 + result.sizes["component"]
+    assert [line.split()[-1] for line in lines[1:]].count("yes") == 3
+    assert lines[1].split()[0] == "0" and lines[1].split()[-1] == "yes"
+
+
+def test_errors(ensemble):
+    _, nets = ensemble
+    with pytest.raises(ShapeError, match=r"split: expected shape \(1500,\) like the activations"):
+        find_consensus(nets, split=SPLIT[:10])
+    with pytest.raises(
+        ShapeError, match=r"split: expected only 'fit' and 'test' labels, got \['val'\]"
+    ):
+        find_consensus(nets, split=np.where(SPLIT == "fit", "fit", "val"))
+    with pytest.raises(ShapeError, match=r"at least 3 fit and 3 test samples, got 1500 fit and 0"):
+        find_consensus(nets, split=np.ones(N, dtype=bool))
+    with pytest.raises(ShapeError, match=r"model 'a' has 1500 samples but model 'c' has 1499"):
+        find_consensus({"a": nets[0], "b": nets[1], "c": nets[2][:-1]}, split=SPLIT)
+    with pytest.raises(ShapeError, match=r"untrained: expected 1500 samples like the activations"):
+        find_consensus(nets, split=SPLIT, n_null=1, untrained=[x[:-1] for x in nets[:2]])
+    with pytest.raises(ValueError, match=r"n_null: expected a positive number of refits, got 0"):
+        find_consensus(nets, split=SPLIT, n_null=0)
+    with pytest.raises(ValueError, match=r"alpha: expected a number in \(0, 1\), got 1.5"):
+        find_consensus(nets, split=SPLIT, alpha=1.5)
+    with pytest.raises(ValueError, match=r"p_support: expected a number in \(0, 1\], got 0"):
+        find_consensus(nets, split=SPLIT, p_support=0)
+    with pytest.raises(ValueError, match=r"method: expected 'gcca' or 'procrustes', got 'pca'"):
+        find_consensus(nets, split=SPLIT, method="pca")

@@ -1,0 +1,83 @@
+import numpy as np
+import sympy
+from conftest import DX, NAMES, TRUTH, M, R, force, make_inputs
+
+from ensemble_lens.distill import (
+    canonicalize,
+    prune_terms,
+    refit_affine,
+    round_constants,
+    rounded_form,
+    snap_number,
+    tidy,
+)
+from ensemble_lens.distill._expr import complexity, evaluate
+
+
+def test_snap_number_prefers_small_rationals_then_rounds():
+    assert snap_number(2.50017) == sympy.Rational(5, 2)
+    assert snap_number(-0.333331) == sympy.Rational(-1, 3)
+    assert snap_number(-3.0000004) == -3
+    assert str(snap_number(1.23456)) == "1.235"
+    assert str(snap_number(123456.7)) == "1.235e+5"  # never more digits than rounding
+
+
+def test_round_constants_rounds_exponents_to_integers():
+    expr = sympy.Float(2.4999999) * M * R ** sympy.Float(-3.0000001)
+    assert round_constants(expr) == sympy.Rational(5, 2) * M / R**3
+
+
+def test_tidy_cancels_and_never_grows():
+    x = sympy.Symbol("x")
+    assert tidy((2 * x**2 + 2 * x) / (x + 1)) == 2 * x
+    messy = 1.5 * M * DX / R**3 + 0.0 * R
+    assert complexity(tidy(messy)) <= complexity(messy)
+
+
+def test_prune_removes_tiny_additive_term_and_keeps_real_ones():
+    X = make_inputs(300, 5)
+    y = force(X)
+    expr = 2.5 * TRUTH + 1e-4 * DX * R + 0.3 * M
+    pruned, n = prune_terms(expr, X, y, NAMES, rel_tol=0.02)
+    assert n == 1
+    assert pruned.has(M / R**3 * DX) and not pruned.has(DX * R)
+    assert pruned.has(0.3 * M)  # contributes ~0.13 of std(y): far above 2 %
+
+
+def test_prune_removes_small_softening_inside_a_denominator():
+    X = make_inputs(300, 6)
+    y = force(X)
+    expr = M * DX / (R**3 + 1e-5)
+    pruned, n = prune_terms(expr, X, y, NAMES)
+    assert n == 1 and pruned == TRUTH
+
+
+def test_refit_affine_restores_scale_and_offset():
+    X = make_inputs(200, 7)
+    y = 3.0 * force(X) + 1.0
+    out = refit_affine(TRUTH, X, y, NAMES)
+    assert np.max(np.abs(evaluate(out, X, NAMES) - y)) < 1e-9
+    assert sorted(round(float(c), 9) for c in out.atoms(sympy.Float)) == [1.0, 3.0]
+
+
+def test_refit_affine_drops_a_negligible_offset():
+    X = make_inputs(200, 7)
+    y = 3.0 * force(X) + 1e-4
+    (scale,) = refit_affine(TRUTH, X, y, NAMES).atoms(sympy.Float)
+    assert abs(float(scale) - 3.0) < 1e-9
+
+
+def test_canonicalize_prunes_then_rounds_and_keeps_exact_form_unrounded():
+    X = make_inputs(300, 8)
+    y = 2.5 * force(X)
+    raw = 2.5000123 * TRUTH + 1e-4 * DX + 1e-6
+    canon = canonicalize(raw, X, y, NAMES)
+    assert canon.display == sympy.Rational(5, 2) * TRUTH
+    assert canon.n_pruned >= 1
+    assert canon.exact.atoms(sympy.Float)  # the exact form still carries fitted floats
+    assert abs(float((canon.exact / TRUTH).subs({M: 1, DX: 1, R: 1})) - 2.5) < 1e-9
+
+
+def test_rounded_form_leaves_no_float_one_after_cancelling():
+    c = 2.34712
+    assert rounded_form(c * DX * M / (c * M + c * R)) == DX * M / (M + R)

@@ -1,0 +1,180 @@
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import sympy
+from conftest import DX, NAMES, TRUTH, M, R, force
+
+from ensemble_lens.distill import distill_component, distill_components, select
+from ensemble_lens.distill.distill import Scored
+from ensemble_lens.errors import ExecutionError, ShapeError
+
+
+def test_noise_target_gives_no_formula(splits):
+    rng = np.random.default_rng(5)
+    Xf, Xt = splits["fit"], splits["test"]
+    res = distill_component(
+        Xf,
+        rng.normal(size=len(Xf)),
+        NAMES,
+        X_test=Xt,
+        y_test=rng.normal(size=len(Xt)),
+        backend="sparse",
+        seed=0,
+        truths={"force_x": TRUTH},
+    )
+    assert res.expr is None and res.r2_test < 0.5 and "min_r2" in res.reason
+    record = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert record["expression"] is None and record["srepr"] is None
+    assert record["exact_recovery"] is False and record["truth_name"] is None
+    assert record["support"] is None and record["member_r2"] == {}
+
+
+def test_sparse_pipeline_recovers_exactly_and_refits_scale(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    res = distill_component(
+        Xf,
+        -4 * force(Xf) + 2,
+        NAMES,
+        X_test=Xt,
+        y_test=-4 * force(Xt) + 2,
+        backend="sparse",
+        backend_options={"max_degree": 5},
+        seed=0,
+        truths={"m_r": M * R, "force_x": TRUTH},
+    )
+    assert res.expr == -4 * TRUTH + 2
+    assert res.exact_recovery is True and res.truth_name == "force_x"
+    assert res.r2_extrapolation is None and res.support is None
+
+
+def test_unmatched_formula_names_the_closest_truth_without_claiming_recovery(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    y = lambda X: force(X) + 0.5 * X[:, 1]  # noqa: E731
+    res = distill_component(
+        Xf,
+        y(Xf),
+        NAMES,
+        X_test=Xt,
+        y_test=y(Xt),
+        backend="sparse",
+        seed=0,
+        truths={"m_r": M * R, "force_x": TRUTH},
+    )
+    assert res.expr is not None and res.r2_test > 0.999
+    assert res.truth_name == "force_x" and res.exact_recovery is False
+
+
+def test_selection_takes_the_simplest_candidate_near_the_best():
+    x = sympy.Symbol("x")
+    scored = [
+        Scored(x, x, 1, 1.0, 0.60),
+        Scored(x**2, x**2, 3, 0.1, 0.991),
+        Scored(x**2 + x, x**2 + x, 5, 0.09, 0.999),
+    ]
+    assert select(scored, r2_tolerance=0.01).complexity == 3
+    assert select(scored, r2_tolerance=0.001).complexity == 5
+
+
+def test_distill_components_runs_inline_and_on_an_executor_alike(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    Y = lambda X: np.column_stack([force(X), X[:, 0] * X[:, 2] ** 2])  # noqa: E731
+    kwargs = dict(
+        X_test=Xt,
+        Y_test=Y(Xt),
+        backend="sparse",
+        seed=10,
+        components=["fx", "q"],
+        truths={"force_x": TRUTH, "q": M * R**2},
+        layer="edge.2",
+    )
+    inline = distill_components(Xf, Y(Xf), NAMES, **kwargs)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pooled = distill_components(Xf, Y(Xf), NAMES, executor=pool, **kwargs)
+    assert [r.component for r in inline] == ["fx", "q"]
+    assert [r.seed for r in inline] == [10, 11]
+    assert [r.truth_name for r in inline] == ["force_x", "q"]
+    assert all(r.exact_recovery for r in inline)
+    assert [r.expr for r in pooled] == [r.expr for r in inline]
+
+
+def test_distill_components_passes_member_scores_per_component(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    t = force(Xt)
+    members = np.stack([np.column_stack([t, -t]), np.column_stack([2 * t, DX_col(Xt)])])
+    out = distill_components(
+        Xf,
+        np.column_stack([force(Xf), -force(Xf)]),
+        NAMES,
+        X_test=Xt,
+        Y_test=np.column_stack([t, -t]),
+        member_scores=members,
+        backend="sparse",
+    )
+    assert [r.support for r in out] == [1.0, 0.5]
+    assert set(out[0].member_r2) == {"member0", "member1"}
+
+
+def DX_col(X):
+    return X[:, 1]
+
+
+class _FailingExecutor:
+    def submit(self, fn, *args, **kwargs):
+        class _Future:
+            def result(self):
+                raise RuntimeError("worker lost")
+
+        return _Future()
+
+
+def test_executor_failures_name_the_component(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    with pytest.raises(ExecutionError, match=r"distilling component 'fx' failed.*worker lost"):
+        distill_components(
+            Xf,
+            force(Xf)[:, None],
+            NAMES,
+            X_test=Xt,
+            Y_test=force(Xt)[:, None],
+            components=["fx"],
+            executor=_FailingExecutor(),
+            backend="sparse",
+        )
+
+
+def test_distill_inputs_are_validated(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    with pytest.raises(ShapeError, match=r"truth 'bad'.*symbols \['z'\]"):
+        distill_component(
+            Xf,
+            force(Xf),
+            NAMES,
+            X_test=Xt,
+            y_test=force(Xt),
+            truths={"bad": sympy.Symbol("z")},
+            backend="sparse",
+        )
+    with pytest.raises(ShapeError, match="Y_fit has 1 components, Y_test 2"):
+        distill_components(
+            Xf,
+            force(Xf)[:, None],
+            NAMES,
+            X_test=Xt,
+            Y_test=np.column_stack([force(Xt)] * 2),
+            backend="sparse",
+        )
+    with pytest.raises(ShapeError, match=r"test split.*X has 200 samples but y has 199"):
+        distill_component(Xf, force(Xf), NAMES, X_test=Xt, y_test=force(Xt)[:-1])
+
+
+def test_gradient_agreement_uses_given_gradients(splits):
+    Xf, Xt = splits["fit"], splits["test"]
+    m, dx, r = Xt.T
+    grad = np.column_stack([dx / r**3, m / r**3, -3 * m * dx / r**4])
+    res = distill_component(
+        Xf, force(Xf), NAMES, X_test=Xt, y_test=force(Xt), y_grad_test=grad, backend="sparse"
+    )
+    assert res.gradient_agreement == pytest.approx(1.0)
+    assert DX in res.expr.free_symbols
