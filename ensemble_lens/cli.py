@@ -98,13 +98,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
     console = Console()
     store = open_store(args.store, mode="r")
+    from .report.terminal import summary_renderables
+
     renderables = store_renderables(store)
-    try:
-        from .report.terminal import summary_renderables
-    except ImportError:  # report not installed in this build
-        summary_renderables = None
-    if summary_renderables is not None:
-        renderables += summary_renderables(store)
+    if store.result_layers("similarity") or store.read_formulas():
+        renderables += summary_renderables(store, models=False)
     for renderable in renderables:
         console.print(renderable)
     return 0

@@ -17,7 +17,7 @@ from threadpoolctl import ThreadpoolController
 
 __all__ = ["one_blas_thread", "sym_eigh"]
 
-_SMALL = 1024
+_SMALL = 2048
 
 
 @functools.cache

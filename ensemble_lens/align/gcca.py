@@ -150,7 +150,7 @@ def _whitened_cross(moments: Any, T: list[np.ndarray]) -> np.ndarray:
 
 def _unit_variance(u: np.ndarray, ckk: np.ndarray) -> np.ndarray:
     """Scale the columns of ``u`` (p_k, c) to unit variance under ``ckk``; null columns stay 0."""
-    var = np.einsum("ic,ij,jc->c", u, ckk, u)
+    var = np.sum(u * (ckk @ u), axis=0)
     return u / np.sqrt(np.where(var > 1e-300, var, np.inf))
 
 
@@ -161,5 +161,5 @@ def _mean_pairwise_corr(cw: np.ndarray, member: list[np.ndarray], off: np.ndarra
     for k in range(K):
         for l in range(k + 1, K):
             ckl = cw[off[k] : off[k + 1], off[l] : off[l + 1]]
-            total += np.einsum("ic,ij,jc->c", member[k], ckl, member[l])
+            total += np.sum(member[k] * (ckl @ member[l]), axis=0)
     return total / (K * (K - 1) / 2)

@@ -128,11 +128,10 @@ def _gpa(
     objective is ``trace(G) - Σ_k trace(Q_k^T Y_k^T M)``; each step rotates every network
     to the current consensus (batched polar decompositions).
     """
-    G4 = G.reshape(K, c, K, c)
-    Q = _polar_batch(G4[:, :, 0, :])  # start: align every network to network 0
+    Q = _polar_batch(G[:, :c].reshape(K, c, c))  # start: align every network to network 0
     total, prev = float(np.trace(G)), np.inf
     for it in range(1, max_iter + 1):
-        YM = np.einsum("kilj,ljm->kim", G4, Q) / K
+        YM = (G @ Q.reshape(K * c, c)).reshape(K, c, c) / K
         obj = total - float(np.einsum("kim,kim->", Q, YM))  # objective of the current Q
         if prev - obj <= tol * max(obj, 1e-300):
             return list(Q), it, obj

@@ -200,7 +200,7 @@ def _rotation(d: int, rng: np.random.Generator) -> np.ndarray:
 def _rotated_best(moments: Any, k: int, l: int, Q: np.ndarray, sd_k: np.ndarray) -> np.ndarray:
     """``max_j |corr(X_k, (X_l Q)_j)|`` per unit of network ``k``, shape (d_k,)."""
     cross = moments.block(k, l) @ Q
-    var_l = np.einsum("ij,ik,kj->j", Q, moments.block(l, l), Q)
+    var_l = np.sum(Q * (moments.block(l, l) @ Q), axis=0)
     denom = np.outer(sd_k, np.sqrt(np.clip(var_l, 0.0, None)))
     ok = denom > 0
     c = np.zeros_like(cross)

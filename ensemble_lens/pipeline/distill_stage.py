@@ -69,10 +69,22 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
         from ..distill import distill_components
 
         out = distill_components(
-            X[fit], Y[fit], names, X_test=X[test], Y_test=Y[test], components=labels,
-            member_scores=M[:, test, :], X_extrap=Xe, Y_extrap=Ye, executor=ctx.executor,
-            seed=seed, backend=dcfg.backend, backend_options=dcfg.options or None,
-            time_budget=dcfg.time_budget, truths=truths, layer=layer,
+            X[fit],
+            Y[fit],
+            names,
+            X_test=X[test],
+            Y_test=Y[test],
+            components=labels,
+            member_scores=M[:, test, :],
+            X_extrap=Xe,
+            Y_extrap=Ye,
+            executor=ctx.executor,
+            seed=seed,
+            backend=dcfg.backend,
+            backend_options=dcfg.options or None,
+            time_budget=dcfg.time_budget,
+            truths=truths,
+            layer=layer,
             member_ids=[str(m) for m in ds["model"].values],
         )
         for res in out:
@@ -88,19 +100,37 @@ def _best(results: list[Any], basis: str) -> dict[str, Any]:
         rec["reason"] = results[0].reason
         return {**rec, "basis": basis}
     best = max(r.r2_test for r in good)
-    pick = min((r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test))
+    pick = min(
+        (r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test)
+    )
     rec = pick.to_dict()
-    rec.update(basis=basis, seeds_tried=[r.seed for r in results],
-               seeds_exact=[r.seed for r in results if r.exact_recovery])
+    rec.update(
+        basis=basis,
+        seeds_tried=[r.seed for r in results],
+        seeds_exact=[r.seed for r in results if r.exact_recovery],
+    )
     return rec
 
 
 def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
     return {
-        "component": None, "layer": layer, "expression": None, "srepr": None, "latex": None,
-        "complexity": None, "r2_test": None, "r2_extrapolation": None,
-        "gradient_agreement": None, "support": None, "member_r2": {}, "exact_recovery": None,
-        "truth_name": None, "front": [], "backend": None, "seed": None, "seconds": 0.0,
+        "component": None,
+        "layer": layer,
+        "expression": None,
+        "srepr": None,
+        "latex": None,
+        "complexity": None,
+        "r2_test": None,
+        "r2_extrapolation": None,
+        "gradient_agreement": None,
+        "support": None,
+        "member_r2": {},
+        "exact_recovery": None,
+        "truth_name": None,
+        "front": [],
+        "backend": None,
+        "seed": None,
+        "seconds": 0.0,
         "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
         f"{ds.sizes['component']} aligned components tested): nothing to distill",
     }
@@ -154,7 +184,9 @@ def sparse_basis(Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: floa
         if len(pivots) == C.shape[0]:
             break
         basis = C[:, pivots] if pivots else np.zeros((C.shape[0], 0))
-        resid_t = C[:, t] - basis @ np.linalg.lstsq(basis, C[:, t], rcond=None)[0] if pivots else C[:, t]
+        resid_t = (
+            C[:, t] - basis @ np.linalg.lstsq(basis, C[:, t], rcond=None)[0] if pivots else C[:, t]
+        )
         if np.linalg.norm(resid_t) > tol * np.linalg.norm(C[:, t]) + 1e-12:
             pivots.append(t)
     if len(pivots) < C.shape[0]:

@@ -146,7 +146,6 @@ def run_member(
                 writer.write_checkpoint(ckpt)
             record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn)
     seconds = time.perf_counter() - start
-    log.info("member %s (%s): %s, %.1f s", member.id, member.source, _fmt(metrics), seconds)
     return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
 
 
@@ -167,9 +166,12 @@ def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, An
     return {"id": member.id, "action": "ingested", "seconds": time.perf_counter() - start}
 
 
-def _fmt(metrics: dict[str, Any]) -> str:
-    keys = [k for k in ("val_r2", "val_loss", "epochs") if k in metrics]
-    return ", ".join(f"{k} {metrics[k]:.4g}" for k in keys) or "no training metrics"
+def member_line(result: dict[str, Any]) -> str:
+    """One concise line for a finished member: what was done, validation metrics, time."""
+    keys = [k for k in ("val_r2", "val_loss", "epochs") if k in result]
+    metrics = ", ".join(f"{k} {result[k]:.4g}" for k in keys)
+    seconds = f"{result['seconds']:.1f} s" if "seconds" in result else ""
+    return ", ".join(p for p in (result.get("action", ""), metrics, seconds) if p)
 
 
 def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import StudyConfig, stable_hash
 from ..errors import ExecutionError, StoreError
 from ..record.store import StudyStore
-from .members import MemberSpec, expand_members, is_done, run_member
+from .members import MemberSpec, expand_members, is_done, member_line, run_member
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
     results, failures = [], {}
     for i, (mid, fut) in enumerate(_as_completed(futures)):
         try:
-            results.append(fut.result())
+            res = fut.result()
+            results.append(res)
+            log.info("member %s: %s", mid, member_line(res))
         except Exception as err:  # collect, so the other members still finish
             failures[mid] = err
             log.error("member %s failed: %s", mid, err)

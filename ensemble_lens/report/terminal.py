@@ -122,10 +122,12 @@ def _formulas_table(results: dict[str, Any]) -> Any:
     )
 
 
-def summary_renderables(store: StudyStore) -> list[RenderableType]:
+def summary_renderables(store: StudyStore, *, models: bool = True) -> list[RenderableType]:
     """Rich tables summarising a study: models, similarity, consensus and formulas.
 
     A part with no results becomes a one-line dimmed note instead of an empty table.
+    ``models=False`` leaves out the models table (``ensemble-lens inspect`` prints its own,
+    with layers and shapes).
     """
     from rich.text import Text
 
@@ -134,7 +136,7 @@ def summary_renderables(store: StudyStore) -> list[RenderableType]:
     results = collect_results(store)
     parts: list[Any] = []
     checks = (
-        (results["provenance"]["models"], _models_table, "no models"),
+        *(((results["provenance"]["models"], _models_table, "no models"),) if models else ()),
         (results["similarity"], _similarity_table, "no similarity results"),
         (results["consensus"], _consensus_table, "no consensus results"),
         (results["formulas"], _formulas_table, "no formulas"),

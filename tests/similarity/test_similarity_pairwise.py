@@ -148,3 +148,19 @@ def test_shared_moments_input():
     assert list(pairwise(mom, "mean_cca").coords["model_"].values) == list(nets)
     with pytest.raises(ShapeError, match="metric 'rsa' needs the activations"):
         pairwise(mom, "rsa")
+
+
+def test_store_layer_input(tmp_path):
+    from ensemble_lens.record.store import open_store
+
+    nets = _nets(seed=8, n=200, widths=(4, 6, 5))
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(np.zeros((200, 1), np.float32), names=["x"])
+    f32 = {k: v.astype(np.float32) for k, v in nets.items()}
+    for k, v in f32.items():
+        store.write_activations(k, "h", v)
+    for metric, fn in (("mean_cca", mean_cca), ("mutual_knn", mutual_knn)):
+        out = pairwise((store, "h"), metric, chunk_size=32)
+        assert list(out.coords["model"].values) == sorted(nets)
+        ref = fn(f32["net0"].astype(np.float64), f32["net2"].astype(np.float64))
+        assert out.sel(model="net0", model_="net2").item() == pytest.approx(ref, abs=1e-10)

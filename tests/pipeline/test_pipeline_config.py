@@ -1,0 +1,55 @@
+import pytest
+
+from ensemble_lens.config import load_config
+from ensemble_lens.errors import ConfigError
+
+
+def test_unknown_key_names_yaml_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "task: {name: gravity}\nensemble:\n  train: {}\n  architectures:\n    - {}\n  seedz: [1]\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml: ensemble.seedz: Extra inputs are not permitted"
+    ):
+        load_config(path)
+
+
+def test_bad_value_names_yaml_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: {name: gravity}\nconsensus: {alpha: 2}\n")
+    with pytest.raises(ConfigError, match=r"consensus.alpha: Input should be less than 1"):
+        load_config(path)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "x.yaml").write_text("task: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "x.yaml")
+
+
+def test_ingest_entry_needs_factory():
+    with pytest.raises(
+        ConfigError, match=r"ensemble.ingest.0: Value error, kind 'state_dict' needs 'factory'"
+    ):
+        load_config(
+            {
+                "task": {"name": "gravity"},
+                "ensemble": {"ingest": [{"id": "a", "kind": "state_dict", "path": "w.pt"}]},
+            }
+        )
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    paths = sorted(root.rglob("*.yaml"))
+    assert paths, "configs/ must ship ready studies"
+    for path in paths:
+        if "profiles" in path.parts:
+            continue
+        cfg = load_config(path)
+        assert cfg.task is not None
