@@ -64,6 +64,9 @@ def _configure_logging(verbose: int) -> None:
     handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     logging.getLogger("ensemble_lens").setLevel(level)
+    quiet = logging.DEBUG if verbose > 1 else logging.ERROR  # dask's start/stop chatter
+    for name in ("distributed", "dask", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -83,12 +83,13 @@ def record_once(n: int, batch_size: int, root: Path, layers=("1", "3", "5", "7")
 
 def peak_rss_child(n: int, batch_size: int) -> float:
     """Peak RSS (MB) of a fresh process that records an n-sample probe."""
+    here = str(Path(__file__).parent)
     code = (
-        "import resource, sys, tempfile, pathlib; sys.path.insert(0, %r);"
+        f"import resource, sys, tempfile, pathlib; sys.path.insert(0, {here!r});"
         "import bench_record as b;"
-        "b.record_once(%d, %d, pathlib.Path(tempfile.mkdtemp()));"
+        f"b.record_once({n}, {batch_size}, pathlib.Path(tempfile.mkdtemp()));"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
-    ) % (str(Path(__file__).parent), n, batch_size)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -69,5 +69,5 @@ def test_killed_worker_study_still_completes(tmp_path, user_task_path):
 def test_unknown_scheduler_is_a_config_error():
     from ensemble_lens.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="execution.scheduler: expected 'local', 'serial'"):
+    with pytest.raises(ConfigError, match=r"execution\.scheduler: expected 'local', 'serial'"):
         make_executor("slurm")
