@@ -53,43 +53,43 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     if keep.size == 0:
         log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
         return [_no_consensus(layer, ds)]
+    per_seed = distill_subspace(
+        ctx, layer, ds["components"].values[:, keep], ds["member_scores"].values[:, :, keep],
+        [str(m) for m in ds["model"].values],
+    )
+    return [_best(results, basis) for results, basis in per_seed]
+
+
+def distill_subspace(
+    ctx: StageContext, layer: str, Y: np.ndarray, M: np.ndarray, member_ids: list[str]
+) -> list[tuple[list[Any], str]]:
+    """SR on a subspace Y (sample, c) with member projections M (model, sample, c).
+
+    Returns, per basis component, the FormulaResults of every configured seed and the basis
+    name. Used for the consensus and (by scripts/bench_recovery.py) for single networks.
+    """
     probe = ctx.store.probe()
     X = probe["inputs"].values.astype(np.float64)
     names = list(ctx.store.probe_names)
-    Y = ds["components"].values[:, keep]
-    M = ds["member_scores"].values[:, :, keep]
     labels, Y, M, basis = _basis(ctx.task, Y, M, X, names)
     test = probe["split"].values == "test"
     fit = ~test
     truths = dict(ctx.task.latents) if ctx.task is not None and ctx.task.latents else None
     Xe, Ye = _extrapolation(ctx, X[test], Y[test], names)
     dcfg = ctx.cfg.distill
-    results = {}
+    results: dict[Any, list[Any]] = {}
     for seed in dcfg.seeds:
         from ..distill import distill_components
 
         out = distill_components(
-            X[fit],
-            Y[fit],
-            names,
-            X_test=X[test],
-            Y_test=Y[test],
-            components=labels,
-            member_scores=M[:, test, :],
-            X_extrap=Xe,
-            Y_extrap=Ye,
-            executor=ctx.executor,
-            seed=seed,
-            backend=dcfg.backend,
-            backend_options=dcfg.options or None,
-            time_budget=dcfg.time_budget,
-            truths=truths,
-            layer=layer,
-            member_ids=[str(m) for m in ds["model"].values],
+            X[fit], Y[fit], names, X_test=X[test], Y_test=Y[test], components=labels,
+            member_scores=M[:, test, :], X_extrap=Xe, Y_extrap=Ye, executor=ctx.executor,
+            seed=seed, backend=dcfg.backend, backend_options=dcfg.options or None,
+            time_budget=dcfg.time_budget, truths=truths, layer=layer, member_ids=member_ids,
         )
         for res in out:
             results.setdefault(res.component, []).append(res)
-    return [_best(rs, basis) for rs in results.values()]
+    return [(rs, basis) for rs in results.values()]
 
 
 def _best(results: list[Any], basis: str) -> dict[str, Any]:

@@ -90,6 +90,9 @@ class BottleneckTask(_BottleneckBase):
 class KeplerTask(_BottleneckBase):
     """Kepler two-body problem (GM = 1) in the relative coordinates ``(x, y, vx, vy)``.
 
+    The distance ``r = |(x, y)|`` is given as a fifth (redundant) variable, as ``r`` is for
+    the graph-network edges.
+
     States are drawn on bound orbits: semi-major axis ``a`` in [0.8, 2] ([2, 3] extrapolated),
     eccentricity in [0, 0.5], random orientation, sense of rotation and mean anomaly (uniform in
     time). Latents: energy ``E = v^2/2 - 1/r`` and angular momentum ``L = x vy - y vx``.
@@ -100,20 +103,20 @@ class KeplerTask(_BottleneckBase):
     """
 
     name = "kepler"
-    input_names = ("x", "y", "vx", "vy")
+    input_names = ("x", "y", "vx", "vy", "r")
     default_arch = ArchSpec(
         family="bottleneck", width=128, depth=3, activation="silu", latent_dim=2
     )
 
     def __init__(self) -> None:
-        x, y, vx, vy = (sympy.Symbol(v) for v in self.input_names)
+        x, y, vx, vy, r = (sympy.Symbol(v) for v in self.input_names)
         self.latents = {
-            "energy": (vx**2 + vy**2) / 2 - 1 / sympy.sqrt(x**2 + y**2),
+            "energy": (vx**2 + vy**2) / 2 - 1 / r,
             "angular_momentum": x * vy - y * vx,
         }
 
     def sample_probe(self, n: int, seed: int, *, extrapolate: bool = False) -> np.ndarray:
-        """``(n, 4)`` float32 states ``(x, y, vx, vy)`` on random bound orbits."""
+        """``(n, 5)`` float32 states ``(x, y, vx, vy, r)`` on random bound orbits."""
         rng = np.random.default_rng(seed)
         a = rng.uniform(*((2.0, 3.0) if extrapolate else (0.8, 2.0)), size=n)
         e = rng.uniform(0.0, 0.5, size=n)
@@ -128,7 +131,8 @@ class KeplerTask(_BottleneckBase):
         vx, vy = -a * np.sin(ecc) * rate, sense * b * np.cos(ecc) * rate
         w = rng.uniform(0, 2 * np.pi, size=n)
         c, s = np.cos(w), np.sin(w)
-        out = np.stack([c * px - s * py, s * px + c * py, c * vx - s * vy, s * vx + c * vy], 1)
+        x, y = c * px - s * py, s * px + c * py
+        out = np.stack([x, y, c * vx - s * vy, s * vx + c * vy, np.hypot(x, y)], 1)
         return out.astype(np.float32)
 
     def _targets(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,156 @@
+"""Law recovery across the task suite: the consensus pipeline versus single networks.
+
+For each task: train K networks, find the consensus of their latents, run symbolic regression
+on it with several SR seeds, and count a seed as an exact recovery when every ground-truth
+latent of the task is matched exactly (difference or ratio constant) by one of the formulas.
+The same distillation (same basis map, backend, seeds and time budget) then runs on each of
+the first ``--singles`` networks alone: its own top principal components, as many as the
+consensus has (or as the task has latents when there is no consensus). Reported per task:
+exact-recovery rate of the consensus and the median single network, mean extrapolation R^2,
+and the time.
+
+    python scripts/bench_recovery.py                      # all 9 tasks (long: tens of minutes)
+    python scripts/bench_recovery.py --tasks gravity,spring --members 4 --sr-seeds 0,1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ensemble_lens import open_store, run_study
+from ensemble_lens.config import load_config
+from ensemble_lens.execution import make_executor
+from ensemble_lens.pipeline.distill_stage import distill_subspace
+from ensemble_lens.pipeline.members import task_of
+from ensemble_lens.pipeline.stages import StageContext
+from ensemble_lens.tasks import list_tasks
+
+
+def study(task: str, store: Path, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "name": f"recovery-{task}",
+        "task": {"name": task},
+        "probe": {"n": args.probe, "n_extrapolation": 1000},
+        "ensemble": {"seeds": list(range(args.members))},
+        "consensus": {"n_null": 20},
+        "distill": {"backend": args.backend, "time_budget": args.budget, "seeds": args.sr_seeds},
+        "store": str(store),
+    }
+
+
+def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: int) -> bool:
+    """Whether the formulas of the i-th SR seed exactly recover every truth (each component's
+    result list holds one result per seed, in seed order)."""
+    hit = {rs[i].truth_name for rs, _ in per_component if rs[i].exact_recovery}
+    return truths <= hit
+
+
+def rate_and_extrap(per_component, truths: set[str], n_seeds: int) -> tuple[float, float | None]:
+    rate = float(np.mean([recovered(per_component, truths, i) for i in range(n_seeds)]))
+    ext = [
+        r.r2_extrapolation for rs, _ in per_component for r in rs if r.r2_extrapolation is not None
+    ]
+    return rate, (float(np.mean(ext)) if ext else None)
+
+
+def single_subspace(acts: np.ndarray, fit: np.ndarray, c: int) -> np.ndarray:
+    """A network's own top-c principal components (fit split), on every sample."""
+    mean = acts[fit].mean(0)
+    _, _, vt = np.linalg.svd(acts[fit] - mean, full_matrices=False)
+    return (acts - mean) @ vt[:c].T
+
+
+def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    cfg = load_config(study(task_name, root / f"{task_name}.zarr", args))
+    run_study(cfg, executor=ex, stages=["probe", "train", "compare", "consensus"])
+    store = open_store(cfg.store_path(), mode="a")
+    task = task_of(cfg)
+    ctx = StageContext(cfg, store, task, ex)
+    layer = task.latent_layer
+    ds = store.read_result("consensus", layer)
+    keep = np.flatnonzero(ds["is_consensus"].values)
+    truths = set(task.latents)
+    val_r2 = [store.model_attrs(m)["metrics"].get("val_r2") for m in store.complete_models]
+    row: dict[str, Any] = {
+        "task": task_name,
+        "members": len(val_r2),
+        "min_val_r2": round(float(min(val_r2)), 4),
+        "consensus_components": int(keep.size),
+    }
+    if keep.size:
+        per = distill_subspace(
+            ctx,
+            layer,
+            ds["components"].values[:, keep],
+            ds["member_scores"].values[:, :, keep],
+            list(ds["model"].values),
+        )
+        row["consensus_rate"], row["consensus_extrap_r2"] = rate_and_extrap(
+            per, truths, len(args.sr_seeds)
+        )
+        row["formulas"] = [str(rs[0].expr) for rs, _ in per]
+    else:
+        row["consensus_rate"], row["consensus_extrap_r2"], row["formulas"] = 0.0, None, []
+    row["consensus_seconds"] = round(time.perf_counter() - start, 1)
+    fit = store.probe()["split"].values == "fit"
+    c = int(keep.size) or len(truths)
+    singles = []
+    for m in store.complete_models[: args.singles]:
+        Y = single_subspace(np.asarray(store.activations(m, layer).values, np.float64), fit, c)
+        per = distill_subspace(ctx, layer, Y, Y[None], [m])
+        singles.append(rate_and_extrap(per, truths, len(args.sr_seeds)))
+    row["single_rates"] = [round(r, 2) for r, _ in singles]
+    row["single_median_rate"] = float(np.median([r for r, _ in singles])) if singles else None
+    ext = [e for _, e in singles if e is not None]
+    row["single_extrap_r2"] = float(np.median(ext)) if ext else None
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default=",".join(list_tasks()))
+    ap.add_argument("--members", type=int, default=6)
+    ap.add_argument("--singles", type=int, default=4, help="single networks compared")
+    ap.add_argument("--sr-seeds", default="0,1,2")
+    ap.add_argument("--budget", type=float, default=8.0, help="SR seconds per component")
+    ap.add_argument("--backend", default="operon", choices=["operon", "sparse"])
+    ap.add_argument("--probe", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    args = ap.parse_args()
+    args.sr_seeds = [int(s) for s in args.sr_seeds.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, make_executor("local", workers=args.workers) as ex:
+        for name in args.tasks.split(","):
+            rows.append(run_task(name, args, Path(tmp), ex))
+            print(json.dumps(rows[-1]), flush=True)
+    summary = summarize(rows)
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    exact = [r["task"] for r in rows if r["consensus_rate"] > 0]
+    at_least = [r["task"] for r in rows if r["consensus_rate"] >= (r["single_median_rate"] or 0)]
+    higher = [r["task"] for r in rows if r["consensus_rate"] > (r["single_median_rate"] or 0)]
+    return {
+        "tasks": len(rows),
+        "exact_recovery_tasks": exact,
+        "consensus_at_least_median_single": f"{len(at_least)}/{len(rows)}",
+        "consensus_strictly_higher": higher,
+        "targets": "exact on >= 7 of 9; consensus >= median single on all; strictly higher on >= 3",
+    }
+
+
+if __name__ == "__main__":
+    main()
