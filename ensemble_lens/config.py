@@ -92,7 +92,7 @@ class EnsembleConfig(_Strict):
     architectures: list[dict[str, Any]] = Field(default_factory=lambda: [{}])
     train: dict[str, Any] = Field(default_factory=dict)
     data_subsets: int = Field(default=1, ge=1)
-    untrained_null: bool = False
+    untrained_null: bool = True
     ingest: list[IngestConfig] = Field(default_factory=list)
 
 

@@ -35,7 +35,7 @@ import xarray as xr
 from .._arrays import sample_ids_of
 from ..align._validate import as_matrices
 from ..errors import ShapeError
-from .null import Method, make_aligner, run_permutation_null, untrained_null
+from .null import Method, make_aligner, run_permutation_null
 from .scoring import member_agreement, variance_carried
 
 __all__ = ["find_consensus"]
@@ -66,9 +66,9 @@ def _fit_mask(split: Any, n: int) -> np.ndarray:
     return fit
 
 
-def _check_params(n_null: int, alpha: float, p_support: float, has_untrained: bool) -> None:
+def _check_params(n_null: int, alpha: float, p_support: float) -> None:
     """Reject parameter values that make the decision rule meaningless."""
-    if n_null < 0 or (n_null == 0 and not has_untrained):
+    if n_null < 1:
         raise ValueError(f"n_null: expected a positive number of refits, got {n_null}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha: expected a number in (0, 1), got {alpha}")
@@ -91,36 +91,14 @@ class _Options:
 
 
 def _null_threshold(
-    aligner: Any,
-    rows: tuple[list[np.ndarray], list[np.ndarray]],
-    opts: _Options,
-    untrained: Sequence[Any] | Mapping[str, Any] | None,
-    fit: np.ndarray,
-    executor: Any,
-) -> tuple[float, str]:
-    """Family-wise ``1 - alpha`` null threshold and the name of the null method."""
-    q = 1.0 - opts.alpha
-    thresholds, parts = [], []
-    if opts.n_null > 0:
-        pf = [p.scores(x) for p, x in zip(aligner.pcas_, rows[0], strict=True)]
-        pt = [p.scores(x) for p, x in zip(aligner.pcas_, rows[1], strict=True)]
-        c = aligner.n_components_
-        null = run_permutation_null(pf, pt, opts.method, c, opts.n_null, opts.seed, executor)
-        thresholds.append(float(np.quantile(null, q)))
-        parts.append("permutation")
-    if untrained is not None:
-        _, arrays = as_matrices(untrained)
-        if arrays[0].shape[0] != fit.size:
-            raise ShapeError(
-                f"untrained: expected {fit.size} samples like the activations, "
-                f"got {arrays[0].shape[0]}"
-            )
-        fit_u, test_u = [x[fit] for x in arrays], [x[~fit] for x in arrays]
-        u = untrained_null(fit_u, test_u, opts.method, opts.n_components, opts.variance_keep)
-        thresholds.append(float(np.quantile(u, q)))
-        parts.append("untrained")
-    logger.debug("consensus null thresholds %s: %s", parts, thresholds)
-    return max(thresholds), "+".join(parts)
+    aligner: Any, rows: tuple[list[np.ndarray], list[np.ndarray]], opts: _Options, executor: Any
+) -> float:
+    """Family-wise ``1 - alpha`` quantile of the permutation null's largest agreements."""
+    pf = [p.scores(x) for p, x in zip(aligner.pcas_, rows[0], strict=True)]
+    pt = [p.scores(x) for p, x in zip(aligner.pcas_, rows[1], strict=True)]
+    c = aligner.n_components_
+    null = run_permutation_null(pf, pt, opts.method, c, opts.n_null, opts.seed, executor)
+    return float(np.quantile(null, 1.0 - opts.alpha))
 
 
 def find_consensus(
@@ -136,6 +114,7 @@ def find_consensus(
     min_variance: float = 0.01,
     seed: int = 0,
     untrained: Sequence[Any] | Mapping[str, Any] | None = None,
+    max_untrained_r2: float = 0.9,
     executor: Any = None,
 ) -> xr.Dataset:
     """Find the aligned components that an ensemble of networks shares beyond chance.
@@ -154,7 +133,7 @@ def find_consensus(
     variance_keep : float in (0, 1]
         Share of each network's variance kept by its PCA truncation.
     n_null : int
-        Permutation-null refits (0 allowed only with ``untrained``).
+        Permutation-null refits.
     alpha : float
         Family-wise error rate of the null threshold.
     p_support : float in (0, 1]
@@ -164,7 +143,17 @@ def find_consensus(
     seed : int
         Seed of the permutation null.
     untrained : sequence or dict of array-like, optional
-        Untrained networks (same architecture) on the same samples: a second null.
+        Untrained networks (same architecture) on the same samples: a second null, per
+        component. Untrained networks share whatever their inputs and architecture give them
+        (with graph networks, the input-linear directions agree at ~0.999), so agreement is the
+        wrong statistic here; instead each consensus component is regressed (ridge) on every
+        untrained network's activations (fit split) and scored by R^2 on the test split
+        (median over networks: ``untrained_r2``), and likewise on every trained member
+        (``trained_r2``). A component that the untrained networks reproduce nearly as well as
+        the trained ones (``untrained_r2 >= max_untrained_r2 * trained_r2``) is not learned
+        and is not consensus.
+    max_untrained_r2 : float
+        See ``untrained``.
     executor : object with ``submit``, optional
         Runs the null refits in up to 8 batches.
 
@@ -190,7 +179,7 @@ def find_consensus(
     """
     names, arrays = as_matrices(activations)
     fit = _fit_mask(split, arrays[0].shape[0])
-    _check_params(n_null, alpha, p_support, untrained is not None)
+    _check_params(n_null, alpha, p_support)
     opts = _Options(
         method, n_components, variance_keep, n_null, alpha, p_support, min_variance, seed
     )
@@ -200,7 +189,8 @@ def find_consensus(
     scores = aligner.transform(dict(zip(names, arrays, strict=True)))
     agree = member_agreement([s[~fit] for s in scores])
     var = variance_carried(rows[1], aligner.W_)
-    threshold, null_method = _null_threshold(aligner, rows, opts, untrained, fit, executor)
+    threshold = _null_threshold(aligner, rows, opts, executor)
+    null_method = "permutation"
     support = (agree > threshold) & (var >= min_variance)
     order = np.argsort(-agree.mean(axis=0), kind="stable")
     ds = _dataset(
@@ -211,6 +201,9 @@ def find_consensus(
         threshold,
         p_support,
     )
+    if untrained is not None:
+        _untrained_test(ds, arrays, untrained, fit, max_untrained_r2)
+        null_method += "+untrained"
     ds.attrs.update(_attrs(opts, ds, aligner, null_method, fit))
     logger.info(
         "consensus: %d of %d components (%s null, threshold %.3f)",
@@ -236,8 +229,48 @@ def _attrs(
         "n_fit": int(fit.sum()),
         "n_test": int((~fit).sum()),
         "rule": "member supports j: agreement > null_threshold and variance >= min_variance; "
-        "consensus: support >= p_support",
+        "consensus: support >= p_support (and, with untrained networks, untrained_r2 < "
+        "max_untrained_r2 * trained_r2)",
     }
+
+
+def _untrained_test(
+    ds: xr.Dataset,
+    members: list[np.ndarray],
+    untrained: Sequence[Any] | Mapping[str, Any],
+    fit: np.ndarray,
+    max_share: float,
+) -> None:
+    """Add ``trained_r2``/``untrained_r2``; drop components the untrained networks reproduce
+    nearly as well as the trained members do (``untrained_r2 >= max_share * trained_r2``)."""
+    _, arrays = as_matrices(untrained)
+    if arrays[0].shape[0] != fit.size:
+        raise ShapeError(
+            f"untrained: expected {fit.size} samples like the activations, got {arrays[0].shape[0]}"
+        )
+    z = ds["components"].values
+    trained = np.median([reproduction_r2(m, z, fit) for m in members], axis=0)
+    untrained_r2 = np.median([reproduction_r2(u, z, fit) for u in arrays], axis=0)
+    ds["trained_r2"] = ("component", trained)
+    ds["untrained_r2"] = ("component", untrained_r2)
+    learned = untrained_r2 < max_share * trained
+    ds["is_consensus"] = ds["is_consensus"] & xr.DataArray(learned, dims="component")
+    ds.attrs["max_untrained_r2"] = max_share
+
+
+def reproduction_r2(
+    x: np.ndarray, z: np.ndarray, fit: np.ndarray, ridge: float = 1e-3
+) -> np.ndarray:
+    """Test-split R^2 of each column of ``z`` (sample, c) from ``x`` (sample, d) by ridge
+    regression fitted on the fit split; (c,)."""
+    mx, mz = x[fit].mean(0), z[fit].mean(0)
+    xf, zf = x[fit] - mx, z[fit] - mz
+    gram = xf.T @ xf
+    gram += ridge * np.trace(gram) / max(gram.shape[0], 1) * np.eye(gram.shape[0])
+    coef = np.linalg.solve(gram, xf.T @ zf)
+    resid = (z[~fit] - mz) - (x[~fit] - mx) @ coef
+    var = z[~fit].var(0)
+    return 1.0 - resid.var(0) / np.where(var > 0, var, 1.0)
 
 
 def _first(activations: Sequence[Any] | Mapping[str, Any]) -> Any:

@@ -21,7 +21,7 @@ from ..align.gcca import MultisetCCA
 from ..align.procrustes import GeneralizedProcrustes
 from .scoring import member_agreement
 
-__all__ = ["make_aligner", "null_agreement_batch", "run_permutation_null", "untrained_null"]
+__all__ = ["make_aligner", "null_agreement_batch", "run_permutation_null"]
 
 Method = Literal["gcca", "procrustes"]
 
@@ -104,19 +104,3 @@ def run_permutation_null(
         for b in batches
     ]
     return np.concatenate([f.result() for f in futures])
-
-
-def untrained_null(
-    fit: Sequence[np.ndarray],
-    test: Sequence[np.ndarray],
-    method: Method,
-    n_components: int | None,
-    variance_keep: float,
-) -> np.ndarray:
-    """Largest agreement over components of every untrained member, (K_u,).
-
-    The untrained ensemble is aligned exactly like the real one (no shuffling): whatever it
-    agrees on is shared because of the inputs and the architecture, not because of learning.
-    ``n_components`` is the one requested for the real ensemble (``None``: the default rank).
-    """
-    return fit_and_agree(fit, test, method, n_components, variance_keep).max(axis=1)

@@ -94,3 +94,16 @@ def tiny_config(store, **over):
     for key, value in over.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     return cfg
+
+
+class NoiseTask(ProductTask):
+    """The same inputs and network, but the target is pure noise: nothing to learn."""
+
+    name = "noise"
+
+    def make_data(self, n, seed):
+        import torch
+
+        x = torch.from_numpy(self.sample_probe(n, seed))
+        gen = torch.Generator().manual_seed(seed + 999)
+        return {"x": x, "target": torch.randn(n, 1, generator=gen)}
