@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
             help="'local' (LocalCluster, default), 'serial', 'jobqueue' or tcp://host:8786",
         )
         sp.add_argument("--workers", type=int, help="worker processes (local) or jobs (jobqueue)")
+        sp.add_argument("--profile", help="execution profile YAML (configs/profiles/*.yaml)")
     sp = sub.add_parser("inspect", help="summarise a study store")
     sp.add_argument("store", help="study store path")
     sp = sub.add_parser("report", help="(re)build report.html and results.json of a store")
@@ -70,10 +71,12 @@ def _configure_logging(verbose: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import load_config, with_profile
     from .pipeline.runner import run_study
 
     cfg = load_config(args.config)
+    if args.profile:
+        cfg = with_profile(cfg, args.profile)
     updates: dict[str, Any] = {}
     if args.scheduler:
         updates["scheduler"] = args.scheduler

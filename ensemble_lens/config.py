@@ -227,3 +227,17 @@ def load_config(path_or_data: str | os.PathLike[str] | dict[str, Any] | StudyCon
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     return parse_config(data or {}, source=str(path))
+
+
+def with_profile(cfg: StudyConfig, profile: str | os.PathLike[str]) -> StudyConfig:
+    """The config with its ``execution`` section replaced by an execution profile (YAML)."""
+    path = Path(profile)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read execution profile {path}: {err}") from err
+    try:
+        execution = ExecutionConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, f"{path} (execution profile)")) from err
+    return cfg.model_copy(update={"execution": execution})

@@ -53,3 +53,33 @@ def test_shipped_configs_are_valid():
             continue
         cfg = load_config(path)
         assert cfg.task is not None
+
+
+def test_execution_profiles_are_valid_and_apply():
+    from pathlib import Path
+
+    from ensemble_lens.config import with_profile
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    cfg = load_config(root / "demo.yaml")
+    expected = {
+        "local": "local",
+        "serial": "serial",
+        "scheduler": "tcp://127.0.0.1:8786",
+        "slurm": "jobqueue",
+    }
+    found = {
+        p.stem: with_profile(cfg, p).execution.scheduler for p in (root / "profiles").glob("*.yaml")
+    }
+    assert found == expected
+    slurm = with_profile(cfg, root / "profiles" / "slurm.yaml")
+    assert slurm.execution.jobqueue.kind == "slurm" and slurm.execution.jobqueue.jobs == 4
+
+
+def test_bad_profile_names_its_path(tmp_path):
+    from ensemble_lens.config import with_profile
+
+    (tmp_path / "p.yaml").write_text("scheduler: local\nworkerz: 3\n")
+    cfg = load_config({"task": {"name": "gravity"}})
+    with pytest.raises(ConfigError, match=r"p.yaml \(execution profile\): workerz: Extra inputs"):
+        with_profile(cfg, tmp_path / "p.yaml")
