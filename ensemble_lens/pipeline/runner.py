@@ -137,8 +137,8 @@ def run_study(
             result.outcomes[stage] = _run_stage(stage, ctx, wanted)
             result.timings[stage] = time.perf_counter() - start
             log.info("stage %s: %.1f s", stage, result.timings[stage])
-    timings = {**store.study_attrs().get("stage_timings", {}), **result.timings}
-    store.write_study_attrs(stage_timings=timings)
+            timings = {**store.study_attrs().get("stage_timings", {}), **result.timings}
+            store.write_study_attrs(stage_timings=timings)  # before the report reads them
     if "report" in wanted:
         result.report = result.outcomes.get("report")
     return result

@@ -32,9 +32,13 @@ class NetState:
     whitener: np.ndarray | None
 
 
-def prepare_net(cov: np.ndarray, mean: np.ndarray, n: int, name: str, metric: str) -> NetState:
-    """Drop dead units (warn) and factor the covariance once if the measure whitens."""
-    live = warn_dead(live_units(mean, np.diag(cov).copy()), f"network {name!r}")
+def live_mask(cov: np.ndarray, mean: np.ndarray, name: str) -> np.ndarray:
+    """Live (non-constant) units of one network; warns about dead ones (call in main thread)."""
+    return warn_dead(live_units(mean, np.diag(cov).copy()), f"network {name!r}")
+
+
+def prepare_net(cov: np.ndarray, live: np.ndarray, metric: str) -> NetState:
+    """Restrict to live units and factor the covariance once if the measure whitens."""
     c = cov[np.ix_(live, live)] if not live.all() else cov
     factor = whitener = None
     if metric in _WHITENED:

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from .._arrays import as_matrix
 from ..errors import EnsembleLensWarning, IllConditionedWarning, ShapeError
 from ._input import drop_dead
-from ._pairstate import MOMENT_METRICS, eval_pairs, prepare_net
+from ._pairstate import MOMENT_METRICS, eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
 from .moments import Moments, cross_covariance, moments_of_spec, resolve_inputs, subset_spec
 from .stats import permutation_test
@@ -64,27 +64,34 @@ def _default_jobs() -> int:
     return max(blas or [os.cpu_count() or 1])
 
 
+def _map(job: Any, fn: Callable[..., Any], arglist: list[tuple[Any, ...]]) -> list[Any]:
+    """``[fn(*args) ...]`` with one BLAS thread per call, over the executor or local threads.
+
+    Small factorisations run far slower with several BLAS threads each (and pathologically so
+    on a loaded machine), so parallelism comes from running calls side by side instead.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        if job.executor is None and job.n_jobs <= 1:
+            return [fn(*args) for args in arglist]
+        pool = job.executor or ThreadPoolExecutor(max_workers=job.n_jobs)
+        try:
+            return [f.result() for f in [pool.submit(fn, *args) for args in arglist]]
+        finally:
+            if job.executor is None:
+                pool.shutdown()
+
+
 def _run_pairs(
     pairs: list[tuple[int, int]], cross: Callable[[int, int], np.ndarray], job: Any
 ) -> list[tuple[float, float]]:
-    """Evaluate ``(v_ij, v_ji)`` for pairs, in batches, one BLAS thread per batch."""
+    """Evaluate ``(v_ij, v_ji)`` for pairs, in batches."""
     batches = [pairs[i : i + _BATCH] for i in range(0, len(pairs), _BATCH)]
     nets = job.nets
     args = [
         ([(nets[i], nets[j], cross(i, j)) for i, j in batch], job.metric, job.kw)
         for batch in batches
     ]
-    with threadpool_limits(limits=1, user_api="blas"):
-        if job.executor is None and job.n_jobs <= 1:
-            out = [eval_pairs(*a) for a in args]
-        else:
-            pool = job.executor or ThreadPoolExecutor(max_workers=job.n_jobs)
-            try:
-                out = [f.result() for f in [pool.submit(eval_pairs, *a) for a in args]]
-            finally:
-                if job.executor is None:
-                    pool.shutdown()
-    return [v for batch in out for v in batch]
+    return [v for batch in _map(job, eval_pairs, args) for v in batch]
 
 
 @dataclass
@@ -120,10 +127,15 @@ def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> np.ndar
             job.executor,
         )
     o = mom.offsets
-    for a, i in enumerate(idx):
-        job.nets[i] = prepare_net(
-            mom.block(a, a), mom.mean[o[a] : o[a + 1]], job.n, job.names[i], job.metric
-        )
+    blocks = [mom.block(a, a) for a in range(len(idx))]
+    lives = [
+        live_mask(blocks[a], mom.mean[o[a] : o[a + 1]], job.names[i]) for a, i in enumerate(idx)
+    ]
+    states = _map(
+        job, prepare_net, [(b, lv, job.metric) for b, lv in zip(blocks, lives, strict=True)]
+    )
+    for i, state in zip(idx, states, strict=True):
+        job.nets[i] = state
     pos = {i: a for a, i in enumerate(idx)}
     pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a:]]
     job.store(pairs, _run_pairs(pairs, lambda i, j: mom.block(pos[i], pos[j]), job))
