@@ -6,12 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import EnsembleLensError
 
-_STAGE_COMMANDS = {
+if TYPE_CHECKING:
+    from .pipeline.runner import Stage
+
+_STAGE_COMMANDS: dict[str, tuple[Stage, ...] | None] = {
     "run": None,
     "train": ("probe", "train"),
     "record": ("probe", "record"),

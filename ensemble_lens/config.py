@@ -33,6 +33,14 @@ Metric = Literal[
 ]
 
 
+_DEFAULT_METRICS: tuple[Metric, ...] = (
+    "linear_cka",
+    "mean_cca",
+    "procrustes_similarity",
+    "shape_distance",
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +97,7 @@ class EnsembleConfig(_Strict):
     """
 
     seeds: list[int] = Field(default_factory=lambda: list(range(8)))
-    architectures: list[dict[str, Any]] = Field(default_factory=lambda: [{}])
+    architectures: list[dict[str, Any]] = Field(default_factory=lambda: [dict[str, Any]()])
     train: dict[str, Any] = Field(default_factory=dict)
     data_subsets: int = Field(default=1, ge=1)
     untrained_null: bool = True
@@ -102,14 +110,7 @@ class RecordConfig(_Strict):
 
 
 class SimilarityConfig(_Strict):
-    metrics: list[Metric] = Field(
-        default_factory=lambda: [
-            "linear_cka",
-            "mean_cca",
-            "procrustes_similarity",
-            "shape_distance",
-        ]
-    )
+    metrics: list[Metric] = Field(default_factory=lambda: list(_DEFAULT_METRICS))
     n_perm: int = Field(default=0, ge=0)
     seed: int = 0
 

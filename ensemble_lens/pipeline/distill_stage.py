@@ -207,13 +207,12 @@ def _extrapolation(ctx: StageContext, X_test: np.ndarray, Y_test: np.ndarray, na
     Ye = np.empty((n, Y_test.shape[1]))
     for j in range(Y_test.shape[1]):
         y = Y_test[:, j]
-        best, fit = -np.inf, None
+        fits = {}
         for name, t in truth_test.items():
             A = np.column_stack([t, np.ones_like(t)])
             coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-            r2 = 1 - np.var(y - A @ coef) / np.var(y)
-            if r2 > best:
-                best, fit = r2, (name, coef)
-        name, coef = fit
+            fits[name] = (1 - np.var(y - A @ coef) / np.var(y), coef)
+        name = max(fits, key=lambda k: fits[k][0])  # the truth this component is closest to
+        coef = fits[name][1]
         Ye[:, j] = coef[0] * truth_ext[name] + coef[1]
     return Xe, Ye

@@ -754,13 +754,13 @@ def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
                 "dims": list(var.dims),
                 "values": values if var.ndim else values[0],
             }
-            ds = ds.drop_vars(name)
+            ds = ds.drop_vars([name])
     for key, value in list(ds.attrs.items()):
         if isinstance(value, (dict, list, tuple)) or value is None or isinstance(value, bool):
             ds.attrs[key] = "json:" + json.dumps(value, default=_json_default)
     ds.attrs["_string_coords"] = json.dumps(encoded)
-    for var in ds.variables.values():
-        var.encoding.clear()
+    for variable in ds.variables.values():
+        variable.encoding.clear()
     return ds
 
 

@@ -6,6 +6,9 @@ A centered representation ``Xc`` (n, d) is factored once, either from the data
 are dropped (rank deficiency, duplicated units). The whitened cross product of two networks,
 ``K = U_x^T U_y = lam_x^{-1/2} V_x^T C_xy V_y lam_y^{-1/2}``, then gives CCA, SVCCA, PWCCA and
 shape metrics; both routes give the same numbers up to round-off.
+
+numpy.linalg is used (LAPACK ``gesdd``/``syevd``) because it releases the GIL, so many small
+factorisations can run side by side in threads.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
 #: Relative variance tolerance: eigen-directions with variance <= RANK_RTOL * max are null.
 RANK_RTOL = 1e-10
@@ -33,7 +35,7 @@ class Factor:
 
 def factor_data(xc: np.ndarray) -> Factor:
     """Thin SVD of centered data, null directions dropped."""
-    U, s, Vt = linalg.svd(xc, full_matrices=False, lapack_driver="gesdd", check_finite=False)
+    U, s, Vt = np.linalg.svd(xc, full_matrices=False)
     lam = s**2 / (xc.shape[0] - 1)
     keep = lam > RANK_RTOL * lam[0]
     return Factor(lam=lam[keep], V=Vt[keep].T, U=U[:, keep])
@@ -41,7 +43,7 @@ def factor_data(xc: np.ndarray) -> Factor:
 
 def factor_cov(c: np.ndarray) -> Factor:
     """Eigendecomposition of a covariance block, null directions dropped, descending."""
-    lam, V = linalg.eigh(c, check_finite=False, driver="evd")
+    lam, V = np.linalg.eigh(c)
     lam, V = lam[::-1], V[:, ::-1]
     keep = lam > RANK_RTOL * max(lam[0], 0.0)
     return Factor(lam=lam[keep], V=np.ascontiguousarray(V[:, keep]))
@@ -63,9 +65,9 @@ def singular_values(m: np.ndarray) -> np.ndarray:
     """Singular values, descending (divide-and-conquer driver)."""
     if m.size == 0:
         return np.zeros(0)
-    return linalg.svd(m, compute_uv=False, lapack_driver="gesdd", check_finite=False)
+    return np.linalg.svd(m, compute_uv=False)
 
 
 def svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin SVD ``m = P diag(s) Q^T`` returned as ``(P, s, Q^T)``."""
-    return linalg.svd(m, full_matrices=False, lapack_driver="gesdd", check_finite=False)
+    return np.linalg.svd(m, full_matrices=False)
