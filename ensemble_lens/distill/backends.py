@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -288,7 +289,7 @@ def _agrees_with_operon(
 PYSR_RECIPE = (
     "The 'pysr' backend needs the pysr package and a Julia with SymbolicRegression.jl.\n"
     "Offline recipe:\n"
-    "  1. On a machine with network: pip install 'pysr>=0.19' and run\n"
+    "  1. On a machine with network: pip install 'pysr>=1.0' and run\n"
     '     python -c "import pysr"  (juliacall downloads Julia and installs\n'
     "     SymbolicRegression.jl into the Julia depot, ~/.julia by default).\n"
     "  2. Copy the Julia depot (and the juliaup/julia install juliacall used) to the offline\n"
@@ -301,7 +302,12 @@ PYSR_RECIPE = (
 
 
 def import_pysr() -> Any:
-    """Import ``pysr.PySRRegressor`` or raise :class:`BackendUnavailableError` with the recipe."""
+    """Import ``pysr.PySRRegressor`` or raise :class:`BackendUnavailableError` with the recipe.
+
+    juliacall is told to stay offline (``PYTHON_JULIAPKG_OFFLINE=yes`` unless the caller set
+    it), so a missing Julia is an error with the recipe, never a download.
+    """
+    os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
     try:
         from pysr import PySRRegressor
     except Exception as err:  # ImportError, or juliacall failing to find/install Julia
