@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from align_synth import canonical_correlations, mixed_ensemble, well_conditioned
 from sklearn.decomposition import PCA
+from synth_ensembles import canonical_correlations, mixed_ensemble, well_conditioned
 
 from ensemble_lens.align import MultisetCCA
 from ensemble_lens.errors import ShapeError

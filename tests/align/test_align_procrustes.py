@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from align_synth import canonical_correlations, mixed_ensemble
 from scipy.stats import ortho_group
+from synth_ensembles import canonical_correlations, mixed_ensemble
 
 from ensemble_lens.align import GeneralizedProcrustes
 from ensemble_lens.errors import ShapeError

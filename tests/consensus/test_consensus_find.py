@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import xarray as xr
-from consensus_synth import canonical_correlations, mixed_ensemble, well_conditioned
+from synth_ensembles import canonical_correlations, mixed_ensemble, well_conditioned
 
 from ensemble_lens.consensus import consensus_table, find_consensus
 from ensemble_lens.errors import ShapeError

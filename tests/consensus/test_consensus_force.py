@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from consensus_synth import well_conditioned
+from synth_ensembles import well_conditioned
 
 from ensemble_lens.align import input_basis_map
 from ensemble_lens.consensus import find_consensus

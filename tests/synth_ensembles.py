@@ -1,4 +1,4 @@
-"""Synthetic ensembles with known shared latents for the consensus tests (helpers, no tests)."""
+"""Synthetic ensembles with known shared latents, for the alignment and consensus tests."""
 
 from __future__ import annotations
 
