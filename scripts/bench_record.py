@@ -110,15 +110,21 @@ def main() -> None:
             rate = disk_write_rate(Path(tmp) / label.replace(" ", "_"), int(r["stored_MB"] * 2**20))
             floor = max(r["bare"], r["stored_MB"] / rate)
             rows[label] = {
-                "bare_forward_s": round(r["bare"], 3), "record_s": round(r["record"], 3),
+                "bare_forward_s": round(r["bare"], 3),
+                "record_s": round(r["record"], 3),
                 "overhead_vs_forward": round(r["record"] / r["bare"], 2),
-                "stored_MB": round(r["stored_MB"], 1), "disk_MB_per_s": round(rate, 1),
-                "io_floor_s": round(floor, 3), "overhead_vs_floor": round(r["record"] / floor, 2),
+                "stored_MB": round(r["stored_MB"], 1),
+                "disk_MB_per_s": round(rate, 1),
+                "io_floor_s": round(floor, 3),
+                "overhead_vs_floor": round(r["record"] / floor, 2),
             }
     sizes = [n // 4, n] if args.quick else [25_000, 100_000, 200_000]
     peaks = {m: peak_rss_child(m, args.batch_size) for m in sizes}
     result = {
-        "n_samples": n, "width": WIDTH, "batch_size": args.batch_size, "target_ratio": 1.5,
+        "n_samples": n,
+        "width": WIDTH,
+        "batch_size": args.batch_size,
+        "target_ratio": 1.5,
         "runs": rows,
         "peak_rss_MB_by_n (4 layers)": {str(k): round(v, 1) for k, v in peaks.items()},
         "peak_growth_MB": round(max(peaks.values()) - min(peaks.values()), 1),

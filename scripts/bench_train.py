@@ -26,8 +26,10 @@ def study(store: Path, members: int, epochs: int) -> dict:
         "name": "bench-train",
         "task": {"name": "gravity"},
         "probe": {"n": 2000},
-        "ensemble": {"seeds": list(range(members)),
-                     "train": {"epochs": epochs, "n_train": 6000, "n_val": 1000, "patience": 100}},
+        "ensemble": {
+            "seeds": list(range(members)),
+            "train": {"epochs": epochs, "n_train": 6000, "n_val": 1000, "patience": 100},
+        },
         "store": str(store),
     }
 
@@ -35,12 +37,19 @@ def study(store: Path, members: int, epochs: int) -> dict:
 def throughput(workers: int, members: int, epochs: int, root: Path) -> dict:
     with make_executor("local", workers=workers) as ex:
         start = time.perf_counter()
-        result = run_study(study(root / f"w{workers}.zarr", members, epochs), executor=ex,
-                           stages=["probe", "train"])
+        result = run_study(
+            study(root / f"w{workers}.zarr", members, epochs),
+            executor=ex,
+            stages=["probe", "train"],
+        )
         wall = time.perf_counter() - start
     built = len(result.outcomes["train"])
-    return {"workers": workers, "members": built, "wall_s": round(wall, 1),
-            "members_per_minute": round(60 * built / wall, 2)}
+    return {
+        "workers": workers,
+        "members": built,
+        "wall_s": round(wall, 1),
+        "members_per_minute": round(60 * built / wall, 2),
+    }
 
 
 def demo_wall(root: Path) -> float:
@@ -59,8 +68,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = throughput(1, args.members, args.epochs, Path(tmp))
         two = throughput(2, args.members, args.epochs, Path(tmp))
-        out = {"one_worker": one, "two_workers": two, "target_speedup": 1.7,
-               "speedup": round(two["members_per_minute"] / one["members_per_minute"], 2)}
+        out = {
+            "one_worker": one,
+            "two_workers": two,
+            "target_speedup": 1.7,
+            "speedup": round(two["members_per_minute"] / one["members_per_minute"], 2),
+        }
         if args.demo:
             out["demo_wall_s"] = round(demo_wall(Path(tmp)), 1)
     print(json.dumps(out, indent=2))

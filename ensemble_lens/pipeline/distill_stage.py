@@ -54,7 +54,10 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
         log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
         return [_no_consensus(layer, ds)]
     per_seed = distill_subspace(
-        ctx, layer, ds["components"].values[:, keep], ds["member_scores"].values[:, :, keep],
+        ctx,
+        layer,
+        ds["components"].values[:, keep],
+        ds["member_scores"].values[:, :, keep],
         [str(m) for m in ds["model"].values],
     )
     return [_best(results, basis) for results, basis in per_seed]
@@ -82,10 +85,23 @@ def distill_subspace(
         from ..distill import distill_components
 
         out = distill_components(
-            X[fit], Y[fit], names, X_test=X[test], Y_test=Y[test], components=labels,
-            member_scores=M[:, test, :], X_extrap=Xe, Y_extrap=Ye, executor=ctx.executor,
-            seed=seed, backend=dcfg.backend, backend_options=dcfg.options or None,
-            time_budget=dcfg.time_budget, truths=truths, layer=layer, member_ids=member_ids,
+            X[fit],
+            Y[fit],
+            names,
+            X_test=X[test],
+            Y_test=Y[test],
+            components=labels,
+            member_scores=M[:, test, :],
+            X_extrap=Xe,
+            Y_extrap=Ye,
+            executor=ctx.executor,
+            seed=seed,
+            backend=dcfg.backend,
+            backend_options=dcfg.options or None,
+            time_budget=dcfg.time_budget,
+            truths=truths,
+            layer=layer,
+            member_ids=member_ids,
         )
         for res in out:
             results.setdefault(res.component, []).append(res)

@@ -272,8 +272,10 @@ class StudyStore:
                 )
         staged = self._staging_dir("probe")
         ds = _encode_strings(ds)
-        ds["inputs"].encoding["chunks"] = (chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
-                                           ds.sizes["variable"])
+        ds["inputs"].encoding["chunks"] = (
+            chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
+            ds.sizes["variable"],
+        )
         ds.to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
         self._swap_in(staged, self.path / "probe")
         self._probe_cache = None
@@ -302,8 +304,14 @@ class StudyStore:
         if not self.has_probe():
             raise StoreError(f"store {self.path} has no probe set; call write_probe first")
         xr = _xr()
-        ds = xr.open_dataset(str(self.path), group="probe", engine="zarr", consolidated=False,
-                             chunks=None, cache=False)
+        ds = xr.open_dataset(
+            str(self.path),
+            group="probe",
+            engine="zarr",
+            consolidated=False,
+            chunks=None,
+            cache=False,
+        )
         return ds["inputs"]
 
     @property
