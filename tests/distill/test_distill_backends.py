@@ -101,7 +101,7 @@ def test_pysr_backend_without_pysr_raises_with_the_offline_recipe():
     assert "backend='operon'" in str(info.value)
     assert isinstance(info.value, ImportError)
     X = make_inputs(20, 0)
-    with pytest.raises(BackendUnavailableError, match=re.escape("pip install 'pysr>=0.19'")):
+    with pytest.raises(BackendUnavailableError, match=re.escape("pip install 'pysr>=1.0'")):
         PySRBackend().fit(X, force(X), NAMES, seed=0, time_budget=1)
 
 

@@ -84,7 +84,7 @@ def tiny_config(store, **over):
         "name": "tiny",
         "task": {"name": "user_tasks:ProductTask"},
         "probe": {"n": 600, "n_extrapolation": 200},
-        "ensemble": {"seeds": [0, 1, 2]},
+        "ensemble": {"seeds": [0, 1, 2], "untrained_null": False},
         "similarity": {"metrics": ["linear_cka", "procrustes_similarity"]},
         "consensus": {"n_null": 4},
         "distill": {"backend": "sparse", "time_budget": 3},
