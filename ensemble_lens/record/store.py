@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ RESULT_KINDS = ("similarity", "align", "consensus")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TARGET_CHUNK_BYTES = 4 * 2**20
 _SPLIT_CODES = {"fit": 0, "test": 1}
+_TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
 
@@ -184,11 +186,18 @@ class StudyStore:
             raise StoreError(f"store {self.path} is open read-only; open it with mode='a'")
 
     def _recover_trash(self) -> None:
-        """Put back a model whose swap was interrupted between its two renames."""
+        """Put back a group whose swap was interrupted between its two renames.
+
+        Only entries older than a minute are touched: a live swap (another process, between
+        its two renames for milliseconds) must not be undone under its feet.
+        """
         trash = self.path / "_trash"
         if not trash.exists():
             return
+        now = time.time()
         for entry in trash.iterdir():
+            if now - entry.stat().st_mtime < _TRASH_GRACE_S:
+                continue
             kind, _, rest = entry.name.partition("--")
             target = self.path / kind.replace("~", "/") / rest.rsplit("--", 1)[0]
             if not target.exists():

@@ -289,7 +289,7 @@ def _iadd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _tree_sum(parts: list[Any]) -> Any:
     """Add partial results pairwise (log depth), as a distributed reduction would."""
     while len(parts) > 1:
-        nxt = []
+        nxt: list[Any] = []
         for i in range(0, len(parts) - 1, 2):
             p, q = parts[i], parts[i + 1]
             if isinstance(p, tuple):

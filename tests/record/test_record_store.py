@@ -137,3 +137,22 @@ def test_formulas_round_trip(probe_store):
 def test_bad_names_rejected(probe_store):
     with pytest.raises(StoreError, match="not a valid name"):
         probe_store.write_activations("a/b", "l", np.zeros((1000, 2)))
+
+
+def test_interrupted_swap_is_restored_only_when_stale(probe_store, monkeypatch):
+    import os
+    import time
+
+    from ensemble_lens.record import store as store_mod
+
+    probe_store.write_activations("m0", "l", np.ones((1000, 2)))
+    trash = probe_store.path / "_trash"
+    trash.mkdir()
+    moved = trash / "models--m0--deadbeef"
+    os.rename(probe_store.path / "models" / "m0", moved)  # a swap cut between its renames
+    assert open_store(probe_store.path, mode="a").status("m0") == "missing"  # too fresh: kept
+    old = time.time() - 2 * store_mod._TRASH_GRACE_S
+    os.utime(moved, (old, old))
+    reopened = open_store(probe_store.path, mode="a")
+    assert reopened.status("m0") == "complete"
+    assert float(reopened.activations("m0", "l").values.sum()) == 2000.0
