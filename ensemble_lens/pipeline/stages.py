@@ -162,22 +162,26 @@ def stage_similarity(ctx: StageContext) -> dict[str, str]:
 
 
 def _similarity_dataset(data: dict[str, Any], scfg: Any, executor: Any, pairwise: Any) -> Any:
+    """Every configured metric; the moments-based ones share one streaming pass."""
     import xarray as xr
 
+    from ..similarity import MOMENT_METRICS, compute_moments, pairwise_permutation_test
+
+    width = sum(int(a.sizes["unit"]) for a in data.values())
+    shared = None
+    if any(m in MOMENT_METRICS for m in scfg.metrics) and 8 * width**2 <= 2**30:
+        shared = compute_moments(data, executor=executor)
     variables = {}
     for metric in scfg.metrics:
         name, kwargs = metric, {}
         if metric == "linear_cka_debiased":
             name, kwargs = "linear_cka", {"debiased": True}
-        mat = pairwise(data, name, executor=executor, **kwargs)
-        variables[metric] = mat
+        source = shared if shared is not None and metric in MOMENT_METRICS else data
+        variables[metric] = pairwise(source, name, executor=executor, **kwargs)
         if scfg.n_perm:
-            from ..similarity import pairwise_permutation_test
-
-            test = pairwise_permutation_test(
+            variables[f"{metric}_pvalue"] = pairwise_permutation_test(
                 data, name, n_perm=scfg.n_perm, seed=scfg.seed, executor=executor, **kwargs
             )
-            variables[f"{metric}_pvalue"] = test
     return xr.Dataset(variables)
 
 

@@ -17,6 +17,7 @@ Examples
 (2, 2)
 """
 
+from ._pairstate import MOMENT_METRICS
 from .cca import CCAResult, cca, mean_cca, pwcca, svcca
 from .cka import linear_cka, rbf_cka
 from .knn import mutual_knn
@@ -29,6 +30,7 @@ from .rsa import kendall_tau_a, rsa
 from .stats import BootstrapResult, PermutationResult, bootstrap_ci, permutation_test
 
 __all__ = [
+    "MOMENT_METRICS",
     "BootstrapResult",
     "CCAResult",
     "Moments",
