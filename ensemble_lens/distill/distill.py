@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import sympy
@@ -25,7 +25,7 @@ from ..errors import ConfigError, ExecutionError, ShapeError
 from ._expr import affine_r2, check_names, complexity, evaluate, r2_score, validate_xy
 from .backends import BackendName, Candidate, SRBackend, get_backend, subsample
 from .canonical import canonicalize, rounded_form
-from .judge import exact_recovery, gradient_agreement, support
+from .judge import exact_recovery, gradient_agreement, knn_gradient, support
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,25 @@ def select(scored: Sequence[Scored], *, r2_tolerance: float) -> Scored:
     )
 
 
+def select_by_gradient(
+    scored: Sequence[Scored],
+    X: np.ndarray,
+    names: Sequence[str],
+    y_grad: Any,
+    min_r2: float,
+    tolerance: float,
+    seed: int,
+) -> Scored:
+    """Simplest candidate within ``tolerance`` of the best gradient agreement."""
+    pool = [s for s in scored if s.r2_test >= min_r2] or list(scored)
+    agree = [gradient_agreement(s.display, X, names, y_grad=y_grad, seed=seed) for s in pool]
+    best = max(agree)
+    return min(
+        (s for s, a in zip(pool, agree, strict=True) if a >= best - tolerance),
+        key=lambda s: (s.complexity, -s.r2_test),
+    )
+
+
 def match_truth(
     expr: sympy.Expr, truths: Mapping[str, sympy.Expr], X: np.ndarray, names: Sequence[str]
 ) -> tuple[str | None, bool]:
@@ -231,6 +250,7 @@ def distill_component(
     prune_tol: float = 0.02,
     digits: int = 4,
     support_threshold: float = 0.9,
+    select_by: Literal["r2", "gradient"] = "r2",
 ) -> FormulaResult:
     """Search, canonicalise, select and judge a formula for one component.
 
@@ -270,6 +290,12 @@ def distill_component(
         Canonicalisation settings (see :func:`~ensemble_lens.distill.canonical.canonicalize`).
     support_threshold : float
         Member R^2 needed to count as supported.
+    select_by : {"r2", "gradient"}
+        How to pick from the front: the simplest candidate within ``r2_tolerance`` of the best
+        test R^2, or (for quantities known only up to a monotone map) the simplest candidate
+        within the same tolerance of the best gradient-direction agreement among candidates
+        with test R^2 >= ``min_r2`` (Wetzel's criterion: a monotone warp of the truth has the
+        truth's gradient directions, a formula imitating the warp does not).
 
     Returns
     -------
@@ -310,7 +336,13 @@ def distill_component(
     if not scored or max(s.r2_test for s in scored) < min_r2:
         base["seconds"] = time.perf_counter() - start
         return _no_formula(base, scored, f"best test R^2 below min_r2={min_r2}")
-    chosen = select(scored, r2_tolerance=r2_tolerance)
+    if select_by == "gradient":
+        if y_grad_test is None:
+            scale = Xt.std(axis=0)
+            y_grad_test = knn_gradient(Xt, yt) / np.where(scale > 0, scale, 1.0)
+        chosen = select_by_gradient(scored, Xt, names, y_grad_test, min_r2, r2_tolerance, seed)
+    else:
+        chosen = select(scored, r2_tolerance=r2_tolerance)
     judged = _judge(
         chosen,
         Xt,

@@ -59,27 +59,37 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
         ds["components"].values[:, keep],
         ds["member_scores"].values[:, :, keep],
         [str(m) for m in ds["model"].values],
+        variance=ds["variance"].values[keep],
     )
     return [_best(results, basis) for results, basis in per_seed]
 
 
 def distill_subspace(
-    ctx: StageContext, layer: str, Y: np.ndarray, M: np.ndarray, member_ids: list[str]
+    ctx: StageContext,
+    layer: str,
+    Y: np.ndarray,
+    M: np.ndarray,
+    member_ids: list[str],
+    variance: np.ndarray | None = None,
 ) -> list[tuple[list[Any], str]]:
     """SR on a subspace Y (sample, c) with member projections M (model, sample, c).
 
     Returns, per basis component, the FormulaResults of every configured seed and the basis
     name. Used for the consensus and (by scripts/bench_recovery.py) for single networks.
+    ``variance``: the share of the members' variance each component carries (default: the
+    columns' variances).
     """
     probe = ctx.store.probe()
     X = probe["inputs"].values.astype(np.float64)
     names = list(ctx.store.probe_names)
-    labels, Y, M, basis = _basis(ctx.task, Y, M, X, names)
+    weights = Y.var(axis=0) if variance is None else np.asarray(variance, dtype=np.float64)
+    labels, Y, M, basis = _basis(ctx.task, Y, M, X, names, weights)
     test = probe["split"].values == "test"
     fit = ~test
     truths = dict(ctx.task.latents) if ctx.task is not None and ctx.task.latents else None
     Xe, Ye = _extrapolation(ctx, X[test], Y[test], names)
     dcfg = ctx.cfg.distill
+    monotone = ctx.task is not None and ctx.task.latent_kind == "monotone"
     results: dict[Any, list[Any]] = {}
     for seed in dcfg.seeds:
         from ..distill import distill_components
@@ -99,6 +109,7 @@ def distill_subspace(
             backend=dcfg.backend,
             backend_options=dcfg.options or None,
             time_budget=dcfg.time_budget,
+            select_by="gradient" if monotone else "r2",
             truths=truths,
             layer=layer,
             member_ids=member_ids,
@@ -152,14 +163,17 @@ def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
     }
 
 
-def _basis(task: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[str]):
+def _basis(
+    task: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[str], weights: np.ndarray
+):
     """(labels, Y, member scores, basis name) in the basis the formulas are searched in."""
     vec = tuple(task.equivariant_vector) if task is not None and task.equivariant_vector else None
     if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
         from ..align import input_basis_map
 
-        m = input_basis_map(Y, X, vector_names=vec, input_names=names)
-        mapped = np.stack([s @ m.matrix + m.offset for s in M])
+        top = major_components(weights, len(vec))
+        m = input_basis_map(Y[:, top], X, vector_names=vec, input_names=names)
+        mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
         return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
     if Y.shape[1] > 1:
         R = sparse_basis(Y, X)
@@ -167,6 +181,19 @@ def _basis(task: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[s
             labels = [f"c{j}" for j in range(Y.shape[1])]
             return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"
     return [f"c{j}" for j in range(Y.shape[1])], Y, M, "aligned"
+
+
+def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) -> np.ndarray:
+    """Indices of the fewest largest-variance components holding ``share`` of the variance.
+
+    The equivariant map is fitted on these only: small components can carry further vector
+    fields ``s'(x) d`` (gauge terms of the receiver), and with several such fields in the span
+    the most-parallel map is not identified.
+    """
+    order = np.argsort(-weights, kind="stable")
+    cum = np.cumsum(weights[order]) / max(float(weights.sum()), 1e-300)
+    k = max(at_least, int(np.searchsorted(cum, share - 1e-12)) + 1)
+    return np.sort(order[: min(k, len(order))])
 
 
 def sparse_basis(Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: float = 0.05) -> Any:

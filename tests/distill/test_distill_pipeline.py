@@ -178,3 +178,30 @@ def test_gradient_agreement_uses_given_gradients(splits):
     )
     assert res.gradient_agreement == pytest.approx(1.0)
     assert DX in res.expr.free_symbols
+
+
+def test_gradient_selection_prefers_the_law_over_its_monotone_warp():
+    """For a monotone latent, the simplest formula with the truth's gradient directions wins
+    over a more complex one that imitates the warp's values."""
+    import numpy as np
+    import sympy
+
+    from ensemble_lens.distill.backends import Candidate
+    from ensemble_lens.distill.distill import score_front, select, select_by_gradient
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(800, 2))
+    x, v = sympy.symbols("x v")
+    energy = X[:, 0] ** 2 + X[:, 1] ** 2
+    y = np.tanh(1.5 * energy)  # the network's monotone warp of the energy
+    law = x**2 + v**2
+    imitation = 1.4 * x**2 + 1.4 * v**2 - 0.45 * x**4 - 0.45 * v**4 - 0.9 * x**2 * v**2
+    front = [Candidate(law, 7, 0.0), Candidate(imitation, 25, 0.0)]
+    scored = score_front(front, X, y, X, y, ["x", "v"], prune_tol=0.0, digits=4)
+    assert select(scored, r2_tolerance=0.01).complexity > 7  # R^2 picks the imitation
+    grad = np.stack([2 * X[:, 0], 2 * X[:, 1]], axis=1) * (1 - y**2)[:, None]
+    chosen = select_by_gradient(scored, X, ["x", "v"], grad, 0.5, 0.01, 0)
+    from ensemble_lens.distill import exact_recovery
+
+    assert exact_recovery(chosen.exact, law, X=X, names=["x", "v"])
+    assert chosen.complexity < select(scored, r2_tolerance=0.01).complexity
