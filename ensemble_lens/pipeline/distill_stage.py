@@ -196,46 +196,64 @@ def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) ->
     return np.sort(order[: min(k, len(order))])
 
 
-def sparse_basis(Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: float = 0.05) -> Any:
+def sparse_basis(
+    Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: float = 0.05, target: float = 0.999
+) -> Any:
     """A change of basis R (c, c) of the subspace Y (n, c) whose columns have simple formulas.
 
-    Fit every component on a library of monomials of the inputs (least squares on the
-    monomials that matter); the coefficient matrix C (c, terms) is brought to reduced row
-    echelon form with pivots taken greedily from the simplest monomials; the basis component
-    ``j`` is then the one combination that contains pivot monomial ``j`` and no other pivot.
-    Returns None when the library does not explain the subspace (R^2 < 0.9): then the
-    components are searched as aligned.
+    The monomials of the inputs that explain the subspace are chosen by simultaneous
+    orthogonal matching pursuit (greedy, jointly for all components, until every component is
+    explained to R^2 >= ``target``; robust to the collinear libraries that redundant inputs
+    such as ``r`` next to ``x, y`` make). Their coefficient matrix C (c, terms) is brought to
+    reduced row echelon form with pivots taken greedily from the simplest monomials, and basis
+    component ``j`` is the combination that contains pivot monomial ``j`` and no other pivot.
+    Returns None when the library cannot explain the subspace (R^2 < 0.9): the components are
+    then searched as aligned.
     """
     from ..distill.sparse import library, monomial_exponents
 
     n = min(len(Y), 3000)
     Xs, Ys = X[:n], Y[:n] - Y[:n].mean(0)
+    Ys = Ys / Ys.std(0)
     exps = monomial_exponents(Xs, max_power=2, max_degree=max_degree)
     theta = library(Xs, exps)
     ok = np.isfinite(theta).all(0) & (theta.std(0) > 0)
-    exps, theta = exps[ok], theta[:, ok] - theta[:, ok].mean(0)
-    scale = theta.std(0)
-    coef, *_ = np.linalg.lstsq(theta / scale, Ys, rcond=None)  # (terms, c)
-    resid = Ys - (theta / scale) @ coef
-    if 1 - resid.var() / Ys.var() < 0.9:
+    exps, theta = exps[ok], theta[:, ok]
+    theta = (theta - theta.mean(0)) / theta.std(0)
+    chosen, coef = _somp(theta, Ys, max_terms=6 * Y.shape[1], target=target)
+    r2 = 1 - (Ys - theta[:, chosen] @ coef).var(0)
+    if r2.min() < 0.9:
         return None
-    big = np.abs(coef).max(1) > tol * np.abs(coef).max()
-    order = [i for i in np.lexsort((np.arange(len(exps)), np.abs(exps).sum(1))) if big[i]]
-    C = coef.T.copy()  # (c, terms)
+    order = sorted(range(len(chosen)), key=lambda i: (np.abs(exps[chosen[i]]).sum(), chosen[i]))
+    C = coef.T  # (c, chosen terms)
     pivots: list[int] = []
     for t in order:
         if len(pivots) == C.shape[0]:
             break
-        basis = C[:, pivots] if pivots else np.zeros((C.shape[0], 0))
-        resid_t = (
-            C[:, t] - basis @ np.linalg.lstsq(basis, C[:, t], rcond=None)[0] if pivots else C[:, t]
-        )
-        if np.linalg.norm(resid_t) > tol * np.linalg.norm(C[:, t]) + 1e-12:
+        col = C[:, t]
+        if pivots:
+            basis = C[:, pivots]
+            col = col - basis @ np.linalg.lstsq(basis, col, rcond=None)[0]
+        if np.linalg.norm(col) > tol * np.linalg.norm(C[:, t]) + 1e-12:
             pivots.append(t)
     if len(pivots) < C.shape[0]:
         return None
-    P = C[:, pivots]  # (c, c): component j of the new basis has pivot row e_j
-    return np.linalg.inv(P.T)
+    return np.linalg.inv(C[:, pivots].T) / Y[:n].std(0)[:, None]
+
+
+def _somp(theta: np.ndarray, Y: np.ndarray, max_terms: int, target: float):
+    """Simultaneous OMP: greedy columns of ``theta`` explaining every column of ``Y``."""
+    chosen: list[int] = []
+    resid, coef = Y, np.zeros((0, Y.shape[1]))
+    for _ in range(min(max_terms, theta.shape[1])):
+        score = np.linalg.norm(theta.T @ resid, axis=1)
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+        coef = np.linalg.lstsq(theta[:, chosen], Y, rcond=None)[0]
+        resid = Y - theta[:, chosen] @ coef
+        if (1 - resid.var(0) / Y.var(0)).min() >= target:
+            break
+    return chosen, coef
 
 
 def _extrapolation(ctx: StageContext, X_test: np.ndarray, Y_test: np.ndarray, names: list[str]):

@@ -1,0 +1,48 @@
+"""The bases formulas are searched in: sparse disentangling and the equivariant map's inputs."""
+
+import numpy as np
+
+from ensemble_lens.pipeline.distill_stage import major_components, sparse_basis
+
+
+def _corr(a, b):
+    return abs(np.corrcoef(a, b)[0, 1])
+
+
+def test_sparse_basis_separates_mixed_latents():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(2000, 4))
+    u, v = X[:, 0] * X[:, 1], X[:, 2] ** 2 + X[:, 3] ** 2
+    Y = np.c_[u, v] @ np.array([[0.8, -0.6], [0.5, 0.9]]) + 1e-4 * rng.normal(size=(2000, 2))
+    Z = Y @ sparse_basis(Y, X)
+    corr = np.array([[_corr(Z[:, j], t) for t in (u, v)] for j in range(2)])
+    assert (corr.max(axis=1) > 0.9999).all()
+    assert set(corr.argmax(axis=1)) == {0, 1}  # one component per latent
+
+
+def test_sparse_basis_with_a_redundant_input():
+    """Kepler-like: r next to x, y makes the monomial library collinear."""
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0.5, 2, size=(2000, 2)) * rng.choice([-1, 1], size=(2000, 2))
+    vel = rng.normal(size=(2000, 2))
+    r = np.hypot(xy[:, 0], xy[:, 1])
+    X = np.c_[xy, vel, r]
+    energy = 0.5 * (vel**2).sum(1) - 1 / r
+    ang = xy[:, 0] * vel[:, 1] - xy[:, 1] * vel[:, 0]
+    Y = np.c_[energy, ang] @ np.array([[1.0, 0.7], [-0.4, 1.2]])
+    Z = Y @ sparse_basis(Y, X)
+    best = sorted(max(_corr(Z[:, j], t) for j in range(2)) for t in (energy, ang))
+    assert best[0] > 0.999
+
+
+def test_sparse_basis_gives_up_on_what_the_library_cannot_express():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-1, 1, size=(1500, 2))
+    Y = np.c_[np.sin(8 * X[:, 0]) * np.cos(7 * X[:, 1]), np.sign(X[:, 0] * X[:, 1])]
+    assert sparse_basis(Y, X) is None
+
+
+def test_major_components_take_the_variance_holding_few():
+    assert list(major_components(np.array([0.01, 0.5, 0.45]), 2)) == [1, 2]
+    assert list(major_components(np.array([0.49, 0.45, 0.03, 0.02, 0.01]), 2)) == [0, 1, 2]
+    assert list(major_components(np.array([0.9, 0.1]), 2)) == [0, 1]  # never fewer than asked
