@@ -7,7 +7,6 @@ model group through the store's staging, so a killed worker leaves no half-writt
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -15,8 +14,6 @@ from typing import Any
 
 from ..config import StudyConfig, stable_hash
 from ..record.store import COMPLETE, open_store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

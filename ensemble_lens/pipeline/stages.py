@@ -17,7 +17,7 @@ import numpy as np
 from ..config import StudyConfig, stable_hash
 from ..errors import ExecutionError, StoreError
 from ..record.store import StudyStore
-from .members import MemberSpec, expand_members, is_done, member_line, run_member
+from .members import expand_members, is_done, member_line, run_member
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,3 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         log.info("consensus of layer %s:\n%s", layer, consensus_table(ds))
         out[layer] = "written"
     return out
-
-
-# ------------------------------------------------------------------------------------ members spec
-def member_specs(ctx: StageContext) -> list[MemberSpec]:
-    return expand_members(ctx.cfg, ctx.task)

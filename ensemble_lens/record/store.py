@@ -10,7 +10,7 @@ Layout (Zarr v3, local directory)::
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
         acts/<layer>/activations   (sample, unit) float32, chunked along samples only
       similarity/<layer>/      one xarray Dataset per layer (see docs/CONTRACTS.md)
-      align/<layer>/, consensus/<layer>/
+      consensus/<layer>/
       distill/                 attrs: formulas (JSON records), tag
       _staging/                work in progress; never read as results
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 COMPLETE = "complete"
-RESULT_KINDS = ("similarity", "align", "consensus")
+RESULT_KINDS = ("similarity", "consensus")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TARGET_CHUNK_BYTES = 4 * 2**20
 _SPLIT_CODES = {"fit": 0, "test": 1}
