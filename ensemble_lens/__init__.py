@@ -39,7 +39,19 @@ _LAZY = {
     "pairwise": "ensemble_lens.similarity",
     "permutation_test": "ensemble_lens.similarity",
     "bootstrap_ci": "ensemble_lens.similarity",
+    "pairwise_permutation_test": "ensemble_lens.similarity",
+    "compute_moments": "ensemble_lens.similarity",
+    "match_units": "ensemble_lens.similarity",
+    "permutation_distance": "ensemble_lens.similarity",
+    "MultisetCCA": "ensemble_lens.align",
+    "GeneralizedProcrustes": "ensemble_lens.align",
+    "input_basis_map": "ensemble_lens.align",
+    "find_consensus": "ensemble_lens.consensus",
+    "distill_component": "ensemble_lens.distill",
+    "build_report": "ensemble_lens.report",
+    "make_executor": "ensemble_lens.execution",
     "get_task": "ensemble_lens.tasks",
+    "Task": "ensemble_lens.tasks",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
