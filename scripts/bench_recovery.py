@@ -78,7 +78,8 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
     ds = store.read_result("consensus", layer)
     keep = np.flatnonzero(ds["is_consensus"].values)
     truths = set(task.latents)
-    val_r2 = [store.model_attrs(m)["metrics"].get("val_r2") for m in store.complete_models]
+    members = [m for m in store.complete_models if not m.startswith("null-")]  # not the twins
+    val_r2 = [store.model_attrs(m)["metrics"]["val_r2"] for m in members]
     row: dict[str, Any] = {
         "task": task_name,
         "members": len(val_r2),
@@ -103,7 +104,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
     fit = store.probe()["split"].values == "fit"
     c = int(keep.size) or len(truths)
     singles = []
-    for m in store.complete_models[: args.singles]:
+    for m in members[: args.singles]:
         Y = single_subspace(np.asarray(store.activations(m, layer).values, np.float64), fit, c)
         per = distill_subspace(ctx, layer, Y, Y[None], [m])
         singles.append(rate_and_extrap(per, truths, len(args.sr_seeds)))
