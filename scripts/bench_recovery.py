@@ -87,7 +87,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
         "consensus_components": int(keep.size),
     }
     if keep.size:
-        per = distill_subspace(
+        per, _ = distill_subspace(
             ctx,
             layer,
             ds["components"].values[:, keep],
@@ -106,7 +106,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
     singles = []
     for m in members[: args.singles]:
         Y = single_subspace(np.asarray(store.activations(m, layer).values, np.float64), fit, c)
-        per = distill_subspace(ctx, layer, Y, Y[None], [m])
+        per, _ = distill_subspace(ctx, layer, Y, Y[None], [m])
         singles.append(rate_and_extrap(per, truths, len(args.sr_seeds)))
     row["single_rates"] = [round(r, 2) for r, _ in singles]
     row["single_median_rate"] = float(np.median([r for r, _ in singles])) if singles else None

@@ -53,7 +53,7 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     if keep.size == 0:
         log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
         return [_no_consensus(layer, ds)]
-    per_seed = distill_subspace(
+    per_seed, view = distill_subspace(
         ctx,
         layer,
         ds["components"].values[:, keep],
@@ -61,7 +61,25 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
         [str(m) for m in ds["model"].values],
         variance=ds["variance"].values[keep],
     )
+    if view["basis"] == "equivariant":
+        _store_equivariant_view(ctx, layer, ds, view)
     return [_best(results, basis) for results, basis in per_seed]
+
+
+def _store_equivariant_view(ctx: StageContext, layer: str, ds: Any, view: dict[str, Any]) -> None:
+    """Add to the consensus result the mapped components and, for comparison, the input
+    vector's direction scaled to the same length (equal when the map is equivariant)."""
+    probe = ctx.store.probe()
+    names = list(ctx.store.probe_names)
+    d = probe["inputs"].values[:, [names.index(v) for v in ctx.task.equivariant_vector]]
+    y = view["Y"]
+    scale = np.linalg.norm(y, axis=1) / np.maximum(np.linalg.norm(d, axis=1), 1e-300)
+    vec = list(ctx.task.equivariant_vector)
+    ds = ds.assign(
+        mapped_components=(("sample", "vector"), y),
+        input_basis=(("sample", "vector"), d * scale[:, None]),
+    ).assign_coords(vector=vec)
+    ctx.store.write_result("consensus", layer, ds, ctx.store.result_tag("consensus", layer) or "")
 
 
 def distill_subspace(
@@ -71,11 +89,12 @@ def distill_subspace(
     M: np.ndarray,
     member_ids: list[str],
     variance: np.ndarray | None = None,
-) -> list[tuple[list[Any], str]]:
+) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
     """SR on a subspace Y (sample, c) with member projections M (model, sample, c).
 
     Returns, per basis component, the FormulaResults of every configured seed and the basis
-    name. Used for the consensus and (by scripts/bench_recovery.py) for single networks.
+    name, and the view searched (``labels``, ``Y`` in that basis, ``basis``). Used for the
+    consensus and (by scripts/bench_recovery.py) for single networks.
     ``variance``: the share of the members' variance each component carries (default: the
     columns' variances).
     """
@@ -116,7 +135,8 @@ def distill_subspace(
         )
         for res in out:
             results.setdefault(res.component, []).append(res)
-    return [(rs, basis) for rs in results.values()]
+    view = {"labels": labels, "Y": Y, "basis": basis}
+    return [(rs, basis) for rs in results.values()], view
 
 
 def _best(results: list[Any], basis: str) -> dict[str, Any]:
