@@ -26,6 +26,7 @@ import numpy as np
 
 from ensemble_lens import open_store, run_study
 from ensemble_lens.config import load_config
+from ensemble_lens.distill import exact_recovery
 from ensemble_lens.execution import make_executor
 from ensemble_lens.pipeline.distill_stage import distill_subspace
 from ensemble_lens.pipeline.members import task_of
@@ -45,19 +46,39 @@ def study(task: str, store: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: int) -> bool:
+def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: int, judge) -> bool:
     """Whether the formulas of the i-th SR seed exactly recover every truth (each component's
     result list holds one result per seed, in seed order)."""
-    hit = {rs[i].truth_name for rs, _ in per_component if rs[i].exact_recovery}
+    hit = {rs[i].truth_name for rs, _ in per_component if judge(rs[i])}
     return truths <= hit
 
 
-def rate_and_extrap(per_component, truths: set[str], n_seeds: int) -> tuple[float, float | None]:
-    rate = float(np.mean([recovered(per_component, truths, i) for i in range(n_seeds)]))
+def strict_judge(task: Any, X: np.ndarray, names: list[str]):
+    """The strict verdict: unrounded constants, affine residual <= 1e-3 of the spread."""
+
+    def judge(r: Any) -> bool:
+        if r.truth_name is None or r.exact_expr is None:
+            return False
+        truth = task.latents[r.truth_name]
+        return exact_recovery(r.exact_expr, truth, X=X, names=names, digits=None)
+
+    return judge
+
+
+def scores(per_component, truths: set[str], n_seeds: int, strict) -> dict[str, Any]:
+    """Exact-recovery rate (default and strict) over SR seeds, and mean extrapolation R^2."""
+    rate = np.mean(
+        [recovered(per_component, truths, i, lambda r: r.exact_recovery) for i in range(n_seeds)]
+    )
+    strict_rate = np.mean([recovered(per_component, truths, i, strict) for i in range(n_seeds)])
     ext = [
         r.r2_extrapolation for rs, _ in per_component for r in rs if r.r2_extrapolation is not None
     ]
-    return rate, (float(np.mean(ext)) if ext else None)
+    return {
+        "rate": float(rate),
+        "strict": float(strict_rate),
+        "extrap": float(np.mean(ext)) if ext else None,
+    }
 
 
 def single_subspace(acts: np.ndarray, fit: np.ndarray, c: int) -> np.ndarray:
@@ -86,6 +107,14 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
         "min_val_r2": round(float(min(val_r2)), 4),
         "consensus_components": int(keep.size),
     }
+    probe = store.probe()
+    fit = probe["split"].values == "fit"
+    strict = strict_judge(
+        task, probe["inputs"].values[~fit].astype(np.float64), list(store.probe_names)
+    )
+    n_seeds = len(args.sr_seeds)
+    cons = {"rate": 0.0, "strict": 0.0, "extrap": None}
+    row["formulas"] = []
     if keep.size:
         per, _ = distill_subspace(
             ctx,
@@ -93,24 +122,29 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
             ds["components"].values[:, keep],
             ds["member_scores"].values[:, :, keep],
             list(ds["model"].values),
+            variance=ds["variance"].values[keep],
         )
-        row["consensus_rate"], row["consensus_extrap_r2"] = rate_and_extrap(
-            per, truths, len(args.sr_seeds)
-        )
+        cons = scores(per, truths, n_seeds, strict)
         row["formulas"] = [str(rs[0].expr) for rs, _ in per]
-    else:
-        row["consensus_rate"], row["consensus_extrap_r2"], row["formulas"] = 0.0, None, []
+    row.update(
+        consensus_rate=cons["rate"],
+        consensus_strict_rate=cons["strict"],
+        consensus_extrap_r2=cons["extrap"],
+    )
     row["consensus_seconds"] = round(time.perf_counter() - start, 1)
-    fit = store.probe()["split"].values == "fit"
     c = int(keep.size) or len(truths)
     singles = []
     for m in members[: args.singles]:
         Y = single_subspace(np.asarray(store.activations(m, layer).values, np.float64), fit, c)
         per, _ = distill_subspace(ctx, layer, Y, Y[None], [m])
-        singles.append(rate_and_extrap(per, truths, len(args.sr_seeds)))
-    row["single_rates"] = [round(r, 2) for r, _ in singles]
-    row["single_median_rate"] = float(np.median([r for r, _ in singles])) if singles else None
-    ext = [e for _, e in singles if e is not None]
+        singles.append(scores(per, truths, n_seeds, strict))
+    row["single_rates"] = [round(x["rate"], 2) for x in singles]
+    row["single_strict_rates"] = [round(x["strict"], 2) for x in singles]
+    row["single_median_rate"] = float(np.median(row["single_rates"])) if singles else None
+    row["single_median_strict_rate"] = (
+        float(np.median(row["single_strict_rates"])) if singles else None
+    )
+    ext = [x["extrap"] for x in singles if x["extrap"] is not None]
     row["single_extrap_r2"] = float(np.median(ext)) if ext else None
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
@@ -142,11 +176,13 @@ def main() -> None:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     exact = [r["task"] for r in rows if r["consensus_rate"] > 0]
+    strict = [r["task"] for r in rows if r["consensus_strict_rate"] > 0]
     at_least = [r["task"] for r in rows if r["consensus_rate"] >= (r["single_median_rate"] or 0)]
     higher = [r["task"] for r in rows if r["consensus_rate"] > (r["single_median_rate"] or 0)]
     return {
         "tasks": len(rows),
         "exact_recovery_tasks": exact,
+        "strict_exact_recovery_tasks": strict,
         "consensus_at_least_median_single": f"{len(at_least)}/{len(rows)}",
         "consensus_strictly_higher": higher,
         "targets": "exact on >= 7 of 9; consensus >= median single on all; strictly higher on >= 3",

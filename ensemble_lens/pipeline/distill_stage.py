@@ -63,7 +63,27 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     )
     if view["basis"] == "equivariant":
         _store_equivariant_view(ctx, layer, ds, view)
-    return [_best(results, basis) for results, basis in per_seed]
+    records = []
+    for results, basis in per_seed:
+        pick = _pick(results)
+        rec = _record(pick, results, basis)
+        rec["exact_recovery_strict"] = strict_recovery(ctx, pick)
+        records.append(rec)
+    return records
+
+
+def strict_recovery(ctx: StageContext, result: Any) -> bool | None:
+    """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched."""
+    from ..distill import exact_recovery
+
+    if result.truth_name is None or result.exact_expr is None or ctx.task is None:
+        return None
+    probe = ctx.store.probe()
+    test = probe["split"].values == "test"
+    X = probe["inputs"].values[test].astype(np.float64)
+    truth = ctx.task.latents[result.truth_name]
+    names = list(ctx.store.probe_names)
+    return exact_recovery(result.exact_expr, truth, X=X, names=names, digits=None)
 
 
 def _store_equivariant_view(ctx: StageContext, layer: str, ds: Any, view: dict[str, Any]) -> None:
@@ -139,23 +159,27 @@ def distill_subspace(
     return [(rs, basis) for rs in results.values()], view
 
 
-def _best(results: list[Any], basis: str) -> dict[str, Any]:
-    """The simplest seed result within 0.01 test R^2 of the best one."""
+def _pick(results: list[Any]) -> Any:
+    """The simplest seed result within 0.01 test R^2 of the best one (or the first result
+    when no seed found a formula)."""
     good = [r for r in results if r.expr is not None]
     if not good:
-        rec = results[0].to_dict()
-        rec["reason"] = results[0].reason
-        return {**rec, "basis": basis}
+        return results[0]
     best = max(r.r2_test for r in good)
-    pick = min(
+    return min(
         (r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test)
     )
+
+
+def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
     rec = pick.to_dict()
     rec.update(
         basis=basis,
         seeds_tried=[r.seed for r in results],
         seeds_exact=[r.seed for r in results if r.exact_recovery],
     )
+    if pick.expr is None:
+        rec["reason"] = pick.reason
     return rec
 
 

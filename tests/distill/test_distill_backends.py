@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import sympy
-from conftest import DX, NAMES, M, R, force, make_inputs
+from force_law import DX, NAMES, M, R, force, make_inputs
 
 from ensemble_lens.distill import (
     PYSR_RECIPE,

@@ -1,6 +1,6 @@
 import numpy as np
 import sympy
-from conftest import DX, NAMES, TRUTH, M, R, force, make_inputs
+from force_law import DX, NAMES, TRUTH, M, R, force, make_inputs
 
 from ensemble_lens.distill import (
     canonicalize,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import sympy
-from conftest import DX, NAMES, TRUTH, M, R, force, make_inputs
+from force_law import DX, NAMES, TRUTH, M, R, force, make_inputs
 
 from ensemble_lens.distill import exact_recovery, gradient_agreement, knn_gradient, r2, support
 from ensemble_lens.errors import ShapeError
@@ -119,3 +119,24 @@ def test_support_counts_members_explained_by_the_formula(X):
 def test_support_checks_member_shape(X):
     with pytest.raises(ShapeError, match="must be \\(member, sample\\) with 500 samples"):
         support(TRUTH, np.ones((3, 20)), X, NAMES)
+
+
+def test_exact_recovery_rounds_after_simplifying_but_keeps_structure():
+    """Constants fitted to a network carry its precision: a Kepler energy whose coefficients
+    are off in the third digit is the law after rounding to 2 significant digits; a formula
+    with a wrong extra term is not, and the strict check (digits=None) sees the difference."""
+    import numpy as np
+    import sympy
+
+    from ensemble_lens.distill import exact_recovery
+
+    vx, vy, r = sympy.symbols("vx vy r")
+    truth = (vx**2 + vy**2) / 2 - 1 / r
+    noisy = -3.019 * vx**2 - 3.017 * vy**2 - 2.287 + 6.015 / r
+    wrong = -3.0 * vx**2 - 3.0 * vy**2 + 6.0 / r + 0.3 * vx
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(500, 2)), rng.uniform(0.5, 3, size=500)]
+    names = ["vx", "vy", "r"]
+    assert exact_recovery(noisy, truth, X=X, names=names)
+    assert not exact_recovery(noisy, truth, X=X, names=names, digits=None)
+    assert not exact_recovery(wrong, truth, X=X, names=names)

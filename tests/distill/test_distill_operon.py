@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import sympy
-from conftest import NAMES, TRUTH, M, R, force
+from force_law import NAMES, TRUTH, M, R, force
 
 from ensemble_lens.distill import FormulaResult, distill_component, exact_recovery
 

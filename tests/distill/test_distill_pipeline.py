@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import sympy
-from conftest import DX, NAMES, TRUTH, M, R, force
+from force_law import DX, NAMES, TRUTH, M, R, force
 
 from ensemble_lens.distill import distill_component, distill_components, select
 from ensemble_lens.distill.distill import Scored
