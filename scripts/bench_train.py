@@ -28,6 +28,7 @@ def study(store: Path, members: int, epochs: int) -> dict:
         "probe": {"n": 2000},
         "ensemble": {
             "seeds": list(range(members)),
+            "untrained_null": False,  # time training only
             "train": {"epochs": epochs, "n_train": 6000, "n_val": 1000, "patience": 100},
         },
         "store": str(store),
