@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._imports import import_callable as _import_callable
 from ..errors import IngestError, ShapeError
 from .store import StudyStore, checked_activations, open_store
 
@@ -23,20 +23,8 @@ SampleIds = Literal["check", "probe_order"] | Sequence[Any] | np.ndarray
 
 
 def import_callable(spec: str, what: str = "callable") -> Any:
-    """Resolve ``"package.module:attr"`` (attr may be dotted) to the object it names."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise IngestError(f"{what} {spec!r} must look like 'package.module:callable'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as err:
-        raise IngestError(f"{what} {spec!r}: cannot import module {module_name!r}: {err}") from err
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as err:
-            raise IngestError(f"{what} {spec!r}: module {module_name!r} has no {attr!r}") from err
-    return obj
+    """Resolve ``"package.module:attr"``; errors are :class:`IngestError`."""
+    return _import_callable(spec, what, IngestError)
 
 
 def load_model(

@@ -15,9 +15,9 @@ True
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from ensemble_lens._imports import import_callable
 from ensemble_lens.errors import TaskError
 from ensemble_lens.tasks.base import LatentKind, Task, r2_score
 
@@ -48,16 +48,7 @@ def _resolve(spec: str) -> Any:
             f"task spec {spec!r}: expected a built-in name ({', '.join(list_tasks())}) "
             "or 'module:callable'"
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise TaskError(f"task spec {spec!r}: cannot import module {module_name!r}: {err}") from err
-    try:
-        return getattr(module, attr)
-    except AttributeError as err:
-        raise TaskError(
-            f"task spec {spec!r}: module {module_name!r} has no attribute {attr!r}"
-        ) from err
+    return import_callable(spec, "task spec", TaskError)
 
 
 def get_task(name_or_spec: str, **params: Any) -> Task:

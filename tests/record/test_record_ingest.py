@@ -40,7 +40,7 @@ def test_state_dict_with_factory(tmp_path, factory_module, probe_store):
         load_model(tmp_path / "w.pt", factory=f"{factory_module}:make", factory_kwargs={"width": 9})
     with pytest.raises(IngestError, match="returned int"):
         load_model(None, factory=f"{factory_module}:bad")
-    with pytest.raises(IngestError, match="has no 'nope'"):
+    with pytest.raises(IngestError, match="has no attribute 'nope'"):
         load_model(None, factory=f"{factory_module}:nope")
 
 
