@@ -122,6 +122,9 @@ class ConsensusConfig(_Strict):
     n_null: int = Field(default=20, ge=1)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     p_support: float = Field(default=0.8, gt=0.0, le=1.0)
+    min_variance: float = Field(default=0.01, ge=0.0, lt=1.0)
+    max_untrained_r2: float = Field(default=0.9, gt=0.0, le=1.0)
+    min_learned_share: float = Field(default=0.02, ge=0.0, lt=1.0)
     seed: int = 0
 
 

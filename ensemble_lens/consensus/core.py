@@ -11,8 +11,9 @@ Procedure (``ARCHITECTURE.md``, "Consensus, precisely enough to test"):
 4. Null: ``n_null`` refits with the sample order permuted independently inside each network;
    the statistic of a refit is each member's largest agreement over components (family-wise
    over components); ``null_threshold`` is the ``1 - alpha`` quantile over refits and members.
-   With ``untrained`` networks, the same quantile of the untrained ensemble's largest
-   agreements also counts, and the threshold is the larger of the two.
+   With ``untrained`` networks, a second null per component (``untrained.py``): a component
+   the untrained networks carry (reproduce nearly as well as trained members, with no
+   systematically shared remainder) is not learned and not consensus.
 5. Decision rule: member ``k`` supports component ``j`` when ``a_kj > null_threshold`` AND
    ``v_kj >= min_variance``. Agreement alone would promote tiny systematic residuals that every
    network shares; variance alone keeps idiosyncratic high-variance directions. ``support_j``
@@ -37,6 +38,7 @@ from ..align._validate import as_matrices
 from ..errors import ShapeError
 from .null import Method, make_aligner, run_permutation_null
 from .scoring import member_agreement, variance_carried
+from .untrained import untrained_null
 
 __all__ = ["find_consensus"]
 
@@ -115,6 +117,7 @@ def find_consensus(
     seed: int = 0,
     untrained: Sequence[Any] | Mapping[str, Any] | None = None,
     max_untrained_r2: float = 0.9,
+    min_learned_share: float = 0.02,
     executor: Any = None,
 ) -> xr.Dataset:
     """Find the aligned components that an ensemble of networks shares beyond chance.
@@ -144,15 +147,16 @@ def find_consensus(
         Seed of the permutation null.
     untrained : sequence or dict of array-like, optional
         Untrained networks (same architecture) on the same samples: a second null, per
-        component. Untrained networks share whatever their inputs and architecture give them
-        (with graph networks, the input-linear directions agree at ~0.999), so agreement is the
-        wrong statistic here; instead each consensus component is regressed (ridge) on every
-        untrained network's activations (fit split) and scored by R^2 on the test split
-        (median over networks: ``untrained_r2``), and likewise on every trained member
-        (``trained_r2``). A component that the untrained networks reproduce nearly as well as
-        the trained ones (``untrained_r2 >= max_untrained_r2 * trained_r2``) is not learned
-        and is not consensus.
-    max_untrained_r2 : float
+        component (``consensus/untrained.py``). Untrained networks share whatever their inputs
+        and architecture give them (graph networks agree at ~0.999 on input-linear
+        directions), so agreement is the wrong statistic. A component is *learned* when the
+        untrained networks reproduce it (ridge R^2, test split: ``untrained_r2``) under
+        ``max_untrained_r2`` times what trained members reproduce (``trained_r2``), or when
+        the part they miss carries at least ``min_learned_share`` of its variance and is
+        shared by the trained members (``learned_agreement``) more than any untrained
+        component's missed part is shared by the untrained networks
+        (``untrained_threshold``). A component that is not learned is not consensus.
+    max_untrained_r2, min_learned_share : float
         See ``untrained``.
     executor : object with ``submit``, optional
         Runs the null refits in up to 8 batches.
@@ -202,7 +206,7 @@ def find_consensus(
         p_support,
     )
     if untrained is not None:
-        _untrained_test(ds, arrays, untrained, fit, max_untrained_r2)
+        _untrained_test(ds, arrays, untrained, fit, opts, (max_untrained_r2, min_learned_share))
         null_method += "+untrained"
     ds.attrs.update(_attrs(opts, ds, aligner, null_method, fit))
     logger.info(
@@ -229,8 +233,9 @@ def _attrs(
         "n_fit": int(fit.sum()),
         "n_test": int((~fit).sum()),
         "rule": "member supports j: agreement > null_threshold and variance >= min_variance; "
-        "consensus: support >= p_support (and, with untrained networks, untrained_r2 < "
-        "max_untrained_r2 * trained_r2)",
+        "consensus: support >= p_support (and, with untrained networks, is_learned: "
+        "untrained_r2 < max_untrained_r2 * trained_r2, or learned_share >= min_learned_share "
+        "and learned_agreement > untrained_threshold)",
     }
 
 
@@ -239,38 +244,38 @@ def _untrained_test(
     members: list[np.ndarray],
     untrained: Sequence[Any] | Mapping[str, Any],
     fit: np.ndarray,
-    max_share: float,
+    opts: _Options,
+    limits: tuple[float, float],
 ) -> None:
-    """Add ``trained_r2``/``untrained_r2``; drop components the untrained networks reproduce
-    nearly as well as the trained members do (``untrained_r2 >= max_share * trained_r2``)."""
+    """Add the untrained null's per-component results (``consensus/untrained.py``) and drop
+    the components it finds not learned. ``limits``: (max_untrained_r2, min_learned_share)."""
     _, arrays = as_matrices(untrained)
     if arrays[0].shape[0] != fit.size:
         raise ShapeError(
             f"untrained: expected {fit.size} samples like the activations, got {arrays[0].shape[0]}"
         )
-    z = ds["components"].values
-    trained = np.median([reproduction_r2(m, z, fit) for m in members], axis=0)
-    untrained_r2 = np.median([reproduction_r2(u, z, fit) for u in arrays], axis=0)
-    ds["trained_r2"] = ("component", trained)
-    ds["untrained_r2"] = ("component", untrained_r2)
-    learned = untrained_r2 < max_share * trained
-    ds["is_consensus"] = ds["is_consensus"] & xr.DataArray(learned, dims="component")
-    ds.attrs["max_untrained_r2"] = max_share
-
-
-def reproduction_r2(
-    x: np.ndarray, z: np.ndarray, fit: np.ndarray, ridge: float = 1e-3
-) -> np.ndarray:
-    """Test-split R^2 of each column of ``z`` (sample, c) from ``x`` (sample, d) by ridge
-    regression fitted on the fit split; (c,)."""
-    mx, mz = x[fit].mean(0), z[fit].mean(0)
-    xf, zf = x[fit] - mx, z[fit] - mz
-    gram = xf.T @ xf
-    gram += ridge * np.trace(gram) / max(gram.shape[0], 1) * np.eye(gram.shape[0])
-    coef = np.linalg.solve(gram, xf.T @ zf)
-    resid = (z[~fit] - mz) - (x[~fit] - mx) @ coef
-    var = z[~fit].var(0)
-    return 1.0 - resid.var(0) / np.where(var > 0, var, 1.0)
+    res = untrained_null(
+        members,
+        ds["member_scores"].values,
+        ds["components"].values,
+        arrays,
+        fit,
+        method=opts.method,
+        variance_keep=opts.variance_keep,
+        max_share=limits[0],
+        min_learned_share=limits[1],
+        permutation_threshold=float(ds["null_threshold"].values[0]),
+    )
+    for name in ("trained_r2", "untrained_r2", "learned_share", "learned_agreement"):
+        ds[name] = ("component", getattr(res, name))
+    ds["is_learned"] = ("component", res.learned)
+    ds["is_consensus"] = ds["is_consensus"] & ds["is_learned"]
+    ds.attrs.update(
+        max_untrained_r2=limits[0],
+        min_learned_share=limits[1],
+        untrained_threshold=res.threshold,
+        n_untrained=len(arrays),
+    )
 
 
 def _first(activations: Sequence[Any] | Mapping[str, Any]) -> Any:

@@ -146,7 +146,7 @@ def distill_subspace(
             executor=ctx.executor,
             seed=seed,
             backend=dcfg.backend,
-            backend_options=dcfg.options or None,
+            backend_options=backend_options(dcfg.backend, dcfg.options, ctx.task),
             time_budget=dcfg.time_budget,
             select_by="gradient" if monotone else "r2",
             truths=truths,
@@ -157,6 +157,21 @@ def distill_subspace(
             results.setdefault(res.component, []).append(res)
     view = {"labels": labels, "Y": Y, "basis": basis}
     return [(rs, basis) for rs in results.values()], view
+
+
+#: The option through which each backend takes extra unary primitives.
+_FUNCTION_OPTION = {"operon": "functions", "pysr": "unary_operators"}
+
+
+def backend_options(backend: str, options: dict[str, Any], task: Any) -> dict[str, Any] | None:
+    """The study's backend options, plus the task's ``sr_functions`` when the study names no
+    primitives of its own (the sparse backend has a fixed library and takes none)."""
+    out = dict(options)
+    key = _FUNCTION_OPTION.get(backend)
+    functions = tuple(getattr(task, "sr_functions", ()) or ())
+    if key and functions and key not in out:
+        out[key] = list(functions)
+    return out or None
 
 
 def _pick(results: list[Any]) -> Any:

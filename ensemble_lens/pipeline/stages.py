@@ -217,8 +217,11 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             n_null=ccfg.n_null,
             alpha=ccfg.alpha,
             p_support=ccfg.p_support,
+            min_variance=ccfg.min_variance,
             seed=ccfg.seed,
             untrained=untrained or None,
+            max_untrained_r2=ccfg.max_untrained_r2,
+            min_learned_share=ccfg.min_learned_share,
             executor=ctx.executor,
         )
         ctx.store.write_result("consensus", layer, ds, tag)

@@ -96,6 +96,10 @@ class Task(abc.ABC):
         Input variables forming a vector the latents turn with, e.g. ``("dx", "dy")``.
     latent_layer : str
         Name in ``probe_module(model).named_modules()`` whose output is the latent.
+    sr_functions : tuple of str
+        Unary primitives symbolic regression should offer beyond ``+ - * /`` and squares,
+        e.g. ``("cos",)`` where the law holds angles (default none). A study's
+        ``distill.options`` (``functions`` for operon, ``unary_operators`` for PySR) wins.
     default_arch : ArchSpec
         Architecture that reaches the accuracy target fast.
     default_train : TrainSpec
@@ -116,6 +120,7 @@ class Task(abc.ABC):
     latent_kind: LatentKind = "vector"
     equivariant_vector: tuple[str, ...] | None = None
     latent_layer: str = "latent"
+    sr_functions: tuple[str, ...] = ()
     default_arch: ArchSpec
     default_train: TrainSpec
 
@@ -234,6 +239,7 @@ class Task(abc.ABC):
                 list(self.equivariant_vector) if self.equivariant_vector else None
             ),
             "latent_layer": self.latent_layer,
+            "sr_functions": list(self.sr_functions),
         }
 
     def __repr__(self) -> str:

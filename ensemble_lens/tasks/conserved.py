@@ -123,6 +123,7 @@ class PendulumTask(SiameseTask):
 
     name = "pendulum"
     input_names = ("theta", "omega")
+    sr_functions = ("cos",)
     latents = {  # noqa: RUF012
         "energy": sympy.Symbol("omega") ** 2 / 2 - sympy.cos(sympy.Symbol("theta"))
     }

@@ -46,3 +46,46 @@ def test_major_components_take_the_variance_holding_few():
     assert list(major_components(np.array([0.01, 0.5, 0.45]), 2)) == [1, 2]
     assert list(major_components(np.array([0.49, 0.45, 0.03, 0.02, 0.01]), 2)) == [0, 1, 2]
     assert list(major_components(np.array([0.9, 0.1]), 2)) == [0, 1]  # never fewer than asked
+
+
+def test_task_primitives_reach_the_backend_unless_the_study_names_its_own():
+    from ensemble_lens.pipeline.distill_stage import backend_options
+    from ensemble_lens.tasks import get_task
+
+    pendulum, gravity = get_task("pendulum"), get_task("gravity")
+    assert pendulum.sr_functions == ("cos",)
+    assert pendulum.describe()["sr_functions"] == ["cos"]
+    assert backend_options("operon", {}, pendulum) == {"functions": ["cos"]}
+    assert backend_options("pysr", {"niterations": 5}, pendulum) == {
+        "niterations": 5,
+        "unary_operators": ["cos"],
+    }
+    # the study's own choice wins; the sparse library takes no primitives; none without a task
+    assert backend_options("operon", {"functions": ["exp"]}, pendulum) == {"functions": ["exp"]}
+    assert backend_options("sparse", {}, pendulum) is None
+    assert backend_options("operon", {}, gravity) is None
+    assert backend_options("operon", {"max_length": 20}, None) == {"max_length": 20}
+
+
+def test_operon_with_the_task_primitive_finds_a_cosine_law():
+    from ensemble_lens.distill import distill_component
+    from ensemble_lens.pipeline.distill_stage import backend_options
+    from ensemble_lens.tasks import get_task
+
+    rng = np.random.default_rng(3)
+    X = np.c_[rng.uniform(-2, 2, 600), rng.uniform(-1.5, 1.5, 600)]
+    y = X[:, 1] ** 2 / 2 - np.cos(X[:, 0])
+    task = get_task("pendulum")
+    res = distill_component(
+        X[:400],
+        y[:400],
+        ["theta", "omega"],
+        X_test=X[400:],
+        y_test=y[400:],
+        backend_options=backend_options("operon", {}, task),
+        time_budget=4,
+        truths=task.latents,
+        seed=1,
+    )
+    assert res.r2_test > 0.999
+    assert "cos" in str(res.expr)
