@@ -140,9 +140,10 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
         singles.append(scores(per, truths, n_seeds, strict))
     row["single_rates"] = [round(x["rate"], 2) for x in singles]
     row["single_strict_rates"] = [round(x["strict"], 2) for x in singles]
-    row["single_median_rate"] = float(np.median(row["single_rates"])) if singles else None
+    # medians of the unrounded rates: compared with the (unrounded) consensus rate
+    row["single_median_rate"] = float(np.median([x["rate"] for x in singles])) if singles else None
     row["single_median_strict_rate"] = (
-        float(np.median(row["single_strict_rates"])) if singles else None
+        float(np.median([x["strict"] for x in singles])) if singles else None
     )
     ext = [x["extrap"] for x in singles if x["extrap"] is not None]
     row["single_extrap_r2"] = float(np.median(ext)) if ext else None

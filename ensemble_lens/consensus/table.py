@@ -7,6 +7,7 @@ import xarray as xr
 __all__ = ["consensus_table"]
 
 _HEADER = ("component", "sharedness", "variance", "null thr", "support", "consensus")
+_UNTRAINED = ("untrained r2", "remainder agr")
 
 
 def consensus_table(ds: xr.Dataset) -> str:
@@ -22,20 +23,27 @@ def consensus_table(ds: xr.Dataset) -> str:
     -------
     str
         One header line and one line per component, in the Dataset's order, e.g.
-        ``component  sharedness  variance  null thr  support  consensus``.
+        ``component  sharedness  variance  null thr  support  consensus``; with the untrained
+        null also ``untrained r2`` and ``remainder agr`` (``learned_agreement``, the trained
+        members' agreement on what the untrained networks miss).
     """
-    rows = [_HEADER]
+    untrained = "untrained_r2" in ds and "learned_agreement" in ds
+    rows = [_HEADER + _UNTRAINED if untrained else _HEADER]
     for j, comp in enumerate(ds["component"].values):
-        rows.append(
-            (
-                str(comp),
-                f"{float(ds['sharedness'][j]):.3f}",
-                f"{float(ds['variance'][j]):.3f}",
-                f"{float(ds['null_threshold'][j]):.3f}",
-                f"{float(ds['support'][j]):.2f}",
-                "yes" if bool(ds["is_consensus"][j]) else "no",
-            )
+        row = (
+            str(comp),
+            f"{float(ds['sharedness'][j]):.3f}",
+            f"{float(ds['variance'][j]):.3f}",
+            f"{float(ds['null_threshold'][j]):.3f}",
+            f"{float(ds['support'][j]):.2f}",
+            "yes" if bool(ds["is_consensus"][j]) else "no",
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
+        if untrained:
+            row += (
+                f"{float(ds['untrained_r2'][j]):.3f}",
+                f"{float(ds['learned_agreement'][j]):.3f}",
+            )
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)

@@ -162,6 +162,13 @@ def test_untrained_null_keeps_a_learned_remainder_of_an_input_passthrough():
     assert ds["learned_share"].values[0] > 0.02
     assert ds["learned_agreement"].values[0] > ds.attrs["untrained_threshold"]
     assert bool(ds["is_learned"].values[0])
+    table = consensus_table(ds).splitlines()
+    assert table[0].split()[-4:] == ["untrained", "r2", "remainder", "agr"]
+    assert table[1].split()[5:] == [
+        "yes",
+        f"{ds['untrained_r2'].values[0]:.3f}",
+        f"{ds['learned_agreement'].values[0]:.3f}",
+    ]
     # with the learned-residual test switched off only the reproduction test remains
     off = find_consensus(nets, split=SPLIT, n_null=10, untrained=untrained, min_learned_share=0.99)
     assert int(off["is_consensus"].sum()) == 0
