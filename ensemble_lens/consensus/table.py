@@ -28,9 +28,9 @@ def consensus_table(ds: xr.Dataset) -> str:
         members' agreement on what the untrained networks miss).
     """
     untrained = "untrained_r2" in ds and "learned_agreement" in ds
-    rows = [_HEADER + _UNTRAINED if untrained else _HEADER]
+    rows: list[tuple[str, ...]] = [_HEADER + _UNTRAINED if untrained else _HEADER]
     for j, comp in enumerate(ds["component"].values):
-        row = (
+        row: tuple[str, ...] = (
             str(comp),
             f"{float(ds['sharedness'][j]):.3f}",
             f"{float(ds['variance'][j]):.3f}",

@@ -51,6 +51,8 @@ _PROVENANCE_KEYS = (
     "stage_timings",
 )
 _CONSENSUS_COLUMNS = ("sharedness", "variance", "null_threshold", "support", "is_consensus")
+#: present when the consensus ran with untrained twins (consensus/untrained.py)
+_UNTRAINED_COLUMNS = ("trained_r2", "untrained_r2", "learned_agreement", "is_learned")
 _MAPPED_NAMES = ("mapped_components", "mapped")
 
 
@@ -274,7 +276,8 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
     """JSON summary of one layer's consensus Dataset: per-component table and support."""
     n = int(ds.sizes.get("component", 0))
     comps = to_json(ds["component"].values) if "component" in ds.coords else list(range(n))
-    cols = {c: _column(ds, c, n) for c in _CONSENSUS_COLUMNS}
+    names = _CONSENSUS_COLUMNS + tuple(c for c in _UNTRAINED_COLUMNS if c in ds.data_vars)
+    cols = {c: _column(ds, c, n) for c in names}
     table = [{"component": comps[i], **{c: cols[c][i] for c in cols}} for i in range(n)]
     models: list[str] = []
     support: dict[str, list[Any]] = {}

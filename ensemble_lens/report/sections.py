@@ -264,6 +264,8 @@ def _vector_figure(store: StudyStore, name: str, info: dict[str, Any], sink: Fig
 def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: FigureSink) -> str:
     attrs = layer["attrs"]
     facts = ", ".join(f"{k} = {fmt(v)}" for k, v in attrs.items() if not isinstance(v, dict))
+    untrained = bool(layer["table"]) and "untrained_r2" in layer["table"][0]
+    extra = ["untrained R²", "remainder agreement"] if untrained else []
     rows = [
         [
             r["component"],
@@ -271,6 +273,7 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
             r["variance"],
             r["null_threshold"],
             r["support"],
+            *([r["untrained_r2"], r["learned_agreement"]] if untrained else []),
             Raw('<span class="ok">yes</span>') if r["is_consensus"] else "no",
         ]
         for r in layer["table"]
@@ -281,11 +284,21 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
     ]
     if not rows:
         return "".join([*parts, note("The consensus result holds no components.")])
-    parts.append(
-        table(
-            ["component", "sharedness", "variance", "null threshold", "support", "consensus?"], rows
+    header = ["component", "sharedness", "variance", "null threshold", "support", *extra]
+    parts.append(table([*header, "consensus?"], rows))
+    if untrained:
+        parts.append(
+            note(
+                "Untrained R²: how well untrained twins reproduce the component (ridge, test "
+                "split). Remainder agreement: how consistently trained members carry what the "
+                "twins miss; a component is learned when the twins reproduce under "
+                f"{fmt(attrs.get('max_untrained_r2'))} of what trained members do, or when "
+                f"that remainder (at least {fmt(attrs.get('min_learned_share'))} of its "
+                "variance) agrees above "
+                f"{fmt(attrs.get('untrained_threshold'))}, the most any untrained component's "
+                "remainder agrees among the twins."
+            )
         )
-    )
     parts.append(_consensus_figures(layer, sink))
     if layer.get("vector"):
         parts.append(_vector_figure(store, name, layer["vector"], sink))

@@ -204,3 +204,29 @@ def test_unusual_results_are_skipped_with_notes(models_only, tmp_path: Path) -> 
     assert "Formula shown as text" in text
     assert "No Pareto front recorded." in text and "No per-member R² recorded." in text
     assert "1 of 1 components are consensus." in text
+
+
+def test_untrained_null_numbers_are_shown_with_their_rule(models_only, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from ensemble_lens.consensus import find_consensus
+
+    store = open_store(models_only.path, "a")
+    n = store.n_samples
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(n, 1))
+    f = x + 0.4 * (x**2 - 1)  # learned: untrained twins carry x only
+    nets = {m: np.c_[f, rng.normal(size=(n, 3))] @ rng.normal(size=(4, 4)) for m in store.models}
+    twins = [np.c_[x, rng.normal(size=(n, 3))] @ rng.normal(size=(4, 4)) for _ in range(3)]
+    ds = find_consensus(nets, split=np.arange(n) < 80, n_null=5, untrained=twins)
+    store.write_result("consensus", "edge.1", ds, tag="t")
+    paths = build_report(store, out_dir=tmp_path)
+    page, _ = _parse(paths.html)
+    text = " ".join(page.text)
+    assert "untrained R²" in text and "remainder agreement" in text
+    assert "a component is learned when the twins reproduce under 0.9" in text
+    row = json.loads(paths.json.read_text())["consensus"]["edge.1"]["table"][0]
+    assert np.isclose(row["untrained_r2"], float(ds["untrained_r2"][0]))
+    assert row["is_learned"] is True and row["is_consensus"] is True
