@@ -48,7 +48,9 @@ def _ridge_coef(x: np.ndarray, z: np.ndarray, fit: np.ndarray, ridge: float):
     mx, mz = x[fit].mean(0), z[fit].mean(0)
     xf = x[fit] - mx
     gram = xf.T @ xf
-    gram += ridge * np.trace(gram) / max(gram.shape[0], 1) * np.eye(gram.shape[0])
+    scale = np.trace(gram) / max(gram.shape[0], 1)
+    # a dead network (constant units) has a zero Gram matrix: its read-out is zero, not an error
+    gram += ridge * (scale if scale > 0 else 1.0) * np.eye(gram.shape[0])
     return mx, mz, np.linalg.solve(gram, xf.T @ (z[fit] - mz))
 
 
@@ -160,14 +162,25 @@ def _untrained_threshold(
     min_learned_share: float,
 ) -> float:
     """Largest learned-residual agreement among the untrained ensemble's own components whose
-    residual carries at least ``min_learned_share`` (0 when none does).
+    residual carries at least ``min_learned_share`` (0 when none does; 1 when fewer than
+    ``MIN_UNTRAINED_FOR_RESIDUAL`` untrained networks have a non-constant unit).
 
     The untrained networks are aligned among themselves (fit split); every one of them in turn
     is the reference that the others' projections are residualised on.
     """
+    live = [u for u in untrained if np.ptp(u[fit], axis=0).max(initial=0.0) > 0]
+    if len(live) < len(untrained):
+        logger.warning(
+            "untrained null: %d untrained network(s) with every unit constant (dead at "
+            "initialisation) left out of the learned-residual threshold",
+            len(untrained) - len(live),
+        )
+    if len(live) < MIN_UNTRAINED_FOR_RESIDUAL:
+        return 1.0
+    untrained = live
     aligner = make_aligner(method, None, variance_keep)
-    aligner.fit([u[fit] for u in untrained])
-    scores = aligner.transform(list(untrained))
+    aligner.fit({f"untrained{k}": u[fit] for k, u in enumerate(untrained)})
+    scores = aligner.transform({f"untrained{k}": u for k, u in enumerate(untrained)})
     agree, share = [], []
     for i, ref in enumerate(untrained):
         others = [s for k, s in enumerate(scores) if k != i]

@@ -235,3 +235,14 @@ def test_errors(ensemble):
         find_consensus(nets, split=SPLIT, p_support=0)
     with pytest.raises(ValueError, match=r"method: expected 'gcca' or 'procrustes', got 'pca'"):
         find_consensus(nets, split=SPLIT, method="pca")
+
+
+def test_a_dead_untrained_network_is_left_out_not_an_error(ensemble, caplog):
+    _, nets = ensemble
+    rng = np.random.default_rng(6)
+    twins = [rng.normal(size=(N, 8)) for _ in range(3)] + [np.zeros((N, 8))]
+    with caplog.at_level("WARNING", logger="ensemble_lens.consensus.untrained"):
+        ds = find_consensus(nets, split=SPLIT, n_null=5, untrained=twins)
+    assert "dead at initialisation" in caplog.text
+    assert int(ds["is_consensus"].sum()) == 3
+    assert ds.attrs["untrained_threshold"] < 1.0  # three live twins still calibrate it
