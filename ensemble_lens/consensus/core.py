@@ -184,6 +184,10 @@ def find_consensus(
     names, arrays = as_matrices(activations)
     fit = _fit_mask(split, arrays[0].shape[0])
     _check_params(n_null, alpha, p_support)
+    if not 0.0 < max_untrained_r2 <= 1.0:
+        raise ValueError(f"max_untrained_r2: expected a number in (0, 1], got {max_untrained_r2}")
+    if not 0.0 <= min_learned_share < 1.0:
+        raise ValueError(f"min_learned_share: expected a number in [0, 1), got {min_learned_share}")
     opts = _Options(
         method, n_components, variance_keep, n_null, alpha, p_support, min_variance, seed
     )

@@ -235,6 +235,10 @@ def test_errors(ensemble):
         find_consensus(nets, split=SPLIT, p_support=0)
     with pytest.raises(ValueError, match=r"method: expected 'gcca' or 'procrustes', got 'pca'"):
         find_consensus(nets, split=SPLIT, method="pca")
+    with pytest.raises(ValueError, match=r"max_untrained_r2: expected a number in \(0, 1\]"):
+        find_consensus(nets, split=SPLIT, max_untrained_r2=0)
+    with pytest.raises(ValueError, match=r"min_learned_share: expected a number in \[0, 1\)"):
+        find_consensus(nets, split=SPLIT, min_learned_share=1.0)
 
 
 def test_a_dead_untrained_network_is_left_out_not_an_error(ensemble, caplog):
