@@ -11,6 +11,7 @@ and the time.
 
     python scripts/bench_recovery.py                      # all 9 tasks (long: tens of minutes)
     python scripts/bench_recovery.py --tasks gravity,spring --members 4 --sr-seeds 0,1
+    python scripts/bench_recovery.py --epochs-fraction 0.2   # imperfect (under-trained) members
 """
 
 from __future__ import annotations
@@ -31,15 +32,19 @@ from ensemble_lens.execution import make_executor
 from ensemble_lens.pipeline.distill_stage import distill_subspace
 from ensemble_lens.pipeline.members import task_of
 from ensemble_lens.pipeline.stages import StageContext
-from ensemble_lens.tasks import list_tasks
+from ensemble_lens.tasks import get_task, list_tasks
 
 
 def study(task: str, store: Path, args: argparse.Namespace) -> dict[str, Any]:
+    ensemble: dict[str, Any] = {"seeds": list(range(args.members))}
+    if args.epochs_fraction != 1.0:
+        epochs = get_task(task).default_train.epochs
+        ensemble["train"] = {"epochs": max(1, round(args.epochs_fraction * epochs))}
     return {
         "name": f"recovery-{task}",
         "task": {"name": task},
         "probe": {"n": args.probe, "n_extrapolation": 1000},
-        "ensemble": {"seeds": list(range(args.members))},
+        "ensemble": ensemble,
         "consensus": {"n_null": 20},
         "distill": {"backend": args.backend, "time_budget": args.budget, "seeds": args.sr_seeds},
         "store": str(store),
@@ -161,6 +166,12 @@ def main() -> None:
     ap.add_argument("--backend", default="operon", choices=["operon", "sparse"])
     ap.add_argument("--probe", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--epochs-fraction",
+        type=float,
+        default=1.0,
+        help="train members for this fraction of the task's default epochs (imperfect members)",
+    )
     ap.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = ap.parse_args()
     args.sr_seeds = [int(s) for s in args.sr_seeds.split(",")]
