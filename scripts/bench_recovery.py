@@ -27,9 +27,12 @@ import numpy as np
 
 from ensemble_lens import open_store, run_study
 from ensemble_lens.config import load_config
-from ensemble_lens.distill import exact_recovery
 from ensemble_lens.execution import make_executor
-from ensemble_lens.pipeline.distill_stage import distill_subspace
+from ensemble_lens.pipeline.distill_stage import (
+    distill_subspace,
+    probe_test_inputs,
+    strict_recovery,
+)
 from ensemble_lens.pipeline.members import task_of
 from ensemble_lens.pipeline.stages import StageContext
 from ensemble_lens.tasks import get_task, list_tasks
@@ -56,18 +59,6 @@ def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: i
     result list holds one result per seed, in seed order)."""
     hit = {rs[i].truth_name for rs, _ in per_component if judge(rs[i])}
     return truths <= hit
-
-
-def strict_judge(task: Any, X: np.ndarray, names: list[str]):
-    """The strict verdict: unrounded constants, affine residual <= 1e-3 of the spread."""
-
-    def judge(r: Any) -> bool:
-        if r.truth_name is None or r.exact_expr is None:
-            return False
-        truth = task.latents[r.truth_name]
-        return exact_recovery(r.exact_expr, truth, X=X, names=names, digits=None)
-
-    return judge
 
 
 def scores(per_component, truths: set[str], n_seeds: int, strict) -> dict[str, Any]:
@@ -114,9 +105,11 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
     }
     probe = store.probe()
     fit = probe["split"].values == "fit"
-    strict = strict_judge(
-        task, probe["inputs"].values[~fit].astype(np.float64), list(store.probe_names)
-    )
+    X_test, names = probe_test_inputs(ctx)
+
+    def strict(r: Any) -> bool:
+        return bool(strict_recovery(task, r, X_test, names))
+
     n_seeds = len(args.sr_seeds)
     cons = {"rate": 0.0, "strict": 0.0, "extrap": None}
     row["formulas"] = []

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,28 +76,31 @@ def residual_agreement(
     scores: Sequence[np.ndarray], reference: np.ndarray, fit: np.ndarray
 ) -> np.ndarray:
     """Mean leave-one-network-out agreement (test split) of the members' component scores
-    after residualising each on ``reference``'s span; (c,)."""
-    res = [residuals(reference, s, fit)[~fit] for s in scores]
+    after residualising each on ``reference``'s span; (c,). One ridge solve for all members."""
+    stacked = residuals(reference, np.concatenate(list(scores), axis=1), fit)[~fit]
+    res = np.split(stacked, len(scores), axis=1)
     return member_agreement(res).mean(axis=0)
 
 
+@dataclass(frozen=True)
 class UntrainedNull:
     """Per-component results of :func:`untrained_null` (arrays are (component,))."""
 
-    def __init__(
-        self,
-        trained_r2: np.ndarray,
-        untrained_r2: np.ndarray,
-        learned_agreement: np.ndarray,
-        threshold: float,
-        learned: np.ndarray,
-    ) -> None:
-        self.trained_r2 = trained_r2
-        self.untrained_r2 = untrained_r2
-        self.learned_share = np.clip(1.0 - untrained_r2, 0.0, 1.0)
-        self.learned_agreement = learned_agreement
-        self.threshold = threshold
-        self.learned = learned
+    trained_r2: np.ndarray
+    untrained_r2: np.ndarray
+    learned_agreement: np.ndarray
+    threshold: float
+    learned: np.ndarray
+
+    @property
+    def learned_share(self) -> np.ndarray:
+        """Share of each component the untrained networks miss: ``1 - untrained_r2``."""
+        return learned_share(self.untrained_r2)
+
+
+def learned_share(untrained_r2: np.ndarray) -> np.ndarray:
+    """``1 - untrained_r2``, clipped to [0, 1]."""
+    return np.clip(1.0 - untrained_r2, 0.0, 1.0)
 
 
 def untrained_null(
@@ -149,8 +153,7 @@ def untrained_null(
             _untrained_threshold(untrained, fit, method, variance_keep, min_learned_share),
             permutation_threshold,
         )
-    share = np.clip(1.0 - untrained_r2, 0.0, 1.0)
-    systematic = (share >= min_learned_share) & (agreement > threshold)
+    systematic = (learned_share(untrained_r2) >= min_learned_share) & (agreement > threshold)
     return UntrainedNull(trained, untrained_r2, agreement, threshold, ~reproduced | systematic)
 
 
@@ -185,8 +188,7 @@ def _untrained_threshold(
     for i, ref in enumerate(untrained):
         others = [s for k, s in enumerate(scores) if k != i]
         agree.append(residual_agreement(others, ref, fit))
-        mean = np.mean(others, axis=0)
-        share.append(1.0 - reproduction_r2(ref, mean, fit))
+        share.append(learned_share(reproduction_r2(ref, np.mean(others, axis=0), fit)))
     a, s = np.median(agree, axis=0), np.median(share, axis=0)
     eligible = a[s >= min_learned_share]
     return float(eligible.max()) if eligible.size else 0.0

@@ -63,27 +63,32 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     )
     if view["basis"] == "equivariant":
         _store_equivariant_view(ctx, layer, ds, view)
+    X_test, names = probe_test_inputs(ctx)
     records = []
     for results, basis in per_seed:
         pick = _pick(results)
         rec = _record(pick, results, basis)
-        rec["exact_recovery_strict"] = strict_recovery(ctx, pick)
+        rec["exact_recovery_strict"] = strict_recovery(ctx.task, pick, X_test, names)
         records.append(rec)
     return records
 
 
-def strict_recovery(ctx: StageContext, result: Any) -> bool | None:
-    """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched."""
+def strict_recovery(task: Any, result: Any, X_test: np.ndarray, names: list[str]) -> bool | None:
+    """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched, on the
+    test inputs ``X_test`` (sample, variable); None when there is nothing to check."""
     from ..distill import exact_recovery
 
-    if result.truth_name is None or result.exact_expr is None or ctx.task is None:
+    if result.truth_name is None or result.exact_expr is None or task is None:
         return None
+    truth = task.latents[result.truth_name]
+    return exact_recovery(result.exact_expr, truth, X=X_test, names=names, digits=None)
+
+
+def probe_test_inputs(ctx: StageContext) -> tuple[np.ndarray, list[str]]:
+    """The probe's test-split inputs (float64) and their names."""
     probe = ctx.store.probe()
     test = probe["split"].values == "test"
-    X = probe["inputs"].values[test].astype(np.float64)
-    truth = ctx.task.latents[result.truth_name]
-    names = list(ctx.store.probe_names)
-    return exact_recovery(result.exact_expr, truth, X=X, names=names, digits=None)
+    return probe["inputs"].values[test].astype(np.float64), list(ctx.store.probe_names)
 
 
 def _store_equivariant_view(ctx: StageContext, layer: str, ds: Any, view: dict[str, Any]) -> None:
