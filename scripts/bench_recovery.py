@@ -12,6 +12,7 @@ and the time.
     python scripts/bench_recovery.py                      # all 9 tasks (long: tens of minutes)
     python scripts/bench_recovery.py --tasks gravity,spring --members 4 --sr-seeds 0,1
     python scripts/bench_recovery.py --epochs-fraction 0.2   # imperfect (under-trained) members
+    python scripts/bench_recovery.py --data-fraction 0.1     # members on their own small data sets
 """
 
 from __future__ import annotations
@@ -40,9 +41,17 @@ from ensemble_lens.tasks import get_task, list_tasks
 
 def study(task: str, store: Path, args: argparse.Namespace) -> dict[str, Any]:
     ensemble: dict[str, Any] = {"seeds": list(range(args.members))}
-    if args.epochs_fraction != 1.0:
-        epochs = get_task(task).default_train.epochs
-        ensemble["train"] = {"epochs": max(1, round(args.epochs_fraction * epochs))}
+    default = get_task(task).default_train
+    train: dict[str, Any] = {}
+    epochs = args.epochs_fraction * default.epochs
+    if args.data_fraction != 1.0:
+        # every member draws its own, smaller training set; as many optimiser steps as usual
+        train["n_train"] = max(default.batch_size, round(args.data_fraction * default.n_train))
+        train["data_seed"] = None
+        epochs /= args.data_fraction
+    if train or args.epochs_fraction != 1.0:
+        train["epochs"] = max(1, round(epochs))
+        ensemble["train"] = train
     return {
         "name": f"recovery-{task}",
         "task": {"name": task},
@@ -164,6 +173,13 @@ def main() -> None:
         type=float,
         default=1.0,
         help="train members for this fraction of the task's default epochs (imperfect members)",
+    )
+    ap.add_argument(
+        "--data-fraction",
+        type=float,
+        default=1.0,
+        help="each member trains on its own draw of this fraction of the task's training set "
+        "(epochs scaled up to keep the number of optimiser steps)",
     )
     ap.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = ap.parse_args()

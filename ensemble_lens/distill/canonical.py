@@ -18,6 +18,7 @@ The order matters and is fixed (see :func:`canonicalize`):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -191,7 +192,7 @@ def snap_number(value: float, *, digits: int = 4, max_denominator: int = 12) -> 
     """
     if value == 0.0 or not np.isfinite(value):
         return sympy.Float(value)
-    tol = 0.5 * 10.0 ** (1 - digits) * abs(value)
+    tol = 0.5 * 10.0 ** (math.floor(math.log10(abs(value))) + 1 - digits)
     for q in range(1, max_denominator + 1):
         p = round(value * q)
         if 0 < abs(p) < 10**digits and abs(p / q - value) <= tol:

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 #: the symbolic part of :func:`exact_recovery` is attempted only below this size (nodes)
 MAX_SYMBOLIC_NODES = 60
+#: how far (relative) :func:`exact_recovery` may move each float constant of a formula
+CONST_TOL = 0.02
+#: residual (relative to the formula's spread) above which moving constants is not tried
+MOVE_GATE = 0.1
 
 
 def r2(expr: sympy.Expr, X: object, y: object, names: Sequence[str]) -> float:
@@ -229,7 +233,7 @@ def exact_recovery(
     rtol: float = 1e-3,
     n_points: int = 256,
     seed: int = 0,
-    digits: int | None = 2,
+    const_tol: float | None = CONST_TOL,
 ) -> bool:
     """Whether ``expr = a * truth + b`` for constants ``a != 0`` and ``b``.
 
@@ -245,45 +249,110 @@ def exact_recovery(
     rationals pass. When both expressions are free of floats and small, a symbolic check
     (constant ratio of partial derivatives) must agree as well. Compare *unrounded* formulas.
 
-    With ``digits``, a formula that fails this strict check is simplified, its constants are
-    rounded to ``digits`` significant digits, and the check is repeated on the rounded form
-    ("simplify before rounding"): the constants fitted to a network's latent carry its
-    precision (~1e-3 to 1e-2 relative), so a law with the right structure can miss the strict
-    check by a coefficient off in the third digit. ``digits=None`` is the strict check alone.
+    With ``const_tol``, a formula that fails this strict check is given its constants'
+    precision: it still recovers the truth when moving each of its float constants by at most
+    ``const_tol`` of its value (exponents included) passes the strict check. Constants fitted
+    to a network's latent carry its precision (~1e-3 to 1e-2 relative), so a law with the right
+    structure can miss the strict check by a coefficient off in the third digit; a formula of
+    the wrong form (a polynomial standing in for ``1/r``, an extra term) cannot be moved onto
+    the truth by small changes of its constants. Unlike rounding each constant to a few digits,
+    the outcome does not depend on where a constant falls between two rounded values.
+    ``const_tol=None`` is the strict check alone.
 
     Returns
     -------
     bool
         False also when either side is constant or non-finite on too many points.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> exact_recovery(0.619 * x - 1.246 * x / y + 0.57, x / 2 - x / y)
+    True
+    >>> exact_recovery(0.619 * x - 1.246 * x / y + 0.57, x / 2 - x / y, const_tol=None)
+    False
     """
     pts, pnames = _sample_points(expr, truth, X, names, n_points, seed)
     check_names(expr, pnames, "exact_recovery (expression)")
     check_names(truth, pnames, "exact_recovery (truth)")
     if _affine_match(expr, truth, pts, pnames, rtol):
         return True
-    if digits is None:
+    if const_tol is None or const_tol <= 0:
         return False
-    from .canonical import round_constants, tidy
+    return _affine_match_moving_constants(expr, truth, pts, pnames, rtol, const_tol)
 
-    rounded = round_constants(tidy(expr), digits=digits)
-    return rounded != expr and _affine_match(rounded, truth, pts, pnames, 1e-9)
+
+def _affine_match_moving_constants(
+    expr: sympy.Expr,
+    truth: sympy.Expr,
+    pts: np.ndarray,
+    pnames: list[str],
+    rtol: float,
+    const_tol: float,
+) -> bool:
+    """The strict numeric match after moving each Float of ``expr`` by at most ``const_tol``.
+
+    Bounded least squares over relative changes ``eps`` (one per distinct Float) of the
+    residual of ``expr(eps)`` after projecting out ``[1, truth]``. Formulas whose residual is
+    over :data:`MOVE_GATE` of their spread to begin with are not tried (no 2 % change of
+    constants closes such a gap in a formula of the right form; this keeps the check cheap).
+    """
+    from scipy.optimize import least_squares
+
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: float(f))
+    if not floats:
+        return False
+    eps_names = [f"_const_eps_{i}" for i in range(len(floats))]
+    moved = expr.xreplace(
+        {f: f * (1 + sympy.Symbol(n)) for f, n in zip(floats, eps_names, strict=True)}
+    )
+    t = evaluate(truth, pts, pnames)
+    e0 = evaluate(expr, pts, pnames)
+    ok = np.isfinite(t) & np.isfinite(e0)
+    if ok.sum() < max(8, len(pts) // 2) or np.std(t[ok]) == 0 or np.std(e0[ok]) == 0:
+        return False
+    basis = np.c_[np.ones(ok.sum()), t[ok]]
+    q, _ = np.linalg.qr(basis)
+    scale = float(np.std(e0[ok]))
+
+    def residual(eps: np.ndarray) -> np.ndarray:
+        cols = np.c_[pts[ok], np.broadcast_to(eps, (int(ok.sum()), len(eps)))]
+        e = evaluate(moved, cols, pnames + eps_names)
+        if not np.all(np.isfinite(e)):
+            return np.full(len(e), 1e6)
+        return (e - q @ (q.T @ e)) / scale
+
+    start = residual(np.zeros(len(floats)))
+    if np.sqrt(np.mean(start**2)) > MOVE_GATE:
+        return False
+    fit = least_squares(
+        residual, np.zeros(len(floats)), bounds=(-const_tol, const_tol), method="trf"
+    )
+    cols = np.c_[pts, np.broadcast_to(fit.x, (len(pts), len(floats)))]
+    final = evaluate(moved, cols, pnames + eps_names)
+    return _affine_match_values(final, t, rtol)
 
 
 def _affine_match(
     expr: sympy.Expr, truth: sympy.Expr, pts: np.ndarray, pnames: list[str], rtol: float
 ) -> bool:
     """The numeric (and, when cheap and float-free, symbolic) affine-match check."""
-    e, t = evaluate(expr, pts, pnames), evaluate(truth, pts, pnames)
-    ok = np.isfinite(e) & np.isfinite(t)
-    if ok.sum() < max(8, len(pts) // 2) or np.std(t[ok]) == 0 or np.std(e[ok]) == 0:
-        return False
-    a, b = affine_fit(t[ok], e[ok])
-    resid = float(np.sqrt(np.mean((e[ok] - a * t[ok] - b) ** 2)))
-    numeric = a != 0.0 and resid <= rtol * float(np.std(e[ok]))
+    numeric = _affine_match_values(evaluate(expr, pts, pnames), evaluate(truth, pts, pnames), rtol)
     exact_numbers = not (expr.atoms(sympy.Float) or truth.atoms(sympy.Float))
     if numeric and exact_numbers and complexity(expr) + complexity(truth) <= MAX_SYMBOLIC_NODES:
         return _symbolically_affine(expr, truth)
-    return bool(numeric)
+    return numeric
+
+
+def _affine_match_values(e: np.ndarray, t: np.ndarray, rtol: float) -> bool:
+    """``e ~ a * t + b`` (``a != 0``) with RMS residual at most ``rtol * std(e)``."""
+    ok = np.isfinite(e) & np.isfinite(t)
+    if ok.sum() < max(8, len(e) // 2) or np.std(t[ok]) == 0 or np.std(e[ok]) == 0:
+        return False
+    a, b = affine_fit(t[ok], e[ok])
+    resid = float(np.sqrt(np.mean((e[ok] - a * t[ok] - b) ** 2)))
+    return bool(a != 0.0 and resid <= rtol * float(np.std(e[ok])))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def strict_recovery(task: Any, result: Any, X_test: np.ndarray, names: list[str]
     if result.truth_name is None or result.exact_expr is None or task is None:
         return None
     truth = task.latents[result.truth_name]
-    return exact_recovery(result.exact_expr, truth, X=X_test, names=names, digits=None)
+    return exact_recovery(result.exact_expr, truth, X=X_test, names=names, const_tol=None)
 
 
 def probe_test_inputs(ctx: StageContext) -> tuple[np.ndarray, list[str]]:

@@ -20,6 +20,9 @@ def test_snap_number_prefers_small_rationals_then_rounds():
     assert snap_number(-3.0000004) == -3
     assert str(snap_number(1.23456)) == "1.235"
     assert str(snap_number(123456.7)) == "1.235e+5"  # never more digits than rounding
+    # the tolerance is half a unit in the last kept digit, not a share of the value
+    assert snap_number(1.602, digits=2) == sympy.Rational(8, 5)
+    assert str(snap_number(9.877)) == "9.877"  # not 79/8 = 9.875
 
 
 def test_round_constants_rounds_exponents_to_integers():

@@ -121,10 +121,11 @@ def test_support_checks_member_shape(X):
         support(TRUTH, np.ones((3, 20)), X, NAMES)
 
 
-def test_exact_recovery_rounds_after_simplifying_but_keeps_structure():
+def test_exact_recovery_allows_the_constants_precision_but_keeps_structure():
     """Constants fitted to a network carry its precision: a Kepler energy whose coefficients
-    are off in the third digit is the law after rounding to 2 significant digits; a formula
-    with a wrong extra term is not, and the strict check (digits=None) sees the difference."""
+    are off in the third digit is the law once each may move by 2 %; a formula with a wrong
+    extra term or a polynomial standing in for 1/r is not, and the strict check
+    (const_tol=None) sees the difference."""
     import numpy as np
     import sympy
 
@@ -134,9 +135,32 @@ def test_exact_recovery_rounds_after_simplifying_but_keeps_structure():
     truth = (vx**2 + vy**2) / 2 - 1 / r
     noisy = -3.019 * vx**2 - 3.017 * vy**2 - 2.287 + 6.015 / r
     wrong = -3.0 * vx**2 - 3.0 * vy**2 + 6.0 / r + 0.3 * vx
+    poly = -1.155 * r - 3 * vx**2 - 2.994 * vy**2 + 0.9991 * (1.215 - 0.1738 * r) ** 16 + 2.951
     rng = np.random.default_rng(0)
     X = np.c_[rng.normal(size=(500, 2)), rng.uniform(0.5, 3, size=500)]
     names = ["vx", "vy", "r"]
     assert exact_recovery(noisy, truth, X=X, names=names)
-    assert not exact_recovery(noisy, truth, X=X, names=names, digits=None)
+    assert not exact_recovery(noisy, truth, X=X, names=names, const_tol=None)
+    assert not exact_recovery(noisy, truth, X=X, names=names, const_tol=1e-4)
     assert not exact_recovery(wrong, truth, X=X, names=names)
+    assert not exact_recovery(poly, truth, X=X, names=names)
+
+
+def test_exact_recovery_does_not_hinge_on_rounding_boundaries():
+    """Pair energy with its constants' ratio at 2.013 instead of 2: rounding each constant to
+    2 digits gave 0.62 and 1.2 (a ratio of 1.94, "not exact") although the form is the law."""
+    import numpy as np
+    import sympy
+
+    from ensemble_lens.distill import exact_recovery
+
+    mi, mj, r = sympy.symbols("m_i m_j r")
+    truth = mi * mj * (sympy.Rational(1, 2) - 1 / r)
+    found = sympy.Rational(9, 7) * mi * mj * (0.619 - 1.246 / r) + 0.575
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.uniform(0.5, 2, size=(400, 2)), rng.uniform(0.8, 3, size=400)]
+    names = ["m_i", "m_j", "r"]
+    assert exact_recovery(found, truth, X=X, names=names)
+    assert not exact_recovery(found, truth, X=X, names=names, const_tol=None)
+    # the same constants with a wrong power of r stay wrong
+    assert not exact_recovery(found.subs(r, r**2), truth, X=X, names=names)
