@@ -261,7 +261,13 @@ def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) ->
 
 
 def sparse_basis(
-    Y: np.ndarray, X: np.ndarray, *, max_degree: int = 4, tol: float = 0.05, target: float = 0.999
+    Y: np.ndarray,
+    X: np.ndarray,
+    *,
+    max_degree: int = 4,
+    tol: float = 0.05,
+    target: float = 0.999,
+    max_corr: float = 0.95,
 ) -> Any:
     """A change of basis R (c, c) of the subspace Y (n, c) whose columns have simple formulas.
 
@@ -271,8 +277,11 @@ def sparse_basis(
     such as ``r`` next to ``x, y`` make). Their coefficient matrix C (c, terms) is brought to
     reduced row echelon form with pivots taken greedily from the simplest monomials, and basis
     component ``j`` is the combination that contains pivot monomial ``j`` and no other pivot.
-    Returns None when the library cannot explain the subspace (R^2 < 0.9): the components are
-    then searched as aligned.
+    Returns None when the library cannot explain the subspace (R^2 < 0.9), or when the new
+    basis is degenerate (two of its components correlate beyond ``max_corr``: with imperfect
+    members a noise monomial can become a pivot, and the general linear map then squeezes one
+    quantity into a near copy of another -- Kepler members trained on 10 % of the data gave
+    two angular momenta and no energy): the components are then searched as aligned.
     """
     from ..distill.sparse import library, monomial_exponents
 
@@ -302,7 +311,11 @@ def sparse_basis(
             pivots.append(t)
     if len(pivots) < C.shape[0]:
         return None
-    return np.linalg.inv(C[:, pivots].T) / Y[:n].std(0)[:, None]
+    R = np.linalg.inv(C[:, pivots].T) / Y[:n].std(0)[:, None]
+    corr = np.corrcoef((Y[:n] @ R).T)
+    if np.abs(corr[~np.eye(len(corr), dtype=bool)]).max() > max_corr:
+        return None
+    return R
 
 
 def _somp(theta: np.ndarray, Y: np.ndarray, max_terms: int, target: float):
