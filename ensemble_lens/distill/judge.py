@@ -276,22 +276,25 @@ def exact_recovery(
     pts, pnames = _sample_points(expr, truth, X, names, n_points, seed)
     check_names(expr, pnames, "exact_recovery (expression)")
     check_names(truth, pnames, "exact_recovery (truth)")
-    if _affine_match(expr, truth, pts, pnames, rtol):
+    e, t = evaluate(expr, pts, pnames), evaluate(truth, pts, pnames)
+    if _affine_match(expr, truth, e, t, rtol):
         return True
     if const_tol is None or const_tol <= 0:
         return False
-    return _affine_match_moving_constants(expr, truth, pts, pnames, rtol, const_tol)
+    return _affine_match_moving_constants(expr, e, t, pts, pnames, rtol, const_tol)
 
 
 def _affine_match_moving_constants(
     expr: sympy.Expr,
-    truth: sympy.Expr,
+    e0: np.ndarray,
+    t: np.ndarray,
     pts: np.ndarray,
     pnames: list[str],
     rtol: float,
     const_tol: float,
 ) -> bool:
-    """The strict numeric match after moving each Float of ``expr`` by at most ``const_tol``.
+    """The strict numeric match after moving each Float of ``expr`` by at most ``const_tol``
+    (``e0``, ``t``: ``expr`` and the truth evaluated at ``pts``).
 
     Bounded least squares over relative changes ``eps`` (one per distinct Float) of the
     residual of ``expr(eps)`` after projecting out ``[1, truth]``. Formulas whose residual is
@@ -307,8 +310,6 @@ def _affine_match_moving_constants(
     moved = expr.xreplace(
         {f: f * (1 + sympy.Symbol(n)) for f, n in zip(floats, eps_names, strict=True)}
     )
-    t = evaluate(truth, pts, pnames)
-    e0 = evaluate(expr, pts, pnames)
     ok = np.isfinite(t) & np.isfinite(e0)
     if ok.sum() < max(8, len(pts) // 2) or np.std(t[ok]) == 0 or np.std(e0[ok]) == 0:
         return False
@@ -335,10 +336,11 @@ def _affine_match_moving_constants(
 
 
 def _affine_match(
-    expr: sympy.Expr, truth: sympy.Expr, pts: np.ndarray, pnames: list[str], rtol: float
+    expr: sympy.Expr, truth: sympy.Expr, e: np.ndarray, t: np.ndarray, rtol: float
 ) -> bool:
-    """The numeric (and, when cheap and float-free, symbolic) affine-match check."""
-    numeric = _affine_match_values(evaluate(expr, pts, pnames), evaluate(truth, pts, pnames), rtol)
+    """The numeric (and, when cheap and float-free, symbolic) affine-match check on the values
+    ``e``, ``t`` of ``expr`` and ``truth`` at the sample points."""
+    numeric = _affine_match_values(e, t, rtol)
     exact_numbers = not (expr.atoms(sympy.Float) or truth.atoms(sympy.Float))
     if numeric and exact_numbers and complexity(expr) + complexity(truth) <= MAX_SYMBOLIC_NODES:
         return _symbolically_affine(expr, truth)

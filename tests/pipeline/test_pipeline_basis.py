@@ -20,16 +20,21 @@ def test_sparse_basis_separates_mixed_latents():
     assert set(corr.argmax(axis=1)) == {0, 1}  # one component per latent
 
 
-def test_sparse_basis_with_a_redundant_input():
-    """Kepler-like: r next to x, y makes the monomial library collinear."""
+def _kepler_mixture():
+    """Kepler inputs (x, y, vx, vy, r), energy, angular momentum, and a 2-d mixture of both."""
     rng = np.random.default_rng(1)
     xy = rng.uniform(0.5, 2, size=(2000, 2)) * rng.choice([-1, 1], size=(2000, 2))
     vel = rng.normal(size=(2000, 2))
     r = np.hypot(xy[:, 0], xy[:, 1])
-    X = np.c_[xy, vel, r]
     energy = 0.5 * (vel**2).sum(1) - 1 / r
     ang = xy[:, 0] * vel[:, 1] - xy[:, 1] * vel[:, 0]
     Y = np.c_[energy, ang] @ np.array([[1.0, 0.7], [-0.4, 1.2]])
+    return np.c_[xy, vel, r], energy, ang, Y
+
+
+def test_sparse_basis_with_a_redundant_input():
+    """Kepler-like: r next to x, y makes the monomial library collinear."""
+    X, energy, ang, Y = _kepler_mixture()
     Z = Y @ sparse_basis(Y, X)
     best = sorted(max(_corr(Z[:, j], t) for j in range(2)) for t in (energy, ang))
     assert best[0] > 0.999
@@ -95,14 +100,7 @@ def test_sparse_basis_refuses_a_basis_whose_components_correlate():
     """The guard against a collapsed basis (two components turned into near copies of one
     quantity, seen with Kepler members trained on 10 % of the data): any correlation between
     the new components beyond ``max_corr`` gives None, and the aligned components are used."""
-    rng = np.random.default_rng(1)
-    xy = rng.uniform(0.5, 2, size=(2000, 2)) * rng.choice([-1, 1], size=(2000, 2))
-    vel = rng.normal(size=(2000, 2))
-    r = np.hypot(xy[:, 0], xy[:, 1])
-    X = np.c_[xy, vel, r]
-    energy = 0.5 * (vel**2).sum(1) - 1 / r
-    ang = xy[:, 0] * vel[:, 1] - xy[:, 1] * vel[:, 0]
-    Y = np.c_[energy, ang] @ np.array([[1.0, 0.7], [-0.4, 1.2]])
+    X, _, _, Y = _kepler_mixture()
     R = sparse_basis(Y, X)
     leak = abs(np.corrcoef((Y @ R).T)[0, 1])
     assert leak < 0.95  # the default accepts a clean basis
