@@ -125,6 +125,9 @@ class ConsensusConfig(_Strict):
     min_variance: float = Field(default=0.01, ge=0.0, lt=1.0)
     max_untrained_r2: float = Field(default=0.9, gt=0.0, le=1.0)
     min_learned_share: float = Field(default=0.02, ge=0.0, lt=1.0)
+    #: member weights of the consensus scores: precision from held-out validation error
+    #: (``1 / (1 - val_r2)``; equal when a member has no val_r2), or equal
+    weights: Literal["validation", "equal"] = "validation"
     seed: int = 0
 
 

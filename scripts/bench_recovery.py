@@ -111,6 +111,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
         "members": len(val_r2),
         "min_val_r2": round(float(min(val_r2)), 4),
         "consensus_components": int(keep.size),
+        "member_weights": [round(float(w), 3) for w in ds["member_weight"].values],
     }
     probe = store.probe()
     fit = probe["split"].values == "fit"

@@ -1,10 +1,12 @@
 """Which aligned components an ensemble shares beyond chance, with a null and a support count.
 
 Public API: :func:`find_consensus` (returns the "Consensus results" Dataset of
-docs/CONTRACTS.md) and :func:`consensus_table` (a short text summary).
+docs/CONTRACTS.md), :func:`consensus_table` (a short text summary) and
+:func:`validation_weights` (member weights of the consensus scores from validation error).
 """
 
 from .core import find_consensus
 from .table import consensus_table
+from .weights import validation_weights
 
-__all__ = ["consensus_table", "find_consensus"]
+__all__ = ["consensus_table", "find_consensus", "validation_weights"]

@@ -20,7 +20,11 @@ Procedure (``ARCHITECTURE.md``, "Consensus, precisely enough to test"):
    is the fraction of supporting members; component ``j`` is consensus when
    ``support_j >= p_support``.
 
-Components are sorted by sharedness (mean agreement over members), largest first.
+Components are sorted by sharedness (mean agreement over members), largest first. The
+consensus scores of a component are the members' aligned projections averaged with
+``member_weights`` (default equal; the pipeline uses precision weights from each member's
+held-out validation error, :func:`validation_weights`): which components are shared is decided
+by every member alike, how a shared component is estimated leans on the better-trained members.
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ def find_consensus(
     untrained: Sequence[Any] | Mapping[str, Any] | None = None,
     max_untrained_r2: float = 0.9,
     min_learned_share: float = 0.02,
+    member_weights: Sequence[float] | Mapping[str, float] | None = None,
     executor: Any = None,
 ) -> xr.Dataset:
     """Find the aligned components that an ensemble of networks shares beyond chance.
@@ -158,6 +163,11 @@ def find_consensus(
         (``untrained_threshold``). A component that is not learned is not consensus.
     max_untrained_r2, min_learned_share : float
         See ``untrained``.
+    member_weights : sequence or dict of float, optional
+        Non-negative weight of each member (dict: by model name) in the consensus scores
+        ``components``, the weighted mean of the members' aligned projections; normalised to
+        sum 1 and stored as ``member_weight``. Default: equal weights. Agreement, variance,
+        support and the nulls do not use them.
     executor : object with ``submit``, optional
         Runs the null refits in up to 8 batches.
 
@@ -184,6 +194,7 @@ def find_consensus(
     names, arrays = as_matrices(activations)
     fit = _fit_mask(split, arrays[0].shape[0])
     _check_params(n_null, alpha, p_support)
+    weights = _member_weights(member_weights, names)
     if not 0.0 < max_untrained_r2 <= 1.0:
         raise ValueError(f"max_untrained_r2: expected a number in (0, 1], got {max_untrained_r2}")
     if not 0.0 <= min_learned_share < 1.0:
@@ -208,6 +219,7 @@ def find_consensus(
         (agree[:, order], var[:, order], support[:, order]),
         threshold,
         p_support,
+        weights,
     )
     if untrained is not None:
         _untrained_test(ds, arrays, untrained, fit, opts, (max_untrained_r2, min_learned_share))
@@ -231,6 +243,7 @@ def _attrs(
         **asdict(opts),
         "n_components": "auto" if opts.n_components is None else opts.n_components,
         "n_components_kept": int(ds["is_consensus"].sum()),
+        "member_weighting": "equal" if np.ptp(ds["member_weight"].values) == 0 else "weighted",
         "n_components_aligned": int(ds.sizes["component"]),
         "pca_components_per_model": list(aligner.n_components_per_model_),
         "null_method": null_method,
@@ -282,6 +295,38 @@ def _untrained_test(
     )
 
 
+def _member_weights(
+    member_weights: Sequence[float] | Mapping[str, float] | None, names: list[str]
+) -> np.ndarray:
+    """Normalised member weights (model,), in the order of ``names``."""
+    if member_weights is None:
+        return np.full(len(names), 1.0 / len(names))
+    if isinstance(member_weights, Mapping):
+        unknown = sorted(set(map(str, member_weights)) - set(names))
+        missing = [n for n in names if n not in member_weights]
+        if unknown or missing:
+            raise ValueError(
+                f"member_weights: expected one weight per model {names}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        w = np.array([float(member_weights[n]) for n in names])
+    else:
+        w = np.asarray(member_weights, dtype=np.float64)
+        if w.shape != (len(names),):
+            raise ShapeError(
+                f"member_weights: expected {len(names)} weights (one per model), got shape "
+                f"{w.shape}"
+            )
+    for name, v in zip(names, w, strict=True):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(
+                f"member_weights: model {name!r}: expected a finite weight >= 0, got {v}"
+            )
+    if w.sum() <= 0:
+        raise ValueError("member_weights: expected at least one positive weight, got all zero")
+    return w / w.sum()
+
+
 def _first(activations: Sequence[Any] | Mapping[str, Any]) -> Any:
     """The first network's raw input (for its sample ids)."""
     return next(iter(activations.values())) if isinstance(activations, Mapping) else activations[0]
@@ -294,14 +339,16 @@ def _dataset(
     per_member: tuple[np.ndarray, np.ndarray, np.ndarray],
     threshold: float,
     p_support: float,
+    weights: np.ndarray,
 ) -> xr.Dataset:
     """Assemble the "Consensus results" Dataset from sorted per-member arrays.
 
-    ``per_member`` holds agreement, variance and support, each (model, component).
+    ``per_member`` holds agreement, variance and support, each (model, component);
+    ``weights`` (model,) the normalised member weights of the consensus scores.
     """
     agree, var, member_support = per_member
     member = np.stack(scores)  # (model, sample, component)
-    mean = member.mean(axis=0)
+    mean = np.einsum("k,ksc->sc", weights, member)
     mean = mean - mean.mean(axis=0)
     sd = mean.std(axis=0)
     comp = mean / np.where(sd > 0, sd, 1.0)
@@ -320,6 +367,7 @@ def _dataset(
             "variance": (("component",), var.mean(axis=0)),
             "null_threshold": (("component",), np.full(c, threshold)),
             "member_support": (("model", "component"), member_support),
+            "member_weight": (("model",), weights),
             "support": (("component",), support),
             "is_consensus": (("component",), support >= p_support - 1e-12),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 __all__ = ["consensus_table"]
@@ -25,7 +26,8 @@ def consensus_table(ds: xr.Dataset) -> str:
         One header line and one line per component, in the Dataset's order, e.g.
         ``component  sharedness  variance  null thr  support  consensus``; with the untrained
         null also ``untrained r2`` and ``remainder agr`` (``learned_agreement``, the trained
-        members' agreement on what the untrained networks miss).
+        members' agreement on what the untrained networks miss); when the members are weighted
+        unequally (``member_weight``), a last line lists their weights.
     """
     untrained = "untrained_r2" in ds and "learned_agreement" in ds
     rows: list[tuple[str, ...]] = [_HEADER + _UNTRAINED if untrained else _HEADER]
@@ -46,4 +48,7 @@ def consensus_table(ds: xr.Dataset) -> str:
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    if "member_weight" in ds and float(np.ptp(ds["member_weight"].values)) > 0:
+        pairs = zip(ds["model"].values, ds["member_weight"].values, strict=True)
+        lines.append("member weights: " + ", ".join(f"{m} {w:.3f}" for m, w in pairs))
     return "\n".join(lines)

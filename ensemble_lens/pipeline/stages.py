@@ -188,7 +188,7 @@ def _similarity_dataset(data: dict[str, Any], scfg: Any, executor: Any, pairwise
 # ------------------------------------------------------------------------------------ consensus
 def stage_consensus(ctx: StageContext) -> dict[str, str]:
     """Aligned, null-calibrated consensus components per recorded layer."""
-    from ..consensus import consensus_table, find_consensus
+    from ..consensus import consensus_table, find_consensus, validation_weights
 
     ccfg = ctx.cfg.consensus
     out = {}
@@ -208,6 +208,15 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             continue
         acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
         untrained = [np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls]
+        weights = None
+        if ccfg.weights == "validation":
+            weights = validation_weights({m: ctx.store.model_attrs(m).get("metrics") for m in ids})
+            if weights is None:
+                log.warning(
+                    "consensus of layer %s: not every member has a validation R^2 (val_r2); "
+                    "members weighted equally",
+                    layer,
+                )
         ds = find_consensus(
             acts,
             split=split,
@@ -222,8 +231,10 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             untrained=untrained or None,
             max_untrained_r2=ccfg.max_untrained_r2,
             min_learned_share=ccfg.min_learned_share,
+            member_weights=weights,
             executor=ctx.executor,
         )
+        ds.attrs["member_weighting"] = "validation" if weights else "equal"
         ctx.store.write_result("consensus", layer, ds, tag)
         log.info("consensus of layer %s:\n%s", layer, consensus_table(ds))
         out[layer] = "written"

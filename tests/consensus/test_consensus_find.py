@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from synth_ensembles import canonical_correlations, mixed_ensemble, well_conditioned
 
-from ensemble_lens.consensus import consensus_table, find_consensus
+from ensemble_lens.consensus import consensus_table, find_consensus, validation_weights
 from ensemble_lens.errors import ShapeError
 
 N, N_FIT, N_NULL = 1500, 900, 40
@@ -37,6 +37,7 @@ def test_dataset_follows_the_contract(result):
         "variance",
         "null_threshold",
         "member_support",
+        "member_weight",
         "support",
         "is_consensus",
     }
@@ -49,6 +50,7 @@ def test_dataset_follows_the_contract(result):
         "variance": ("component",),
         "null_threshold": ("component",),
         "member_support": ("model", "component"),
+        "member_weight": ("model",),
         "support": ("component",),
         "is_consensus": ("component",),
     }
@@ -58,6 +60,8 @@ def test_dataset_follows_the_contract(result):
     for key in ("n_components_kept", "p_support", "null_method"):
         assert key in result.attrs
     assert result.attrs["null_method"] == "permutation"
+    np.testing.assert_allclose(result["member_weight"].values, 1 / 6)
+    assert result.attrs["member_weighting"] == "equal"
     np.testing.assert_allclose(result["components"].std(axis=0), 1.0, rtol=1e-10)
 
 
@@ -211,6 +215,71 @@ def test_consensus_table(result):
     assert len(lines) == 1 + result.sizes["component"]
     assert [line.split()[-1] for line in lines[1:]].count("yes") == 3
     assert lines[1].split()[0] == "0" and lines[1].split()[-1] == "yes"
+
+
+def _graded_ensemble(noise: list[float], n: int = N, seed: int = 3):
+    """Networks carrying one shared latent z, each with its own private units and its own
+    level of noise on z (a better or worse trained member)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    nets = []
+    for s in noise:
+        src = np.c_[z + s * rng.normal(size=n), rng.normal(size=(n, 5))]
+        nets.append(src @ well_conditioned(6, rng))
+    return z, nets
+
+
+def test_member_weights_lean_the_consensus_on_the_precise_members():
+    noise = [0.05, 0.6, 0.6, 0.6, 0.6]
+    z, nets = _graded_ensemble(noise)
+    equal = find_consensus(nets, split=SPLIT, n_null=5)
+    precision = [1 / s**2 for s in noise]
+    weighted = find_consensus(nets, split=SPLIT, n_null=5, member_weights=precision)
+
+    def r2_with_truth(ds):
+        top = ds["components"].values[:, 0]
+        return np.corrcoef(top, z)[0, 1] ** 2
+
+    # five members averaged: noise variance 0.05**2 + 4 * 0.36 over 25 -> R^2 ~ 0.95;
+    # precision-weighted: close to the one precise member (~0.997)
+    assert r2_with_truth(equal) < 0.97
+    assert r2_with_truth(weighted) > 0.99
+    np.testing.assert_allclose(
+        weighted["member_weight"].values, np.array(precision) / sum(precision)
+    )
+    assert weighted.attrs["member_weighting"] == "weighted"
+    # which components are consensus does not depend on the weights
+    np.testing.assert_array_equal(equal["is_consensus"].values, weighted["is_consensus"].values)
+    np.testing.assert_array_equal(equal["support"].values, weighted["support"].values)
+    assert consensus_table(weighted).splitlines()[-1].startswith("member weights: model0 0.9")
+
+
+def test_member_weights_by_name_and_their_errors():
+    _, nets = _graded_ensemble([0.1, 0.1, 0.1], n=600)
+    split = np.where(np.arange(600) < 400, "fit", "test")
+    named = dict(zip("abc", nets, strict=True))
+    ds = find_consensus(named, split=split, n_null=2, member_weights={"c": 2, "a": 1, "b": 1})
+    np.testing.assert_allclose(ds["member_weight"].values, [0.25, 0.25, 0.5])
+    with pytest.raises(
+        ValueError,
+        match=r"member_weights: expected one weight per model .*"
+        r"missing \['c'\], unknown \['d'\]",
+    ):
+        find_consensus(named, split=split, n_null=1, member_weights={"a": 1, "b": 1, "d": 1})
+    with pytest.raises(ShapeError, match=r"member_weights: expected 3 weights .* got shape \(2,\)"):
+        find_consensus(named, split=split, n_null=1, member_weights=[1, 2])
+    with pytest.raises(ValueError, match=r"model 'b': expected a finite weight >= 0, got nan"):
+        find_consensus(named, split=split, n_null=1, member_weights=[1, np.nan, 1])
+    with pytest.raises(ValueError, match=r"member_weights: expected at least one positive weight"):
+        find_consensus(named, split=split, n_null=1, member_weights=[0, 0, 0])
+
+
+def test_validation_weights():
+    w = validation_weights({"a": {"val_r2": 0.99}, "b": {"val_r2": 0.999}, "c": {"val_r2": 1.0}})
+    np.testing.assert_allclose([w["a"], w["b"], w["c"]], [100, 1000, 1e6])
+    assert validation_weights({"a": {"val_r2": 0.9}, "b": {"val_loss": 0.1}}) is None
+    assert validation_weights({"a": {"val_r2": float("nan")}}) is None
+    assert validation_weights({"a": None}) is None
 
 
 def test_errors(ensemble):

@@ -21,6 +21,10 @@ def test_user_task_study_end_to_end(tmp_path, user_task_path):
     np.testing.assert_allclose(np.diag(sim["linear_cka"].values), 1.0, atol=1e-10)
     cons = store.read_result("consensus", "latent")
     assert int(cons["is_consensus"].sum()) >= 1
+    # the consensus leans on each member by its precision on held-out data, 1 / (1 - val_r2)
+    err = np.array([1 - store.model_attrs(m)["metrics"]["val_r2"] for m in cons["model"].values])
+    np.testing.assert_allclose(cons["member_weight"].values, (1 / err) / (1 / err).sum())
+    assert cons.attrs["member_weighting"] == "validation"
     assert result.formulas, "the distill stage stores a record per consensus component"
     assert (tmp_path / "report.html").exists() and (tmp_path / "results.json").exists()
     attrs = store.study_attrs()
