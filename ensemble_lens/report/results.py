@@ -14,7 +14,7 @@ Layout of the returned dict::
                     auxiliary: {var: {metric, dims, values, extra_coords}}, embedding, other,
                     attrs}},
      "consensus": {layer: {tag, attrs, components, models, table: [row], member_support,
-                   n_consensus, vector}},
+                   member_weights, n_consensus, vector}},
      "formulas": [record as stored],
      "formula_checks": [{layer, component, disagreeing_members, threshold}],
      "notes": [str]}
@@ -285,6 +285,10 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
         ms = ds["member_support"].transpose("model", "component")
         models = [str(m) for m in ms["model"].values] if "model" in ms.coords else []
         support = {m: to_json(ms.values[i]) for i, m in enumerate(models)}
+    weights: dict[str, Any] = {}
+    if "member_weight" in ds.data_vars and "model" in ds["member_weight"].coords:
+        w = ds["member_weight"]
+        weights = {str(m): to_json(v) for m, v in zip(w["model"].values, w.values, strict=True)}
     return {
         "tag": ds.attrs.get("tag"),
         "attrs": to_json({k: v for k, v in ds.attrs.items() if k != "tag"}),
@@ -292,6 +296,7 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
         "models": models,
         "table": table,
         "member_support": support,
+        "member_weights": weights,
         "n_consensus": sum(1 for row in table if row["is_consensus"]),
         "vector": _vector_info(ds),
     }

@@ -299,6 +299,15 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
                 "remainder agrees among the twins."
             )
         )
+    weights = layer.get("member_weights") or {}
+    if weights and len(set(weights.values())) > 1:
+        listed = ", ".join(f"{m} {fmt(w)}" for m, w in weights.items())
+        parts.append(
+            note(
+                "Consensus scores are the members' aligned projections averaged with these "
+                f"weights ({attrs.get('member_weighting', 'given')}): {listed}."
+            )
+        )
     parts.append(_consensus_figures(layer, sink))
     if layer.get("vector"):
         parts.append(_vector_figure(store, name, layer["vector"], sink))

@@ -90,6 +90,7 @@ def _consensus(store: StudyStore) -> xr.Dataset:
             "variance": ("component", np.array([0.5, 0.25, 0.15, 0.1])),
             "null_threshold": ("component", np.array([0.35, 0.36, 0.45, 0.4])),
             "member_support": (("model", "component"), support),
+            "member_weight": ("model", np.array([0.1, 0.2, 0.3, 0.4])),
             "support": ("component", support.mean(axis=0)),
             "is_consensus": ("component", np.array([True, True, False, False])),
             "input_basis": (("sample", "vector_component"), basis),
@@ -101,7 +102,12 @@ def _consensus(store: StudyStore) -> xr.Dataset:
             "vector_component": ["x", "y"],
             "sample": store.sample_ids,
         },
-        attrs={"n_components_kept": 4, "p_support": 0.75, "null_method": "permutation"},
+        attrs={
+            "n_components_kept": 4,
+            "p_support": 0.75,
+            "null_method": "permutation",
+            "member_weighting": "validation",
+        },
     )
 
 

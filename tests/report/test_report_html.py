@@ -80,6 +80,7 @@ def test_page_has_every_section(built: ReportPaths) -> None:
         "Layer",
         "edge.2",
         "m1*m2/r**2",
+        "averaged with these weights (validation): net-a 0.1, net-b 0.2",
     ):
         assert needle in text
 

@@ -108,6 +108,9 @@ def test_consensus_table_matches_the_store(built: ReportPaths, study) -> None:
     assert entry["member_support"] == {
         str(m): ms.values[i].tolist() for i, m in enumerate(ms["model"].values)
     }
+    assert entry["member_weights"] == dict(
+        zip(ms["model"].values.tolist(), ds["member_weight"].values.tolist(), strict=True)
+    )
     assert entry["attrs"]["p_support"] == ds.attrs["p_support"]
     assert entry["vector"]["mapped_var"] == "mapped_components"
     assert entry["vector"]["component_names"] == ["x", "y"]
