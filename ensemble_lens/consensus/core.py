@@ -21,10 +21,11 @@ Procedure (``ARCHITECTURE.md``, "Consensus, precisely enough to test"):
    ``support_j >= p_support``.
 
 Components are sorted by sharedness (mean agreement over members), largest first. The
-consensus scores of a component are the members' aligned projections averaged with
-``member_weights`` (default equal; the pipeline uses precision weights from each member's
-held-out validation error, :func:`validation_weights`): which components are shared is decided
-by every member alike, how a shared component is estimated leans on the better-trained members.
+consensus scores of a component are the aligned projections of the members that support it,
+averaged with ``member_weights`` (default equal; the pipeline uses precision weights from each
+member's held-out validation error, :func:`validation_weights`): which components are shared
+is decided by every member alike (the untrained null, too, tests the equal-weight mean); how a
+shared component is estimated leans on the better-trained members.
 """
 
 from __future__ import annotations
@@ -165,9 +166,10 @@ def find_consensus(
         See ``untrained``.
     member_weights : sequence or dict of float, optional
         Non-negative weight of each member (dict: by model name) in the consensus scores
-        ``components``, the weighted mean of the members' aligned projections; normalised to
-        sum 1 and stored as ``member_weight``. Default: equal weights. Agreement, variance,
-        support and the nulls do not use them.
+        ``components``: each component is the weighted mean of the aligned projections of the
+        members that support it (of all members when none does). Normalised to sum 1 and
+        stored as ``member_weight``; ``n_effective_members`` (attr) is ``1 / sum(w^2)``.
+        Default: equal weights. Agreement, variance, support and the nulls do not use them.
     executor : object with ``submit``, optional
         Runs the null refits in up to 8 batches.
 
@@ -244,6 +246,7 @@ def _attrs(
         "n_components": "auto" if opts.n_components is None else opts.n_components,
         "n_components_kept": int(ds["is_consensus"].sum()),
         "member_weighting": "equal" if np.ptp(ds["member_weight"].values) == 0 else "weighted",
+        "n_effective_members": float(1.0 / np.sum(ds["member_weight"].values ** 2)),
         "n_components_aligned": int(ds.sizes["component"]),
         "pca_components_per_model": list(aligner.n_components_per_model_),
         "null_method": null_method,
@@ -271,10 +274,12 @@ def _untrained_test(
         raise ShapeError(
             f"untrained: expected {fit.size} samples like the activations, got {arrays[0].shape[0]}"
         )
+    scores = ds["member_scores"].values
     res = untrained_null(
         members,
-        ds["member_scores"].values,
-        ds["components"].values,
+        scores,
+        # the equal-weight mean: which components are learned must not depend on the weights
+        _standardised(scores.mean(axis=0)),
         arrays,
         fit,
         method=opts.method,
@@ -302,21 +307,23 @@ def _member_weights(
     if member_weights is None:
         return np.full(len(names), 1.0 / len(names))
     if isinstance(member_weights, Mapping):
-        unknown = sorted(set(map(str, member_weights)) - set(names))
-        missing = [n for n in names if n not in member_weights]
+        given = {str(k): v for k, v in member_weights.items()}
+        unknown = sorted(set(given) - set(names))
+        missing = [n for n in names if n not in given]
         if unknown or missing:
             raise ValueError(
                 f"member_weights: expected one weight per model {names}; "
                 f"missing {missing}, unknown {unknown}"
             )
-        w = np.array([float(member_weights[n]) for n in names])
+        w = np.array([_weight_of(n, given[n]) for n in names])
     else:
-        w = np.asarray(member_weights, dtype=np.float64)
+        w = np.asarray(member_weights)
         if w.shape != (len(names),):
             raise ShapeError(
                 f"member_weights: expected {len(names)} weights (one per model), got shape "
                 f"{w.shape}"
             )
+        w = np.array([_weight_of(n, v) for n, v in zip(names, w, strict=True)])
     for name, v in zip(names, w, strict=True):
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(
@@ -325,6 +332,34 @@ def _member_weights(
     if w.sum() <= 0:
         raise ValueError("member_weights: expected at least one positive weight, got all zero")
     return w / w.sum()
+
+
+def _weight_of(name: str, value: Any) -> float:
+    """One member weight as a float, or an error naming the model."""
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"member_weights: model {name!r}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"member_weights: model {name!r}: expected a number, got {value!r}"
+        ) from None
+
+
+def _standardised(y: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit variance (constant columns only centred)."""
+    y = y - y.mean(axis=0)
+    sd = y.std(axis=0)
+    return y / np.where(sd > 0, sd, 1.0)
+
+
+def _component_weights(weights: np.ndarray, member_support: np.ndarray) -> np.ndarray:
+    """Weights (model, component) of the consensus scores: each component averages the members
+    that support it, by their member weights (all members when none supports it)."""
+    w = weights[:, None] * member_support
+    total = w.sum(axis=0)
+    w = np.where(total > 0, w / np.where(total > 0, total, 1.0), weights[:, None])
+    return w
 
 
 def _first(activations: Sequence[Any] | Mapping[str, Any]) -> Any:
@@ -348,10 +383,9 @@ def _dataset(
     """
     agree, var, member_support = per_member
     member = np.stack(scores)  # (model, sample, component)
-    mean = np.einsum("k,ksc->sc", weights, member)
-    mean = mean - mean.mean(axis=0)
-    sd = mean.std(axis=0)
-    comp = mean / np.where(sd > 0, sd, 1.0)
+    comp = _standardised(
+        np.einsum("kc,ksc->sc", _component_weights(weights, member_support), member)
+    )
     n, c = comp.shape
     support = member_support.mean(axis=0)
     coords = {

@@ -42,10 +42,12 @@ def validation_weights(
     >>> validation_weights({"a": {"val_r2": 0.99}, "b": None}) is None
     True
     """
+    if not floor > 0:
+        raise ValueError(f"floor: expected a positive error share, got {floor}")
     out = {}
     for name, m in metrics.items():
         r2 = (m or {}).get("val_r2")
-        if not isinstance(r2, int | float) or not math.isfinite(r2):
+        if isinstance(r2, bool) or not isinstance(r2, int | float) or not math.isfinite(r2):
             return None
         out[name] = 1.0 / max(1.0 - float(r2), floor)
     return out

@@ -210,12 +210,15 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         untrained = [np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls]
         weights = None
         if ccfg.weights == "validation":
-            weights = validation_weights({m: ctx.store.model_attrs(m).get("metrics") for m in ids})
+            metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}
+            weights = validation_weights(metrics)
             if weights is None:
+                lacking = [m for m, v in metrics.items() if validation_weights({m: v}) is None]
                 log.warning(
-                    "consensus of layer %s: not every member has a validation R^2 (val_r2); "
-                    "members weighted equally",
+                    "consensus of layer %s: members %s have no validation R^2 (val_r2); "
+                    "all members weighted equally",
                     layer,
+                    lacking,
                 )
         ds = find_consensus(
             acts,
@@ -234,7 +237,8 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             member_weights=weights,
             executor=ctx.executor,
         )
-        ds.attrs["member_weighting"] = "validation" if weights else "equal"
+        if ds.attrs["member_weighting"] == "weighted":
+            ds.attrs["member_weighting"] = "validation"
         ctx.store.write_result("consensus", layer, ds, tag)
         log.info("consensus of layer %s:\n%s", layer, consensus_table(ds))
         out[layer] = "written"

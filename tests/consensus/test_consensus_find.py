@@ -235,6 +235,7 @@ def test_member_weights_lean_the_consensus_on_the_precise_members():
     equal = find_consensus(nets, split=SPLIT, n_null=5)
     precision = [1 / s**2 for s in noise]
     weighted = find_consensus(nets, split=SPLIT, n_null=5, member_weights=precision)
+    w = np.array(precision) / sum(precision)
 
     def r2_with_truth(ds):
         top = ds["components"].values[:, 0]
@@ -248,10 +249,40 @@ def test_member_weights_lean_the_consensus_on_the_precise_members():
         weighted["member_weight"].values, np.array(precision) / sum(precision)
     )
     assert weighted.attrs["member_weighting"] == "weighted"
+    assert weighted.attrs["n_effective_members"] == pytest.approx(1 / np.sum(w**2))
+    assert 1.0 < weighted.attrs["n_effective_members"] < 1.1 < equal.attrs["n_effective_members"]
     # which components are consensus does not depend on the weights
     np.testing.assert_array_equal(equal["is_consensus"].values, weighted["is_consensus"].values)
     np.testing.assert_array_equal(equal["support"].values, weighted["support"].values)
     assert consensus_table(weighted).splitlines()[-1].startswith("member weights: model0 0.9")
+
+
+def test_member_weights_do_not_change_the_untrained_null():
+    z, nets = _graded_ensemble([0.05, 0.6, 0.6, 0.6, 0.6])
+    rng = np.random.default_rng(8)
+    # twins carrying a warped copy of the latent: the untrained test has numbers to compare
+    twins = [
+        np.c_[np.tanh(z), rng.normal(size=(N, 5))] @ well_conditioned(6, rng) for _ in range(3)
+    ]
+    kw = {"split": SPLIT, "n_null": 5, "untrained": twins}
+    equal = find_consensus(nets, **kw)
+    weighted = find_consensus(nets, member_weights=[400, 3, 3, 3, 3], **kw)
+    for name in ("trained_r2", "untrained_r2", "learned_agreement", "is_learned", "is_consensus"):
+        np.testing.assert_array_equal(equal[name].values, weighted[name].values)
+    assert not np.allclose(equal["components"].values, weighted["components"].values)
+
+
+def test_a_member_that_does_not_support_a_component_has_no_weight_in_it():
+    z, nets = _graded_ensemble([0.05, 0.3, 0.3, 0.3])
+    rng = np.random.default_rng(9)
+    nets.append(rng.normal(size=(N, 6)))  # a member that learned nothing
+    ds = find_consensus(nets, split=SPLIT, n_null=5, member_weights=[1, 1, 1, 1, 1000])
+    assert bool(ds["is_consensus"].values[0]) and not bool(ds["member_support"].values[4, 0])
+    # it would dominate the mean with its weight of 0.996; left out, the component is the
+    # equal mean of the four others (noise 0.05, 0.3, 0.3, 0.3: R^2 with z about 0.98)
+    assert np.corrcoef(ds["components"].values[:, 0], z)[0, 1] ** 2 > 0.97
+    even = find_consensus(nets, split=SPLIT, n_null=5)
+    np.testing.assert_allclose(ds["components"].values[:, 0], even["components"].values[:, 0])
 
 
 def test_member_weights_by_name_and_their_errors():
@@ -272,6 +303,17 @@ def test_member_weights_by_name_and_their_errors():
         find_consensus(named, split=split, n_null=1, member_weights=[1, np.nan, 1])
     with pytest.raises(ValueError, match=r"member_weights: expected at least one positive weight"):
         find_consensus(named, split=split, n_null=1, member_weights=[0, 0, 0])
+    for bad, shown in ((-1.0, "-1.0"), (np.inf, "inf")):
+        with pytest.raises(
+            ValueError, match=rf"model 'c': expected a finite weight >= 0, got {shown}"
+        ):
+            find_consensus(named, split=split, n_null=1, member_weights=[1, 1, bad])
+    with pytest.raises(ValueError, match=r"model 'a': expected a number, got 'heavy'"):
+        find_consensus(named, split=split, n_null=1, member_weights={"a": "heavy", "b": 1, "c": 1})
+    with pytest.raises(ValueError, match=r"model 'b': expected a number, got True"):
+        find_consensus(named, split=split, n_null=1, member_weights={"a": 1, "b": True, "c": 1})
+    with pytest.raises(ValueError, match=r"missing \['model2'\], unknown \['2'\]"):
+        find_consensus(nets, split=split, n_null=1, member_weights={"model0": 1, "model1": 1, 2: 1})
 
 
 def test_validation_weights():
@@ -280,6 +322,9 @@ def test_validation_weights():
     assert validation_weights({"a": {"val_r2": 0.9}, "b": {"val_loss": 0.1}}) is None
     assert validation_weights({"a": {"val_r2": float("nan")}}) is None
     assert validation_weights({"a": None}) is None
+    assert validation_weights({"a": {"val_r2": True}}) is None
+    with pytest.raises(ValueError, match=r"floor: expected a positive error share, got 0"):
+        validation_weights({"a": {"val_r2": 1.0}}, floor=0)
 
 
 def test_errors(ensemble):
