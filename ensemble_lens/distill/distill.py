@@ -50,7 +50,11 @@ class FormulaResult:
 
     ``to_dict()`` gives the "Formulas" record of docs/CONTRACTS.md. ``expr`` is None when no
     candidate explained the test split well enough ("no formula"); ``reason`` then says why.
-    ``exact_expr`` is the unrounded form used for exact-recovery checks.
+    ``exact_expr`` is the unrounded form used for exact-recovery checks. ``reduced_modulo``
+    (labels of other components) is set when the formula describes the component *modulo*
+    those components' formulas: the component minus a quadratic polynomial of their values
+    (``ensemble_lens.pipeline.distill_stage.reduce_modulo_others``); ``unreduced_expr`` is
+    then the component's own formula before the reduction.
     """
 
     component: int | str
@@ -70,6 +74,8 @@ class FormulaResult:
     seed: int
     seconds: float
     reason: str | None = None
+    reduced_modulo: list[str] | None = None
+    unreduced_expr: sympy.Expr | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record with exactly the CONTRACTS "Formulas" keys.

@@ -18,7 +18,8 @@ across members (their own aligned components mapped the same way), and by exact 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -134,6 +135,16 @@ def distill_subspace(
     Xe, Ye = _extrapolation(ctx, X[test], Y[test], names)
     dcfg = ctx.cfg.distill
     monotone = ctx.task is not None and ctx.task.latent_kind == "monotone"
+    options = {
+        "executor": ctx.executor,
+        "backend": dcfg.backend,
+        "backend_options": backend_options(dcfg.backend, dcfg.options, ctx.task),
+        "time_budget": dcfg.time_budget,
+        "select_by": "gradient" if monotone else "r2",
+        "truths": truths,
+        "layer": layer,
+        "member_ids": member_ids,
+    }
     results: dict[Any, list[Any]] = {}
     for seed in dcfg.seeds:
         from ..distill import distill_components
@@ -148,20 +159,118 @@ def distill_subspace(
             member_scores=M[:, test, :],
             X_extrap=Xe,
             Y_extrap=Ye,
-            executor=ctx.executor,
             seed=seed,
-            backend=dcfg.backend,
-            backend_options=backend_options(dcfg.backend, dcfg.options, ctx.task),
-            time_budget=dcfg.time_budget,
-            select_by="gradient" if monotone else "r2",
-            truths=truths,
-            layer=layer,
-            member_ids=member_ids,
+            **options,
         )
+        if monotone and len(labels) > 1:
+            split = Split(X[fit], X[test], Y[fit], Y[test], M[:, test, :])
+            out = reduce_modulo_others(
+                out,
+                split,
+                names,
+                seed=seed,
+                extrapolate=lambda Xt, Yt: _extrapolation(ctx, Xt, Yt, names),
+                **options,
+            )
         for res in out:
             results.setdefault(res.component, []).append(res)
     view = {"labels": labels, "Y": Y, "basis": basis}
     return [(rs, basis) for rs in results.values()], view
+
+
+class Split(NamedTuple):
+    """Inputs, components (sample, c) and member scores (member, test sample, c) of a search."""
+
+    X_fit: np.ndarray
+    X_test: np.ndarray
+    Y_fit: np.ndarray
+    Y_test: np.ndarray
+    M_test: np.ndarray
+
+
+def reduce_modulo_others(
+    results: list[Any],
+    split: Split,
+    names: list[str],
+    *,
+    seed: int,
+    extrapolate: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]] | None = None,
+    r2_tolerance: float = 0.01,
+    **options: Any,
+) -> list[Any]:
+    """Each component's formula modulo the other components' formulas, where that is simpler.
+
+    Conserved quantities and invariants are known only up to functions of one another
+    (:mod:`ensemble_lens.distill.reduce`). For each component ``j`` whose formula is a
+    polynomial of the inputs, :func:`~ensemble_lens.distill.reduce.polynomial_reduction`
+    finds the products of the other formulas whose subtraction cancels the most monomials;
+    their multiples and the surviving monomials are refitted together on the component (fit
+    split), and the remainder ``y_j - sum(c_m g_m)`` is judged with the surviving monomials as
+    its formula (canonicalised, test R^2, members' scores reduced the same way, extrapolation
+    target ``extrapolate(X_test, remainder)``, exact recovery). It replaces the component's
+    formula when it is simpler (lower complexity) and explains the remainder as well as the
+    formula explains the component (test R^2 within ``r2_tolerance``); it then records
+    ``reduced_modulo`` (the other components) and ``unreduced_expr`` (the formula it
+    replaces). ``options``: those of :func:`~ensemble_lens.distill.distill_component` (the
+    backend's are not used).
+    """
+    from ..distill import distill_component
+    from ..distill._expr import evaluate
+    from ..distill.reduce import FixedFront, polynomial_reduction
+
+    judge = {k: v for k, v in options.items() if k not in ("executor", "backend_options")}
+    judge.pop("backend", None)
+    exprs = [r.expr for r in results]
+    out = list(results)
+    for j, before in enumerate(results):
+        others = [i for i, e in enumerate(exprs) if i != j and e is not None]
+        if before.expr is None or not others:
+            continue
+        red = polynomial_reduction(before.expr, [exprs[i] for i in others], names)
+        if red is None:
+            continue
+        G_fit, G_test = (
+            np.column_stack([evaluate(g, x, names) for g in red.generators])
+            for x in (split.X_fit, split.X_test)
+        )
+        T_fit = np.column_stack([evaluate(t, split.X_fit, names) for t in red.monomials])
+        A = np.column_stack([T_fit, G_fit, np.ones(len(T_fit))])
+        if not np.isfinite(A).all() or not np.isfinite(G_test).all():
+            continue
+        c = np.linalg.lstsq(A, split.Y_fit[:, j], rcond=None)[0][T_fit.shape[1] : -1]
+        r_fit = split.Y_fit[:, j] - G_fit @ c
+        r_test = split.Y_test[:, j] - G_test @ c
+        Xe, Ye = extrapolate(split.X_test, r_test[:, None]) if extrapolate else (None, None)
+        res = distill_component(
+            split.X_fit,
+            r_fit,
+            names,
+            X_test=split.X_test,
+            y_test=r_test,
+            backend=FixedFront(red.monomials),
+            seed=seed,
+            X_extrap=Xe,
+            y_extrap=None if Ye is None else Ye[:, 0],
+            member_scores=split.M_test[:, :, j] - (G_test @ c)[None],
+            component=before.component,
+            **judge,
+        )
+        if (
+            res.expr is not None
+            and res.complexity < before.complexity
+            and res.r2_test >= before.r2_test - r2_tolerance
+        ):
+            res.reduced_modulo = [str(results[i].component) for i in others]
+            res.unreduced_expr = before.expr
+            log.info(
+                "component %s: %s modulo %s (was %s)",
+                res.component,
+                res.expr,
+                res.reduced_modulo,
+                before.expr,
+            )
+            out[j] = res
+    return out
 
 
 #: The option through which each backend takes extra unary primitives.
@@ -197,6 +306,8 @@ def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
         basis=basis,
         seeds_tried=[r.seed for r in results],
         seeds_exact=[r.seed for r in results if r.exact_recovery],
+        reduced_modulo=pick.reduced_modulo,
+        unreduced_expression=None if pick.unreduced_expr is None else str(pick.unreduced_expr),
     )
     if pick.expr is None:
         rec["reason"] = pick.reason

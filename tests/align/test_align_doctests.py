@@ -1,4 +1,4 @@
-"""The runnable examples in the align and consensus docstrings stay true."""
+"""The runnable examples in the align, consensus and distill docstrings stay true."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ MODULES = [
     "ensemble_lens.align.procrustes",
     "ensemble_lens.align.equivariant",
     "ensemble_lens.consensus.core",
+    "ensemble_lens.consensus.weights",
+    "ensemble_lens.distill.reduce",
 ]
 
 

@@ -105,3 +105,52 @@ def test_sparse_basis_refuses_a_basis_whose_components_correlate():
     leak = abs(np.corrcoef((Y @ R).T)[0, 1])
     assert leak < 0.95  # the default accepts a clean basis
     assert sparse_basis(Y, X, max_corr=leak / 2) is None
+
+
+def test_an_invariant_written_through_another_is_reduced_modulo_it():
+    """Networks that encode trace and the discriminant ``tr^2 - 4 det`` encode the invariants;
+    the discriminant is reduced modulo the trace's formula to the simpler ``det``."""
+    import sympy
+
+    from ensemble_lens.distill import distill_components
+    from ensemble_lens.pipeline.distill_stage import Split, reduce_modulo_others
+
+    rng = np.random.default_rng(2)
+    names = ["a11", "a12", "a21", "a22"]
+    X = rng.uniform(-1, 1, size=(1200, 4))
+    tr, det = X[:, 0] + X[:, 3], X[:, 0] * X[:, 3] - X[:, 1] * X[:, 2]
+    Y = np.c_[1.5 * tr, 0.8 * (tr**2 - 4 * det) + 0.3]
+    members = np.stack([Y[800:] + 1e-3 * rng.normal(size=(400, 2)) for _ in range(3)])
+    a11, a12, a21, a22 = sympy.symbols(names)
+    truths = {"trace": a11 + a22, "det": a11 * a22 - a12 * a21}
+    options = {"backend": "sparse", "truths": truths, "member_ids": ["m0", "m1", "m2"]}
+    split = Split(X[:800], X[800:], Y[:800], Y[800:], members)
+    first = distill_components(
+        X[:800], Y[:800], names, X_test=X[800:], Y_test=Y[800:], member_scores=members, **options
+    )
+    assert [r.truth_name for r in first] == ["trace", "det"]
+    assert first[0].exact_recovery and not first[1].exact_recovery  # the discriminant
+
+    out = reduce_modulo_others(first, split, names, seed=0, **options)
+    assert out[0] is first[0]  # the trace is not a function of the discriminant: kept
+    red = out[1]
+    assert red.reduced_modulo == ["0"] and red.unreduced_expr == first[1].expr
+    assert red.truth_name == "det" and red.exact_recovery
+    assert red.complexity < first[1].complexity and red.support == 1.0
+
+
+def test_polynomial_reduction_only_where_it_cancels():
+    import sympy
+
+    from ensemble_lens.distill.reduce import polynomial_reduction
+
+    x, y, r = sympy.symbols("x y r")
+    names = ["x", "y", "r"]
+    # nothing of x*y is a multiple of (x + y) or its square
+    assert polynomial_reduction(2 * x * y + y**3, [x + y], names) is None
+    # not polynomials: 1/r
+    assert polynomial_reduction(x**2 - 1 / r, [x], names) is None
+    assert polynomial_reduction(x**2 + y, [1 / r], names) is None
+    # noisy constants: a 1 % mismatch still cancels (CANCEL_TOL)
+    red = polynomial_reduction(1.01 * (x + y) ** 2 + 3 * y**3, [x + y], names)
+    assert red.monomials == [y**3] and red.generators == [(x + y) ** 2]

@@ -1,0 +1,144 @@
+"""Formulas modulo one another: the simpler generator of the same invariants.
+
+Conserved quantities and invariants are defined only up to functions of one another. Networks
+that encode ``tr`` and ``tr^2 - 4 det`` hold the invariants of a 2x2 matrix as fully as networks
+that encode ``tr`` and ``det``, and a search on the second component writes the longer formula.
+:func:`polynomial_reduction` finds, for polynomial formulas, the products of the other formulas
+whose subtraction leaves the fewest monomials; :class:`FixedFront` hands the reduced structure
+to the usual canonicalisation and judgement as a one-candidate "front".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from ._expr import complexity, evaluate
+from .backends import Candidate
+
+__all__ = ["FixedFront", "Reduction", "polynomial_reduction"]
+
+#: a monomial whose coefficient is below this share of the largest one counts as cancelled
+#: (the formulas' constants come from a noisy search)
+CANCEL_TOL = 0.03
+#: products of other formulas subtracted, at most
+MAX_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """``expr = sum(c_m * generators[m]) + sum(a_t * monomials[t]) + const``, with fewer
+    monomials than ``expr`` itself."""
+
+    generators: list[sympy.Expr]
+    monomials: list[sympy.Expr]
+
+
+def _coefficients(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> dict[tuple, float] | None:
+    """Monomial -> coefficient of a polynomial formula (constant term dropped), else None."""
+    try:
+        poly = sympy.Poly(sympy.expand(expr), *symbols)
+    except sympy.PolynomialError:
+        return None
+    if not all(c.is_number for c in poly.coeffs()):
+        return None
+    zero = (0,) * len(symbols)
+    return {m: float(c) for m, c in poly.terms() if m != zero}
+
+
+def _survivors(v: dict[tuple, float], scale: float) -> int:
+    return sum(abs(c) > CANCEL_TOL * scale for c in v.values())
+
+
+def polynomial_reduction(
+    expr: sympy.Expr, others: Sequence[sympy.Expr], names: Sequence[str]
+) -> Reduction | None:
+    """The products of ``others`` (each, squares, pairwise products) whose subtraction leaves
+    ``expr`` with the fewest monomials; None when nothing is cancelled or a formula is not a
+    polynomial of the inputs.
+
+    Greedy: at each step (at most ``MAX_STEPS``), every generator ``g`` and every monomial
+    ``t`` of ``g`` give a multiple ``c = expr[t] / g[t]`` that cancels ``t``; the one that
+    leaves the fewest monomials (coefficients under ``CANCEL_TOL`` of the largest count as
+    cancelled) is taken, while it leaves fewer than before.
+
+    Examples
+    --------
+    >>> a, b, c, d = sympy.symbols("a b c d")
+    >>> red = polynomial_reduction(0.8 * (a + d) ** 2 - 3.2 * (a * d - b * c), [1.5 * (a + d)],
+    ...                            ["a", "b", "c", "d"])
+    >>> red.monomials
+    [b*c, a*d]
+    """
+    symbols = [sympy.Symbol(n) for n in names]
+    target = _coefficients(expr, symbols)
+    base = [g for g in others if g is not None]
+    gens = base + [g * h for i, g in enumerate(base) for h in base[i:]]
+    vecs = [_coefficients(g, symbols) for g in gens]
+    if target is None or not target or any(v is None for v in vecs):
+        return None
+    scale = max(abs(c) for c in target.values())
+    current, used, left = dict(target), [], _survivors(target, scale)
+    for _ in range(MAX_STEPS):
+        best = None
+        for k, v in enumerate(vecs):
+            if k in used or not v:
+                continue
+            for t, gt in v.items():
+                if t not in current or gt == 0:
+                    continue
+                mult = current[t] / gt
+                trial = {
+                    m: current.get(m, 0.0) - mult * v.get(m, 0.0) for m in set(current) | set(v)
+                }
+                n = _survivors(trial, scale)
+                if best is None or n < best[0]:
+                    best = (n, k, trial)
+        if best is None or best[0] >= left:
+            break
+        left, current = best[0], best[2]
+        used.append(best[1])
+    if not used:
+        return None
+    monomials = [
+        sympy.Mul(*[s**p for s, p in zip(symbols, m, strict=True)])
+        for m, c in sorted(current.items())
+        if abs(c) > CANCEL_TOL * scale
+    ]
+    return Reduction([gens[k] for k in used], monomials) if monomials else None
+
+
+class FixedFront:
+    """A "backend" whose front is given: the least-squares combination of fixed terms.
+
+    ``fit`` fits ``y ~ sum(a_t * term_t) + b`` and returns it as a one-candidate front, so a
+    structure found otherwise (here: a reduction) is canonicalised, scored and judged like any
+    searched formula.
+    """
+
+    name = "reduction"
+
+    def __init__(self, terms: Sequence[sympy.Expr]) -> None:
+        self.terms = list(terms)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: Sequence[str],
+        *,
+        seed: int,
+        time_budget: float,
+    ) -> list[Candidate]:
+        del seed, time_budget  # deterministic and instant
+        A = np.column_stack([evaluate(t, X, names) for t in self.terms] + [np.ones(len(y))])
+        coef = np.linalg.lstsq(A, y, rcond=None)[0]
+        expr = sum(
+            (sympy.Float(a) * t for a, t in zip(coef[:-1], self.terms, strict=True)),
+            sympy.Float(coef[-1]),
+        )
+        loss = float(np.mean((A @ coef - y) ** 2))
+        return [Candidate(expr, complexity(expr), loss)]
