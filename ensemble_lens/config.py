@@ -137,6 +137,8 @@ class DistillConfig(_Strict):
     time_budget: float = Field(default=30.0, gt=0.0)
     seeds: list[int] = Field(default_factory=lambda: [0])
     max_points: int = Field(default=800, ge=20)
+    #: reduce each invariant's formula modulo the others' where simpler (monotone latents)
+    reduce: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -52,9 +52,11 @@ class FormulaResult:
     candidate explained the test split well enough ("no formula"); ``reason`` then says why.
     ``exact_expr`` is the unrounded form used for exact-recovery checks. ``reduced_modulo``
     (labels of other components) is set when the formula describes the component *modulo*
-    those components' formulas: the component minus a quadratic polynomial of their values
-    (``ensemble_lens.pipeline.distill_stage.reduce_modulo_others``); ``unreduced_expr`` is
-    then the component's own formula before the reduction.
+    those components' formulas (``ensemble_lens.pipeline.distill_stage.reduce_modulo_others``):
+    component = ``expr + modulo_expr``, a polynomial of their formulas; ``r2_test`` is then
+    that sum's, support and member R^2 the remainder's, and ``unreduced_expr``,
+    ``unreduced_exact_recovery``, ``unreduced_truth_name`` keep the formula it replaced and
+    its verdict.
     """
 
     component: int | str
@@ -75,7 +77,10 @@ class FormulaResult:
     seconds: float
     reason: str | None = None
     reduced_modulo: list[str] | None = None
+    modulo_expr: sympy.Expr | None = None
     unreduced_expr: sympy.Expr | None = None
+    unreduced_exact_recovery: bool | None = None
+    unreduced_truth_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record with exactly the CONTRACTS "Formulas" keys.

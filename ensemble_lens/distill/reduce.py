@@ -31,9 +31,11 @@ MAX_STEPS = 3
 @dataclass(frozen=True)
 class Reduction:
     """``expr = sum(c_m * generators[m]) + sum(a_t * monomials[t]) + const``, with fewer
-    monomials than ``expr`` itself."""
+    monomials than ``expr`` itself; ``sources[m]`` are the indices (into ``others``) of the
+    formulas generator ``m`` is made of."""
 
     generators: list[sympy.Expr]
+    sources: list[tuple[int, ...]]
     monomials: list[sympy.Expr]
 
 
@@ -41,20 +43,24 @@ def _coefficients(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> dict[tup
     """Monomial -> coefficient of a polynomial formula (constant term dropped), else None."""
     try:
         poly = sympy.Poly(sympy.expand(expr), *symbols)
-    except sympy.PolynomialError:
+        zero = (0,) * len(symbols)
+        return {m: float(c) for m, c in poly.terms() if m != zero}
+    except (sympy.PolynomialError, TypeError):  # not a polynomial, or complex coefficients
         return None
-    if not all(c.is_number for c in poly.coeffs()):
-        return None
-    zero = (0,) * len(symbols)
-    return {m: float(c) for m, c in poly.terms() if m != zero}
 
 
-def _survivors(v: dict[tuple, float], scale: float) -> int:
-    return sum(abs(c) > CANCEL_TOL * scale for c in v.values())
+def _without_constant(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` minus its constant term (products of the formula then carry no stray lower
+    powers: span{g, g^2, 1} = span{g - k, (g - k)^2, 1})."""
+    const, _ = sympy.expand(expr).as_coeff_Add()
+    return sympy.expand(expr - const)
 
 
 def polynomial_reduction(
-    expr: sympy.Expr, others: Sequence[sympy.Expr], names: Sequence[str]
+    expr: sympy.Expr,
+    others: Sequence[sympy.Expr],
+    names: Sequence[str],
+    X: np.ndarray,
 ) -> Reduction | None:
     """The products of ``others`` (each, squares, pairwise products) whose subtraction leaves
     ``expr`` with the fewest monomials; None when nothing is cancelled or a formula is not a
@@ -62,26 +68,38 @@ def polynomial_reduction(
 
     Greedy: at each step (at most ``MAX_STEPS``), every generator ``g`` and every monomial
     ``t`` of ``g`` give a multiple ``c = expr[t] / g[t]`` that cancels ``t``; the one that
-    leaves the fewest monomials (coefficients under ``CANCEL_TOL`` of the largest count as
-    cancelled) is taken, while it leaves fewer than before.
+    leaves the fewest monomials is taken, while it leaves fewer than before. A monomial counts
+    as cancelled when its contribution on the inputs ``X`` (sample, variable), ``|coef| *
+    std(monomial)``, is under ``CANCEL_TOL`` of the largest contribution in ``expr`` (the
+    formulas' constants come from a noisy search; measuring on the data makes the rule
+    independent of the inputs' units).
 
     Examples
     --------
     >>> a, b, c, d = sympy.symbols("a b c d")
-    >>> red = polynomial_reduction(0.8 * (a + d) ** 2 - 3.2 * (a * d - b * c), [1.5 * (a + d)],
-    ...                            ["a", "b", "c", "d"])
-    >>> red.monomials
-    [b*c, a*d]
+    >>> X = np.random.default_rng(0).uniform(-1, 1, size=(500, 4))
+    >>> red = polynomial_reduction(0.8 * (a + d) ** 2 - 3.2 * (a * d - b * c),
+    ...                            [1.5 * (a + d) + 0.2], ["a", "b", "c", "d"], X)
+    >>> red.monomials, red.sources
+    ([b*c, a*d], [(0, 0)])
     """
     symbols = [sympy.Symbol(n) for n in names]
     target = _coefficients(expr, symbols)
-    base = [g for g in others if g is not None]
-    gens = base + [g * h for i, g in enumerate(base) for h in base[i:]]
-    vecs = [_coefficients(g, symbols) for g in gens]
-    if target is None or not target or any(v is None for v in vecs):
+    usable = [i for i, g in enumerate(others) if g is not None]
+    base = [(_without_constant(others[i]), (i,)) for i in usable]
+    gens = base + [
+        (sympy.expand(g * h), si + sh) for n, (g, si) in enumerate(base) for h, sh in base[n:]
+    ]
+    vecs = [_coefficients(g, symbols) for g, _ in gens]
+    if not target or any(v is None for v in vecs):
         return None
-    scale = max(abs(c) for c in target.values())
-    current, used, left = dict(target), [], _survivors(target, scale)
+    spread = _monomial_spread(set(target).union(*[set(v or {}) for v in vecs]), X)
+    scale = max(abs(c) * spread[m] for m, c in target.items())
+
+    def survivors(v: dict[tuple, float]) -> int:
+        return sum(abs(c) * spread[m] > CANCEL_TOL * scale for m, c in v.items())
+
+    current, used, left = dict(target), [], survivors(target)
     for _ in range(MAX_STEPS):
         best = None
         for k, v in enumerate(vecs):
@@ -94,21 +112,30 @@ def polynomial_reduction(
                 trial = {
                     m: current.get(m, 0.0) - mult * v.get(m, 0.0) for m in set(current) | set(v)
                 }
-                n = _survivors(trial, scale)
+                n = survivors(trial)
                 if best is None or n < best[0]:
                     best = (n, k, trial)
         if best is None or best[0] >= left:
             break
         left, current = best[0], best[2]
         used.append(best[1])
-    if not used:
-        return None
     monomials = [
         sympy.Mul(*[s**p for s, p in zip(symbols, m, strict=True)])
         for m, c in sorted(current.items())
-        if abs(c) > CANCEL_TOL * scale
+        if abs(c) * spread[m] > CANCEL_TOL * scale
     ]
-    return Reduction([gens[k] for k in used], monomials) if monomials else None
+    if not used or not monomials:
+        return None
+    return Reduction(
+        [gens[k][0] for k in used],
+        [gens[k][1] for k in used],
+        monomials,
+    )
+
+
+def _monomial_spread(monomials: set[tuple], X: np.ndarray) -> dict[tuple, float]:
+    """Standard deviation of each monomial (exponent tuple) over the rows of X."""
+    return {m: float(np.prod(X ** np.asarray(m), axis=1).std()) for m in monomials}
 
 
 class FixedFront:

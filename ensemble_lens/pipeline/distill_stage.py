@@ -162,13 +162,12 @@ def distill_subspace(
             seed=seed,
             **options,
         )
-        if monotone and len(labels) > 1:
+        if dcfg.reduce and monotone and len(labels) > 1:
             split = Split(X[fit], X[test], Y[fit], Y[test], M[:, test, :])
             out = reduce_modulo_others(
                 out,
                 split,
                 names,
-                seed=seed,
                 extrapolate=lambda Xt, Yt: _extrapolation(ctx, Xt, Yt, names),
                 **options,
             )
@@ -188,12 +187,15 @@ class Split(NamedTuple):
     M_test: np.ndarray
 
 
+#: least test R^2 of a formula that other components are reduced modulo
+MIN_GENERATOR_R2 = 0.9
+
+
 def reduce_modulo_others(
     results: list[Any],
     split: Split,
     names: list[str],
     *,
-    seed: int,
     extrapolate: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]] | None = None,
     r2_tolerance: float = 0.01,
     **options: Any,
@@ -203,31 +205,42 @@ def reduce_modulo_others(
     Conserved quantities and invariants are known only up to functions of one another
     (:mod:`ensemble_lens.distill.reduce`). For each component ``j`` whose formula is a
     polynomial of the inputs, :func:`~ensemble_lens.distill.reduce.polynomial_reduction`
-    finds the products of the other formulas whose subtraction cancels the most monomials;
-    their multiples and the surviving monomials are refitted together on the component (fit
-    split), and the remainder ``y_j - sum(c_m g_m)`` is judged with the surviving monomials as
-    its formula (canonicalised, test R^2, members' scores reduced the same way, extrapolation
-    target ``extrapolate(X_test, remainder)``, exact recovery). It replaces the component's
-    formula when it is simpler (lower complexity) and explains the remainder as well as the
-    formula explains the component (test R^2 within ``r2_tolerance``); it then records
-    ``reduced_modulo`` (the other components) and ``unreduced_expr`` (the formula it
-    replaces). ``options``: those of :func:`~ensemble_lens.distill.distill_component` (the
-    backend's are not used).
+    finds the products of the other components' formulas (those with test R^2 >=
+    ``MIN_GENERATOR_R2``) whose subtraction cancels the most monomials. Their multiples and
+    the surviving monomials are refitted together on the component (fit split); the surviving
+    monomials, as the formula of the remainder ``y_j - sum(c_m g_m)``, are canonicalised and
+    judged like any formula (members' scores reduced the same way; extrapolation target
+    ``extrapolate(X_test, remainder)``; exact recovery). The reduction replaces the component's
+    formula when it is simpler (lower complexity) and the rebuilt component
+    ``formula + sum(c_m g_m)`` explains the component on the test split as well (R^2 within
+    ``r2_tolerance``), and when none of the components it is reduced modulo has itself been
+    replaced (no two components reduced modulo each other). ``options``: those of
+    :func:`~ensemble_lens.distill.distill_component` (the backend's are not used).
     """
+    import sympy
+
     from ..distill import distill_component
-    from ..distill._expr import evaluate
+    from ..distill._expr import evaluate, r2_score
+    from ..distill.canonical import rounded_form
     from ..distill.reduce import FixedFront, polynomial_reduction
 
     judge = {k: v for k, v in options.items() if k not in ("executor", "backend_options")}
     judge.pop("backend", None)
-    exprs = [r.expr for r in results]
+    judge.pop("seed", None)
+    exprs = [
+        r.expr if r.expr is not None and r.r2_test >= MIN_GENERATOR_R2 else None for r in results
+    ]
     out = list(results)
+    locked: set[int] = set()  # components others are reduced modulo
     for j, before in enumerate(results):
-        others = [i for i, e in enumerate(exprs) if i != j and e is not None]
-        if before.expr is None or not others:
+        others = [e if i != j else None for i, e in enumerate(exprs)]
+        if before.expr is None or j in locked:
             continue
-        red = polynomial_reduction(before.expr, [exprs[i] for i in others], names)
+        red = polynomial_reduction(before.expr, others, names, split.X_fit)
         if red is None:
+            continue
+        used = sorted({i for src in red.sources for i in src})
+        if any(out[i].reduced_modulo is not None for i in used):
             continue
         G_fit, G_test = (
             np.column_stack([evaluate(g, x, names) for g in red.generators])
@@ -235,41 +248,52 @@ def reduce_modulo_others(
         )
         T_fit = np.column_stack([evaluate(t, split.X_fit, names) for t in red.monomials])
         A = np.column_stack([T_fit, G_fit, np.ones(len(T_fit))])
-        if not np.isfinite(A).all() or not np.isfinite(G_test).all():
+        if not (np.isfinite(A).all() and np.isfinite(G_test).all()):
             continue
         c = np.linalg.lstsq(A, split.Y_fit[:, j], rcond=None)[0][T_fit.shape[1] : -1]
-        r_fit = split.Y_fit[:, j] - G_fit @ c
-        r_test = split.Y_test[:, j] - G_test @ c
+        g_test = G_test @ c
+        r_test = split.Y_test[:, j] - g_test
         Xe, Ye = extrapolate(split.X_test, r_test[:, None]) if extrapolate else (None, None)
         res = distill_component(
             split.X_fit,
-            r_fit,
+            split.Y_fit[:, j] - G_fit @ c,
             names,
             X_test=split.X_test,
             y_test=r_test,
             backend=FixedFront(red.monomials),
-            seed=seed,
+            seed=before.seed,
             X_extrap=Xe,
             y_extrap=None if Ye is None else Ye[:, 0],
-            member_scores=split.M_test[:, :, j] - (G_test @ c)[None],
+            member_scores=split.M_test[:, :, j] - g_test[None],
             component=before.component,
             **judge,
         )
-        if (
-            res.expr is not None
-            and res.complexity < before.complexity
-            and res.r2_test >= before.r2_test - r2_tolerance
-        ):
-            res.reduced_modulo = [str(results[i].component) for i in others]
-            res.unreduced_expr = before.expr
-            log.info(
-                "component %s: %s modulo %s (was %s)",
-                res.component,
-                res.expr,
-                res.reduced_modulo,
-                before.expr,
-            )
-            out[j] = res
+        if res.expr is None or res.complexity >= before.complexity:
+            continue
+        rebuilt = r2_score(evaluate(res.expr, split.X_test, names) + g_test, split.Y_test[:, j])
+        if rebuilt < before.r2_test - r2_tolerance:
+            continue
+        modulo = sum(
+            (sympy.Float(cm) * g for cm, g in zip(c, red.generators, strict=True)), sympy.Integer(0)
+        )
+        res.r2_test = rebuilt
+        res.reduced_modulo = [str(results[i].component) for i in used]
+        res.modulo_expr = rounded_form(modulo, digits=4)
+        res.unreduced_expr = before.expr
+        res.unreduced_exact_recovery = before.exact_recovery
+        res.unreduced_truth_name = before.truth_name
+        res.backend, res.front = before.backend, before.front
+        res.seconds += before.seconds
+        log.info(
+            "component %s: %s modulo %s (component = formula + %s; was %s)",
+            res.component,
+            res.expr,
+            res.reduced_modulo,
+            res.modulo_expr,
+            before.expr,
+        )
+        out[j] = res
+        locked.update(used)
     return out
 
 
@@ -307,7 +331,10 @@ def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
         seeds_tried=[r.seed for r in results],
         seeds_exact=[r.seed for r in results if r.exact_recovery],
         reduced_modulo=pick.reduced_modulo,
+        modulo_expression=None if pick.modulo_expr is None else str(pick.modulo_expr),
         unreduced_expression=None if pick.unreduced_expr is None else str(pick.unreduced_expr),
+        unreduced_exact_recovery=pick.unreduced_exact_recovery,
+        unreduced_truth_name=pick.unreduced_truth_name,
     )
     if pick.expr is None:
         rec["reason"] = pick.reason

@@ -396,6 +396,13 @@ def _formula_card(rec: dict[str, Any], check: dict[str, Any], sink: FigureSink) 
     figs = sink.figure(pareto, "Pareto front; the star is the chosen formula.") + sink.figure(
         pred_actual_svg(rec), "Formula prediction against the consensus latent."
     )
+    if rec.get("reduced_modulo"):
+        stats += note(
+            f"Reduced modulo component {', '.join(map(str, rec['reduced_modulo']))}: the "
+            f"component is this formula + {rec.get('modulo_expression')} (R² test of that "
+            "sum; support and member R² of the remainder). The search wrote "
+            f"{rec.get('unreduced_expression')}."
+        )
     return (
         f'<div class="card">{title}{shown}<p><code>{esc(rec["expression"])}</code></p>{stats}'
         f"{_member_table(rec, check['disagreeing_members'])}"

@@ -94,6 +94,8 @@ def _formulas_table(results: dict[str, Any]) -> Any:
     rows = []
     for rec in results["formulas"]:
         expr = rec.get("expression")
+        if expr is not None and rec.get("reduced_modulo"):
+            expr = f"{expr} (modulo component {', '.join(rec['reduced_modulo'])})"
         rows.append(
             [
                 rec.get("layer"),

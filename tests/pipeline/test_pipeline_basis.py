@@ -107,36 +107,73 @@ def test_sparse_basis_refuses_a_basis_whose_components_correlate():
     assert sparse_basis(Y, X, max_corr=leak / 2) is None
 
 
+def _sparse_results(X, Y, names, truths=None):
+    """Sparse-backend formulas of the columns of Y (first 2/3 fit, rest test), three members
+    that are Y plus a little noise, and the Split of the reduction."""
+    from ensemble_lens.distill import distill_components
+    from ensemble_lens.pipeline.distill_stage import Split
+
+    rng = np.random.default_rng(5)
+    n = 2 * len(X) // 3
+    members = np.stack([Y[n:] + 1e-3 * rng.normal(size=Y[n:].shape) for _ in range(3)])
+    options = {"backend": "sparse", "truths": truths, "member_ids": ["m0", "m1", "m2"]}
+    first = distill_components(
+        X[:n], Y[:n], names, X_test=X[n:], Y_test=Y[n:], member_scores=members, **options
+    )
+    return first, Split(X[:n], X[n:], Y[:n], Y[n:], members), options
+
+
 def test_an_invariant_written_through_another_is_reduced_modulo_it():
     """Networks that encode trace and the discriminant ``tr^2 - 4 det`` encode the invariants;
     the discriminant is reduced modulo the trace's formula to the simpler ``det``."""
     import sympy
 
-    from ensemble_lens.distill import distill_components
-    from ensemble_lens.pipeline.distill_stage import Split, reduce_modulo_others
+    from ensemble_lens.pipeline.distill_stage import reduce_modulo_others
 
     rng = np.random.default_rng(2)
     names = ["a11", "a12", "a21", "a22"]
     X = rng.uniform(-1, 1, size=(1200, 4))
     tr, det = X[:, 0] + X[:, 3], X[:, 0] * X[:, 3] - X[:, 1] * X[:, 2]
-    Y = np.c_[1.5 * tr, 0.8 * (tr**2 - 4 * det) + 0.3]
-    members = np.stack([Y[800:] + 1e-3 * rng.normal(size=(400, 2)) for _ in range(3)])
+    Y = np.c_[1.5 * tr + 0.2, 0.8 * (tr**2 - 4 * det) + 0.3]
     a11, a12, a21, a22 = sympy.symbols(names)
     truths = {"trace": a11 + a22, "det": a11 * a22 - a12 * a21}
-    options = {"backend": "sparse", "truths": truths, "member_ids": ["m0", "m1", "m2"]}
-    split = Split(X[:800], X[800:], Y[:800], Y[800:], members)
-    first = distill_components(
-        X[:800], Y[:800], names, X_test=X[800:], Y_test=Y[800:], member_scores=members, **options
-    )
+    first, split, options = _sparse_results(X, Y, names, truths)
     assert [r.truth_name for r in first] == ["trace", "det"]
     assert first[0].exact_recovery and not first[1].exact_recovery  # the discriminant
 
-    out = reduce_modulo_others(first, split, names, seed=0, **options)
+    out = reduce_modulo_others(first, split, names, **options)
     assert out[0] is first[0]  # the trace is not a function of the discriminant: kept
     red = out[1]
     assert red.reduced_modulo == ["0"] and red.unreduced_expr == first[1].expr
     assert red.truth_name == "det" and red.exact_recovery
+    assert red.unreduced_truth_name == "det" and red.unreduced_exact_recovery is False
     assert red.complexity < first[1].complexity and red.support == 1.0
+    assert red.seed == first[1].seed and red.backend == "sparse"
+    # component = formula + modulo part, on the test split
+    from ensemble_lens.distill._expr import evaluate
+
+    rebuilt = evaluate(red.expr + red.modulo_expr, split.X_test, names)
+    np.testing.assert_allclose(rebuilt, split.Y_test[:, 1], atol=1e-3)
+    assert red.r2_test > 0.9999
+
+
+def test_two_components_are_not_reduced_modulo_each_other():
+    from ensemble_lens.pipeline.distill_stage import reduce_modulo_others
+
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, size=(900, 2))
+    # u = x + y + x**2 and v = u + x*y: each is the other plus or minus x*y, and either
+    # reduction is simpler; the first one found (u modulo v) locks v
+    u = X[:, 0] + X[:, 1] + X[:, 0] ** 2
+    first, split, options = _sparse_results(X, np.c_[u, u + X[:, 0] * X[:, 1]], ["x", "y"])
+    out = reduce_modulo_others(first, split, ["x", "y"], **options)
+    assert [r.reduced_modulo for r in out] == [["1"], None]
+    assert len(out[0].expr.free_symbols) == 2 and out[0].complexity <= 5
+    assert out[1] is first[1]
+    # a formula that fits poorly is no generator: u stays, v is reduced modulo u instead
+    first[1].r2_test = 0.5
+    again = reduce_modulo_others(first, split, ["x", "y"], **options)
+    assert [r.reduced_modulo for r in again] == [None, ["0"]]
 
 
 def test_polynomial_reduction_only_where_it_cancels():
@@ -146,11 +183,14 @@ def test_polynomial_reduction_only_where_it_cancels():
 
     x, y, r = sympy.symbols("x y r")
     names = ["x", "y", "r"]
+    X = np.random.default_rng(4).uniform(0.5, 1.5, size=(500, 3))
     # nothing of x*y is a multiple of (x + y) or its square
-    assert polynomial_reduction(2 * x * y + y**3, [x + y], names) is None
+    assert polynomial_reduction(2 * x * y + y**3, [x + y], names, X) is None
     # not polynomials: 1/r
-    assert polynomial_reduction(x**2 - 1 / r, [x], names) is None
-    assert polynomial_reduction(x**2 + y, [1 / r], names) is None
-    # noisy constants: a 1 % mismatch still cancels (CANCEL_TOL)
-    red = polynomial_reduction(1.01 * (x + y) ** 2 + 3 * y**3, [x + y], names)
-    assert red.monomials == [y**3] and red.generators == [(x + y) ** 2]
+    assert polynomial_reduction(x**2 - 1 / r, [x], names, X) is None
+    assert polynomial_reduction(x**2 + y, [1 / r], names, X) is None
+    # noisy constants: a 1 % mismatch of x**2 still cancels (CANCEL_TOL), and the other
+    # formula's constant offset does not get in the way
+    red = polynomial_reduction(1.01 * x**2 + 2 * x * y + y**2 + 3 * y**3, [x + y + 0.3], names, X)
+    assert red.monomials == [y**3] and red.generators == [sympy.expand((x + y) ** 2)]
+    assert red.sources == [(0, 0)]

@@ -160,6 +160,9 @@ def _formulas() -> list[dict]:
             "backend": "operon",
             "seed": 0,
             "seconds": 2.0,
+            "reduced_modulo": ["0"],
+            "modulo_expression": "0.5*m1**2",
+            "unreduced_expression": "sign(m1)*Abs(r) + 0.5*m1**2",
         },
         {
             "component": 2,

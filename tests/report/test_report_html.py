@@ -81,6 +81,8 @@ def test_page_has_every_section(built: ReportPaths) -> None:
         "edge.2",
         "m1*m2/r**2",
         "averaged with these weights (validation): net-a 0.1, net-b 0.2",
+        "Reduced modulo component 0: the component is this formula + 0.5*m1**2",
+        "The search wrote sign(m1)*Abs(r) + 0.5*m1**2.",
     ):
         assert needle in text
 

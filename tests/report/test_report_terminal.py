@@ -37,6 +37,7 @@ def test_summary_of_a_finished_study(study) -> None:
     assert parts[3].row_count == 3
     text = _render(parts)
     assert "m1*m2/r**2" in text and "(no formula found)" in text
+    assert "sign(m1)*Abs(r) (modulo component 0)" in text
     assert "linear_cka" in text and "net-d" in text
 
 
