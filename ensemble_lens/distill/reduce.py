@@ -32,11 +32,13 @@ MAX_STEPS = 3
 class Reduction:
     """``expr = sum(c_m * generators[m]) + sum(a_t * monomials[t]) + const``, with fewer
     monomials than ``expr`` itself; ``sources[m]`` are the indices (into ``others``) of the
-    formulas generator ``m`` is made of."""
+    formulas generator ``m`` is made of, and ``factored[m]`` is the generator written as that
+    product (for display; ``generators[m]`` is it expanded)."""
 
     generators: list[sympy.Expr]
     sources: list[tuple[int, ...]]
     monomials: list[sympy.Expr]
+    factored: list[sympy.Expr]
 
 
 def _coefficients(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> dict[tuple, float] | None:
@@ -87,10 +89,9 @@ def polynomial_reduction(
     target = _coefficients(expr, symbols)
     usable = [i for i, g in enumerate(others) if g is not None]
     base = [(_without_constant(others[i]), (i,)) for i in usable]
-    gens = base + [
-        (sympy.expand(g * h), si + sh) for n, (g, si) in enumerate(base) for h, sh in base[n:]
-    ]
-    vecs = [_coefficients(g, symbols) for g, _ in gens]
+    pairs = [(g * h, si + sh) for n, (g, si) in enumerate(base) for h, sh in base[n:]]
+    gens = [(g, src, g) for g, src in base] + [(sympy.expand(p), src, p) for p, src in pairs]
+    vecs = [_coefficients(g, symbols) for g, _, _ in gens]
     if not target or any(v is None for v in vecs):
         return None
     spread = _monomial_spread(set(target).union(*[set(v or {}) for v in vecs]), X)
@@ -130,6 +131,7 @@ def polynomial_reduction(
         [gens[k][0] for k in used],
         [gens[k][1] for k in used],
         monomials,
+        [gens[k][2] for k in used],
     )
 
 

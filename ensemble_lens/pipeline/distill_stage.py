@@ -274,7 +274,7 @@ def reduce_modulo_others(
         if rebuilt < before.r2_test - r2_tolerance:
             continue
         modulo = sum(
-            (sympy.Float(cm) * g for cm, g in zip(c, red.generators, strict=True)), sympy.Integer(0)
+            (sympy.Float(cm) * g for cm, g in zip(c, red.factored, strict=True)), sympy.Integer(0)
         )
         res.r2_test = rebuilt
         res.reduced_modulo = [str(results[i].component) for i in used]

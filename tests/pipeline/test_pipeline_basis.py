@@ -1,5 +1,7 @@
 """The bases formulas are searched in: sparse disentangling and the equivariant map's inputs."""
 
+import re
+
 import numpy as np
 
 from ensemble_lens.pipeline.distill_stage import major_components, sparse_basis
@@ -154,6 +156,8 @@ def test_an_invariant_written_through_another_is_reduced_modulo_it():
 
     rebuilt = evaluate(red.expr + red.modulo_expr, split.X_test, names)
     np.testing.assert_allclose(rebuilt, split.Y_test[:, 1], atol=1e-3)
+    # shown as a multiple of tr^2 (the trace's formula without its constant, factored)
+    assert re.fullmatch(r"0\.8\d*\*\(a11 \+ a22\)\*\*2", str(red.modulo_expr))
     assert red.r2_test > 0.9999
 
 
