@@ -63,28 +63,27 @@ def study(task: str, store: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: int, judge) -> bool:
+def recovered(per_component: list[tuple[list[Any], str]], truths: set[str], i: int, hits) -> bool:
     """Whether the formulas of the i-th SR seed exactly recover every truth (each component's
-    result list holds one result per seed, in seed order). A formula reduced modulo other
-    components also counts with the verdict of the formula it replaced (default judge only:
-    the strict judge checks the formulas as stored)."""
-    hit = {rs[i].truth_name for rs, _ in per_component if judge(rs[i])}
-    if judge is exact:
-        hit |= {
-            rs[i].unreduced_truth_name for rs, _ in per_component if rs[i].unreduced_exact_recovery
-        }
-    return truths <= hit
+    result list holds one result per seed, in seed order; ``hits(result)``: the truths a
+    result recovers)."""
+    return truths <= set().union(*(hits(rs[i]) for rs, _ in per_component))
 
 
-def exact(r: Any) -> bool:
-    """The default verdict of a formula (each float constant may move by 2 %)."""
-    return bool(r.exact_recovery)
+def exact_hits(r: Any) -> set[str]:
+    """The truths a formula recovers by the default verdict (each float constant may move by
+    2 %); a formula reduced modulo other components also by the verdict of the formula it
+    replaced."""
+    out = {r.truth_name} if r.exact_recovery else set()
+    return out | ({r.unreduced_truth_name} if r.unreduced_exact_recovery else set())
 
 
-def scores(per_component, truths: set[str], n_seeds: int, strict) -> dict[str, Any]:
+def scores(per_component, truths: set[str], n_seeds: int, strict_hits) -> dict[str, Any]:
     """Exact-recovery rate (default and strict) over SR seeds, and mean extrapolation R^2."""
-    rate = np.mean([recovered(per_component, truths, i, exact) for i in range(n_seeds)])
-    strict_rate = np.mean([recovered(per_component, truths, i, strict) for i in range(n_seeds)])
+    rate = np.mean([recovered(per_component, truths, i, exact_hits) for i in range(n_seeds)])
+    strict_rate = np.mean(
+        [recovered(per_component, truths, i, strict_hits) for i in range(n_seeds)]
+    )
     ext = [
         r.r2_extrapolation for rs, _ in per_component for r in rs if r.r2_extrapolation is not None
     ]
@@ -133,8 +132,9 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
     fit = probe["split"].values == "fit"
     X_test, names = probe_test_inputs(ctx)
 
-    def strict(r: Any) -> bool:
-        return bool(strict_recovery(task, r, X_test, names))
+    def strict(r: Any) -> set[str]:
+        """The truth a formula recovers by the strict verdict (as stored: not reduced)."""
+        return {r.truth_name} if strict_recovery(task, r, X_test, names) else set()
 
     n_seeds = len(args.sr_seeds)
     cons = {"rate": 0.0, "strict": 0.0, "extrap": None}

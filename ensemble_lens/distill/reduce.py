@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from ._expr import complexity, evaluate
-from .backends import Candidate
+from ._expr import evaluate, symbols_for
+from .backends import Candidate, make_candidate
+from .sparse import library
 
 __all__ = ["FixedFront", "Reduction", "polynomial_reduction"]
 
@@ -85,7 +86,7 @@ def polynomial_reduction(
     >>> red.monomials, red.sources
     ([b*c, a*d], [(0, 0)])
     """
-    symbols = [sympy.Symbol(n) for n in names]
+    symbols = symbols_for(names)
     target = _coefficients(expr, symbols)
     usable = [i for i, g in enumerate(others) if g is not None]
     base = [(_without_constant(others[i]), (i,)) for i in usable]
@@ -137,7 +138,9 @@ def polynomial_reduction(
 
 def _monomial_spread(monomials: set[tuple], X: np.ndarray) -> dict[tuple, float]:
     """Standard deviation of each monomial (exponent tuple) over the rows of X."""
-    return {m: float(np.prod(X ** np.asarray(m), axis=1).std()) for m in monomials}
+    order = sorted(monomials)
+    spread = library(X, np.array(order, dtype=float).reshape(len(order), X.shape[1])).std(axis=0)
+    return dict(zip(order, spread.tolist(), strict=True))
 
 
 class FixedFront:
@@ -169,5 +172,4 @@ class FixedFront:
             (sympy.Float(a) * t for a, t in zip(coef[:-1], self.terms, strict=True)),
             sympy.Float(coef[-1]),
         )
-        loss = float(np.mean((A @ coef - y) ** 2))
-        return [Candidate(expr, complexity(expr), loss)]
+        return [make_candidate(expr, X, y, names)]

@@ -224,9 +224,8 @@ def reduce_modulo_others(
     from ..distill.canonical import rounded_form
     from ..distill.reduce import FixedFront, polynomial_reduction
 
-    judge = {k: v for k, v in options.items() if k not in ("executor", "backend_options")}
-    judge.pop("backend", None)
-    judge.pop("seed", None)
+    search_only = ("executor", "backend", "backend_options", "seed")
+    judge = {k: v for k, v in options.items() if k not in search_only}
     exprs = [
         r.expr if r.expr is not None and r.r2_test >= MIN_GENERATOR_R2 else None for r in results
     ]
