@@ -38,13 +38,17 @@ from .judge import (
     support,
 )
 from .sparse import SparseLibraryBackend
+from .study import DistillSettings, Extrapolation, LayerDistillation, distill_consensus
 
 __all__ = [
     "PYSR_RECIPE",
     "BackendName",
     "Candidate",
     "CanonicalForm",
+    "DistillSettings",
+    "Extrapolation",
     "FormulaResult",
+    "LayerDistillation",
     "OperonBackend",
     "PySRBackend",
     "SRBackend",
@@ -54,6 +58,7 @@ __all__ = [
     "canonicalize",
     "distill_component",
     "distill_components",
+    "distill_consensus",
     "exact_recovery",
     "get_backend",
     "gradient_agreement",

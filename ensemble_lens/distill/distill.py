@@ -52,7 +52,7 @@ class FormulaResult:
     candidate explained the test split well enough ("no formula"); ``reason`` then says why.
     ``exact_expr`` is the unrounded form used for exact-recovery checks. ``reduced_modulo``
     (labels of other components) is set when the formula describes the component *modulo*
-    those components' formulas (``ensemble_lens.pipeline.distill_stage.reduce_modulo_others``):
+    those components' formulas (``ensemble_lens.distill.reduce.reduce_modulo_others``):
     component = ``expr + modulo_expr``, a polynomial of their formulas; ``r2_test`` is then
     that sum's, support and member R^2 the remainder's, and ``unreduced_expr``,
     ``unreduced_exact_recovery``, ``unreduced_truth_name`` keep the formula it replaced and

@@ -10,17 +10,23 @@ to the usual canonicalisation and judgement as a one-candidate "front".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import sympy
 
-from ._expr import evaluate, symbols_for
-from .backends import Candidate, make_candidate
+from ._candidate import Candidate, make_candidate
+from ._expr import evaluate, r2_score, symbols_for
+from .canonical import rounded_form
+from .distill import distill_component
 from .sparse import library
 
-__all__ = ["FixedFront", "Reduction", "polynomial_reduction"]
+__all__ = ["FixedFront", "Reduction", "Split", "polynomial_reduction", "reduce_modulo_others"]
+
+log = logging.getLogger(__name__)
 
 #: a monomial whose coefficient is below this share of the largest one counts as cancelled
 #: (the formulas' constants come from a noisy search)
@@ -173,3 +179,115 @@ class FixedFront:
             sympy.Float(coef[-1]),
         )
         return [make_candidate(expr, X, y, names)]
+
+
+class Split(NamedTuple):
+    """Inputs, components (sample, c) and member scores (member, test sample, c) of a search."""
+
+    X_fit: np.ndarray
+    X_test: np.ndarray
+    Y_fit: np.ndarray
+    Y_test: np.ndarray
+    M_test: np.ndarray
+
+
+#: least test R^2 of a formula that other components are reduced modulo
+MIN_GENERATOR_R2 = 0.9
+
+
+def reduce_modulo_others(
+    results: list[Any],
+    split: Split,
+    names: list[str],
+    *,
+    extrapolate: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]] | None = None,
+    r2_tolerance: float = 0.01,
+    **options: Any,
+) -> list[Any]:
+    """Each component's formula modulo the other components' formulas, where that is simpler.
+
+    Conserved quantities and invariants are known only up to functions of one another
+    (:mod:`ensemble_lens.distill.reduce`). For each component ``j`` whose formula is a
+    polynomial of the inputs, :func:`~ensemble_lens.distill.reduce.polynomial_reduction`
+    finds the products of the other components' formulas (those with test R^2 >=
+    ``MIN_GENERATOR_R2``) whose subtraction cancels the most monomials. Their multiples and
+    the surviving monomials are refitted together on the component (fit split); the surviving
+    monomials, as the formula of the remainder ``y_j - sum(c_m g_m)``, are canonicalised and
+    judged like any formula (members' scores reduced the same way; extrapolation target
+    ``extrapolate(X_test, remainder)``; exact recovery). The reduction replaces the component's
+    formula when it is simpler (lower complexity) and the rebuilt component
+    ``formula + sum(c_m g_m)`` explains the component on the test split as well (R^2 within
+    ``r2_tolerance``), and when none of the components it is reduced modulo has itself been
+    replaced (no two components reduced modulo each other). ``options``: those of
+    :func:`~ensemble_lens.distill.distill_component` (the backend's are not used).
+    """
+    search_only = ("executor", "backend", "backend_options", "seed")
+    judge = {k: v for k, v in options.items() if k not in search_only}
+    exprs = [
+        r.expr if r.expr is not None and r.r2_test >= MIN_GENERATOR_R2 else None for r in results
+    ]
+    out = list(results)
+    locked: set[int] = set()  # components others are reduced modulo
+    for j, before in enumerate(results):
+        others = [e if i != j else None for i, e in enumerate(exprs)]
+        if before.expr is None or j in locked:
+            continue
+        red = polynomial_reduction(before.expr, others, names, split.X_fit)
+        if red is None:
+            continue
+        used = sorted({i for src in red.sources for i in src})
+        if any(out[i].reduced_modulo is not None for i in used):
+            continue
+        G_fit, G_test = (
+            np.column_stack([evaluate(g, x, names) for g in red.generators])
+            for x in (split.X_fit, split.X_test)
+        )
+        T_fit = np.column_stack([evaluate(t, split.X_fit, names) for t in red.monomials])
+        A = np.column_stack([T_fit, G_fit, np.ones(len(T_fit))])
+        if not (np.isfinite(A).all() and np.isfinite(G_test).all()):
+            continue
+        c = np.linalg.lstsq(A, split.Y_fit[:, j], rcond=None)[0][T_fit.shape[1] : -1]
+        g_test = G_test @ c
+        r_test = split.Y_test[:, j] - g_test
+        Xe, Ye = extrapolate(split.X_test, r_test[:, None]) if extrapolate else (None, None)
+        res = distill_component(
+            split.X_fit,
+            split.Y_fit[:, j] - G_fit @ c,
+            names,
+            X_test=split.X_test,
+            y_test=r_test,
+            backend=FixedFront(red.monomials),
+            seed=before.seed,
+            X_extrap=Xe,
+            y_extrap=None if Ye is None else Ye[:, 0],
+            member_scores=split.M_test[:, :, j] - g_test[None],
+            component=before.component,
+            **judge,
+        )
+        if res.expr is None or res.complexity >= before.complexity:
+            continue
+        rebuilt = r2_score(evaluate(res.expr, split.X_test, names) + g_test, split.Y_test[:, j])
+        if rebuilt < before.r2_test - r2_tolerance:
+            continue
+        modulo = sum(
+            (sympy.Float(cm) * g for cm, g in zip(c, red.factored, strict=True)), sympy.Integer(0)
+        )
+        res.r2_test = rebuilt
+        res.reduced_modulo = [str(results[i].component) for i in used]
+        res.modulo_expr = rounded_form(modulo, digits=4)
+        res.unreduced_expr = before.expr
+        res.unreduced_exact_recovery = before.exact_recovery
+        res.unreduced_truth_name = before.truth_name
+        res.backend, res.front = before.backend, before.front
+        res.seconds += before.seconds
+        log.info(
+            "component %s: %s modulo %s (component = formula + %s; was %s)",
+            res.component,
+            res.expr,
+            res.reduced_modulo,
+            res.modulo_expr,
+            before.expr,
+        )
+        out[j] = res
+        locked.update(used)
+    return out

@@ -25,8 +25,8 @@ import numpy as np
 import sympy
 
 from ..errors import ShapeError
+from ._candidate import Candidate, make_candidate, pareto_front, subsample
 from ._expr import symbols_for
-from .backends import Candidate, make_candidate, pareto_front, subsample
 
 logger = logging.getLogger(__name__)
 

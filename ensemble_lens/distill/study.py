@@ -1,0 +1,437 @@
+"""The distillation of a study: consensus subspace -> basis -> search per seed -> records.
+
+Per layer, the consensus subspace (components whose support beats the null) is first put into
+a basis that can have simple formulas, from the inputs alone (never from the answer):
+
+* a vector latent that turns with an input vector (``equivariant_vector``, e.g.
+  ``("dx", "dy")``) is mapped onto that input basis (:func:`ensemble_lens.align.input_basis_map`);
+* any other subspace of more than one component is disentangled by a sparse basis
+  (:func:`~ensemble_lens.distill.basis.sparse_basis`): each basis component is the one with a
+  pivot monomial of its own.
+
+Each basis component is then searched with every configured SR seed; among the seeds' results
+the simplest one within 0.01 test R^2 of the best is kept. Each formula is judged on the test
+split, on the extrapolation range (against the ground truth calibrated affinely on the test
+split, because networks themselves do not extrapolate), by gradient agreement, by support
+across members (their own aligned components mapped the same way), and by exact recovery.
+
+Everything here takes plain parameters (names, primitives, the equivariant vector, the latent
+kind, truths or None, the consensus Dataset, settings); nothing reads a store or a task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from .basis import major_components, sparse_basis
+from .distill import distill_components
+from .judge import exact_recovery
+from .reduce import Split, reduce_modulo_others
+
+__all__ = [
+    "DistillSettings",
+    "Extrapolation",
+    "LayerDistillation",
+    "backend_options",
+    "distill_consensus",
+    "distill_subspace",
+    "strict_recovery",
+]
+
+log = logging.getLogger(__name__)
+
+#: The option through which each backend takes extra unary primitives.
+_FUNCTION_OPTION = {"operon": "functions", "pysr": "unary_operators"}
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """How formulas are searched (the ``distill:`` part of a study config).
+
+    Attributes
+    ----------
+    backend : {"operon", "sparse", "pysr"}
+    options : mapping
+        The backend's constructor options.
+    time_budget : float
+        Seconds per search.
+    seeds : sequence of int
+        Every basis component is searched once per seed.
+    reduce : bool
+        Reduce invariants modulo one another (:func:`~ensemble_lens.distill.reduce.
+        reduce_modulo_others`) when the latent is known only up to a monotone map.
+    """
+
+    backend: str = "operon"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    time_budget: float = 30.0
+    seeds: Sequence[int] = (0,)
+    reduce: bool = True
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    """An extrapolation range and the ground truth there.
+
+    Attributes
+    ----------
+    X : ndarray, shape (sample, variable)
+        Inputs beyond the probe's range.
+    truth_test : mapping of str to ndarray (test sample,)
+        Each truth latent on the probe's test split.
+    truth : mapping of str to ndarray (sample,)
+        Each truth latent on ``X``.
+    """
+
+    X: np.ndarray
+    truth_test: Mapping[str, np.ndarray]
+    truth: Mapping[str, np.ndarray]
+
+    def targets(self, Y_test: np.ndarray) -> np.ndarray:
+        """Each component's extrapolation target (sample, component): the truth it is closest
+        to on the test split, mapped by the affine fit found there."""
+        Ye = np.empty((len(self.X), Y_test.shape[1]))
+        for j in range(Y_test.shape[1]):
+            y = Y_test[:, j]
+            fits = {}
+            for name, t in self.truth_test.items():
+                A = np.column_stack([t, np.ones_like(t)])
+                coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+                fits[name] = (1 - np.var(y - A @ coef) / np.var(y), coef)
+            name = max(fits, key=lambda k: fits[k][0])  # the truth this component is closest to
+            coef = fits[name][1]
+            Ye[:, j] = coef[0] * self.truth[name] + coef[1]
+        return Ye
+
+
+@dataclass
+class LayerDistillation:
+    """The formula records of one layer and the view of the subspace that was searched.
+
+    ``view``: ``labels``, ``Y`` (sample, component) in the searched basis, ``basis`` name; for
+    the equivariant basis also ``vector`` (the input vector's names) and ``input_basis``
+    (sample, vector): the input vector scaled to the mapped components' length (equal to ``Y``
+    when the map is equivariant). Empty when there was no consensus.
+    """
+
+    records: list[dict[str, Any]]
+    view: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What one layer's search needs, besides the subspace."""
+
+    X: np.ndarray
+    names: list[str]
+    test: np.ndarray
+    layer: str
+    primitives: tuple[str, ...]
+    vector: tuple[str, ...] | None
+    latent_kind: str | None
+    truths: dict[str, sympy.Expr] | None
+    extrapolation: Extrapolation | None
+    settings: DistillSettings
+    executor: Any
+
+
+def backend_options(
+    backend: str, options: Mapping[str, Any], primitives: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """The study's backend options, plus the declared SR ``primitives`` (``exp``, ``cos``...)
+    when the study names no primitives of its own (the sparse backend has a fixed library and
+    takes none)."""
+    out = dict(options)
+    key = _FUNCTION_OPTION.get(backend)
+    if key and primitives and key not in out:
+        out[key] = list(primitives)
+    return out or None
+
+
+def distill_consensus(
+    consensus: Any,
+    X: np.ndarray,
+    names: Sequence[str],
+    split: np.ndarray,
+    *,
+    layer: str,
+    primitives: Sequence[str] = (),
+    equivariant_vector: Sequence[str] | None = None,
+    latent_kind: str | None = None,
+    truths: Mapping[str, sympy.Expr] | None = None,
+    extrapolation: Extrapolation | None = None,
+    settings: DistillSettings | None = None,
+    executor: Any | None = None,
+) -> LayerDistillation:
+    """Formula records for the consensus components of one layer.
+
+    Parameters
+    ----------
+    consensus : xarray.Dataset
+        One layer's consensus result (:func:`ensemble_lens.consensus.find_consensus`):
+        ``components`` (sample, component), ``member_scores`` (model, sample, component),
+        ``is_consensus``, ``variance`` (component).
+    X : ndarray, shape (sample, variable)
+        The probe's inputs, in the consensus' sample order.
+    names : sequence of str
+        One name per input variable; formulas are written in these.
+    split : ndarray of str, shape (sample,)
+        ``"test"`` marks the held-out samples; the others are fitted.
+    layer : str
+        Label copied into the records.
+    primitives : sequence of str
+        Unary functions the search may use besides arithmetic (``exp``, ``log``, ``cos``...).
+    equivariant_vector : sequence of str, optional
+        Input names of a vector the latent turns with (e.g. ``("dx", "dy")``).
+    latent_kind : str, optional
+        ``"monotone"`` for quantities known only up to a monotone map (selection by gradient
+        agreement, reduction modulo one another).
+    truths : mapping of str to sympy.Expr, optional
+        Ground-truth latents, for the recovery verdicts; None when there is no truth.
+    extrapolation : Extrapolation, optional
+        For ``r2_extrapolation``.
+    settings : DistillSettings, optional
+    executor : object with ``submit``, optional
+
+    Returns
+    -------
+    LayerDistillation
+    """
+    keep = np.flatnonzero(consensus["is_consensus"].values)
+    if keep.size == 0:
+        log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
+        return LayerDistillation([_no_consensus(layer, consensus)])
+    problem = _problem(
+        X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
+        extrapolation, settings, executor,
+    )  # fmt: skip
+    per_seed, view = _search(
+        problem,
+        consensus["components"].values[:, keep],
+        consensus["member_scores"].values[:, :, keep],
+        [str(m) for m in consensus["model"].values],
+        consensus["variance"].values[keep],
+    )
+    X_test = problem.X[problem.test]
+    records = []
+    for results, basis in per_seed:
+        pick = _pick(results)
+        rec = _record(pick, results, basis)
+        rec["exact_recovery_strict"] = strict_recovery(problem.truths, pick, X_test, names)
+        records.append(rec)
+    return LayerDistillation(records, view)
+
+
+def distill_subspace(
+    Y: np.ndarray,
+    M: np.ndarray,
+    member_ids: Sequence[str],
+    X: np.ndarray,
+    names: Sequence[str],
+    split: np.ndarray,
+    *,
+    layer: str,
+    variance: np.ndarray | None = None,
+    primitives: Sequence[str] = (),
+    equivariant_vector: Sequence[str] | None = None,
+    latent_kind: str | None = None,
+    truths: Mapping[str, sympy.Expr] | None = None,
+    extrapolation: Extrapolation | None = None,
+    settings: DistillSettings | None = None,
+    executor: Any | None = None,
+) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
+    """SR on a subspace Y (sample, c) with member projections M (model, sample, c).
+
+    Returns, per basis component, the FormulaResults of every configured seed and the basis
+    name, and the view searched (see :class:`LayerDistillation`). Used for the consensus and
+    (by scripts/bench_recovery.py) for single networks. ``variance``: the share of the
+    members' variance each component carries (default: the columns' variances). The other
+    parameters are those of :func:`distill_consensus`.
+    """
+    problem = _problem(
+        X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
+        extrapolation, settings, executor,
+    )  # fmt: skip
+    weights = Y.var(axis=0) if variance is None else np.asarray(variance, dtype=np.float64)
+    return _search(problem, Y, M, list(member_ids), weights)
+
+
+def strict_recovery(
+    truths: Mapping[str, sympy.Expr] | None, result: Any, X_test: np.ndarray, names: Sequence[str]
+) -> bool | None:
+    """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched, on the
+    test inputs ``X_test`` (sample, variable); None when there is nothing to check."""
+    if result.truth_name is None or result.exact_expr is None or not truths:
+        return None
+    truth = truths[result.truth_name]
+    return exact_recovery(result.exact_expr, truth, X=X_test, names=names, const_tol=None)
+
+
+def _problem(
+    X, names, split, layer, primitives, vector, latent_kind, truths, extrapolation, settings,
+    executor,
+) -> _Problem:  # fmt: skip
+    return _Problem(
+        X=np.asarray(X, dtype=np.float64),
+        names=list(names),
+        test=np.asarray(split) == "test",
+        layer=layer,
+        primitives=tuple(primitives or ()),
+        vector=tuple(vector) if vector else None,
+        latent_kind=latent_kind,
+        truths=dict(truths) if truths else None,
+        extrapolation=extrapolation,
+        settings=settings or DistillSettings(),
+        executor=executor,
+    )
+
+
+def _extrapolate(problem: _Problem, X_test: np.ndarray, Y_test: np.ndarray):
+    """Extrapolation inputs and targets for components ``Y_test``, or (None, None)."""
+    ext = problem.extrapolation
+    if ext is None or not problem.truths or len(ext.X) == 0:
+        return None, None
+    return ext.X, ext.targets(Y_test)
+
+
+def _search(
+    problem: _Problem, Y: np.ndarray, M: np.ndarray, member_ids: list[str], weights: np.ndarray
+) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
+    """Per basis component, every seed's FormulaResult and the basis name; and the view."""
+    X, names, test = problem.X, problem.names, problem.test
+    labels, Y, M, basis = _basis(problem.vector, Y, M, X, names, weights)
+    fit = ~test
+    Xe, Ye = _extrapolate(problem, X[test], Y[test])
+    cfg = problem.settings
+    monotone = problem.latent_kind == "monotone"
+    options = {
+        "executor": problem.executor,
+        "backend": cfg.backend,
+        "backend_options": backend_options(cfg.backend, cfg.options, problem.primitives),
+        "time_budget": cfg.time_budget,
+        "select_by": "gradient" if monotone else "r2",
+        "truths": problem.truths,
+        "layer": problem.layer,
+        "member_ids": member_ids,
+    }
+    results: dict[Any, list[Any]] = {}
+    for seed in cfg.seeds:
+        out = distill_components(
+            X[fit],
+            Y[fit],
+            names,
+            X_test=X[test],
+            Y_test=Y[test],
+            components=labels,
+            member_scores=M[:, test, :],
+            X_extrap=Xe,
+            Y_extrap=Ye,
+            seed=seed,
+            **options,
+        )
+        if cfg.reduce and monotone and len(labels) > 1:
+            split = Split(X[fit], X[test], Y[fit], Y[test], M[:, test, :])
+            out = reduce_modulo_others(
+                out,
+                split,
+                names,
+                extrapolate=lambda Xt, Yt: _extrapolate(problem, Xt, Yt),
+                **options,
+            )
+        for res in out:
+            results.setdefault(res.component, []).append(res)
+    view = {"labels": labels, "Y": Y, "basis": basis}
+    if basis == "equivariant":
+        view.update(_input_view(problem, Y))
+    return [(rs, basis) for rs in results.values()], view
+
+
+def _input_view(problem: _Problem, Y: np.ndarray) -> dict[str, Any]:
+    """The input vector's direction scaled to the mapped components' length, for comparison."""
+    assert problem.vector is not None
+    d = problem.X[:, [problem.names.index(v) for v in problem.vector]]
+    scale = np.linalg.norm(Y, axis=1) / np.maximum(np.linalg.norm(d, axis=1), 1e-300)
+    return {"vector": list(problem.vector), "input_basis": d * scale[:, None]}
+
+
+def _pick(results: list[Any]) -> Any:
+    """The simplest seed result within 0.01 test R^2 of the best one (or the first result
+    when no seed found a formula)."""
+    good = [r for r in results if r.expr is not None]
+    if not good:
+        return results[0]
+    best = max(r.r2_test for r in good)
+    return min(
+        (r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test)
+    )
+
+
+def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
+    rec = pick.to_dict()
+    rec.update(
+        basis=basis,
+        seeds_tried=[r.seed for r in results],
+        seeds_exact=[r.seed for r in results if r.exact_recovery],
+        reduced_modulo=pick.reduced_modulo,
+        modulo_expression=None if pick.modulo_expr is None else str(pick.modulo_expr),
+        unreduced_expression=None if pick.unreduced_expr is None else str(pick.unreduced_expr),
+        unreduced_exact_recovery=pick.unreduced_exact_recovery,
+        unreduced_truth_name=pick.unreduced_truth_name,
+    )
+    if pick.expr is None:
+        rec["reason"] = pick.reason
+    return rec
+
+
+def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
+    return {
+        "component": None,
+        "layer": layer,
+        "expression": None,
+        "srepr": None,
+        "latex": None,
+        "complexity": None,
+        "r2_test": None,
+        "r2_extrapolation": None,
+        "gradient_agreement": None,
+        "support": None,
+        "member_r2": {},
+        "exact_recovery": None,
+        "truth_name": None,
+        "front": [],
+        "backend": None,
+        "seed": None,
+        "seconds": 0.0,
+        "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
+        f"{ds.sizes['component']} aligned components tested): nothing to distill",
+    }
+
+
+def _basis(
+    vec: tuple[str, ...] | None,
+    Y: np.ndarray,
+    M: np.ndarray,
+    X: np.ndarray,
+    names: list[str],
+    weights: np.ndarray,
+):
+    """(labels, Y, member scores, basis name) in the basis the formulas are searched in."""
+    if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
+        from ..align import input_basis_map
+
+        top = major_components(weights, len(vec))
+        m = input_basis_map(Y[:, top], X, vector_names=vec, input_names=names)
+        mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
+        return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
+    if Y.shape[1] > 1:
+        R = sparse_basis(Y, X)
+        if R is not None:
+            labels = [f"c{j}" for j in range(Y.shape[1])]
+            return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"
+    return [f"c{j}" for j in range(Y.shape[1])], Y, M, "aligned"
