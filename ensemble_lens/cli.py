@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EnsembleLensError
+from .errors import EnsembleLensError, StoreLockedError
 
 if TYPE_CHECKING:
     from .pipeline.runner import Stage
@@ -31,9 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare, align, find the consensus and distill it into formulas.",
     )
     p.add_argument("--version", action="version", version=f"ensemble-lens {__version__}")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
-    )
+    _add_common(p, 0)
     sub = p.add_subparsers(dest="command", required=True)
     helps = {
         "run": "run a whole study (train, record, compare, consensus, distill, report)",
@@ -53,24 +54,84 @@ def _parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--workers", type=int, help="worker processes (local) or jobs (jobqueue)")
         sp.add_argument("--profile", help="execution profile YAML (configs/profiles/*.yaml)")
+        _add_run_flags(sp)
+        _add_common(sp, argparse.SUPPRESS)
     sp = sub.add_parser("inspect", help="summarise a study store")
     sp.add_argument("store", help="study store path")
+    sp.add_argument(
+        "--verify",
+        action="store_true",
+        help="read every chunk of every array and list what is damaged (exit 1 if any)",
+    )
+    sp.add_argument("--scheduler", help="executor for --verify (default: serial below 1 GB)")
+    sp.add_argument("--workers", type=int, help="worker processes for --verify")
+    _add_common(sp, argparse.SUPPRESS)
     sp = sub.add_parser("report", help="(re)build report.html and results.json of a store")
     sp.add_argument("store", help="study store path")
+    _add_common(sp, argparse.SUPPRESS)
     sp.add_argument("--out", help="directory for report.html and results.json")
     return p
 
 
-def _configure_logging(verbose: int) -> None:
-    from rich.logging import RichHandler
+def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
+    """-v and --debug, accepted before and after the subcommand."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="more log output: -v shows dask's own messages, -vv debug",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default if default is argparse.SUPPRESS else False,
+        help="show the full traceback of an error",
+    )
 
-    level = logging.WARNING if verbose < 0 else (logging.INFO if verbose <= 1 else logging.DEBUG)
-    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
-    logging.getLogger("ensemble_lens").setLevel(level)
-    quiet = logging.DEBUG if verbose > 1 else logging.ERROR  # dask's start/stop chatter
-    for name in ("distributed", "dask", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(quiet)
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is writing the store, wait for it instead of failing",
+    )
+    p.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="rebuild this member even if stored complete (repeatable), e.g. after "
+        "`inspect --verify` found it damaged",
+    )
+
+
+def _configure_logging(verbose: int) -> None:
+    """ensemble_lens at INFO (DEBUG with -vv); dask, tornado and asyncio at WARNING unless -v.
+
+    On a terminal, rich formats the lines; otherwise one plain line per record, so a log file
+    reads line by line. Dask worker processes inherit the level through the environment.
+    """
+    dask_level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else 10)
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = logging.getLevelName(dask_level).lower()
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("ensemble_lens").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    for name in ("distributed", "dask", "tornado", "asyncio", "bokeh"):
+        logging.getLogger(name).setLevel(dask_level)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -91,7 +152,12 @@ def _run(args: argparse.Namespace) -> int:
 
     with console_progress() as progress:
         result = run_study(
-            cfg, store=args.store, stages=_STAGE_COMMANDS[args.command], progress=progress
+            cfg,
+            store=args.store,
+            stages=_STAGE_COMMANDS[args.command],
+            progress=progress,
+            redo=args.redo,
+            wait=args.wait,
         )
     from .pipeline.progress import print_summary
 
@@ -107,6 +173,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
     console = Console()
     store = open_store(args.store, mode="r")
+    if args.verify:
+        return _verify(store, args, console)
     from .report.terminal import summary_renderables
 
     renderables = store_renderables(store)
@@ -115,6 +183,30 @@ def _inspect(args: argparse.Namespace) -> int:
     for renderable in renderables:
         console.print(renderable)
     return 0
+
+
+def _verify(store: Any, args: argparse.Namespace, console: Any) -> int:
+    """Read every chunk; exit 0 when all are sound, 1 with one line per damaged chunk."""
+    import shutil
+
+    from .execution import make_executor
+    from .record.verify import verify_store
+
+    big = shutil.disk_usage(store.path).used and _size(store.path) > 2**30
+    scheduler = args.scheduler or ("local" if big else "serial")
+    with make_executor(scheduler, workers=args.workers) as executor:
+        damage = verify_store(store, executor if scheduler != "serial" else None)
+    if not damage:
+        console.print(f"verified {store.path}: every chunk of every array reads back")
+        return 0
+    for d in damage:
+        print(f"damaged: {d.line(store.path)}")
+    print(f"{len(damage)} damaged chunk(s) in {store.path}", file=sys.stderr)
+    return 1
+
+
+def _size(path: Any) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -127,21 +219,68 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ensemble-lens`` console script."""
+    """Entry point of the ``ensemble-lens`` console script.
+
+    Exit codes: 0 done; 1 an unexpected error (or damage found by ``inspect --verify``);
+    2 bad input (config, paths, store contents); 3 the store is in use by another run;
+    4 the operating system refused a write (disk full, read-only, permission); 130 interrupted.
+    Every error is one line on stderr; ``--debug`` prints the traceback first.
+    """
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose + 1)
+    _configure_logging(args.verbose)
     try:
         if args.command == "inspect":
             return _inspect(args)
         if args.command == "report":
             return _report(args)
         return _run(args)
-    except EnsembleLensError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        message, code = error_line(err)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def error_line(err: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code of an error (see :func:`main`)."""
+    chain = _chain(err)
+    os_err = next((e for e in chain if isinstance(e, OSError) and e.errno in _OS_ERRORS), None)
+    if os_err is not None and isinstance(err, EnsembleLensError):  # already says where
+        return " ".join(str(err).split()), 4
+    if os_err is not None:
+        where = f" writing {os_err.filename}" if os_err.filename else ""
+        text = (
+            f"{_OS_ERRORS[os_err.errno]}{where}; finished work is kept in the store: fix this "
+            "and run the same command again to resume"
+        )
+        return text, 4
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, StoreLockedError):
+        return text, 3
+    if isinstance(err, EnsembleLensError):
+        return text, 2
+    return f"{type(err).__name__}: {text} (run again with --debug for the traceback)", 1
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    out: list[BaseException] = []
+    while err is not None and err not in out:
+        out.append(err)
+        err = err.__cause__ or err.__context__
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

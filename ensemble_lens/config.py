@@ -193,12 +193,13 @@ def stable_hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _format_errors(err: ValidationError, source: str, prefix: tuple[Any, ...] = ()) -> str:
+    """One line per error, ``<file>: <yaml.path>: <message>``; several joined by ``; ``."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in (*prefix, *e["loc"])) or "(top level)"
         lines.append(f"{source}: {loc}: {e['msg']}")
-    return "invalid study config\n" + "\n".join(lines)
+    return "; ".join(lines)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
@@ -208,9 +209,31 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
             f"{source}: expected a mapping at the top level, got {type(data).__name__}"
         )
     try:
-        return StudyConfig.model_validate(data)
+        cfg = StudyConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, source)) from err
+    _check_member_specs(cfg.ensemble, source)
+    return cfg
+
+
+# valid stand-ins for the fields a task's defaults fill in, so that the overrides a config
+# gives are checked (names, types, ranges) before the task is known or anything is written
+_ARCH_STANDIN = {"family": "mlp", "width": 1, "depth": 1, "activation": "relu", "latent_dim": 1}
+_TRAIN_STANDIN = {"epochs": 1, "batch_size": 1, "lr": 1.0, "n_train": 1, "n_val": 1, "patience": 1}
+
+
+def _check_member_specs(ens: EnsembleConfig, source: str) -> None:
+    """Validate ``ensemble.train`` and each ``ensemble.architectures`` entry key by key."""
+    from .models.spec import ArchSpec, TrainSpec
+
+    checks = [(("ensemble", "train"), TrainSpec, _TRAIN_STANDIN, ens.train)]
+    for i, arch in enumerate(ens.architectures):
+        checks.append((("ensemble", "architectures", i), ArchSpec, _ARCH_STANDIN, arch))
+    for loc, spec, standin, given in checks:
+        try:
+            spec.model_validate({**standin, **given})
+        except ValidationError as err:
+            raise ConfigError(_format_errors(err, source, prefix=loc)) from err
 
 
 def load_config(path_or_data: str | os.PathLike[str] | dict[str, Any] | StudyConfig) -> StudyConfig:

@@ -19,6 +19,14 @@ class StoreError(EnsembleLensError, ValueError):
     """A study store is missing, incompatible, or does not hold what was asked for."""
 
 
+class StoreLockedError(StoreError):
+    """Another run holds the store's write lock (the message names its pid, host, start)."""
+
+
+class StoreDamagedError(StoreError):
+    """Stored chunks are unreadable or missing (the message names model, layer and chunk)."""
+
+
 class ShapeError(EnsembleLensError, ValueError):
     """Arrays have the wrong shape, mismatched samples, or non-finite values."""
 

@@ -14,9 +14,11 @@ cluster (SLURM, PBS, SGE, LSF, HTCondor).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -82,9 +84,13 @@ class DaskExecutor:
         )
 
     def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        with _quiet_shutdown():
+            try:
+                self.client.close()
+                if self.cluster is not None:
+                    self.cluster.close()
+            except Exception as err:  # the work is done; a failing goodbye must not undo it
+                log.debug("dask shutdown: %s: %s", type(err).__name__, err)
 
     def __enter__(self) -> DaskExecutor:
         return self
@@ -94,6 +100,22 @@ class DaskExecutor:
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.client.scheduler.address!r})"
+
+
+@contextlib.contextmanager
+def _quiet_shutdown() -> Iterator[None]:
+    """Hide dask's expected shutdown noise ("Worker process still alive after 4.0 seconds,
+    killing", CommClosedError of a job that ends first) unless dask logs at DEBUG (-vv)."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    before = [lg.level for lg in loggers]
+    if loggers[0].getEffectiveLevel() > logging.DEBUG:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, before, strict=True):
+            lg.setLevel(level)
 
 
 def _accepts_n_workers() -> bool:

@@ -50,8 +50,10 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     if ctx.store.formulas_tag() == tag:
         return {"skipped": "formulas up to date"}
     records: list[dict[str, Any]] = []
-    for layer in layers:
+    for i, layer in enumerate(layers):
+        ctx.tick("SR layers", i, len(layers))
         records += distill_layer(ctx, layer)
+        ctx.tick("SR layers", i + 1, len(layers))
     ctx.store.write_formulas(records, tag)
     found = [r for r in records if r.get("expression")]
     return {"formulas": len(found), "components": len(records)}

@@ -108,9 +108,11 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def run_member(
-    store_path: str, cfg_json: dict[str, Any], member_json: dict[str, Any]
+    store_path: str, cfg_json: dict[str, Any], member_json: dict[str, Any], force: bool = False
 ) -> dict[str, Any]:
-    """Executor task: build (train / load) one member and record it. Returns its metrics."""
+    """Executor task: build (train / load) one member and record it. Returns its metrics.
+
+    ``force`` rebuilds a member that is stored complete (``--redo``)."""
     from ..config import load_config
     from ..record.hooks import resolve_layers
     from ..record.recorder import record_into
@@ -118,7 +120,7 @@ def run_member(
     cfg = load_config(cfg_json)
     member = MemberSpec(**member_json)
     store = open_store(store_path, mode="a")
-    if is_done(store, member):
+    if not force and is_done(store, member):
         return {"id": member.id, "action": "skipped"}
     start = time.perf_counter()
     if member.source == "ingested" and member.ingest["kind"] == "activations":
@@ -193,7 +195,16 @@ def _build(task: Any, member: MemberSpec) -> tuple[Any, Any, dict[str, Any], byt
         torch.manual_seed(member.seed)
         model = task.build_model(arch, member.seed).eval()
         return model, task.probe_module(model), {}, save_checkpoint(model), None
-    result = train_member(task, arch, TrainSpec(**member.train), member.seed)
+    from ..execution.events import emit
+
+    train = TrainSpec(**member.train)
+    result = train_member(
+        task,
+        arch,
+        train,
+        member.seed,
+        progress=lambda epoch, _row: emit(f"epochs {member.id}", epoch, train.epochs),
+    )
     metrics = {k: float(v) for k, v in result.metrics.items()}
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
 

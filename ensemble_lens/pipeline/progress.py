@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +13,20 @@ from .stages import Progress
 
 
 @contextlib.contextmanager
-def console_progress() -> Iterator[Progress | None]:
-    """A rich progress bar per stage when stderr is a terminal, else no progress callback."""
-    if not sys.stderr.isatty():
-        yield None
+def console_progress(tty: bool | None = None) -> Iterator[Progress]:
+    """A progress callback ``(label, done, total)`` for a CLI run.
+
+    On a terminal (``tty``, default: whether stderr is one): one rich bar per label (members,
+    each member's epochs, pairs per layer, SR layers). Otherwise one plain line per event on
+    stderr, throttled to every tenth of the way, the first and the last event and at least one
+    line a minute per label, so a log file shows the run moving without thousands of lines.
+    """
+    if tty is None:
+        tty = sys.stderr.isatty()
+    if not tty:
+        yield _LinePrinter()
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     bars: dict[str, Any] = {}
@@ -24,6 +35,7 @@ def console_progress() -> Iterator[Progress | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=False,
     ) as prog:
 
@@ -33,6 +45,32 @@ def console_progress() -> Iterator[Progress | None]:
             prog.update(bars[label], completed=done, total=total)
 
         yield update
+
+
+class _LinePrinter:
+    """One line per progress event on stderr (thread-safe: dask delivers from its own thread)."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self._last: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            last_done, last_t = self._last.get(label, (-1, 0.0))
+            step = max(1, total // 10)
+            due = (
+                last_done < 0
+                or done >= total
+                or done // step > last_done // step
+                or now - last_t >= self.every_s
+            )
+            if not due or done == last_done:
+                return
+            self._last[label] = (done, now)
+            stamp = time.strftime("%H:%M:%S")
+            print(f"{stamp} progress {label}: {done}/{total}", file=sys.stderr, flush=True)
 
 
 def print_summary(result: Any) -> None:

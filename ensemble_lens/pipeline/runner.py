@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import StudyConfig, load_config
+from ..errors import ConfigError
+from ..record.lock import StoreLock
 from ..record.store import StudyStore, open_store
 from .stages import (
     Progress,
@@ -93,6 +95,8 @@ def run_study(
     *,
     stages: Sequence[Stage] | None = None,
     progress: Progress | None = None,
+    redo: Sequence[str] = (),
+    wait: bool = False,
 ) -> StudyResult:
     """Run a study: probe, train + record members, compare, consensus, distill, report.
 
@@ -108,6 +112,20 @@ def run_study(
         ``submit``); default: built from the config's ``execution`` section and closed after.
     stages
         Run only these stages (default: all, in order).
+    progress
+        Called as ``progress(label, done, total)`` for members, epochs, pairs and components.
+    redo
+        Member ids to rebuild (retrain / re-ingest and re-record) even when stored complete,
+        e.g. after ``inspect --verify`` found a damaged chunk of theirs.
+    wait
+        When another run holds the store's lock, wait for it instead of raising
+        :class:`~ensemble_lens.errors.StoreLockedError`.
+
+    Raises
+    ------
+    ConfigError, StoreError
+        Before anything is written: a bad config, no members, a store path that is a file or
+        read-only; :class:`~ensemble_lens.errors.StoreLockedError` when another run writes it.
 
     Examples
     --------
@@ -115,8 +133,27 @@ def run_study(
     >>> [f["expression"] for f in result.formulas]       # doctest: +SKIP
     """
     cfg = load_config(config)
-    if not isinstance(store, StudyStore):
-        store = open_store(store if store is not None else cfg.store_path(), mode="a")
+    wanted = tuple(stages) if stages else ALL_STAGES
+    path = store.path if isinstance(store, StudyStore) else Path(store or cfg.store_path())
+    from .members import task_of
+
+    task = task_of(cfg)
+    check_members(cfg, task, path, wanted, tuple(redo))  # everything checked before writing
+    with StoreLock(path, wait=wait):
+        if not isinstance(store, StudyStore):
+            store = open_store(path, mode="a")
+        return _run_locked(cfg, store, task, executor, wanted, progress, tuple(redo))
+
+
+def _run_locked(
+    cfg: StudyConfig,
+    store: StudyStore,
+    task: Any,
+    executor: Any,
+    wanted: tuple[Stage, ...],
+    progress: Progress | None,
+    redo: tuple[str, ...],
+) -> StudyResult:
     store.write_study_attrs(
         config=cfg.model_dump(mode="json"),
         config_sha256=cfg.sha256(),
@@ -124,12 +161,9 @@ def run_study(
         task=cfg.task.name if cfg.task else None,
         package_versions=package_versions(),
     )
-    from .members import task_of
-
-    wanted = tuple(stages) if stages else ALL_STAGES
     result = StudyResult(store)
     with _executor_for(cfg, executor) as ex:
-        ctx = StageContext(cfg, store, task_of(cfg), ex, progress)
+        ctx = StageContext(cfg, store, task, ex, progress, redo=redo)
         for stage in ALL_STAGES:
             if stage not in wanted:
                 continue
@@ -142,6 +176,53 @@ def run_study(
     if "report" in wanted:
         result.report = result.outcomes.get("report")
     return result
+
+
+def check_members(
+    cfg: StudyConfig, task: Any, path: Path, wanted: Sequence[str], redo: Sequence[str]
+) -> None:
+    """Refuse, before anything is written, a study with no members and unknown ``redo`` ids."""
+    from .members import expand_members
+
+    ids = [m.id for m in expand_members(cfg, task)]
+    if not ids and not _has_models(path):
+        raise ConfigError(
+            "ensemble: the study has no members (ensemble.seeds is empty and nothing is listed "
+            "under ensemble.ingest); give at least one seed or ingested model"
+        )
+    unknown = [m for m in redo if m not in ids]
+    if unknown:
+        raise ConfigError(
+            f"--redo {', '.join(unknown)}: not a member of this config (members: "
+            f"{', '.join(ids) or 'none'})"
+        )
+    for i, ing in enumerate(cfg.ensemble.ingest):
+        check_ingest_file(ing, f"ensemble.ingest.{i}")
+    if redo and not {"train", "record"} & set(wanted):
+        raise ConfigError("--redo rebuilds members: use it with run, train or record")
+
+
+def check_ingest_file(ing: Any, where: str) -> None:
+    """An ingested member's file exists, and a torch file starts like one (zip or pickle)."""
+    if not ing.path:
+        return
+    path = Path(ing.path)
+    if not path.exists():
+        raise ConfigError(f"{where}.path: no such file or directory: {path}")
+    if ing.kind in ("state_dict", "torchscript") and path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+            raise ConfigError(
+                f"{where}.path: {path} is not a torch file (torch.save writes a zip archive "
+                f"or a pickle; this starts with {head!r})"
+            )
+
+
+def _has_models(path: Path) -> bool:
+    if not (path / "zarr.json").is_file():
+        return False
+    return bool(open_store(path, mode="r").complete_models)
 
 
 def _run_stage(stage: Stage, ctx: StageContext, wanted: tuple[str, ...]) -> Any:

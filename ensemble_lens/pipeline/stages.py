@@ -7,8 +7,9 @@ re-run resumes after a crash and a changed setting re-runs only what depends on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..config import StudyConfig, stable_hash
 from ..errors import ExecutionError, StoreError
+from ..execution.events import listening
 from ..record.store import StudyStore
 from .members import expand_members, is_done, member_line, run_member
 
@@ -33,6 +35,7 @@ class StageContext:
     task: Any
     executor: Any
     progress: Progress | None = None
+    redo: tuple[str, ...] = ()  # member ids to rebuild even when stored complete
 
     def tick(self, label: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -76,15 +79,26 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
         for m in expand_members(ctx.cfg, ctx.task)
         if only in (None, m.source) or (only == "trained" and m.source == "untrained")
     ]
-    todo = [m for m in members if not is_done(ctx.store, m)]
+    todo = [m for m in members if m.id in ctx.redo or not is_done(ctx.store, m)]
     log.info("%d members, %d to build", len(members), len(todo))
     cfg_json = ctx.cfg.model_dump(mode="json")
-    futures = {
-        m.id: ctx.executor.submit(
-            run_member, str(ctx.store.path), cfg_json, m.to_dict(), key=f"member-{m.id}"
-        )
-        for m in todo
-    }
+    ctx.tick("members", 0, len(todo))
+    with listening(ctx.executor, ctx.progress):  # before submitting: serial tasks run at once
+        futures = {
+            m.id: ctx.executor.submit(
+                run_member,
+                str(ctx.store.path),
+                cfg_json,
+                m.to_dict(),
+                key=f"member-{m.id}",
+                force=m.id in ctx.redo,
+            )
+            for m in todo
+        }
+        return _collect_members(ctx, futures, len(todo))
+
+
+def _collect_members(ctx: StageContext, futures: dict[str, Any], n: int) -> list[dict[str, Any]]:
     results, failures = [], {}
     for i, (mid, fut) in enumerate(_as_completed(futures)):
         try:
@@ -94,10 +108,10 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
         except Exception as err:  # collect, so the other members still finish
             failures[mid] = err
             log.error("member %s failed: %s", mid, err)
-        ctx.tick("members", i + 1, len(todo))
+        ctx.tick("members", i + 1, n)
     if failures:
         detail = "; ".join(f"{k}: {type(v).__name__}: {v}" for k, v in failures.items())
-        raise ExecutionError(f"{len(failures)} of {len(todo)} members failed: {detail}") from next(
+        raise ExecutionError(f"{len(failures)} of {n} members failed: {detail}") from next(
             iter(failures.values())
         )
     return results
@@ -135,6 +149,20 @@ def recorded_layers(ctx: StageContext) -> list[str]:
     return sorted(common)
 
 
+@contextlib.contextmanager
+def damage_named(store: StudyStore, ids: list[str], layer: str) -> Iterator[None]:
+    """Before reading members' layer, refuse missing chunks (they would read as NaN); when the
+    reading fails, name the damaged model, layer and chunk instead of a bare decoder error."""
+    from ..record.verify import check_layers
+
+    check_layers(store, ids, layer)
+    try:
+        yield
+    except Exception:
+        check_layers(store, ids, layer, read=True)  # raises StoreDamagedError if damaged
+        raise
+
+
 def _members_tag(ctx: StageContext, ids: list[str]) -> dict[str, Any]:
     return {m: ctx.store.model_attrs(m).get("tag") for m in ids}
 
@@ -154,15 +182,26 @@ def stage_similarity(ctx: StageContext) -> dict[str, str]:
         if ctx.store.result_tag("similarity", layer) == tag:
             out[layer] = "skipped"
             continue
-        data = {m: ctx.store.activations(m, layer) for m in ids}
-        ds = _similarity_dataset(data, scfg, ctx.executor, pairwise)
+        with damage_named(ctx.store, ids, layer):
+            data = {m: ctx.store.activations(m, layer) for m in ids}
+            tick = _pair_ticker(ctx, layer, len(ids), len(scfg.metrics) * (1 + bool(scfg.n_perm)))
+            ds = _similarity_dataset(data, scfg, ctx.executor, pairwise, tick)
         ctx.store.write_result("similarity", layer, ds, tag)
         out[layer] = "written"
     return out
 
 
-def _similarity_dataset(data: dict[str, Any], scfg: Any, executor: Any, pairwise: Any) -> Any:
-    """Every configured metric; the moments-based ones share one streaming pass."""
+def _pair_ticker(ctx: StageContext, layer: str, k: int, n_matrices: int) -> Callable[[int], None]:
+    """``tick(matrices_done)`` -> progress of ``pairs <layer>`` counted in member pairs."""
+    n_pairs = k * (k - 1) // 2
+    return lambda done: ctx.tick(f"pairs {layer}", done * n_pairs, n_matrices * n_pairs)
+
+
+def _similarity_dataset(
+    data: dict[str, Any], scfg: Any, executor: Any, pairwise: Any, tick: Callable[[int], None]
+) -> Any:
+    """Every configured metric; the moments-based ones share one streaming pass.
+    ``tick(n)`` is called with the number of matrices done after each one."""
     import xarray as xr
 
     from ..similarity import MOMENT_METRICS, compute_moments, pairwise_permutation_test
@@ -182,6 +221,7 @@ def _similarity_dataset(data: dict[str, Any], scfg: Any, executor: Any, pairwise
             variables[f"{metric}_pvalue"] = pairwise_permutation_test(
                 data, name, n_perm=scfg.n_perm, seed=scfg.seed, executor=executor, **kwargs
             )
+        tick(len(variables))
     return xr.Dataset(variables)
 
 
@@ -206,8 +246,11 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         if ctx.store.result_tag("consensus", layer) == tag:
             out[layer] = "skipped"
             continue
-        acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
-        untrained = [np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls]
+        with damage_named(ctx.store, ids + nulls, layer):
+            acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
+            untrained = [
+                np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls
+            ]
         weights = None
         if ccfg.weights == "validation":
             metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}

@@ -81,8 +81,16 @@ def _load_state(model: Any, path: Path, model_id: str) -> None:
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise IngestError(f"model {model_id!r}: cannot read state_dict {path}: {err}") from err
+    except Exception as err:  # a garbage file fails inside the unpickler with any error type
+        raise IngestError(
+            f"model {model_id!r}: cannot read state_dict {path}: not a torch state_dict file, "
+            f"or one holding more than tensors, which is never unpickled ({type(err).__name__})"
+        ) from err
+    if not isinstance(state, dict):
+        raise IngestError(
+            f"model {model_id!r}: state_dict {path} holds a {type(state).__name__}, "
+            "expected a mapping of parameter names to tensors"
+        )
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:

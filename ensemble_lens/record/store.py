@@ -165,6 +165,7 @@ class StudyStore:
         zarr = _zarr()
         root = zarr.open_group(str(self.path), mode="a")
         root.attrs.update({"schema_version": SCHEMA_VERSION, "package_version": __version__})
+        root.attrs["all_chunks_written"] = True  # every chunk is on disk: a missing one is damage
         for sub in ("models", "_staging"):
             zarr.open_group(str(self.path / sub), mode="a")
 
@@ -285,7 +286,9 @@ class StudyStore:
             chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
             ds.sizes["variable"],
         )
-        ds.to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
+        ds.to_zarr(
+            str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
+        )
         self._swap_in(staged, self.path / "probe")
         self._probe_cache = None
 
@@ -528,7 +531,9 @@ class StudyStore:
         ds = _encode_strings(dataset.copy())
         ds.attrs["tag"] = tag
         staged = self._staging_dir(f"{kind}@{layer}")
-        ds.to_zarr(str(staged), mode="w", consolidated=False, zarr_format=3)
+        ds.to_zarr(
+            str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
+        )
         self._swap_in(staged, self.path / kind / layer)
 
     def result_layers(self, kind: str) -> list[str]:
@@ -594,7 +599,12 @@ class ModelWriter:
     def write_checkpoint(self, data: bytes) -> None:
         arr = np.frombuffer(data, dtype=np.uint8)
         z = self._group.create_array(
-            "checkpoint", shape=arr.shape, dtype="uint8", chunks=(max(arr.size, 1),), overwrite=True
+            "checkpoint",
+            shape=arr.shape,
+            dtype="uint8",
+            chunks=(max(arr.size, 1),),
+            config={"write_empty_chunks": True},
+            overwrite=True,
         )
         z[:] = arr
 
