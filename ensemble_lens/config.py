@@ -160,6 +160,16 @@ class ExecutionConfig(_Strict):
     workers: int | None = None
     retries: int = Field(default=2, ge=0)
     jobqueue: JobqueueConfig | None = None
+    #: members built per executor task (None: enough tasks for ~4 per worker, at most 64
+    #: members each); a finished member is stored at once, so resume stays per member
+    members_per_task: int | None = Field(default=None, ge=1)
+    #: where members train: ``cpu``, ``cuda`` (error when there is none) or ``auto``
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    #: ``member``: one network at a time (bit-reproducible); ``vmap``: members of one
+    #: architecture and training spec in a task train together (torch.func, stacked params)
+    train_mode: Literal["member", "vmap"] = "member"
+    #: most members trained together by one vmap call (bounds the stacked parameter memory)
+    vmap_max_members: int = Field(default=64, ge=1)
 
 
 class StudyConfig(_Strict):

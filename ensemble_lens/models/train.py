@@ -16,6 +16,7 @@ import copy
 import io
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ensemble_lens.errors import ConfigError, ExecutionError, IngestError
+from ensemble_lens.errors import BackendUnavailableError, ConfigError, ExecutionError, IngestError
 from ensemble_lens.models.spec import ArchSpec, TrainSpec
 from ensemble_lens.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainResult", "load_checkpoint", "save_checkpoint", "train_member"]
+__all__ = ["TrainResult", "load_checkpoint", "resolve_device", "save_checkpoint", "train_member"]
 
 Progress = Callable[[int, dict[str, float]], None]
 
@@ -94,9 +95,45 @@ def load_checkpoint(task: Task, arch: ArchSpec, data: bytes, *, seed: int = 0) -
     return model.eval()
 
 
+def resolve_device(device: str = "cpu") -> torch.device:
+    """The torch device for ``execution.device``: ``cpu``, ``cuda`` or ``auto``.
+
+    ``auto`` is ``cuda`` when :func:`torch.cuda.is_available`, else ``cpu``.
+
+    Raises
+    ------
+    BackendUnavailableError
+        ``cuda`` was asked for and torch sees no CUDA device.
+    ConfigError
+        Any other name.
+    """
+    if device not in ("cpu", "cuda", "auto"):
+        raise ConfigError(f"execution.device: expected 'cpu', 'cuda' or 'auto', got {device!r}")
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise BackendUnavailableError(
+            f"execution.device: 'cuda' asked for, but torch {torch.__version__} sees no CUDA "
+            "device; use 'auto' (falls back to cpu) or 'cpu'"
+        )
+    return torch.device("cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu")
+
+
+def check_batch_size(task: Task, train: TrainSpec) -> None:
+    """Raise :class:`ConfigError` when no complete batch fits in the training split."""
+    if train.batch_size > train.n_train:
+        raise ConfigError(
+            f"task '{task.name}': expected TrainSpec.batch_size <= n_train, got batch_size "
+            f"{train.batch_size} and n_train {train.n_train}"
+        )
+
+
 @contextlib.contextmanager
 def _torch_settings() -> Iterator[None]:
-    """One torch thread and deterministic algorithms, restored afterwards."""
+    """One torch thread and deterministic algorithms, restored afterwards.
+
+    Deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``; it is set (if unset) here.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
@@ -110,6 +147,19 @@ def _torch_settings() -> Iterator[None]:
 
 def _take(data: dict[str, torch.Tensor], idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
     return {k: v[idx] for k, v in data.items()}
+
+
+def to_device(data: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The tensors of ``data`` on ``device`` (the same dict when already there)."""
+    return {k: v.to(device) for k, v in data.items()}
+
+
+def split_data(task: Task, train: TrainSpec, seed: int) -> tuple[dict, dict]:
+    """(training, validation) splits of the member data: ``task.make_data`` with
+    ``train.data_seed`` (the member ``seed`` when that is ``None``), first ``n_train`` rows."""
+    data_seed = seed if train.data_seed is None else train.data_seed
+    data = task.make_data(train.n_train + train.n_val, data_seed)
+    return _take(data, slice(0, train.n_train)), _take(data, slice(train.n_train, None))
 
 
 def _validation_loss(task: Task, model: nn.Module, data: dict, batch_size: int) -> float:
@@ -181,7 +231,13 @@ def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -
 
 
 def train_member(
-    task: Task, arch: ArchSpec, train: TrainSpec, seed: int, *, progress: Progress | None = None
+    task: Task,
+    arch: ArchSpec,
+    train: TrainSpec,
+    seed: int,
+    *,
+    progress: Progress | None = None,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train one member network of ``task`` with early stopping on a validation split.
 
@@ -205,6 +261,8 @@ def train_member(
         Member seed.
     progress : callable, optional
         Called after every epoch as ``progress(epoch, {"epoch", "train_loss", "val_loss"})``.
+    device : {"cpu", "cuda", "auto"}
+        Where to train (see :func:`resolve_device`); the returned model is on the CPU.
 
     Returns
     -------
@@ -215,23 +273,21 @@ def train_member(
     ------
     ConfigError
         ``batch_size`` exceeds ``n_train`` (no complete batch to train on).
+    BackendUnavailableError
+        ``device="cuda"`` and there is no CUDA device.
     ExecutionError
         The loss became non-finite.
     """
-    if train.batch_size > train.n_train:
-        raise ConfigError(
-            f"task '{task.name}': expected TrainSpec.batch_size <= n_train, got batch_size "
-            f"{train.batch_size} and n_train {train.n_train}"
-        )
+    check_batch_size(task, train)
+    dev = resolve_device(device)
     start = time.perf_counter()
     with _torch_settings():
-        data_seed = seed if train.data_seed is None else train.data_seed
-        data = task.make_data(train.n_train + train.n_val, data_seed)
-        data_tr = _take(data, slice(0, train.n_train))
-        data_va = _take(data, slice(train.n_train, None))
-        model = task.build_model(arch, seed)
-        fit = _fit(task, model, data_tr, data_va, train, seed, progress)
-        model.eval()
+        data_tr, data_va = split_data(task, train, seed)
+        model = task.build_model(arch, seed).to(dev)
+        fit = _fit(
+            task, model, to_device(data_tr, dev), to_device(data_va, dev), train, seed, progress
+        )
+        model.to("cpu").eval()
         metrics = dict(task.score(model, data_va))
         if hasattr(model, "latent_activations"):
             model.latent_activations = None  # type: ignore[assignment]

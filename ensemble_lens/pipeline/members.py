@@ -114,8 +114,6 @@ def run_member(
 
     ``force`` rebuilds a member that is stored complete (``--redo``)."""
     from ..config import load_config
-    from ..record.hooks import resolve_layers
-    from ..record.recorder import record_into
 
     cfg = load_config(cfg_json)
     member = MemberSpec(**member_json)
@@ -127,25 +125,35 @@ def run_member(
         return _ingest_arrays(store, member, start)
     with one_torch_thread():
         task = task_of(cfg)
-        _model, probe_model, metrics, ckpt, input_fn = _build(task, member)
-        layers = _layers(cfg, task, member)
-        modules = resolve_layers(probe_model, layers, member.id)
-        with store.model_writer(member.id, overwrite=True) as writer:
-            writer.set_attrs(
-                tag=member.tag,
-                source=member.source,
-                seed=member.seed,
-                architecture=member.arch,
-                train=member.train,
-                task=cfg.task.name if cfg.task else None,
-                metrics=metrics,
-                status="recording",
-            )
-            if ckpt is not None:
-                writer.write_checkpoint(ckpt)
-            record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn)
+        built = _build(task, member, cfg.execution.device)
+        _record(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
-    return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
+    return {"id": member.id, "action": member.source, "seconds": seconds, **built[2]}
+
+
+def _record(store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple) -> None:
+    """Record one built member (model, probe module, metrics, checkpoint, input_fn) into its
+    model group, written through the store's staging."""
+    from ..record.hooks import resolve_layers
+    from ..record.recorder import record_into
+
+    _model, probe_model, metrics, ckpt, input_fn = built
+    layers = _layers(cfg, task, member)
+    modules = resolve_layers(probe_model, layers, member.id)
+    with store.model_writer(member.id, overwrite=True) as writer:
+        writer.set_attrs(
+            tag=member.tag,
+            source=member.source,
+            seed=member.seed,
+            architecture=member.arch,
+            train=member.train,
+            task=cfg.task.name if cfg.task else None,
+            metrics=metrics,
+            status="recording",
+        )
+        if ckpt is not None:
+            writer.write_checkpoint(ckpt)
+        record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn)
 
 
 def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, Any]:
@@ -181,7 +189,9 @@ def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:
     return [task.latent_layer]
 
 
-def _build(task: Any, member: MemberSpec) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
+def _build(
+    task: Any, member: MemberSpec, device: str = "cpu"
+) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
     """(model, probe module, metrics, checkpoint bytes, input_fn) of one member."""
     from ..models.spec import ArchSpec, TrainSpec
     from ..models.train import save_checkpoint, train_member
@@ -203,8 +213,14 @@ def _build(task: Any, member: MemberSpec) -> tuple[Any, Any, dict[str, Any], byt
         arch,
         train,
         member.seed,
+        device=device,
         progress=lambda epoch, _row: emit(f"epochs {member.id}", epoch, train.epochs),
     )
+    return _from_result(task, result)
+
+
+def _from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
+    """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
     metrics = {k: float(v) for k, v in result.metrics.items()}
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
 

@@ -19,7 +19,8 @@ from ..config import StudyConfig, stable_hash
 from ..errors import ExecutionError, StoreError
 from ..execution.events import listening
 from ..record.store import StudyStore
-from .members import expand_members, is_done, member_line, run_member
+from .batching import batch_members, run_member_batch
+from .members import expand_members, is_done, member_line
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def stage_probe(ctx: StageContext) -> str:
 
 # ------------------------------------------------------------------------------------ members
 def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, Any]]:
-    """Train / load and record every member not already done; one executor task per member.
+    """Train / load and record every member not already done, in batches of members per
+    executor task (:mod:`ensemble_lens.pipeline.batching`).
 
     ``only``: ``"trained"`` or ``"ingested"`` to run one kind of member.
     """
@@ -81,40 +83,51 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
     ]
     todo = [m for m in members if m.id in ctx.redo or not is_done(ctx.store, m)]
     log.info("%d members, %d to build", len(members), len(todo))
-    cfg_json = ctx.cfg.model_dump(mode="json")
     ctx.tick("members", 0, len(todo))
     with listening(ctx.executor, ctx.progress):  # before submitting: serial tasks run at once
-        futures = {
-            m.id: ctx.executor.submit(
-                run_member,
-                str(ctx.store.path),
-                cfg_json,
-                m.to_dict(),
-                key=f"member-{m.id}",
-                force=m.id in ctx.redo,
-            )
-            for m in todo
-        }
-        return _collect_members(ctx, futures, len(todo))
-
-
-def _collect_members(ctx: StageContext, futures: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    results, failures = [], {}
-    for i, (mid, fut) in enumerate(_as_completed(futures)):
-        try:
-            res = fut.result()
-            results.append(res)
-            log.info("member %s: %s", mid, member_line(res))
-        except Exception as err:  # collect, so the other members still finish
-            failures[mid] = err
-            log.error("member %s failed: %s", mid, err)
-        ctx.tick("members", i + 1, n)
+        results, failures = _run_batches(ctx, todo)
+    n = len(todo)
     if failures:
         detail = "; ".join(f"{k}: {type(v).__name__}: {v}" for k, v in failures.items())
         raise ExecutionError(f"{len(failures)} of {n} members failed: {detail}") from next(
             iter(failures.values())
         )
     return results
+
+
+def _run_batches(ctx: StageContext, todo: list[Any]) -> tuple[list[dict], dict[str, Exception]]:
+    """Submit the members in batches (``execution.members_per_task``); collect per member."""
+    ex = ctx.cfg.execution
+    batches = batch_members(todo, ex.members_per_task, getattr(ctx.executor, "n_workers", 1))
+    cfg_json = ctx.cfg.model_dump(mode="json")
+    futures = {
+        f"{b[0].id}+{len(b) - 1}": ctx.executor.submit(
+            run_member_batch,
+            str(ctx.store.path),
+            cfg_json,
+            [m.to_dict() for m in b],
+            key=f"members-{b[0].id}",
+            force=[m.id for m in b if m.id in ctx.redo],
+        )
+        for b in batches
+    }
+    sizes = {f"{b[0].id}+{len(b) - 1}": [m.id for m in b] for b in batches}
+    results, failures, done = [], {}, 0
+    for name, fut in _as_completed(futures):
+        try:
+            batch = fut.result()
+        except Exception as err:  # collect, so the other batches still finish
+            batch = [{"id": mid, "action": "failed", "error": err} for mid in sizes[name]]
+        for res in batch:
+            if res.get("action") == "failed":
+                failures[res["id"]] = res["error"]
+                log.error("member %s failed: %s", res["id"], res["error"])
+            else:
+                results.append(res)
+                log.info("member %s: %s", res["id"], member_line(res))
+        done += len(batch)
+        ctx.tick("members", done, len(todo))
+    return results, failures
 
 
 def _as_completed(futures: dict[str, Any]) -> list[tuple[str, Any]]:

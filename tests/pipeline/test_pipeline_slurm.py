@@ -1,0 +1,115 @@
+"""A study on a real SLURM cluster through dask-jobqueue, with a worker job cancelled mid-run.
+
+Needs a running SLURM (``scripts/slurm_local.sh`` installs and starts a one-node cluster as
+root; ``.ci/run`` calls it). Without one the test is skipped with the reason (``pytest -ra``).
+The execution section is ``configs/profiles/slurm.yaml`` (what a user submits to a real
+cluster) with only the site values changed for the one local node.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from user_tasks import tiny_config
+
+from ensemble_lens import open_store, run_study
+from ensemble_lens.config import load_config, with_profile
+from ensemble_lens.execution import make_executor
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+PROFILE = Path(__file__).parents[2] / "configs" / "profiles" / "slurm.yaml"
+
+
+def _require_slurm() -> None:
+    if shutil.which("sinfo") is None:
+        pytest.skip("SLURM not installed (no sinfo on PATH); run scripts/slurm_local.sh as root")
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.split()
+    except (subprocess.SubprocessError, OSError) as err:
+        pytest.skip(f"SLURM cluster not up: sinfo failed ({err}); run scripts/slurm_local.sh")
+    if not {"idle", "mix"} & set(out):
+        pytest.skip(f"SLURM cluster not up: no idle node (sinfo states {out})")
+    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue not installed (test extra)")
+
+
+def _local_site(cfg: dict, log_dir: Path):
+    """The user's SLURM profile with the site values of this one-node cluster."""
+    study = with_profile(load_config(cfg), PROFILE)
+    ex = study.execution
+    assert ex.scheduler == "jobqueue" and ex.jobqueue.kind == "slurm"
+    options = {
+        **ex.jobqueue.options,
+        "queue": "debug",
+        "walltime": "00:10:00",
+        "job_extra_directives": [],  # not --exclusive: both jobs share the one node
+        "python": sys.executable,
+        "log_directory": str(log_dir),
+        "local_directory": str(log_dir),
+    }
+    jobqueue = ex.jobqueue.model_copy(
+        update={"jobs": 2, "cores": 1, "memory": "2GB", "options": options}
+    )
+    execution = ex.model_copy(update={"jobqueue": jobqueue, "members_per_task": 2, "retries": 3})
+    return study.model_copy(update={"execution": execution})
+
+
+def _job_of_busy_worker(executor) -> str:
+    """SLURM job id of a worker that is running a member task (waits up to 180 s)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        busy = [w for w, tasks in executor.client.processing().items() if tasks]
+        if busy:
+            time.sleep(1.0)  # into training
+            info = executor.client.scheduler_info()["workers"]
+            name = str(info[busy[0]]["name"])
+            for job_name, job in executor.cluster.workers.items():
+                if name == str(job_name) or name.startswith(f"{job_name}-"):
+                    return str(job.job_id)
+        time.sleep(0.3)
+    raise AssertionError("no member task started on a SLURM worker within 180 s")
+
+
+def test_study_on_slurm_survives_a_cancelled_worker_job(tmp_path, user_task_path):
+    _require_slurm()
+    cfg = _local_site(
+        tiny_config(tmp_path / "s.zarr", ensemble={"seeds": [0, 1, 2, 3]}), tmp_path / "logs"
+    )
+    ex = cfg.execution
+    outcome: dict = {}
+    with make_executor(
+        ex.scheduler, workers=ex.workers, retries=ex.retries, jobqueue=ex.jobqueue
+    ) as executor:
+
+        def run() -> None:
+            try:
+                outcome["result"] = run_study(
+                    cfg, executor=executor, stages=["probe", "train", "compare", "consensus"]
+                )
+            except Exception as err:  # surfaced below
+                outcome["error"] = err
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim = _job_of_busy_worker(executor)
+        subprocess.run(["scancel", victim], check=True, timeout=30)
+        print(f"scancel {victim} (a worker job running a member batch)")
+        thread.join(timeout=600)
+        queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+    assert not thread.is_alive(), "the study did not finish within 600 s"
+    assert "error" not in outcome, outcome.get("error")
+    assert victim not in queue.stdout.split()
+    store = open_store(tmp_path / "s.zarr")
+    assert store.complete_models == ["s0", "s1", "s2", "s3"]
+    assert not any(p.name.startswith("model@") for p in (store.path / "_staging").iterdir())
+    assert store.result_tag("consensus", "latent") is not None
+    timings = outcome["result"].timings
+    print("SLURM study stage timings (s):", {k: round(v, 1) for k, v in timings.items()})
