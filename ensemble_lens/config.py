@@ -129,6 +129,10 @@ class ConsensusConfig(_Strict):
     #: (``1 / (1 - val_r2)``; equal when a member has no val_r2), or equal
     weights: Literal["validation", "equal"] = "validation"
     seed: int = 0
+    #: member skill: a member whose validation R^2 (val_r2) is below this learnt nothing of its
+    #: task; when fewer than the share p_support of the scored members reach it, the study
+    #: stops short of formulas (None: no check)
+    min_member_r2: float | None = Field(default=0.5, le=1.0)
 
 
 class DistillConfig(_Strict):
@@ -140,6 +144,12 @@ class DistillConfig(_Strict):
     #: reduce each invariant's formula modulo the others' where simpler (monotone latents)
     reduce: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
+    #: a formula whose extrapolation R^2 is below 0, or more than this below its test R^2,
+    #: is not a result (kept as ``rejected_expression``)
+    max_extrapolation_drop: float = Field(default=0.5, ge=0.0)
+    #: drop-one-member check: the formula is unstable when, refitted on the mean of the other
+    #: members, its R^2 falls more than this below its R^2 on the mean of all members
+    stability_tolerance: float = Field(default=0.02, gt=0.0)
 
 
 class JobqueueConfig(_Strict):

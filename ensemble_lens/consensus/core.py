@@ -52,25 +52,31 @@ logger = logging.getLogger(__name__)
 _MIN_SPLIT = 3
 
 
-def _fit_mask(split: Any, n: int) -> np.ndarray:
-    """Boolean fit mask (n,) from a ``"fit"``/``"test"`` array or a boolean mask."""
+def _split_masks(split: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean fit and test masks (n,) from a ``"fit"``/``"test"``/``"extrapolation"`` array
+    or a boolean fit mask. Extrapolation samples are in neither: they take no part in the
+    decision and get scores like every sample."""
     s = np.asarray(getattr(split, "values", split))
     if s.shape != (n,):
         raise ShapeError(f"split: expected shape ({n},) like the activations, got {s.shape}")
     if s.dtype == bool:
-        fit = s
+        fit, test = s, ~s
     else:
-        bad = sorted({str(v) for v in np.unique(s.astype(str))} - {"fit", "test"})
+        labels = s.astype(str)
+        bad = sorted({str(v) for v in np.unique(labels)} - {"fit", "test", "extrapolation"})
         if bad:
-            raise ShapeError(f"split: expected only 'fit' and 'test' labels, got {bad}")
-        fit = s.astype(str) == "fit"
-    n_fit = int(fit.sum())
-    if min(n_fit, n - n_fit) < _MIN_SPLIT:
+            raise ShapeError(
+                f"split: expected only 'fit' and 'test' labels, got {bad} (samples labelled "
+                "'extrapolation' are allowed too)"
+            )
+        fit, test = labels == "fit", labels == "test"
+    n_fit, n_test = int(fit.sum()), int(test.sum())
+    if min(n_fit, n_test) < _MIN_SPLIT:
         raise ShapeError(
             f"split: expected at least {_MIN_SPLIT} fit and {_MIN_SPLIT} test samples, "
-            f"got {n_fit} fit and {n - n_fit} test"
+            f"got {n_fit} fit and {n_test} test"
         )
-    return fit
+    return fit, test
 
 
 def _check_params(n_null: int, alpha: float, p_support: float) -> None:
@@ -134,7 +140,10 @@ def find_consensus(
         One activation matrix per network, all on the same probe samples (dict keys name the
         models; otherwise ``model{k}``).
     split : array-like (sample,)
-        ``"fit"``/``"test"`` labels, or a boolean mask that is True on fit samples.
+        ``"fit"``/``"test"`` labels, or a boolean mask that is True on fit samples. Samples
+        labelled ``"extrapolation"`` take no part in the alignment, the scores or the nulls,
+        and get components and member scores like every sample (for judging formulas beyond
+        the fitted range).
     method : {"gcca", "procrustes"}
         Aligner: MAXVAR multiset CCA or generalized Procrustes.
     n_components : int, optional
@@ -194,7 +203,7 @@ def find_consensus(
     array([ True,  True, False, False, False, False])
     """
     names, arrays = as_matrices(activations)
-    fit = _fit_mask(split, arrays[0].shape[0])
+    fit, test = _split_masks(split, arrays[0].shape[0])
     _check_params(n_null, alpha, p_support)
     weights = _member_weights(member_weights, names)
     if not 0.0 < max_untrained_r2 <= 1.0:
@@ -204,11 +213,11 @@ def find_consensus(
     opts = _Options(
         method, n_components, variance_keep, n_null, alpha, p_support, min_variance, seed
     )
-    rows = ([x[fit] for x in arrays], [x[~fit] for x in arrays])
+    rows = ([x[fit] for x in arrays], [x[test] for x in arrays])
     aligner = make_aligner(method, n_components, variance_keep)
     aligner.fit(dict(zip(names, rows[0], strict=True)))
     scores = aligner.transform(dict(zip(names, arrays, strict=True)))
-    agree = member_agreement([s[~fit] for s in scores])
+    agree = member_agreement([s[test] for s in scores])
     var = variance_carried(rows[1], aligner.W_)
     threshold = _null_threshold(aligner, rows, opts, executor)
     null_method = "permutation"
@@ -224,9 +233,11 @@ def find_consensus(
         weights,
     )
     if untrained is not None:
-        _untrained_test(ds, arrays, untrained, fit, opts, (max_untrained_r2, min_learned_share))
+        _untrained_test(
+            ds, arrays, untrained, (fit, test), opts, (max_untrained_r2, min_learned_share)
+        )
         null_method += "+untrained"
-    ds.attrs.update(_attrs(opts, ds, aligner, null_method, fit))
+    ds.attrs.update(_attrs(opts, ds, aligner, null_method, (fit, test)))
     logger.info(
         "consensus: %d of %d components (%s null, threshold %.3f)",
         ds.attrs["n_components_kept"],
@@ -238,7 +249,11 @@ def find_consensus(
 
 
 def _attrs(
-    opts: _Options, ds: xr.Dataset, aligner: Any, null_method: str, fit: np.ndarray
+    opts: _Options,
+    ds: xr.Dataset,
+    aligner: Any,
+    null_method: str,
+    masks: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, Any]:
     """Dataset attrs: every parameter, the null method and the decision rule."""
     return {
@@ -250,8 +265,9 @@ def _attrs(
         "n_components_aligned": int(ds.sizes["component"]),
         "pca_components_per_model": list(aligner.n_components_per_model_),
         "null_method": null_method,
-        "n_fit": int(fit.sum()),
-        "n_test": int((~fit).sum()),
+        "n_fit": int(masks[0].sum()),
+        "n_test": int(masks[1].sum()),
+        "n_extrapolation": int((~masks[0] & ~masks[1]).sum()),
         "rule": "member supports j: agreement > null_threshold and variance >= min_variance; "
         "consensus: support >= p_support (and, with untrained networks, is_learned: "
         "untrained_r2 < max_untrained_r2 * trained_r2, or learned_share >= min_learned_share "
@@ -263,25 +279,28 @@ def _untrained_test(
     ds: xr.Dataset,
     members: list[np.ndarray],
     untrained: Sequence[Any] | Mapping[str, Any],
-    fit: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray],
     opts: _Options,
     limits: tuple[float, float],
 ) -> None:
     """Add the untrained null's per-component results (``consensus/untrained.py``) and drop
-    the components it finds not learned. ``limits``: (max_untrained_r2, min_learned_share)."""
+    the components it finds not learned. ``limits``: (max_untrained_r2, min_learned_share);
+    ``masks``: fit and test (extrapolation samples, in neither, are left out)."""
     _, arrays = as_matrices(untrained)
+    fit, test = masks
     if arrays[0].shape[0] != fit.size:
         raise ShapeError(
             f"untrained: expected {fit.size} samples like the activations, got {arrays[0].shape[0]}"
         )
-    scores = ds["member_scores"].values
+    keep = fit | test
+    scores = ds["member_scores"].values[:, keep]
     res = untrained_null(
-        members,
+        [m[keep] for m in members],
         scores,
         # the equal-weight mean: which components are learned must not depend on the weights
         _standardised(scores.mean(axis=0)),
-        arrays,
-        fit,
+        [u[keep] for u in arrays],
+        fit[keep],
         method=opts.method,
         variance_keep=opts.variance_keep,
         max_share=limits[0],

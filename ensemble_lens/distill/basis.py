@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ..align import input_basis_map
 from .sparse import library, monomial_exponents
 
-__all__ = ["major_components", "sparse_basis"]
+__all__ = ["major_components", "searched_basis", "sparse_basis"]
 
 
 def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) -> np.ndarray:
@@ -98,3 +99,31 @@ def _somp(theta: np.ndarray, Y: np.ndarray, max_terms: int, target: float):
         if (1 - resid.var(0) / Y.var(0)).min() >= target:
             break
     return chosen, coef
+
+
+def searched_basis(
+    vec: tuple[str, ...] | None,
+    Y: np.ndarray,
+    M: np.ndarray,
+    X: np.ndarray,
+    names: list[str],
+    weights: np.ndarray,
+):
+    """(labels, Y, member scores, basis name) in the basis the formulas are searched in.
+
+    ``vec``: names of an input vector the latent turns with (equivariant map onto it), or
+    None; ``Y`` (sample, c), ``M`` (member, sample, c), ``X`` (sample, variable) and
+    ``weights`` (c, the components' variance shares). Basis names: "equivariant", "sparse"
+    (:func:`sparse_basis`) or "aligned" (unchanged).
+    """
+    if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
+        top = major_components(weights, len(vec))
+        m = input_basis_map(Y[:, top], X, vector_names=vec, input_names=names)
+        mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
+        return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
+    if Y.shape[1] > 1:
+        R = sparse_basis(Y, X)
+        if R is not None:
+            labels = [f"c{j}" for j in range(Y.shape[1])]
+            return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"
+    return [f"c{j}" for j in range(Y.shape[1])], Y, M, "aligned"

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import sympy
 
-from .basis import major_components, sparse_basis
+from .basis import searched_basis
 from .distill import distill_components
 from .judge import exact_recovery
 from .reduce import Split, reduce_modulo_others
+from .verdict import NO_TRUTH, judge
 
 __all__ = [
     "DistillSettings",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: probe samples with this split label are kept out of the fit and used for extrapolation
+EXTRAPOLATION = "extrapolation"
 
 #: The option through which each backend takes extra unary primitives.
 _FUNCTION_OPTION = {"operon": "functions", "pysr": "unary_operators"}
@@ -66,6 +70,8 @@ class DistillSettings:
     reduce : bool
         Reduce invariants modulo one another (:func:`~ensemble_lens.distill.reduce.
         reduce_modulo_others`) when the latent is known only up to a monotone map.
+    max_extrapolation_drop, stability_tolerance : float
+        See :mod:`ensemble_lens.distill.verdict`.
     """
 
     backend: str = "operon"
@@ -73,6 +79,8 @@ class DistillSettings:
     time_budget: float = 30.0
     seeds: Sequence[int] = (0,)
     reduce: bool = True
+    max_extrapolation_drop: float = 0.5
+    stability_tolerance: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -95,26 +103,40 @@ class Extrapolation:
 
     def targets(self, Y_test: np.ndarray) -> np.ndarray:
         """Each component's extrapolation target (sample, component): the truth it is closest
-        to on the test split, mapped by the affine fit found there."""
+        to on the test split, mapped by the affine fit found there; or, when the component is
+        a mixture (the affine fit on all truths together explains over 0.01 more of its
+        variance, as for an aligned basis that the sparse basis did not disentangle), that
+        joint fit."""
+        names = list(self.truth_test)
+        ones_test, ones_ext = np.ones(len(Y_test)), np.ones(len(self.X))
+        T_test = np.column_stack([self.truth_test[k] for k in names] + [ones_test])
+        T_ext = np.column_stack([self.truth[k] for k in names] + [ones_ext])
         Ye = np.empty((len(self.X), Y_test.shape[1]))
         for j in range(Y_test.shape[1]):
             y = Y_test[:, j]
-            fits = {}
-            for name, t in self.truth_test.items():
-                A = np.column_stack([t, np.ones_like(t)])
-                coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-                fits[name] = (1 - np.var(y - A @ coef) / np.var(y), coef)
-            name = max(fits, key=lambda k: fits[k][0])  # the truth this component is closest to
-            coef = fits[name][1]
-            Ye[:, j] = coef[0] * self.truth[name] + coef[1]
+            best, best_r2 = [len(names)], -np.inf
+            for i in range(len(names)):
+                r2 = _affine_r2(T_test[:, [i, -1]], y)
+                if r2 > best_r2:  # the truth this component is closest to
+                    best, best_r2 = [i, len(names)], r2
+            if _affine_r2(T_test, y) > best_r2 + 0.01:
+                best = list(range(len(names) + 1))
+            coef, *_ = np.linalg.lstsq(T_test[:, best], y, rcond=None)
+            Ye[:, j] = T_ext[:, best] @ coef
         return Ye
+
+
+def _affine_r2(A: np.ndarray, y: np.ndarray) -> float:
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    return float(1 - np.var(y - A @ coef) / np.var(y))
 
 
 @dataclass
 class LayerDistillation:
     """The formula records of one layer and the view of the subspace that was searched.
 
-    ``view``: ``labels``, ``Y`` (sample, component) in the searched basis, ``basis`` name; for
+    ``view``: ``labels``, ``Y`` (sample, component) and ``M`` (member, sample, component) in
+    the searched basis, ``basis`` name, ``extrapolation`` ((inputs, targets) or None); for
     the equivariant basis also ``vector`` (the input vector's names) and ``input_basis``
     (sample, vector): the input vector scaled to the mapped components' length (equal to ``Y``
     when the map is equivariant). Empty when there was no consensus.
@@ -131,6 +153,7 @@ class _Problem:
     X: np.ndarray
     names: list[str]
     test: np.ndarray
+    split: np.ndarray
     layer: str
     primitives: tuple[str, ...]
     vector: tuple[str, ...] | None
@@ -182,7 +205,9 @@ def distill_consensus(
     names : sequence of str
         One name per input variable; formulas are written in these.
     split : ndarray of str, shape (sample,)
-        ``"test"`` marks the held-out samples; the others are fitted.
+        ``"test"`` marks the held-out samples, ``"extrapolation"`` samples beyond the fitted
+        range (used, with the components there as target, when ``extrapolation`` is None);
+        the others are fitted.
     layer : str
         Label copied into the records.
     primitives : sequence of str
@@ -202,11 +227,19 @@ def distill_consensus(
     Returns
     -------
     LayerDistillation
+        One record per basis component (docs/CONTRACTS.md "Formulas"), judged by
+        :func:`ensemble_lens.distill.verdict.judge`; a single "no formula" record when the
+        members are unskilled (``consensus.attrs["member_skill"] == "unskilled"``, see
+        :func:`ensemble_lens.consensus.member_skill`) or no component is consensus.
     """
+    no_truth = {"ground_truth": bool(truths), "truth_note": None if truths else NO_TRUTH}
     keep = np.flatnonzero(consensus["is_consensus"].values)
+    if consensus.attrs.get("member_skill") == "unskilled":
+        log.warning("layer %s: %s", layer, consensus.attrs.get("member_skill_reason"))
+        return LayerDistillation([{**_unskilled(layer, consensus, keep.size), **no_truth}])
     if keep.size == 0:
         log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
-        return LayerDistillation([_no_consensus(layer, consensus)])
+        return LayerDistillation([{**_no_consensus(layer, consensus), **no_truth}])
     problem = _problem(
         X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
         extrapolation, settings, executor,
@@ -218,13 +251,32 @@ def distill_consensus(
         [str(m) for m in consensus["model"].values],
         consensus["variance"].values[keep],
     )
-    X_test = problem.X[problem.test]
+    test, ids = problem.test, [str(m) for m in consensus["model"].values]
+    X_test = problem.X[test]
     records = []
-    for results, basis in per_seed:
+    for j, (results, basis) in enumerate(per_seed):
         pick = _pick(results)
         rec = _record(pick, results, basis)
         rec["exact_recovery_strict"] = strict_recovery(problem.truths, pick, X_test, names)
+        ext = view["extrapolation"]
+        judge(
+            rec,
+            pick,
+            results,
+            X=X_test,
+            y=view["Y"][test, j],
+            member_y=view["M"][:, test, j],
+            member_ids=ids,
+            names=problem.names,
+            extrapolation=None if ext is None else (ext[0], ext[1][:, j]),
+            ground_truth=problem.truths is not None,
+            max_extrapolation_drop=problem.settings.max_extrapolation_drop,
+            stability_tolerance=problem.settings.stability_tolerance,
+        )
         records.append(rec)
+    if skill := consensus.attrs.get("member_skill"):
+        for rec in records:
+            rec["member_skill"] = skill
     return LayerDistillation(records, view)
 
 
@@ -280,7 +332,8 @@ def _problem(
     return _Problem(
         X=np.asarray(X, dtype=np.float64),
         names=list(names),
-        test=np.asarray(split) == "test",
+        test=np.asarray(split).astype(str) == "test",
+        split=np.asarray(split).astype(str),
         layer=layer,
         primitives=tuple(primitives or ()),
         vector=tuple(vector) if vector else None,
@@ -300,14 +353,26 @@ def _extrapolate(problem: _Problem, X_test: np.ndarray, Y_test: np.ndarray):
     return ext.X, ext.targets(Y_test)
 
 
+def _extrapolation_split(problem: _Problem, Y: np.ndarray):
+    """Without a given extrapolation range: the probe's samples labelled "extrapolation",
+    with the components themselves there as the target (the members' own values), or
+    (None, None) when the probe has none."""
+    ext = problem.split == EXTRAPOLATION
+    if problem.extrapolation is not None or not ext.any():
+        return None, None
+    return problem.X[ext], Y[ext]
+
+
 def _search(
     problem: _Problem, Y: np.ndarray, M: np.ndarray, member_ids: list[str], weights: np.ndarray
 ) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
     """Per basis component, every seed's FormulaResult and the basis name; and the view."""
     X, names, test = problem.X, problem.names, problem.test
-    labels, Y, M, basis = _basis(problem.vector, Y, M, X, names, weights)
-    fit = ~test
+    labels, Y, M, basis = searched_basis(problem.vector, Y, M, X, names, weights)
+    fit = ~test & (problem.split != EXTRAPOLATION)
     Xe, Ye = _extrapolate(problem, X[test], Y[test])
+    if Xe is None:
+        Xe, Ye = _extrapolation_split(problem, Y)
     cfg = problem.settings
     monotone = problem.latent_kind == "monotone"
     options = {
@@ -346,7 +411,8 @@ def _search(
             )
         for res in out:
             results.setdefault(res.component, []).append(res)
-    view = {"labels": labels, "Y": Y, "basis": basis}
+    view = {"labels": labels, "Y": Y, "M": M, "basis": basis}
+    view["extrapolation"] = None if Xe is None else (Xe, Ye)
     if basis == "equivariant":
         view.update(_input_view(problem, Y))
     return [(rs, basis) for rs in results.values()], view
@@ -408,30 +474,23 @@ def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
         "backend": None,
         "seed": None,
         "seconds": 0.0,
+        "is_result": False,
         "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
         f"{ds.sizes['component']} aligned components tested): nothing to distill",
     }
 
 
-def _basis(
-    vec: tuple[str, ...] | None,
-    Y: np.ndarray,
-    M: np.ndarray,
-    X: np.ndarray,
-    names: list[str],
-    weights: np.ndarray,
-):
-    """(labels, Y, member scores, basis name) in the basis the formulas are searched in."""
-    if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
-        from ..align import input_basis_map
-
-        top = major_components(weights, len(vec))
-        m = input_basis_map(Y[:, top], X, vector_names=vec, input_names=names)
-        mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
-        return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
-    if Y.shape[1] > 1:
-        R = sparse_basis(Y, X)
-        if R is not None:
-            labels = [f"c{j}" for j in range(Y.shape[1])]
-            return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"
-    return [f"c{j}" for j in range(Y.shape[1])], Y, M, "aligned"
+def _unskilled(layer: str, ds: Any, n_consensus: int) -> dict[str, Any]:
+    """The record of a layer whose members did not learn their task (``n_consensus``
+    components beat the null all the same)."""
+    rec = _no_consensus(layer, ds)
+    attrs = ds.attrs
+    also = f"; besides, {rec['reason']}" if n_consensus == 0 else ""
+    rec.update(
+        reason=str(attrs.get("member_skill_reason")) + also,
+        member_skill="unskilled",
+        members_skilled=list(attrs.get("members_skilled", [])),
+        members_unskilled=list(attrs.get("members_unskilled", [])),
+        median_val_r2=attrs.get("median_val_r2"),
+    )
+    return rec

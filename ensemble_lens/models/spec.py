@@ -57,7 +57,8 @@ class TrainSpec(BaseModel):
     Parameters
     ----------
     epochs : int
-        Maximum number of passes over the training split.
+        Maximum number of passes over the training split; 0 keeps the network as initialised
+        (an untrained null ensemble whose members are still scored on the validation split).
     batch_size : int
         Training examples (systems, pairs, ...) per optimiser step.
     lr : float
@@ -77,11 +78,16 @@ class TrainSpec(BaseModel):
         Seed of the generated data set. An integer (default 0) gives every member the same data
         (members then differ by initialisation and batch order only); ``None`` uses the member
         seed, so every member also sees its own data.
+    target_shuffle : {"none", "shared", "independent"}
+        Null ensembles: the targets of the generated data set are permuted along the example
+        axis, so that no input predicts them. ``"shared"``: one permutation (seeded by the data
+        seed) for every member that sees the same data; ``"independent"``: each member its
+        own permutation (seeded by the member seed). The default ``"none"`` keeps the task.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(gt=0)
+    epochs: int = Field(ge=0)
     batch_size: int = Field(gt=0)
     lr: float = Field(gt=0.0)
     n_train: int = Field(gt=0)
@@ -91,3 +97,4 @@ class TrainSpec(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0.0)
     schedule: Literal["cosine", "plateau", "none"] = "cosine"
     data_seed: int | None = 0
+    target_shuffle: Literal["none", "shared", "independent"] = "none"

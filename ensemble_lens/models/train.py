@@ -31,7 +31,14 @@ from ensemble_lens.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainResult", "load_checkpoint", "resolve_device", "save_checkpoint", "train_member"]
+__all__ = [
+    "TrainResult",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+    "shuffle_targets",
+    "train_member",
+]
 
 Progress = Callable[[int, dict[str, float]], None]
 
@@ -156,9 +163,11 @@ def to_device(data: dict[str, torch.Tensor], device: torch.device) -> dict[str, 
 
 def split_data(task: Task, train: TrainSpec, seed: int) -> tuple[dict, dict]:
     """(training, validation) splits of the member data: ``task.make_data`` with
-    ``train.data_seed`` (the member ``seed`` when that is ``None``), first ``n_train`` rows."""
+    ``train.data_seed`` (the member ``seed`` when that is ``None``), targets shuffled as
+    ``train.target_shuffle`` says (:func:`shuffle_targets`), first ``n_train`` rows."""
     data_seed = seed if train.data_seed is None else train.data_seed
     data = task.make_data(train.n_train + train.n_val, data_seed)
+    data = shuffle_targets(data, train.target_shuffle, data_seed=data_seed, seed=seed)
     return _take(data, slice(0, train.n_train)), _take(data, slice(train.n_train, None))
 
 
@@ -171,6 +180,24 @@ def _validation_loss(task: Task, model: nn.Module, data: dict, batch_size: int) 
             batch = _take(data, slice(start, start + batch_size))
             total += float(task.loss(model, batch).detach()) * len(batch["target"])
     return total / n
+
+
+def shuffle_targets(
+    data: dict[str, torch.Tensor], how: str, *, data_seed: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """The data with ``"target"`` permuted along the example axis (a null ensemble).
+
+    ``how``: ``"none"`` (unchanged), ``"shared"`` (permutation seeded by ``data_seed``: the
+    same for every member that sees the same data) or ``"independent"`` (seeded by the member
+    ``seed``). Training and validation targets are permuted together, so the validation
+    R^2 measures what a member learnt of the shuffled task (nothing).
+    """
+    if how == "none":
+        return data
+    # offset: a member whose seed equals the data seed still gets a permutation of its own
+    gen = torch.Generator().manual_seed(data_seed if how == "shared" else seed + 7919)
+    perm = torch.randperm(len(data["target"]), generator=gen)
+    return {**data, "target": data["target"][perm]}
 
 
 def _scheduler(opt: torch.optim.Optimizer, train: TrainSpec) -> Any:
@@ -204,6 +231,7 @@ def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -
     best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
     history: list[dict[str, float]] = []
     start = time.perf_counter()
+    epoch = 0  # epochs=0: the network as initialised (a null member)
     for epoch in range(1, train.epochs + 1):
         train_loss = _train_epoch(task, model, opt, data_tr, train, gen)
         model.eval()
@@ -226,6 +254,9 @@ def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -
             break
         if train.max_seconds is not None and time.perf_counter() - start > train.max_seconds:
             break
+    if epoch == 0:
+        model.eval()
+        best_loss = _validation_loss(task, model, data_va, train.batch_size)
     model.load_state_dict(best_state)
     return {"val_loss": best_loss, "best_epoch": best_epoch, "epochs": epoch, "history": history}
 

@@ -55,7 +55,7 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
         records += distill_layer(ctx, layer)
         ctx.tick("SR layers", i + 1, len(layers))
     ctx.store.write_formulas(records, tag)
-    found = [r for r in records if r.get("expression")]
+    found = [r for r in records if r.get("is_result")]
     return {"formulas": len(found), "components": len(records)}
 
 
@@ -130,6 +130,8 @@ def _law(ctx: StageContext, X_test: np.ndarray) -> dict[str, Any]:
             time_budget=dcfg.time_budget,
             seeds=tuple(dcfg.seeds),
             reduce=dcfg.reduce,
+            max_extrapolation_drop=dcfg.max_extrapolation_drop,
+            stability_tolerance=dcfg.stability_tolerance,
         ),
         "executor": ctx.executor,
     }

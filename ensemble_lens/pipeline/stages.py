@@ -241,7 +241,7 @@ def _similarity_dataset(
 # ------------------------------------------------------------------------------------ consensus
 def stage_consensus(ctx: StageContext) -> dict[str, str]:
     """Aligned, null-calibrated consensus components per recorded layer."""
-    from ..consensus import consensus_table, find_consensus, validation_weights
+    from ..consensus import consensus_table, find_consensus, member_skill, validation_weights
 
     ccfg = ctx.cfg.consensus
     out = {}
@@ -265,8 +265,8 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
                 np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls
             ]
         weights = None
+        metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}
         if ccfg.weights == "validation":
-            metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}
             weights = validation_weights(metrics)
             if weights is None:
                 lacking = [m for m, v in metrics.items() if validation_weights({m: v}) is None]
@@ -295,6 +295,12 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         )
         if ds.attrs["member_weighting"] == "weighted":
             ds.attrs["member_weighting"] = "validation"
+        if ccfg.min_member_r2 is not None:
+            skill = member_skill(metrics, min_r2=ccfg.min_member_r2, min_fraction=ccfg.p_support)
+            ds.attrs.update(skill.attrs())
+            (log.info if skill.verdict == "skilled" else log.warning)(
+                "layer %s: %s", layer, skill.reason
+            )
         ctx.store.write_result("consensus", layer, ds, tag)
         log.info("consensus of layer %s:\n%s", layer, consensus_table(ds))
         out[layer] = "written"

@@ -364,3 +364,23 @@ def test_a_dead_untrained_network_is_left_out_not_an_error(ensemble, caplog):
     assert "dead at initialisation" in caplog.text
     assert int(ds["is_consensus"].sum()) == 3
     assert ds.attrs["untrained_threshold"] < 1.0  # three live twins still calibrate it
+
+
+def test_extrapolation_samples_take_no_part_but_get_scores():
+    _, nets = mixed_ensemble(K=4, n=N + 200, seed=3)
+    _, twins = mixed_ensemble(K=3, n=N + 200, seed=4)
+    split = np.r_[SPLIT, np.full(200, "extrapolation")]
+    kw = {"n_null": 10, "seed": 0, "variance_keep": 0.999}
+    with_ext = find_consensus(nets, split=split, untrained=twins, **kw)
+    without = find_consensus(
+        [x[:N] for x in nets], split=SPLIT, untrained=[u[:N] for u in twins], **kw
+    )
+    assert with_ext.sizes["sample"] == N + 200 and with_ext.attrs["n_extrapolation"] == 200
+    assert with_ext.attrs["n_test"] == without.attrs["n_test"] == N - N_FIT
+    np.testing.assert_array_equal(with_ext["is_consensus"], without["is_consensus"])
+    for name in ("sharedness", "untrained_r2", "learned_agreement"):
+        np.testing.assert_allclose(with_ext[name], without[name], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        with_ext["member_scores"][:, :N], without["member_scores"], rtol=1e-9, atol=1e-9
+    )
+    assert np.isfinite(with_ext["components"].values[N:]).all()

@@ -16,8 +16,11 @@ def test_specs_forbid_unknown_keys_and_bad_values():
         ArchSpec(family="x", width=4, depth=1, activation="relu", latent_dim=2, heads=3)
     with pytest.raises(pydantic.ValidationError, match="activation"):
         ArchSpec(family="x", width=4, depth=1, activation="swish", latent_dim=2)
-    with pytest.raises(pydantic.ValidationError, match="greater than 0"):
-        TrainSpec(epochs=0, batch_size=4, lr=1e-3, n_train=10, n_val=5, patience=2)
+    with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
+        TrainSpec(epochs=-1, batch_size=4, lr=1e-3, n_train=10, n_val=5, patience=2)
+    with pytest.raises(pydantic.ValidationError, match="target_shuffle"):
+        TrainSpec(epochs=1, batch_size=4, lr=1e-3, n_train=10, n_val=5, patience=2,
+                  target_shuffle="some")  # fmt: skip
     spec = TrainSpec(epochs=1, batch_size=4, lr=1e-3, n_train=10, n_val=5, patience=2)
     assert spec.schedule == "cosine" and spec.data_seed == 0 and spec.max_seconds is None
     assert TrainSpec.model_validate(spec.model_dump()) == spec

@@ -1,0 +1,153 @@
+"""What a scientist can check of a formula, with or without a ground truth.
+
+Every formula record gets, besides test R^2 and support:
+
+* **agreement across SR seeds**: the share of the searches (one per seed) that wrote the same
+  form up to constants (:func:`~ensemble_lens.distill.constants.form_key`);
+* **drop-one-member stability**: the component is re-derived as the mean of the remaining
+  members' aligned components, once per left-out member, and the chosen form (constants
+  refitted) must explain each within ``stability_tolerance`` of its R^2 on the mean of all
+  members; otherwise the formula is flagged ``unstable`` (it depends on one member);
+* **constants across members** (:mod:`~ensemble_lens.distill.constants`);
+* **the extrapolation verdict**: a formula whose extrapolation R^2 is negative, or more than
+  ``max_extrapolation_drop`` below its test R^2, does not hold beyond the probe's range and is
+  not a result: its expression moves to ``rejected_expression`` and ``expression`` is None.
+
+Without a ground truth the records say ``ground_truth: false`` and :data:`NO_TRUTH`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from .constants import constants_across_members, form_key, refit_constants, template
+
+__all__ = ["NO_TRUTH", "drop_one_member", "extrapolation_failure", "judge", "seed_agreement"]
+
+NO_TRUTH = "no ground truth: recovery is not judged"
+
+
+def seed_agreement(pick: Any, results: Sequence[Any]) -> dict[str, Any]:
+    """The seeds whose formula has the pick's form up to constants, and their share."""
+    key = form_key(pick.expr)
+    agree = [r.seed for r in results if r.expr is not None and form_key(r.expr) == key]
+    return {"seed_agreement": len(agree) / len(results), "seeds_agreeing": agree}
+
+
+def drop_one_member(
+    expr: sympy.Expr,
+    X: np.ndarray,
+    member_y: np.ndarray,
+    member_ids: Sequence[str],
+    names: Sequence[str],
+    *,
+    tolerance: float,
+) -> dict[str, Any]:
+    """R^2 of the formula's form (constants refitted) on the mean of all members but one.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+    X : ndarray, shape (sample, variable)
+    member_y : ndarray, shape (member, sample)
+        Each member's aligned component.
+    member_ids, names : sequences of str
+    tolerance : float
+        Largest R^2 loss, against the mean of all members, of a stable formula.
+
+    Returns
+    -------
+    dict
+        ``drop_one_r2`` {left-out member: R^2}, ``drop_one_reference_r2`` (all members) and
+        ``stable`` (None with fewer than 3 members).
+    """
+    if len(member_y) < 3:
+        return {"drop_one_r2": {}, "drop_one_reference_r2": None, "stable": None}
+    t = template(expr)
+    ref = _fit_r2(t, expr, X, member_y.mean(0), names)
+    total = member_y.sum(0)
+    r2 = {
+        str(m): _fit_r2(t, expr, X, (total - member_y[k]) / (len(member_y) - 1), names)
+        for k, m in enumerate(member_ids)
+    }
+    return {
+        "drop_one_r2": r2,
+        "drop_one_reference_r2": ref,
+        "stable": bool(min(r2.values()) >= ref - tolerance),
+    }
+
+
+def _fit_r2(t: Any, expr: sympy.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str]):
+    if not t.slots:
+        from ._expr import affine_r2, evaluate
+
+        return float(affine_r2(evaluate(expr, X, names), y))
+    return float(refit_constants(t, X, y, names).r2)
+
+
+def extrapolation_failure(
+    r2_test: float | None, r2_extrapolation: float | None, max_drop: float
+) -> str | None:
+    """Why a formula does not hold beyond the probe's range, or None when it does (or when
+    there is no extrapolation range)."""
+    if r2_extrapolation is None or r2_test is None:
+        return None
+    if r2_extrapolation < 0 or r2_extrapolation < r2_test - max_drop:
+        return (
+            f"extrapolation R^2 {r2_extrapolation:.3g} is far below test R^2 {r2_test:.3g} "
+            f"(negative, or more than {max_drop:g} lower): the formula does not hold beyond "
+            "the probe's range and is not presented as a result"
+        )
+    return None
+
+
+def judge(
+    rec: dict[str, Any],
+    pick: Any,
+    results: Sequence[Any],
+    *,
+    X: np.ndarray,
+    y: np.ndarray,
+    member_y: np.ndarray,
+    member_ids: Sequence[str],
+    names: Sequence[str],
+    extrapolation: tuple[np.ndarray, np.ndarray] | None,
+    ground_truth: bool,
+    max_extrapolation_drop: float,
+    stability_tolerance: float,
+) -> dict[str, Any]:
+    """The record with the verdicts of this module added (see the module docstring).
+
+    ``X``, ``y``, ``member_y``: test inputs, the component and each member's own component
+    there (member, sample); ``extrapolation``: (inputs, target) or None.
+    """
+    rec.update(ground_truth=ground_truth, truth_note=None if ground_truth else NO_TRUTH)
+    rec.update(
+        is_result=False, flags=[], rejected_expression=None, seed_agreement=None,
+        seeds_agreeing=[], constants=None, drop_one_r2={}, drop_one_reference_r2=None,
+        stable=None,
+    )  # fmt: skip
+    if pick.expr is None:
+        return rec
+    rec.update(seed_agreement(pick, results))
+    if pick.reduced_modulo is None:  # members' remainders are not kept for reduced formulas
+        Xe, ye = extrapolation if extrapolation is not None else (None, None)
+        rec["constants"] = constants_across_members(
+            pick.expr, X, y, member_y, member_ids, names, X_extrap=Xe, y_extrap=ye
+        )
+        rec.update(drop_one_member(pick.expr, X, member_y, member_ids, names,
+                                   tolerance=stability_tolerance))  # fmt: skip
+        if rec["stable"] is False:
+            rec["flags"].append("unstable")
+    failure = extrapolation_failure(pick.r2_test, pick.r2_extrapolation, max_extrapolation_drop)
+    if failure is not None:
+        rec["flags"].append("extrapolation")
+        rec.update(rejected_expression=rec["expression"], expression=None, srepr=None,
+                   latex=None, reason=failure)  # fmt: skip
+        return rec
+    rec["is_result"] = True
+    return rec

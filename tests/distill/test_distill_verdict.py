@@ -1,0 +1,104 @@
+"""Judging without a truth: seeds, drop-one-member stability, extrapolation, member skill.
+
+The consensus Datasets here are built by hand (the layout of docs/CONTRACTS.md "Consensus
+results") so that the answer is known; the search is the real sparse backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+import xarray as xr
+
+from ensemble_lens.distill import DistillSettings, distill_consensus
+from ensemble_lens.distill.verdict import NO_TRUTH, drop_one_member, extrapolation_failure
+
+x1, x2 = sympy.symbols("x1 x2")
+SETTINGS = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1))
+
+
+def _study(law, n=600, n_ext=150, members=4, noise=1e-3, seed=0, ext_range=(1.5, 2.5)):
+    """Inputs, split labels and a one-component consensus Dataset whose members hold ``law``
+    (with small independent noise); the last ``n_ext`` samples lie beyond the fitted range."""
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.uniform(-1, 1, (n, 2)), rng.uniform(*ext_range, (n_ext, 2))]
+    split = np.array(
+        ["fit"] * (n * 3 // 4) + ["test"] * (n - n * 3 // 4) + ["extrapolation"] * n_ext
+    )
+    y = law(X)
+    M = np.stack([y + noise * rng.normal(size=len(y)) for _ in range(members)])[:, :, None]
+    ds = xr.Dataset(
+        {
+            "components": (("sample", "component"), M.mean(0)),
+            "member_scores": (("model", "sample", "component"), M),
+            "variance": (("component",), [1.0]),
+            "is_consensus": (("component",), [True]),
+        },
+        coords={"model": [f"s{k}" for k in range(members)], "component": [0]},
+    )
+    return ds, X, split
+
+
+def test_without_truth_a_law_is_judged_by_seeds_members_and_extrapolation():
+    ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
+    assert sympy.sympify(rec["expression"]).free_symbols == {x1, x2}
+    assert rec["ground_truth"] is False and rec["truth_note"] == NO_TRUTH
+    assert rec["exact_recovery"] is None and rec["truth_name"] is None
+    assert rec["is_result"] is True and rec["flags"] == []
+    assert rec["seed_agreement"] == 1.0 and rec["seeds_agreeing"] == [0, 1]
+    assert rec["r2_extrapolation"] > 0.999  # the members' own values beyond the fitted range
+    assert rec["stable"] is True and set(rec["drop_one_r2"]) == {"s0", "s1", "s2", "s3"}
+    assert rec["constants"]["pinned"]
+    values = sorted(c["median"] for c in rec["constants"]["constants"])
+    np.testing.assert_allclose(values, [0.5, 1.5], atol=0.01)
+
+
+def test_a_formula_that_fails_beyond_the_range_is_not_a_result():
+    # members saturate outside [-1, 1]; inside, tanh(x1 / 4) is a straight line to 1e-3
+    ds, X, split = _study(lambda X: np.tanh(X[:, 0] / 4) + 0.0 * X[:, 1], ext_range=(6, 9))
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
+    assert rec["r2_test"] > 0.99 and rec["r2_extrapolation"] < 0
+    assert rec["expression"] is None and rec["rejected_expression"] is not None
+    assert rec["is_result"] is False and "extrapolation" in rec["flags"]
+    assert "not presented as a result" in rec["reason"]
+
+
+def test_unskilled_members_stop_the_layer_short_of_formulas():
+    ds, X, split = _study(lambda X: X[:, 0])
+    ds.attrs.update(
+        member_skill="unskilled",
+        member_skill_reason="0 of 4 members predict their own targets",
+        members_skilled=[],
+        members_unskilled=["s0", "s1", "s2", "s3"],
+        median_val_r2=-0.01,
+    )
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
+    assert rec["expression"] is None and rec["is_result"] is False
+    assert rec["reason"].startswith("0 of 4 members predict their own targets")
+    assert rec["members_unskilled"] == ["s0", "s1", "s2", "s3"]
+
+
+def test_dropping_the_one_member_that_carries_the_curvature_is_flagged():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 1))
+    members = np.stack([X[:, 0], X[:, 0], X[:, 0], 3 * X[:, 0] ** 2])
+    expr = sympy.Float(0.7) * x1 + sympy.Float(0.5) * x1**2
+    out = drop_one_member(expr, X, members, list("abcd"), ["x1"], tolerance=0.02)
+    assert out["stable"] is True  # the form with refitted constants explains every mean
+    lone = drop_one_member(sympy.Float(0.7) * x1, X, members, list("abcd"), ["x1"], tolerance=0.02)
+    assert lone["stable"] is False
+    assert lone["drop_one_r2"]["d"] > lone["drop_one_reference_r2"] > lone["drop_one_r2"]["a"]
+    assert (
+        drop_one_member(expr, X, members[:2], list("ab"), ["x1"], tolerance=0.02)["stable"] is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("r2_test", "r2_ext", "fails"),
+    [(0.99, 0.6, False), (0.99, 0.48, True), (0.99, -0.1, True), (0.4, 0.0, False),
+     (0.99, None, False)],
+)  # fmt: skip
+def test_far_below_means_negative_or_more_than_the_drop(r2_test, r2_ext, fails):
+    assert (extrapolation_failure(r2_test, r2_ext, 0.5) is not None) is fails
