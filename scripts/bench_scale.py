@@ -123,7 +123,7 @@ def _child_flags(args: argparse.Namespace) -> list[str]:
 
 
 def bench_n(ns: list[int], rate: float, k: int = 20, d: int = 32) -> None:
-    print(f"\nn scaling, out of core: moments pass over a zarr StudyStore, K={k}, d={d} (D={k * d})")
+    print(f"\nn scaling, out of core: moments pass over a zarr StudyStore, K={k}, d={d}, D={k * d}")
     print(
         f"{'n':>8} {'data MB (f32)':>13} {'pass s':>7} {'GEMM floor s':>12} {'x floor':>7} "
         f"{'peak RSS growth MB':>18}"
