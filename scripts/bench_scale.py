@@ -1,0 +1,171 @@
+"""How time and memory grow with the number of members K and the number of samples n.
+
+Reports, in one run (every ratio against a floor measured in the same run):
+
+* the machine's float64 GEMM rate (``bench_similarity.gemm_rate``);
+* **K scaling**: a study of K small members (the ``bottleneck`` task, a width-8 one-layer
+  network, 512 training examples, 3 epochs) through train + record, compare (linear CKA and
+  mean CCA from shared moments) and consensus (MCCA, 4 null refits) on a LocalCluster, in
+  batches of members per task; per stage the wall time, the peak RSS of the main process and
+  of the busiest worker (each K runs in a fresh child process), and the moments pass' GEMM
+  floor ``n D^2 / rate`` (``D = 2K`` units side by side);
+* **n scaling, out of core**: one streaming moments pass over a zarr StudyStore of K=20
+  networks of 32 units (float32 on disk) for each n, in a fresh process: time, the GEMM floor
+  ``n D^2 / rate`` and the peak RSS growth (``bench_similarity.ooc_child``).
+
+Usage::
+
+    python scripts/bench_scale.py                      # K = 50, 200; n = 1e4, 1e5 (minutes)
+    python scripts/bench_scale.py --full               # K = 50, 200, 1000; n = 1e4, 1e5, 1e6
+    python scripts/bench_scale.py --k 1000 --train-mode vmap --no-n
+    python scripts/bench_scale.py --n 1000000 --no-k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from bench_similarity import gemm_rate, write_store  # noqa: E402  (a sibling script)
+
+STAGES = ["probe", "train", "compare", "consensus"]
+
+
+def study_config(k: int, store: str, args: argparse.Namespace) -> dict:
+    """A study of K tiny bottleneck members (no untrained null, no distillation)."""
+    return {
+        "name": f"scale-k{k}",
+        "task": {"name": "bottleneck"},
+        "probe": {"n": args.probe, "n_extrapolation": 0},
+        "ensemble": {
+            "seeds": list(range(k)),
+            "architectures": [{"width": 8, "depth": 1}],
+            "train": {"epochs": 3, "n_train": 512, "n_val": 128, "batch_size": 64},
+            "untrained_null": False,
+        },
+        "similarity": {"metrics": ["linear_cka", "mean_cca"]},
+        "consensus": {"n_null": 4},
+        "distill": {"enabled": False},
+        "execution": {
+            "scheduler": "local",
+            "workers": args.workers,
+            "members_per_task": args.members_per_task,
+            "train_mode": args.train_mode,
+        },
+        "store": store,
+    }
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def k_child(k: int, args: argparse.Namespace) -> None:
+    """Runs in a fresh process: one study of K members; prints JSON (times, peak RSS)."""
+    from ensemble_lens import run_study
+    from ensemble_lens.execution import make_executor
+
+    out: dict = {"K": k}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = study_config(k, os.path.join(tmp, "s.zarr"), args)
+        with make_executor("local", workers=args.workers) as ex:
+            for stage in STAGES:
+                t = time.perf_counter()
+                run_study(cfg, executor=ex, stages=[stage])
+                out[stage] = time.perf_counter() - t
+                out[f"{stage}_main_mb"] = _maxrss_mb()
+            workers = ex.client.run(_maxrss_mb)
+            out["worker_peak_mb"] = max(workers.values())
+    print(json.dumps(out))
+
+
+def bench_k(ks: list[int], rate: float, args: argparse.Namespace) -> None:
+    print(
+        f"\nK scaling: bottleneck members (width 8, depth 1, 512 examples, 3 epochs), probe "
+        f"n={args.probe}, {args.workers} workers, train_mode={args.train_mode}, "
+        f"members_per_task={args.members_per_task or 'auto'}"
+    )
+    head = (
+        f"{'K':>5} {'train+rec s':>11} {'compare s':>9} {'consensus s':>11} "
+        f"{'moments floor s':>15} {'main peak MB':>12} {'worker peak MB':>14}"
+    )
+    print(head)
+    for k in ks:
+        cmd = [sys.executable, __file__, "--k-child", str(k), *_child_flags(args)]
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        floor = args.probe * (2 * k) ** 2 / rate
+        main = max(res[f"{s}_main_mb"] for s in STAGES)
+        print(
+            f"{k:>5} {res['train']:>11.1f} {res['compare']:>9.1f} {res['consensus']:>11.1f} "
+            f"{floor:>15.4f} {main:>12.0f} {res['worker_peak_mb']:>14.0f}"
+        )
+    print(
+        "train+rec: members trained and recorded; compare: all-pairs linear CKA + mean CCA; "
+        "peaks: max RSS of the process (ru_maxrss)"
+    )
+
+
+def _child_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--probe", str(args.probe), "--workers", str(args.workers)]
+    flags += ["--train-mode", args.train_mode]
+    if args.members_per_task:
+        flags += ["--members-per-task", str(args.members_per_task)]
+    return flags
+
+
+def bench_n(ns: list[int], rate: float, k: int = 20, d: int = 32) -> None:
+    print(f"\nn scaling, out of core: moments pass over a zarr StudyStore, K={k}, d={d}, D={k * d}")
+    print(
+        f"{'n':>8} {'data MB (f32)':>13} {'pass s':>7} {'GEMM floor s':>12} {'x floor':>7} "
+        f"{'peak RSS growth MB':>18}"
+    )
+    similarity = os.path.join(HERE, "bench_similarity.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in ns:
+            path = os.path.join(tmp, f"s{n}.zarr")
+            write_store(path, n, k, d)
+            cmd = [sys.executable, similarity, "--ooc-child", path]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            res = json.loads(out.strip().splitlines()[-1])
+            floor = n * (k * d) ** 2 / rate
+            print(
+                f"{n:>8} {n * k * d * 4 / 2**20:>13.0f} {res['seconds']:>7.2f} {floor:>12.3f} "
+                f"{res['seconds'] / floor:>7.1f} {res['rss_growth_mb']:>18.0f}"
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--full", action="store_true", help="K up to 1000 and n up to 1e6")
+    p.add_argument("--k", type=int, nargs="*", help="member counts (default 50 200)")
+    p.add_argument("--n", type=int, nargs="*", help="sample counts (default 1e4 1e5)")
+    p.add_argument("--no-k", action="store_true", help="skip the K scaling")
+    p.add_argument("--no-n", action="store_true", help="skip the n scaling")
+    p.add_argument("--probe", type=int, default=2000, help="probe samples of the K studies")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--members-per-task", type=int, default=None)
+    p.add_argument("--train-mode", choices=["member", "vmap"], default="vmap")
+    p.add_argument("--k-child", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.k_child:
+        k_child(args.k_child, args)
+        return
+    rate = gemm_rate()
+    print(f"float64 GEMM: {rate / 1e9:.1f} GFLOP/s (best of 3, 3000^3)")
+    if not args.no_k:
+        bench_k(args.k or ([50, 200, 1000] if args.full else [50, 200]), rate, args)
+    if not args.no_n:
+        bench_n(args.n or ([10**4, 10**5, 10**6] if args.full else [10**4, 10**5]), rate)
+
+
+if __name__ == "__main__":
+    main()
