@@ -16,7 +16,7 @@ def _to_numpy(x: Any) -> np.ndarray:
     """Materialise numpy/torch/xarray/dask array-likes as a numpy array (no copy when possible)."""
     mod = type(x).__module__
     if mod.startswith("torch"):
-        return x.detach().cpu().numpy()
+        return torch_to_numpy(x)
     if hasattr(x, "dims") and hasattr(x, "values") and hasattr(x, "transpose"):  # xarray
         if "sample" in x.dims and x.ndim == 2:
             x = x.transpose("sample", ...)
@@ -25,6 +25,25 @@ def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "compute") and hasattr(x, "chunks"):  # dask array
         return np.asarray(x.compute())
     return np.asarray(x)
+
+
+def torch_to_numpy(x: Any) -> np.ndarray:
+    """A torch tensor as numpy; bfloat16/float16 (which numpy lacks or computes poorly in)
+    are widened to float32 first, exactly."""
+    x = x.detach().cpu()
+    if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+        x = x.float()
+    return x.numpy()
+
+
+def check_real(arr: np.ndarray, name: str) -> None:
+    """Refuse complex input: activations are real, and silently dropping the imaginary part
+    (numpy's ComplexWarning) would compare something else."""
+    if np.iscomplexobj(arr):
+        raise ShapeError(
+            f"{name}: expected real activations, got complex dtype {arr.dtype}; "
+            "pass .real, abs() or the stacked [real, imag] parts explicitly"
+        )
 
 
 def sample_ids_of(x: Any) -> np.ndarray | None:
@@ -50,6 +69,7 @@ def as_matrix(
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ShapeError(f"{name}: expected a 2-D (sample, unit) array, got shape {arr.shape}")
+    check_real(arr, name)
     n, d = arr.shape
     if n < min_samples:
         raise ShapeError(f"{name}: expected at least {min_samples} samples, got {n}")

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("store", help="study store path")
     _add_common(sp, argparse.SUPPRESS)
     sp.add_argument("--out", help="directory for report.html and results.json")
+    sp = sub.add_parser("measures", help="list every similarity measure name, one line each")
+    sp.add_argument("--family", help="only names starting with this (e.g. cka, rsa)")
+    sp.add_argument("--markdown", action="store_true", help="print docs/MEASURES.md")
     return p
 
 
@@ -88,6 +91,20 @@ def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
         default=default if default is argparse.SUPPRESS else False,
         help="show the full traceback of an error",
     )
+
+
+def _measures(args: argparse.Namespace) -> int:
+    from .similarity import measure_names
+    from .similarity._registry import measures_markdown
+
+    if args.markdown:
+        print(measures_markdown(), end="")
+        return 0
+    rows = [(n, d) for n, d in measure_names() if not args.family or n.startswith(args.family)]
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, text in rows:
+        print(f"{name:<{width}}  {text}")
+    return 0
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -233,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "measures":
+            return _measures(args)
         return _run(args)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

@@ -11,10 +11,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -109,8 +109,26 @@ class RecordConfig(_Strict):
     batch_size: int = Field(default=4096, ge=1)
 
 
+def _check_metric_names(names: list[str]) -> list[str]:
+    """Every name must be a Metric above or a registry name (``ensemble-lens measures``)."""
+    from .errors import ShapeError
+    from .similarity import measure
+
+    for name in names:
+        if name in get_args(Metric):
+            continue
+        try:
+            measure(name)
+        except ShapeError as err:
+            raise ValueError(f"{err} (see `ensemble-lens measures`)") from None
+    return names
+
+
 class SimilarityConfig(_Strict):
-    metrics: list[Metric] = Field(default_factory=lambda: list(_DEFAULT_METRICS))
+    #: a Metric name or any standardized name of the similarity registry
+    metrics: Annotated[list[str], AfterValidator(_check_metric_names)] = Field(
+        default_factory=lambda: list(_DEFAULT_METRICS)
+    )
     n_perm: int = Field(default=0, ge=0)
     seed: int = 0
 

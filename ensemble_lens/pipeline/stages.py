@@ -217,18 +217,21 @@ def _similarity_dataset(
     ``tick(n)`` is called with the number of matrices done after each one."""
     import xarray as xr
 
-    from ..similarity import MOMENT_METRICS, compute_moments, pairwise_permutation_test
+    from ..similarity import compute_moments, measure, pairwise_permutation_test
+
+    def on_moments(metric: str) -> bool:  # config names are validated against the registry
+        return metric != "linear_cka_debiased" and measure(metric).moment is not None
 
     width = sum(int(a.sizes["unit"]) for a in data.values())
     shared = None
-    if any(m in MOMENT_METRICS for m in scfg.metrics) and 8 * width**2 <= 2**30:
+    if any(on_moments(m) for m in scfg.metrics) and 8 * width**2 <= 2**30:
         shared = compute_moments(data, executor=executor)
     variables = {}
     for metric in scfg.metrics:
         name, kwargs = metric, {}
         if metric == "linear_cka_debiased":
             name, kwargs = "linear_cka", {"debiased": True}
-        source = shared if shared is not None and metric in MOMENT_METRICS else data
+        source = shared if shared is not None and on_moments(metric) else data
         variables[metric] = pairwise(source, name, executor=executor, **kwargs)
         if scfg.n_perm:
             variables[f"{metric}_pvalue"] = pairwise_permutation_test(

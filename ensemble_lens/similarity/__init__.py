@@ -15,44 +15,96 @@ Examples
 1.0
 >>> pairwise({"a": X, "b": 2 * X}, "procrustes_similarity").shape
 (2, 2)
+>>> round(measure("cka-kernel=linear-hsic=gretton-score")(X, 3 * X), 10)
+1.0
+
+Every measure has a standardized name (the scheme of Cloos et al. 2024); :func:`measure`
+parses one, :func:`measure_names` lists them (also ``ensemble-lens measures`` and
+docs/MEASURES.md).
 """
 
+from ._names import Measure
 from ._pairstate import MOMENT_METRICS
+from ._registry import all_names as measure_names
+from ._registry import measure
 from .cca import CCAResult, cca, mean_cca, pwcca, svcca
 from .cka import linear_cka, rbf_cka
-from .knn import mutual_knn
+from .geometry import (
+    aligned_cosine,
+    concentricity_difference,
+    correlation_match,
+    distance_correlation,
+    eigenspace_overlap,
+    ensd,
+    gulp,
+    magnitude_difference,
+    permutation_procrustes,
+    procrustes_distance,
+    rsm_norm_difference,
+    uniformity_difference,
+)
+from .kernels import kernel_cka
+from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
+from .layers import layer_correspondence
 from .matching import UnitMatch, match_units, permutation_distance
 from .moments import Moments, compute_moments
 from .pairwise import pairwise, pairwise_permutation_test
+from .plot import plot_similarity
 from .predictivity import linear_predictivity
 from .procrustes import procrustes_similarity, shape_distance
-from .rsa import kendall_tau_a, rsa
+from .regression import linear_reg_r2, regression_score
+from .rsa import kendall_tau_a, rdm, rsa
 from .stats import BootstrapResult, PermutationResult, bootstrap_ci, permutation_test
 
 __all__ = [
     "MOMENT_METRICS",
     "BootstrapResult",
     "CCAResult",
+    "Measure",
     "Moments",
     "PermutationResult",
     "UnitMatch",
+    "aligned_cosine",
     "bootstrap_ci",
     "cca",
     "compute_moments",
+    "concentricity_difference",
+    "correlation_match",
+    "cycle_knn",
+    "distance_correlation",
+    "eigenspace_overlap",
+    "ensd",
+    "gulp",
+    "jaccard_knn",
     "kendall_tau_a",
+    "kernel_cka",
+    "layer_correspondence",
     "linear_cka",
     "linear_predictivity",
+    "linear_reg_r2",
+    "magnitude_difference",
     "match_units",
     "mean_cca",
+    "measure",
+    "measure_names",
     "mutual_knn",
     "pairwise",
     "pairwise_permutation_test",
     "permutation_distance",
+    "permutation_procrustes",
     "permutation_test",
+    "plot_similarity",
+    "procrustes_distance",
     "procrustes_similarity",
     "pwcca",
+    "rank_knn",
     "rbf_cka",
+    "rdm",
+    "regression_score",
     "rsa",
+    "rsm_norm_difference",
+    "second_order_cosine",
     "shape_distance",
     "svcca",
+    "uniformity_difference",
 ]

@@ -1,12 +1,17 @@
-"""Metric names -> single-pair functions and their properties."""
+"""The registry: standardized names -> :class:`Measure` (via the table in :mod:`._table`),
+legacy names, the name listing and docs/MEASURES.md. ``pairwise``, :func:`measure`, the CLI
+listing (``ensemble-lens measures``) and the docs read this module.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ShapeError
+from ._names import Built, Family, Measure, parse, tokens
+from ._table import FAMILIES
 from .cca import mean_cca, pwcca, svcca
 from .cka import linear_cka, rbf_cka
 from .knn import mutual_knn
@@ -15,42 +20,150 @@ from .predictivity import linear_predictivity
 from .procrustes import procrustes_similarity, shape_distance
 from .rsa import rsa
 
+__all__ = ["FAMILIES", "LEGACY", "all_names", "measure", "measures_markdown", "resolve_metric"]
 
-@dataclass(frozen=True)
-class MetricInfo:
-    """A float-valued measure: its function, whether it is a distance, when it is symmetric."""
-
-    fn: Callable[..., float]
-    is_distance: bool
-    symmetric: Callable[[dict[str, Any]], bool]
-
-
-def _always(_: dict[str, Any]) -> bool:
-    return True
-
-
-METRICS: dict[str, MetricInfo] = {
-    "linear_cka": MetricInfo(linear_cka, False, _always),
-    "rbf_cka": MetricInfo(rbf_cka, False, _always),
-    "mean_cca": MetricInfo(mean_cca, False, _always),
-    "svcca": MetricInfo(svcca, False, _always),
-    "pwcca": MetricInfo(pwcca, False, lambda kw: bool(kw.get("symmetric", False))),
-    "procrustes_similarity": MetricInfo(procrustes_similarity, False, _always),
-    "shape_distance": MetricInfo(shape_distance, True, _always),
-    "permutation_distance": MetricInfo(permutation_distance, True, _always),
-    "rsa": MetricInfo(rsa, False, _always),
-    "mutual_knn": MetricInfo(mutual_knn, False, _always),
-    "linear_predictivity": MetricInfo(linear_predictivity, False, lambda kw: False),
+#: Names of the first releases -> (function, moments key); options come as keyword arguments.
+LEGACY: dict[str, tuple[Callable[..., float], str | None, str]] = {
+    "linear_cka": (linear_cka, "linear_cka", "similarity"),
+    "rbf_cka": (rbf_cka, None, "similarity"),
+    "mean_cca": (mean_cca, "mean_cca", "similarity"),
+    "svcca": (svcca, "svcca", "similarity"),
+    "pwcca": (pwcca, "pwcca", "similarity"),
+    "procrustes_similarity": (procrustes_similarity, "procrustes_similarity", "similarity"),
+    "shape_distance": (shape_distance, "shape_distance", "distance"),
+    "permutation_distance": (permutation_distance, None, "distance"),
+    "rsa": (rsa, None, "similarity"),
+    "mutual_knn": (mutual_knn, None, "similarity"),
+    "linear_predictivity": (linear_predictivity, None, "similarity"),
 }
+_LEGACY_FAMILY = Family("legacy", "", "legacy", (), lambda o, _: Built(linear_cka, {}))
 
 
-def resolve_metric(metric: str | Callable[..., float]) -> tuple[str, MetricInfo]:
-    """Look up a metric by name; a callable is taken as a symmetric similarity."""
+def _legacy(name: str, kwargs: dict[str, Any]) -> Measure:
+    fn, moment, kind = LEGACY[name]
+    sym = not (name == "linear_predictivity" or (name == "pwcca" and not kwargs.get("symmetric")))
+    if name == "linear_cka" and kwargs.get("debiased"):
+        moment = None
+    return Measure(
+        name,
+        _LEGACY_FAMILY,
+        fn,
+        dict(kwargs),
+        kind,
+        sym,
+        moment=moment,
+        shares="moments" if moment else "none",
+        keep_dead=name == "rsa",
+    )
+
+
+def _line(m: Measure) -> str:
+    sym = "" if m.symmetric else ", not symmetric"
+    return f"{m.kind}{sym}: {m.summary}"
+
+
+def all_names() -> list[tuple[str, str]]:
+    """(name, one-line description) of every listed standardized name and legacy name."""
+    out = [(n, _line(measure(n))) for f in FAMILIES.values() for n in f.listed]
+    return out + [
+        (n, f"{LEGACY[n][2]}: legacy name, options as keyword arguments ({LEGACY[n][0].__name__})")
+        for n in LEGACY
+    ]
+
+
+def measures_markdown() -> str:
+    """docs/MEASURES.md, generated from the table (``ensemble-lens measures --markdown``)."""
+    head = [
+        "# Similarity measures",
+        "",
+        "Generated from the registry table",
+        "(`ensemble-lens measures --markdown > docs/MEASURES.md`; a test checks it is current).",
+        "Names follow the scheme of Cloos et al. 2024",
+        "(nacloos/similarity-repository): `family-key=value-...-output`; parameters may take other",
+        "values than listed (`cka-kernel=(rbf-sigma=0.5)-hsic=song-score`, `svcca-var=0.9-score`,",
+        "`mutual_knn-topk=5`, `shape_metric-alpha=0.25-distance=angular`). Use a name with",
+        "`ensemble_lens.similarity.measure(name)(X, Y)`, `pairwise(inputs, name)` or in a study",
+        "config under `similarity.metrics`.",
+        "",
+        "Shared work = what `pairwise` computes once per network (moments: one streaming pass of",
+        "second moments for all networks; gram / rdm / neighbours / factor: per-network states",
+        "combined per pair; none: pair by pair).",
+        "",
+    ]
+    rows = []
+    for f in FAMILIES.values():
+        rows += [
+            f"## {f.key} ({f.group})",
+            "",
+            f"{f.summary}. Paper: {f.paper}. Invariant to: {', '.join(f.invariances) or '-'}.",
+            "",
+            "| name | kind | symmetric | shared work |",
+            "|---|---|---|---|",
+        ]
+        for n in f.listed:
+            m = measure(n)
+            rows.append(f"| `{n}` | {m.kind} | {'yes' if m.symmetric else 'no'} | {m.shares} |")
+        rows.append("")
+    rows += ["## Legacy names", "", "| name | kind | function |", "|---|---|---|"]
+    rows += [f"| `{n}` | {k} | `{fn.__name__}` |" for n, (fn, _, k) in LEGACY.items()]
+    return "\n".join(head + rows) + "\n"
+
+
+def _family_of(toks: list[str]) -> Family | None:
+    return FAMILIES.get(toks[0]) if toks else None
+
+
+def measure(name: str, **kwargs: Any) -> Measure:
+    """The measure for a standardized name, e.g. ``"cka-kernel=linear-hsic=lange-score"``.
+
+    Parameters are parsed from the name (see :mod:`._names`); ``kwargs`` add options of the
+    underlying function (``conditions=`` for crossnobis RSA...). Legacy names
+    (``"linear_cka"``...) take their options only as keyword arguments.
+
+    Raises
+    ------
+    ShapeError
+        For an unknown name (listing the closest known names) or a bad parameter.
+    """
+    if not isinstance(name, str):
+        raise ShapeError(f"measure: expected a name (str), got {type(name).__name__}")
+    if name in LEGACY:
+        return _legacy(name, kwargs)
+    toks = tokens(name)
+    fam = _family_of(toks)
+    if fam is None:
+        raise ShapeError(
+            f"unknown measure {name!r}; closest names: {', '.join(_closest(name, toks))}"
+        )
+    return parse(fam, toks[1:], name).with_options(**kwargs)
+
+
+def _closest(name: str, toks: list[str]) -> list[str]:
+    """Known names nearest to an unknown one: by family first, then by the whole name."""
+    keys = list(FAMILIES) + list(LEGACY)
+    fams = difflib.get_close_matches(toks[0] if toks else name, keys, n=3, cutoff=0.6)
+    known = [n for n, _ in all_names()]
+    near = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    by_family = [n for f in fams for n in (FAMILIES[f].listed if f in FAMILIES else (f,))]
+    ranked = difflib.get_close_matches(name, by_family, n=5, cutoff=0.0)
+    out = list(dict.fromkeys(ranked + near))[:6]
+    return out or sorted(keys)
+
+
+def resolve_metric(metric: str | Callable[..., float], **kwargs: Any) -> Measure:
+    """A :class:`Measure` for a name or a user callable ``f(X, Y, **kwargs) -> float``.
+
+    A callable is a similarity, symmetric unless it has ``symmetric = False``; it may declare
+    ``is_distance = True``.
+    """
+    if isinstance(metric, Measure):
+        return metric.with_options(**kwargs)
     if callable(metric):
+        for name, (fn, _, _) in LEGACY.items():
+            if fn is metric:
+                return _legacy(name, kwargs)
+        sym = bool(getattr(metric, "symmetric", True))
+        kind = "distance" if getattr(metric, "is_distance", False) else "similarity"
         name = getattr(metric, "__name__", "metric")
-        if name in METRICS and METRICS[name].fn is metric:
-            return name, METRICS[name]
-        return name, MetricInfo(metric, False, _always)
-    if metric not in METRICS:
-        raise ShapeError(f"metric: expected one of {sorted(METRICS)} or a callable, got {metric!r}")
-    return metric, METRICS[metric]
+        return Measure(name, _LEGACY_FAMILY, metric, dict(kwargs), kind, sym)
+    return measure(metric, **kwargs)

@@ -1,4 +1,24 @@
-"""Mutual nearest-neighbour alignment (Huh et al. 2024, the Platonic Representation Hypothesis)."""
+"""Nearest-neighbour measures: which samples each representation puts next to each other.
+
+Every measure here compares, sample by sample, the k nearest other samples in X and in Y
+(``knn_X(i)``, sorted nearest first; the sample itself excluded; ties at the k-th neighbour
+broken by index order of a stable sort). Neighbours by ``metric``: ``cosine`` similarity of
+the raw activations (default), ``euclidean`` distance, or the raw inner product ``dot``.
+
+- ``mutual_knn`` (Huh et al. 2024): ``mean_i |knn_X(i) & knn_Y(i)| / k``.
+- ``jaccard_knn`` (ReSi, Klabunde et al. 2024): ``mean_i |A & B| / |A | B|``.
+- ``rank_knn`` (rank similarity, Wang et al. 2020 as in ReSi): per sample, over the shared
+  neighbours j with 1-based ranks r_X, r_Y: ``sum 2 / ((1 + |r_X - r_Y|)(r_X + r_Y))``
+  divided by ``sum_{m=1}^{|A & B|} 1/m``; 0 without shared neighbours.
+- ``cycle_knn`` (Huh et al. 2024): share of samples i that are among the X-neighbours of one
+  of their Y-neighbours.
+- ``second_order_cosine`` (Hamilton et al. 2016): per sample, the cosine between its cosine
+  similarities to the union of its neighbours in X and in Y (``on="distance"`` uses cosine
+  distances instead, as ReSi does).
+
+All are in [0, 1], invariant to orthogonal maps and isotropic scaling (and translation for
+euclidean neighbours); ``cycle_knn`` is not symmetric.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +29,85 @@ import numpy as np
 from ..errors import ShapeError
 from ._input import prepare_pair
 
-__all__ = ["mutual_knn"]
+__all__ = ["cycle_knn", "jaccard_knn", "mutual_knn", "rank_knn", "second_order_cosine"]
 
 _BLOCK = 1024
+Metric = Literal["cosine", "euclidean", "dot"]
 
 
-def knn_indices(x: np.ndarray, k: int, metric: Literal["cosine", "euclidean"]) -> np.ndarray:
-    """(n, k) indices of each sample's k nearest other samples (self excluded), blockwise."""
-    n = x.shape[0]
+def _scores(x: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray, float]:
     if metric == "cosine":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        sq = np.zeros(n)
-    else:
-        sq = np.einsum("ij,ij->i", x, x)
+        return x / np.linalg.norm(x, axis=1, keepdims=True), np.zeros(x.shape[0]), 1.0
+    if metric == "euclidean":
+        return x, np.einsum("ij,ij->i", x, x), 2.0
+    return x, np.zeros(x.shape[0]), 1.0
+
+
+def knn_indices(x: np.ndarray, k: int, metric: str = "cosine") -> np.ndarray:
+    """(n, k) indices of each sample's k nearest other samples, nearest first, blockwise."""
+    n = x.shape[0]
+    z, sq, f = _scores(x, metric)
     out = np.empty((n, k), dtype=np.intp)
     for a in range(0, n, _BLOCK):
         b = min(a + _BLOCK, n)
         # score = similarity (higher is nearer); for euclidean -|xi - xj|^2 up to a row constant
-        score = x[a:b] @ x.T * (1.0 if metric == "cosine" else 2.0) - sq[None, :]
+        score = z[a:b] @ z.T * f - sq[None, :]
         score[np.arange(b - a), np.arange(a, b)] = -np.inf
-        out[a:b] = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        part = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(score, part, axis=1), axis=1, kind="stable")
+        out[a:b] = np.take_along_axis(part, order, axis=1)
     return out
 
 
-def mutual_knn(
-    X: Any, Y: Any, k: int = 10, metric: Literal["cosine", "euclidean"] = "cosine"
-) -> float:
-    """Mean overlap of the k-nearest-neighbour sets of each sample in X and in Y.
+def check_knn(x: np.ndarray, k: int, metric: str, name: str) -> None:
+    """Raise for a bad k or metric, or zero rows under cosine."""
+    n = x.shape[0]
+    if not 1 <= k < n:
+        raise ShapeError(f"k: expected 1 <= k < n = {n} samples, got {k}")
+    if metric not in ("cosine", "euclidean", "dot"):
+        raise ShapeError(f"metric: expected 'cosine', 'euclidean' or 'dot', got {metric!r}")
+    if metric == "cosine":
+        bad = int((np.linalg.norm(x, axis=1) == 0).sum())
+        if bad:
+            raise ShapeError(f"{name}: {bad} all-zero samples have no cosine neighbours")
 
-    ``(1/n) sum_i |knn_X(i) ∩ knn_Y(i)| / k``, each sample excluded from its own neighbours.
-    Default ``metric="cosine"``: cosine similarity of the raw (uncentered) activations, as in
-    Huh et al. (2024); ``"euclidean"``: Euclidean distance. Ties at the k-th neighbour are
-    broken arbitrarily (by ``numpy.argpartition``).
+
+def _shared(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """(n, k, k) boolean: neighbour a of X equals neighbour b of Y, per sample."""
+    return nx[:, :, None] == ny[:, None, :]
+
+
+def knn_combine(nx: np.ndarray, ny: np.ndarray, kind: str) -> float:
+    """A neighbour measure from two (n, k) sorted neighbour lists."""
+    k = nx.shape[1]
+    if kind == "cycle":
+        # sample i is recovered if i is an X-neighbour of one of its Y-neighbours
+        back = nx[ny]  # (n, k, k)
+        return float((back == np.arange(nx.shape[0])[:, None, None]).any(axis=(1, 2)).mean())
+    eq = _shared(nx, ny)
+    hits = eq.sum(axis=(1, 2))
+    if kind == "mutual":
+        return float(hits.mean() / k)
+    if kind == "jaccard":
+        return float((hits / (2 * k - hits)).mean())
+    ranks = np.arange(1, k + 1)
+    ia, ib = np.nonzero(eq.reshape(eq.shape[0], -1))[0], np.nonzero(eq.reshape(eq.shape[0], -1))[1]
+    rx, ry = ranks[ib // k], ranks[ib % k]
+    per = np.zeros(nx.shape[0])
+    np.add.at(per, ia, 2.0 / ((1 + np.abs(rx - ry)) * (rx + ry)))
+    harmonic = np.concatenate([[1.0], np.cumsum(1.0 / ranks)])  # harmonic[m] = H_m (H_0 = 1)
+    return float((per / harmonic[hits]).mean())
+
+
+def _pair(X: Any, Y: Any, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = prepare_pair(X, Y, min_samples=2)
+    check_knn(x, k, metric, "X")
+    check_knn(y, k, metric, "Y")
+    return knn_indices(x, k, metric), knn_indices(y, k, metric)
+
+
+def mutual_knn(X: Any, Y: Any, k: int = 10, metric: Metric = "cosine") -> float:
+    """Mean overlap of the k-nearest-neighbour sets, ``mean_i |knn_X(i) & knn_Y(i)| / k``.
 
     Parameters
     ----------
@@ -48,26 +115,59 @@ def mutual_knn(
         Activations on the same samples.
     k : int
         Neighbours per sample, ``1 <= k < n``.
-    metric : {"cosine", "euclidean"}
+    metric : {"cosine", "euclidean", "dot"}
+        cosine (default) as in Huh et al. (2024), whose features are L2-normalised; ``dot``
+        reproduces their code on unnormalised features.
 
     Returns
     -------
     float
-        In [0, 1] (about k/(n-1) for unrelated inputs); symmetric; not a metric. Invariant to
-        orthogonal maps and isotropic scaling (and translation for euclidean). Time
+        In [0, 1] (about k/(n-1) for unrelated inputs); symmetric; not a metric. Time
         O(n^2 (d1 + d2)), memory O(n * 1024).
     """
+    return knn_combine(*_pair(X, Y, k, metric), "mutual")
+
+
+def jaccard_knn(X: Any, Y: Any, k: int = 10, metric: Metric = "cosine") -> float:
+    """Mean Jaccard index of the k-nearest-neighbour sets (see the module docstring)."""
+    return knn_combine(*_pair(X, Y, k, metric), "jaccard")
+
+
+def rank_knn(X: Any, Y: Any, k: int = 10, metric: Metric = "cosine") -> float:
+    """Rank similarity of the k-nearest-neighbour lists (see the module docstring)."""
+    return knn_combine(*_pair(X, Y, k, metric), "rank")
+
+
+def cycle_knn(X: Any, Y: Any, k: int = 10, metric: Metric = "cosine") -> float:
+    """Cycle kNN of Huh et al. (2024): not symmetric (see the module docstring)."""
+    return knn_combine(*_pair(X, Y, k, metric), "cycle")
+
+
+def second_order_cosine(
+    X: Any, Y: Any, k: int = 10, on: Literal["similarity", "distance"] = "similarity"
+) -> float:
+    """Second-order cosine similarity (Hamilton et al. 2016), cosine neighbours.
+
+    For each sample i with U = knn_X(i) | knn_Y(i): the cosine between the vectors
+    ``(s_X(i, j))_{j in U}`` and ``(s_Y(i, j))_{j in U}`` of cosine similarities (the paper),
+    or of cosine distances with ``on="distance"`` (ReSi), averaged over samples.
+    """
+    if on not in ("similarity", "distance"):
+        raise ShapeError(f"on: expected 'similarity' or 'distance', got {on!r}")
     x, y = prepare_pair(X, Y, min_samples=2)
-    n = x.shape[0]
-    if not 1 <= k < n:
-        raise ShapeError(f"k: expected 1 <= k < n = {n} samples, got {k}")
-    if metric not in ("cosine", "euclidean"):
-        raise ShapeError(f"metric: expected 'cosine' or 'euclidean', got {metric!r}")
-    if metric == "cosine":
-        for arr, nm in ((x, "X"), (y, "Y")):
-            bad = int((np.linalg.norm(arr, axis=1) == 0).sum())
-            if bad:
-                raise ShapeError(f"{nm}: {bad} all-zero samples have no cosine neighbours")
-    nx, ny = knn_indices(x, k, metric), knn_indices(y, k, metric)
-    hits = sum(np.isin(nx[i], ny[i], assume_unique=True).sum() for i in range(n))
-    return float(hits / (n * k))
+    for arr, nm in ((x, "X"), (y, "Y")):
+        check_knn(arr, k, "cosine", nm)
+    nx, ny = knn_indices(x, k), knn_indices(y, k)
+    ux = x / np.linalg.norm(x, axis=1, keepdims=True)
+    uy = y / np.linalg.norm(y, axis=1, keepdims=True)
+    union = np.concatenate([nx, ny], axis=1)  # duplicates weigh twice: remove them below
+    dup = np.zeros(union.shape, dtype=bool)
+    dup[:, k:] = (ny[:, :, None] == nx[:, None, :]).any(axis=2)
+    sx = np.einsum("id,ijd->ij", ux, ux[union])
+    sy = np.einsum("id,ijd->ij", uy, uy[union])
+    if on == "distance":
+        sx, sy = 1.0 - sx, 1.0 - sy
+    sx[dup], sy[dup] = 0.0, 0.0
+    num = np.einsum("ij,ij->i", sx, sy)
+    den = np.linalg.norm(sx, axis=1) * np.linalg.norm(sy, axis=1)
+    return float(np.mean(np.divide(num, den, out=np.zeros_like(num), where=den > 0)))

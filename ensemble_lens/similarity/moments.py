@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from scipy.linalg.blas import dgemm, dsyr, dsyrk
 
-from .._arrays import sample_ids_of
+from .._arrays import check_real, sample_ids_of, torch_to_numpy
 from ..errors import ShapeError, StoreError
+from ._input import SAFE_EXP
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class Moments:
         Per-unit means, float64.
     cov : ndarray, shape (D, D)
         ``Xc^T Xc / (n - 1)`` of all networks stacked side by side (unbiased covariance).
+    scales : ndarray, shape (D,), optional
+        Power-of-two factor applied to each unit before accumulation (the same for all units
+        of one network). 1 (and ``None``) unless a network's values lie beyond 2**+-64, where
+        squares would overflow or underflow; then ``mean`` and ``cov`` are those of the
+        rescaled activations (exact, and the scale-invariant measures are unchanged).
     """
 
     n: int
@@ -58,6 +64,7 @@ class Moments:
     widths: tuple[int, ...]
     mean: np.ndarray
     cov: np.ndarray
+    scales: np.ndarray | None = None
 
     @property
     def offsets(self) -> np.ndarray:
@@ -87,13 +94,15 @@ def _slice_rows(x: Any, a: int, b: int) -> np.ndarray:
     """Rows ``a:b`` of one (sample, unit) array-like as float64 numpy."""
     mod = type(x).__module__
     if mod.startswith("torch"):
-        return x[a:b].detach().cpu().numpy().astype(np.float64, copy=False)
-    if hasattr(x, "dims") and hasattr(x, "isel"):  # xarray (possibly dask-backed)
-        return np.asarray(x.isel(sample=slice(a, b)).values, dtype=np.float64)
-    part = x[a:b]
-    if hasattr(part, "compute") and hasattr(part, "chunks"):  # dask
-        part = part.compute()
-    return np.asarray(part, dtype=np.float64)
+        part = torch_to_numpy(x[a:b])
+    elif hasattr(x, "dims") and hasattr(x, "isel"):  # xarray (possibly dask-backed)
+        part = np.asarray(x.isel(sample=slice(a, b)).values)
+    else:
+        part = x[a:b]
+        if hasattr(part, "compute") and hasattr(part, "chunks"):  # dask
+            part = part.compute()
+        part = np.asarray(part)
+    return part
 
 
 @dataclass(frozen=True)
@@ -202,15 +211,39 @@ def _check_ids(arrays: Sequence[Any], names: Sequence[str]) -> None:
 # ----------------------------------------------------------------------------- accumulation
 
 
-def _fill(buf: np.ndarray, arrays: Sequence[Any], names: Sequence[str], a: int, b: int) -> None:
-    """Write rows a:b of every network side by side into ``buf[: b - a]``."""
+def _fill(
+    buf: np.ndarray,
+    arrays: Sequence[Any],
+    names: Sequence[str],
+    a: int,
+    b: int,
+    scales: np.ndarray | None = None,
+) -> None:
+    """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``)."""
     col = 0
     for x, nm in zip(arrays, names, strict=True):
         part = _slice_rows(x, a, b)
+        check_real(part, f"network {nm!r}")
         if not np.isfinite(part).all():
             raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
-        buf[: b - a, col : col + part.shape[1]] = part
+        dst = buf[: b - a, col : col + part.shape[1]]
+        dst[...] = part
+        if scales is not None:
+            dst *= scales[col : col + part.shape[1]]
         col += part.shape[1]
+
+
+def safe_scales(first: np.ndarray, widths: Sequence[int]) -> np.ndarray | None:
+    """Per-unit power-of-two factors bringing each network's largest |value| near 1, for the
+    networks whose values lie beyond 2**+-SAFE_EXP (None when no network needs one)."""
+    out = np.ones(first.shape[1])
+    col = 0
+    for d in widths:
+        peak = float(np.abs(first[:, col : col + d]).max()) if first.size else 0.0
+        if peak > 0 and not 2.0**-SAFE_EXP <= peak <= 2.0**SAFE_EXP:
+            out[col : col + d] = 2.0 ** -np.frexp(peak)[1]
+        col += d
+    return None if (out == 1).all() else out
 
 
 #: Sample blocks submitted to an executor (memory: one partial D x D sum per block).
@@ -225,7 +258,13 @@ def _rows(chunk_size: int, width: int) -> int:
 
 
 def _block_sums(
-    spec: Any, names: tuple[str, ...], a: int, b: int, shift: np.ndarray, chunk_size: int
+    spec: Any,
+    names: tuple[str, ...],
+    a: int,
+    b: int,
+    shift: np.ndarray,
+    chunk_size: int,
+    scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Module-level task: shifted sums ``(sum z, upper(sum z z^T))`` over samples a:b."""
     arrays = spec.open()
@@ -236,7 +275,7 @@ def _block_sums(
     buf = np.empty((min(chunk_size, b - a), width))
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
-        _fill(buf, arrays, names, start, stop)
+        _fill(buf, arrays, names, start, stop, scales)
         z = buf[: stop - start]
         z -= shift
         s += z.sum(axis=0)
@@ -252,6 +291,7 @@ def _cross_block_sums(
     b: int,
     means: tuple[np.ndarray, np.ndarray],
     chunk_size: int,
+    scales: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """Module-level task: ``sum (x_a - mu_a)^T (x_b - mu_b)`` over samples a:b (two groups)."""
     arrs_a, arrs_b = spec_a.open(), spec_b.open()
@@ -261,8 +301,8 @@ def _cross_block_sums(
     C = np.zeros((means[0].size, means[1].size), order="F")
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
-        _fill(buf_a, arrs_a, names[0], start, stop)
-        _fill(buf_b, arrs_b, names[1], start, stop)
+        _fill(buf_a, arrs_a, names[0], start, stop, scales[0])
+        _fill(buf_b, arrs_b, names[1], start, stop, scales[1])
         za, zb = buf_a[: stop - start], buf_b[: stop - start]
         za -= means[0]
         zb -= means[1]
@@ -322,12 +362,16 @@ def _run(fn: Any, ranges: list[tuple[int, int]], executor: Any, *args: Any, **kw
     return _tree_sum(parts)
 
 
-def _task_block_sums(a: int, b: int, spec: Any, names: Any, shift: Any, chunk: int) -> Any:
-    return _block_sums(spec, names, a, b, shift, chunk)
+def _task_block_sums(
+    a: int, b: int, spec: Any, names: Any, shift: Any, chunk: int, scales: Any = None
+) -> Any:
+    return _block_sums(spec, names, a, b, shift, chunk, scales)
 
 
-def _task_cross_sums(a: int, b: int, specs: Any, names: Any, means: Any, chunk: int) -> Any:
-    return _cross_block_sums(specs[0], specs[1], names, a, b, means, chunk)
+def _task_cross_sums(
+    a: int, b: int, specs: Any, names: Any, means: Any, chunk: int, scales: Any = (None, None)
+) -> Any:
+    return _cross_block_sums(specs[0], specs[1], names, a, b, means, chunk, scales)
 
 
 # ----------------------------------------------------------------------------- public
@@ -388,10 +432,14 @@ def _moments_of(
     D = sum(widths)
     first = np.empty((min(_rows(chunk, D), n), D))
     _fill(first, spec.open(), names, 0, first.shape[0])
+    scales = safe_scales(first, widths)
+    if scales is not None:
+        first *= scales
     shift = first.mean(axis=0)
     del first
     logger.debug("moments: n=%d K=%d D=%d chunk=%d", n, len(widths), D, chunk)
-    s, S = _run(_task_block_sums, _ranges(n, chunk, executor), executor, spec, names, shift, chunk)
+    ranges = _ranges(n, chunk, executor)
+    s, S = _run(_task_block_sums, ranges, executor, spec, names, shift, chunk, scales)
     _symmetrize_upper(S)
     mean = shift + s / n
     u = s / np.sqrt(n)
@@ -399,7 +447,7 @@ def _moments_of(
     _symmetrize_upper(S)
     S /= n - 1
     # S is Fortran-ordered and exactly symmetric, so its transpose is the C-ordered matrix
-    return Moments(n=n, names=names, widths=widths, mean=mean, cov=S.T)
+    return Moments(n=n, names=names, widths=widths, mean=mean, cov=S.T, scales=scales)
 
 
 def cross_covariance(
@@ -409,9 +457,12 @@ def cross_covariance(
     n: int,
     chunk: int,
     executor: Any = None,
+    scales: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
-    """Centered cross-covariance between two groups of networks with known means (tiling)."""
-    C = _run(_task_cross_sums, _ranges(n, chunk, executor), executor, specs, names, means, chunk)
+    """Centered cross-covariance between two groups of networks with known means (tiling);
+    ``scales`` are the groups' :attr:`Moments.scales`."""
+    ranges = _ranges(n, chunk, executor)
+    C = _run(_task_cross_sums, ranges, executor, specs, names, means, chunk, scales)
     C /= n - 1
     return C
 

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
-from .._arrays import as_matrix
 from ..errors import EnsembleLensWarning, IllConditionedWarning, ShapeError
-from ._input import drop_dead
-from ._pairstate import MOMENT_METRICS, eval_pairs, live_mask, prepare_net
+from ._names import POST, Measure
+from ._pairstate import eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
+from .allpairs import (
+    aggregate_warnings,
+    default_jobs,
+    loop_matrix,
+    map_calls,
+    materialise,
+    pairs_of,
+    prepared_matrix,
+)
 from .moments import Moments, cross_covariance, moments_of_spec, resolve_inputs, subset_spec
 from .stats import permutation_test
 
@@ -38,11 +43,11 @@ __all__ = ["pairwise", "pairwise_permutation_test"]
 _BATCH = 16
 
 
-def _check_kwargs(fn: Callable[..., float], name: str, kwargs: dict[str, Any]) -> None:
+def _check_kwargs(m: Measure) -> None:
     try:
-        inspect.signature(fn).bind(None, None, **kwargs)
+        inspect.signature(m.fn).bind(None, None, **m.options)
     except TypeError as err:
-        raise ShapeError(f"metric {name!r}: invalid options {sorted(kwargs)}: {err}") from err
+        raise ShapeError(f"metric {m.name!r}: invalid options {sorted(m.options)}: {err}") from err
 
 
 def _groups(widths: Sequence[int], max_bytes: int) -> list[list[int]]:
@@ -59,26 +64,8 @@ def _groups(widths: Sequence[int], max_bytes: int) -> list[list[int]]:
     return groups
 
 
-def _default_jobs() -> int:
-    blas = [i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(blas or [os.cpu_count() or 1])
-
-
 def _map(job: Any, fn: Callable[..., Any], arglist: list[tuple[Any, ...]]) -> list[Any]:
-    """``[fn(*args) ...]`` with one BLAS thread per call, over the executor or local threads.
-
-    Small factorisations run far slower with several BLAS threads each (and pathologically so
-    on a loaded machine), so parallelism comes from running calls side by side instead.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        if job.executor is None and job.n_jobs <= 1:
-            return [fn(*args) for args in arglist]
-        pool = job.executor or ThreadPoolExecutor(max_workers=job.n_jobs)
-        try:
-            return [f.result() for f in [pool.submit(fn, *args) for args in arglist]]
-        finally:
-            if job.executor is None:
-                pool.shutdown()
+    return map_calls(job.executor, job.n_jobs, fn, arglist)
 
 
 def _run_pairs(
@@ -115,7 +102,7 @@ class _Job:
             self.out[i, j], self.out[j, i] = vij, vji
 
 
-def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> np.ndarray:
+def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> Moments:
     """Moments of one group of networks: prepare each network, evaluate in-group pairs."""
     if mom is None:
         mom = moments_of_spec(
@@ -139,16 +126,16 @@ def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> np.ndar
     pos = {i: a for a, i in enumerate(idx)}
     pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a:]]
     job.store(pairs, _run_pairs(pairs, lambda i, j: mom.block(pos[i], pos[j]), job))
-    return mom.mean
+    return mom
 
 
-def _cross_tile(
-    job: _Job, ia: list[int], ib: list[int], mean_a: np.ndarray, mean_b: np.ndarray
-) -> None:
+def _cross_tile(job: _Job, ia: list[int], ib: list[int], ma: Moments, mb: Moments) -> None:
     """Cross-covariance of two groups in one pass, then all their pairs."""
     specs = (subset_spec(job.spec, ia), subset_spec(job.spec, ib))
     nm = (tuple(job.names[i] for i in ia), tuple(job.names[i] for i in ib))
-    c = cross_covariance(specs, nm, (mean_a, mean_b), job.n, job.chunk, job.executor)
+    c = cross_covariance(
+        specs, nm, (ma.mean, mb.mean), job.n, job.chunk, job.executor, (ma.scales, mb.scales)
+    )
     oa = np.concatenate([[0], np.cumsum([job.widths[i] for i in ia])])
     ob = np.concatenate([[0], np.cumsum([job.widths[j] for j in ib])])
     pa, pb = {i: a for a, i in enumerate(ia)}, {j: b for b, j in enumerate(ib)}
@@ -196,50 +183,11 @@ def _moments_matrix(
     groups = _groups(widths, max_bytes)
     if len(groups) > 1:
         logger.info("pairwise %s: %d networks tiled in %d groups", name, k, len(groups))
-    means = [_diag_tile(job, idx) for idx in groups]
+    moms = [_diag_tile(job, idx) for idx in groups]
     for ga in range(len(groups)):
         for gb in range(ga + 1, len(groups)):
-            _cross_tile(job, groups[ga], groups[gb], means[ga], means[gb])
+            _cross_tile(job, groups[ga], groups[gb], moms[ga], moms[gb])
     return names, job.out
-
-
-def _materialise(inputs: Any) -> tuple[tuple[str, ...], list[np.ndarray]]:
-    """Each network converted once and cleaned of dead units (one warning per network)."""
-    names, spec, _, _ = resolve_inputs(inputs)
-    arrays = [
-        drop_dead(as_matrix(a, f"network {nm!r}"), f"network {nm!r}")[0]
-        for a, nm in zip(spec.open(), names, strict=True)
-    ]
-    return names, arrays
-
-
-def _pair_task(fn: Callable[..., float], x: np.ndarray, y: np.ndarray, kw: dict[str, Any]) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IllConditionedWarning)
-        return float(fn(x, y, **kw))
-
-
-def _loop_matrix(
-    inputs: Any, fn: Callable[..., float], symmetric: bool, kw: dict[str, Any], executor: Any
-) -> tuple[tuple[str, ...], np.ndarray]:
-    names, arrays = _materialise(inputs)
-    k = len(arrays)
-    pairs = [(i, j) for i in range(k) for j in range(i if symmetric else 0, k)]
-    if pairs:
-        fn(arrays[pairs[-1][0]], arrays[pairs[-1][1]], **kw)  # surfaces warnings once
-    submit = executor.submit if executor is not None else None
-    if submit is None:
-        vals = [_pair_task(fn, arrays[i], arrays[j], kw) for i, j in pairs]
-    else:
-        vals = [
-            f.result() for f in [submit(_pair_task, fn, arrays[i], arrays[j], kw) for i, j in pairs]
-        ]
-    out = np.empty((k, k))
-    for (i, j), v in zip(pairs, vals, strict=True):
-        out[i, j] = v
-        if symmetric:
-            out[j, i] = v
-    return names, out
 
 
 def _to_dataarray(names: Sequence[str], values: np.ndarray, attrs: dict[str, Any]) -> xr.DataArray:
@@ -257,59 +205,111 @@ def pairwise(
     inputs: Any,
     metric: str | Callable[..., float],
     *,
+    layers: Sequence[str] | None = None,
     executor: Any = None,
     chunk_size: int = 8192,
     max_bytes: int = 2**30,
     n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **kwargs: Any,
 ) -> xr.DataArray:
-    """K x K matrix of a measure between every pair of networks.
+    """K x K matrix of a measure between every pair of networks (or every (model, layer)).
 
     Parameters
     ----------
-    inputs : list/dict of (n, d_k) arrays, (StudyStore, layer), or Moments
+    inputs : list/dict of (n, d_k) arrays, (StudyStore, layer), StudyStore, or Moments
         Activations of K networks on the same n samples (widths may differ), or their
-        precomputed :class:`Moments` (moments-based measures only) so that several measures
-        share one streaming pass.
+        precomputed :class:`Moments` (moments-based measures only). With ``layers``: a
+        StudyStore or a dict ``{model: {layer: array}}``.
     metric : str or callable
-        A measure name (``"linear_cka"``, ``"mean_cca"``, ``"svcca"``, ``"pwcca"``,
-        ``"procrustes_similarity"``, ``"shape_distance"``, ``"rbf_cka"``, ``"rsa"``,
-        ``"mutual_knn"``, ``"permutation_distance"``, ``"linear_predictivity"``) or a
-        function ``f(X, Y, **kwargs) -> float`` (taken as symmetric).
+        A standardized name (``"cka-kernel=linear-hsic=lange-score"``,
+        ``"rsa-rdm=correlation-compare=spearman"``...; see :func:`measure` and
+        docs/MEASURES.md), a legacy name (``"linear_cka"``, ``"mean_cca"``, ``"svcca"``,
+        ``"pwcca"``, ``"procrustes_similarity"``, ``"shape_distance"``, ``"rbf_cka"``,
+        ``"rsa"``, ``"mutual_knn"``, ``"permutation_distance"``, ``"linear_predictivity"``), a
+        :class:`Measure`, or a function ``f(X, Y, **kwargs) -> float``, symmetric unless it
+        has an attribute ``symmetric = False`` (then every ordered pair is computed).
+    layers : list of str, optional
+        Compare every (model, layer) with every (model, layer); the result has dims
+        ``("model", "layer", "model_", "layer_")``. All networks go through one pass.
     executor : object with ``submit``, optional
-        Runs the moments pass (sample blocks) and the per-pair work.
+        Runs the moments pass (sample blocks), the per-network work and the per-pair work.
     chunk_size : int
         Samples per chunk of the moments pass.
     max_bytes : int
-        Budget for one covariance tile: networks are grouped so that a group's total width
-        ``w`` has ``8 w^2 <= max_bytes``; with several groups the moments pass runs once per
-        group (diagonal tiles) and once per pair of groups (cross tiles), same total FLOPs.
+        Memory budget: of one covariance tile for moments-based measures (networks grouped so
+        that a group's total width ``w`` has ``8 w^2 <= max_bytes``), and of the per-network
+        states (Gram matrices, RDMs...) held at once by the other measures.
     n_jobs : int, optional
-        Threads for the per-pair stage when no executor is given (default: the BLAS thread
-        count). Each pair's small factorisations run with one BLAS thread.
+        Threads for per-network and per-pair work when no executor is given (default: the
+        BLAS thread count). Each call runs with one BLAS thread.
+    progress : callable, optional
+        ``progress(done, total)`` after each block of pairs (the library is otherwise quiet).
     **kwargs
-        Options of the measure (e.g. ``ridge=``, ``alpha=``, ``debiased=``).
+        Options of the measure's function (``ridge=``, ``alpha=``, ``conditions=``...).
 
     Returns
     -------
     xarray.DataArray
-        dims ("model", "model_"), coords the network names; entry (i, j) is
-        ``metric(X_i, X_j)`` (row = first argument for asymmetric measures). Moments-based
-        values equal the single-pair functions to about 1e-12.
+        dims ("model", "model_"); entry (i, j) is ``metric(X_i, X_j)`` (row = first argument
+        for asymmetric measures, whose full matrix is computed). Distances have an exact 0
+        diagonal. attrs: ``metric`` (canonical name), ``kind``, ``method``.
     """
-    name, info = resolve_metric(metric)
-    _check_kwargs(info.fn, name, kwargs)
-    if name in MOMENT_METRICS and not (name == "linear_cka" and kwargs.get("debiased")):
-        jobs = n_jobs if n_jobs is not None else _default_jobs()
-        names, out = _moments_matrix(inputs, name, kwargs, executor, chunk_size, max_bytes, jobs)
+    m = resolve_metric(metric, **kwargs)
+    _check_kwargs(m)
+    if layers is not None:
+        from .layers import layer_pairwise
+
+        return layer_pairwise(inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        names, out, method = _matrix(inputs, m, executor, chunk_size, max_bytes, n_jobs, progress)
+    aggregate_warnings(rec)
+    attrs = {"metric": m.name, "kind": m.kind, "method": method,
+             **{k: repr(v) for k, v in kwargs.items()}}  # fmt: skip
+    return _to_dataarray(names, out, attrs)
+
+
+def _matrix(
+    inputs: Any,
+    m: Measure,
+    executor: Any,
+    chunk: int,
+    max_bytes: int,
+    n_jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[tuple[str, ...], np.ndarray, str]:
+    """(names, values, method) of one all-pairs call."""
+    jobs = n_jobs if n_jobs is not None else default_jobs()
+    if m.moment is not None:
+        names, out = _moments_matrix(
+            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs
+        )
         method = "moments"
+        if progress is not None:
+            progress(len(pairs_of(len(names), True)), len(pairs_of(len(names), True)))
     else:
         if isinstance(inputs, Moments):
-            raise ShapeError(f"metric {name!r} needs the activations, not only their moments")
-        names, out = _loop_matrix(inputs, info.fn, info.symmetric(kwargs), kwargs, executor)
-        method = "pairs"
-    attrs = {"metric": name, "method": method, **{k: repr(v) for k, v in kwargs.items()}}
-    return _to_dataarray(names, out, attrs)
+            raise ShapeError(f"metric {m.name!r} needs the activations, not only their moments")
+        names, arrays = materialise(inputs, m.keep_dead)
+        if m.prepare is not None and m.combine is not None:
+            out = prepared_matrix(arrays, m, executor, jobs, max_bytes, progress)
+            method = "prepared"
+        else:
+            return (
+                names,
+                _finish(loop_matrix(arrays, m, executor, jobs, progress), m, False),
+                "pairs",
+            )
+    return names, _finish(out, m, True), method
+
+
+def _finish(out: np.ndarray, m: Measure, apply_post: bool) -> np.ndarray:
+    if apply_post and m.post != "identity":
+        out = np.vectorize(POST[m.post], otypes=[float])(out)
+    if m.kind == "distance":
+        np.fill_diagonal(out, 0.0)
+    return out
 
 
 def pairwise_permutation_test(
@@ -327,29 +327,27 @@ def pairwise_permutation_test(
     results do not depend on the executor. The diagonal is not tested and holds NaN.
     Symmetric measures test i < j only and mirror the p-value.
     """
-    name, info = resolve_metric(metric)
-    _check_kwargs(info.fn, name, kwargs)
-    names, arrays = _materialise(inputs)
-    k, sym = len(arrays), info.symmetric(kwargs)
+    m = resolve_metric(metric, **kwargs)
+    _check_kwargs(m)
+    names, arrays = materialise(inputs, m.keep_dead)
+    k, sym = len(arrays), m.symmetric
     pairs = [(i, j) for i in range(k) for j in range(k) if (i < j if sym else i != j)]
     seeds = np.random.SeedSequence(seed).spawn(len(pairs))
     submit = executor.submit if executor is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnsembleLensWarning)
         jobs = [
-            (arrays[i], arrays[j], info.fn, n_perm, np.random.default_rng(s))
+            (arrays[i], arrays[j], m, n_perm, np.random.default_rng(s))
             for (i, j), s in zip(pairs, seeds, strict=True)
         ]
         if submit is None:
-            res = [permutation_test(*a[:3], n_perm=a[3], seed=a[4], **kwargs) for a in jobs]
+            res = [permutation_test(*a[:3], n_perm=a[3], seed=a[4]) for a in jobs]
         else:
-            futs = [
-                submit(permutation_test, *a[:3], n_perm=a[3], seed=a[4], **kwargs) for a in jobs
-            ]
+            futs = [submit(permutation_test, *a[:3], n_perm=a[3], seed=a[4]) for a in jobs]
             res = [f.result() for f in futs]
     out = np.full((k, k), np.nan)
     for (i, j), r in zip(pairs, res, strict=True):
         out[i, j] = r.p_value
         if sym:
             out[j, i] = r.p_value
-    return _to_dataarray(names, out, {"metric": name, "n_perm": n_perm, "seed": seed})
+    return _to_dataarray(names, out, {"metric": m.name, "n_perm": n_perm, "seed": seed})

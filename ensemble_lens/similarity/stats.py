@@ -84,14 +84,12 @@ def permutation_test(
     """
     if n_perm < 1:
         raise ShapeError(f"n_perm: expected a positive number of permutations, got {n_perm}")
-    _, info = resolve_metric(metric)
+    m = resolve_metric(metric, **kwargs)
     x, y = _inputs(X, Y)
-    alt = alternative or ("less" if info.is_distance else "greater")
-    stat = float(info.fn(x, y, **kwargs))
+    alt = alternative or ("less" if m.kind == "distance" else "greater")
+    stat = float(m(x, y))
     rng = np.random.default_rng(seed)
-    null = np.array(
-        [_quiet(info.fn, x, y[rng.permutation(y.shape[0])], kwargs) for _ in range(n_perm)]
-    )
+    null = np.array([_quiet(m, x, y[rng.permutation(y.shape[0])], {}) for _ in range(n_perm)])
     extreme = null >= stat if alt == "greater" else null <= stat
     p = (1.0 + np.count_nonzero(extreme)) / (n_perm + 1.0)
     return PermutationResult(statistic=stat, null=null, p_value=float(p), alternative=alt)
@@ -115,15 +113,15 @@ def bootstrap_ci(
         raise ShapeError(f"n_boot: expected a positive number of resamples, got {n_boot}")
     if not 0 < level < 1:
         raise ShapeError(f"level: expected a probability in (0, 1), got {level}")
-    _, info = resolve_metric(metric)
+    m = resolve_metric(metric, **kwargs)
     x, y = _inputs(X, Y)
-    stat = float(info.fn(x, y, **kwargs))
+    stat = float(m(x, y))
     rng = np.random.default_rng(seed)
     n = x.shape[0]
     draws = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, size=n)
-        draws.append(_quiet(info.fn, x[idx], y[idx], kwargs))
+        draws.append(_quiet(m, x[idx], y[idx], {}))
     samples = np.array(draws)
     q = (1 - level) / 2
     low, high = np.quantile(samples, [q, 1 - q])

@@ -1,0 +1,129 @@
+"""Builders of the registry table's rows: parsed options -> function and per-network work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from . import geometry as geo
+from ._names import Built
+from .cca import mean_cca
+from .kernels import kernel_cka, kernel_combine, kernel_state
+from .knn import (
+    knn_combine,
+    knn_indices,
+)
+from .procrustes import procrustes_similarity
+from .regression import linear_reg_r2, reg_combine, reg_state, regression_score
+from .rsa import (
+    DISTANCE_COMPARATORS,
+    DOT_COMPARATORS,
+    rdm,
+    rdm_combine,
+    rdm_state,
+    rsa,
+)
+
+
+def build_fn(f: Callable[..., float], **fixed: Any) -> Callable[[dict[str, Any], str], Built]:
+    return lambda o, _out: Built(f, {**fixed, **o})
+
+
+def build_cka(o: dict[str, Any], _out: str) -> Built:
+    lin_gretton = o["kernel"] == "linear" and o["hsic"] == "gretton"
+    kw = {k: o[k] for k in ("kernel", "hsic", "sigma", "frac") if k in o}
+    state = partial(kernel_state, **kw)
+    return Built(
+        kernel_cka,
+        kw,
+        moment="linear_cka" if lin_gretton else None,
+        prepare=state,
+        combine=partial(kernel_combine, hsic=o["hsic"]),
+        shares="moments" if lin_gretton else "gram" if o["kernel"] != "linear" else "features",
+        dot=o["kernel"] != "linear",
+    )
+
+
+def build_cca(o: dict[str, Any], out: str) -> Built:
+    if out == "squared_score":
+        return Built(_mean_sq_cca, {})
+    return Built(mean_cca, o, moment="mean_cca", shares="moments")
+
+
+def _mean_sq_cca(X: Any, Y: Any) -> float:
+    """Mean squared canonical correlation (Yanai's generalized coefficient)."""
+    from .cca import cca
+
+    return float((cca(X, Y).correlations ** 2).mean())
+
+
+def build_rsa(o: dict[str, Any], _out: str) -> Built:
+    kind, cmp_ = o["rdm"], o["compare"]
+    state = None if kind == "crossnobis" else partial(_rsa_state, kind=kind, compare=cmp_)
+    return Built(
+        rsa,
+        {"rdm": kind, "compare": cmp_},
+        prepare=state,
+        combine=partial(rdm_combine, compare=cmp_),
+        shares="rdm",
+        keep_dead=True,
+        kind="distance" if cmp_ in DISTANCE_COMPARATORS else None,
+        dot=cmp_ in DOT_COMPARATORS,
+    )
+
+
+def _rsa_state(x: Any, kind: str, compare: str) -> Any:
+    return rdm_state(rdm(x, kind), compare)
+
+
+def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], str], Built]:
+    def build(o: dict[str, Any], _out: str) -> Built:
+        k, metric = o["k"], o.get("metric", "cosine")
+        return Built(
+            f,
+            {"k": k, "metric": metric},
+            symmetric=how != "cycle",
+            prepare=partial(knn_indices, k=k, metric=metric),
+            combine=partial(knn_combine, kind=how),
+            shares="neighbours",
+        )
+
+    return build
+
+
+def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
+    def build(o: dict[str, Any], _out: str) -> Built:
+        if method == "ols" and "score" not in o:
+            return Built(linear_reg_r2, {}, symmetric=False, shares="none")
+        opts = {
+            "method": method,
+            "lam": o.get("lam", 1.0),
+            "score": o.get("score", "pearsonr"),
+            "cv": o.get("cv", 0),
+            "reduce": o.get("reduce", "mean"),
+            "n_components": o.get("n_components", 25),
+            "seed": o.get("seed", 0),
+        }
+        if o.get("reverse"):
+            return Built(regression_score, {**opts, "reverse": True}, symmetric=False)
+        return Built(
+            regression_score,
+            opts,
+            symmetric=False,
+            shares="factor",
+            prepare=partial(reg_state, method=method, cv=opts["cv"], seed=opts["seed"]),
+            combine=partial(reg_combine, opts=opts),
+        )
+
+    return build
+
+
+def build_procrustes(o: dict[str, Any], out: str) -> Built:
+    if out in ("distance=euclidean", "distance=squared_euclidean"):
+        return Built(geo.procrustes_distance, {"squared": bool(o.get("squared"))})
+    return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
+
+
+def build_ensd(o: dict[str, Any], out: str) -> Built:
+    return Built(geo.ensd, {"distance": out != "score"})

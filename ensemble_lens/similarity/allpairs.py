@@ -1,0 +1,244 @@
+"""All-pairs evaluation of measures with per-network work (``prepare``/``combine``) and of the
+rest pair by pair; shared helpers of :func:`~ensemble_lens.similarity.pairwise`.
+
+Per-network work (a transformed Gram matrix, an RDM and its ranks, neighbour lists, a
+factorisation) is done once per network; each pair then costs only ``combine``. When the
+states are vectors whose dot product is the measure (kernel CKA with a non-linear kernel,
+RSA with pearson/spearman/rho_a/cosine/whitened comparators), a block of pairs is one matrix
+product. States are kept for at most ``max_bytes``: networks are split into groups and each
+pair of groups is evaluated with only those two groups' states in memory (a group's states
+are recomputed once per later group, the cost of bounded memory).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from .._arrays import as_matrix
+from ..errors import DroppedUnitsWarning, IllConditionedWarning, ShapeError
+from ._input import live_units, safe_scale
+from ._names import POST, Measure
+from .moments import resolve_inputs
+
+_BATCH = 16
+Progress = Callable[[int, int], None] | None
+
+
+def default_jobs() -> int:
+    """Threads for per-pair work: the BLAS thread count (or the CPU count)."""
+    blas = [i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(blas or [os.cpu_count() or 1])
+
+
+def map_calls(
+    executor: Any, n_jobs: int, fn: Callable[..., Any], arglist: list[tuple[Any, ...]]
+) -> list[Any]:
+    """``[fn(*args) ...]`` with one BLAS thread per call, over the executor or local threads.
+
+    Small factorisations run far slower with several BLAS threads each (and pathologically so
+    on a loaded machine), so parallelism comes from running calls side by side instead.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        if executor is None and n_jobs <= 1:
+            return [fn(*args) for args in arglist]
+        pool = executor or ThreadPoolExecutor(max_workers=n_jobs)
+        try:
+            return [f.result() for f in [pool.submit(fn, *args) for args in arglist]]
+        finally:
+            if executor is None:
+                pool.shutdown()
+
+
+def materialise(inputs: Any, keep_dead: bool) -> tuple[tuple[str, ...], list[np.ndarray]]:
+    """Each network converted once; constant units dropped unless ``keep_dead`` (counted in
+    one DroppedUnitsWarning for the whole call)."""
+    names, spec, _, _ = resolve_inputs(inputs)
+    arrays, dropped = [], []
+    for a, nm in zip(spec.open(), names, strict=True):
+        x = as_matrix(a, f"network {nm!r}")
+        if not keep_dead:
+            xs = safe_scale(x)
+            live = live_units(xs.mean(axis=0), xs.var(axis=0))
+            if not live.any():
+                raise ShapeError(
+                    f"network {nm!r}: all {live.size} units are constant; nothing to compare"
+                )
+            if not live.all():
+                dropped.append(f"{nm!r} {int((~live).sum())} of {live.size}")
+                x = x[:, live]
+        arrays.append(x)
+    if dropped:
+        warnings.warn(
+            f"dropped constant (dead) units: {', '.join(dropped)}",
+            DroppedUnitsWarning,
+            stacklevel=3,
+        )
+    return names, arrays
+
+
+def aggregate_warnings(records: Sequence[warnings.WarningMessage]) -> None:
+    """Re-issue recorded warnings once each; DroppedUnitsWarnings merged into one line."""
+    dropped = [str(r.message) for r in records if issubclass(r.category, DroppedUnitsWarning)]
+    seen: set[tuple[type, str]] = set()
+    for r in records:
+        key = (r.category, str(r.message))
+        if issubclass(r.category, DroppedUnitsWarning) or key in seen:
+            continue
+        seen.add(key)
+        warnings.warn(r.message, r.category, stacklevel=3)
+    if dropped:
+        text = "; ".join(m.removeprefix("dropped constant (dead) units: ") for m in dropped)
+        warnings.warn(f"dropped constant (dead) units: {text}", DroppedUnitsWarning, stacklevel=3)
+
+
+def pairs_of(k: int, symmetric: bool) -> list[tuple[int, int]]:
+    """Pairs to evaluate: i <= j for symmetric measures, all ordered pairs otherwise."""
+    return [(i, j) for i in range(k) for j in range(i if symmetric else 0, k)]
+
+
+def _pair_task(
+    fn: Callable[..., float], post: str, x: np.ndarray, y: np.ndarray, kw: dict[str, Any]
+) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        return POST[post](fn(x, y, **kw))
+
+
+def _pair_batch(
+    fn: Callable[..., float],
+    post: str,
+    items: list[tuple[np.ndarray, np.ndarray]],
+    kw: dict[str, Any],
+) -> list[float]:
+    return [_pair_task(fn, post, x, y, kw) for x, y in items]
+
+
+def _combine_batch(
+    combine: Callable[[Any, Any], float], items: list[tuple[Any, Any]]
+) -> list[float]:
+    return [float(combine(a, b)) for a, b in items]
+
+
+def loop_matrix(
+    arrays: list[np.ndarray], m: Measure, executor: Any, n_jobs: int, progress: Progress
+) -> np.ndarray:
+    """Every pair through the single-pair function (measures without per-network work)."""
+    k = len(arrays)
+    pairs = pairs_of(k, m.symmetric)
+    if pairs:  # surfaces the measure's warnings once, outside the quiet workers
+        m.fn(arrays[pairs[-1][0]], arrays[pairs[-1][1]], **m.options)
+    batches = [pairs[s : s + _BATCH] for s in range(0, len(pairs), _BATCH)]
+    args = [
+        (m.fn, m.post, [(arrays[i], arrays[j]) for i, j in b], dict(m.options)) for b in batches
+    ]
+    vals = _run_batches(executor, n_jobs, _pair_batch, args, progress, len(pairs))
+    return _fill(k, pairs, vals, m.symmetric)
+
+
+def _run_batches(executor, n_jobs, fn, args, progress: Progress, total: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out: list[float] = []
+    step = max(1, len(args) // 20)  # about 20 progress reports per call
+    for s in range(0, len(args), step):
+        for batch in map_calls(executor, n_jobs, fn, args[s : s + step]):
+            out.extend(batch)
+        if progress is not None:
+            progress(len(out), total)
+    return out
+
+
+def _fill(k: int, pairs: list[tuple[int, int]], vals: list[float], symmetric: bool) -> np.ndarray:
+    out = np.empty((k, k))
+    for (i, j), v in zip(pairs, vals, strict=True):
+        out[i, j] = v
+        if symmetric:
+            out[j, i] = v
+    return out
+
+
+def _nbytes(state: Any) -> int:
+    if isinstance(state, np.ndarray):
+        return state.nbytes
+    if isinstance(state, tuple | list):
+        return sum(_nbytes(s) for s in state)
+    if hasattr(state, "__dict__") or hasattr(state, "__dataclass_fields__"):
+        return sum(_nbytes(getattr(state, f)) for f in getattr(state, "__dataclass_fields__", {}))
+    return 64
+
+
+def prepared_matrix(
+    arrays: list[np.ndarray],
+    m: Measure,
+    executor: Any,
+    n_jobs: int,
+    max_bytes: int,
+    progress: Progress,
+) -> np.ndarray:
+    """All pairs from per-network states, in groups whose states fit ``max_bytes``."""
+    assert m.prepare is not None and m.combine is not None
+    k = len(arrays)
+    first = map_calls(None, 1, m.prepare, [(arrays[0],)])[0]
+    per = max(1, _nbytes(first))
+    size = max(1, int(max_bytes // (2 * per)))
+    groups = [list(range(s, min(s + size, k))) for s in range(0, k, size)]
+    out = np.empty((k, k))
+    total, done = len(pairs_of(k, m.symmetric)), 0
+    for ga, ia in enumerate(groups):
+        sa = map_calls(executor, n_jobs, m.prepare, [(arrays[i],) for i in ia])
+        for ib in groups[ga:]:
+            sb = (
+                sa
+                if ib is ia
+                else map_calls(executor, n_jobs, m.prepare, [(arrays[j],) for j in ib])
+            )
+            done += _block(m, ia, ib, sa, sb, out, executor, n_jobs)
+            if progress is not None:
+                progress(min(done, total), total)
+    return out
+
+
+def _block(
+    m: Measure,
+    ia: list[int],
+    ib: list[int],
+    sa: list[Any],
+    sb: list[Any],
+    out: np.ndarray,
+    executor: Any,
+    n_jobs: int,
+) -> int:
+    """Fill out[ia x ib] (and its mirror); returns the number of pairs evaluated."""
+    same = ia is ib
+    if m.dot and all(isinstance(s, np.ndarray) and s.ndim == 1 for s in sa + sb):
+        with threadpool_limits(limits=max(1, n_jobs), user_api="blas"):
+            blk = np.stack(sa) @ np.stack(sb).T
+        out[np.ix_(ia, ib)] = blk
+        out[np.ix_(ib, ia)] = blk.T
+        return len(ia) * (len(ia) + 1) // 2 if same else len(ia) * len(ib)
+    loc = [
+        (a, b)
+        for a in range(len(ia))
+        for b in range(len(ib))
+        if not same or (b >= a if m.symmetric else True)
+    ]
+    if not same and not m.symmetric:
+        loc += [(-b - 1, -a - 1) for a, b in loc]  # reverse direction: (ib[b], ia[a])
+    items = [(sb[-a - 1], sa[-b - 1]) if a < 0 else (sa[a], sb[b]) for a, b in loc]
+    batches = [items[s : s + _BATCH] for s in range(0, len(items), _BATCH)]
+    vals = [
+        v
+        for batch in map_calls(executor, n_jobs, _combine_batch, [(m.combine, b) for b in batches])
+        for v in batch
+    ]
+    for (a, b), v in zip(loc, vals, strict=True):
+        i, j = (ib[-a - 1], ia[-b - 1]) if a < 0 else (ia[a], ib[b])
+        out[i, j] = v
+        if m.symmetric:
+            out[j, i] = v
+    return len(loc)
