@@ -102,3 +102,17 @@ def test_dropping_the_one_member_that_carries_the_curvature_is_flagged():
 )  # fmt: skip
 def test_far_below_means_negative_or_more_than_the_drop(r2_test, r2_ext, fails):
     assert (extrapolation_failure(r2_test, r2_ext, 0.5) is not None) is fails
+
+
+def test_a_probe_that_does_not_fit_the_consensus_is_one_clear_error():
+    from ensemble_lens.errors import ShapeError
+
+    ds, X, split = _study(lambda X: X[:, 0])
+    with pytest.raises(ShapeError, match=r"expected inputs X of shape \(750, variable\)"):
+        distill_consensus(ds, X[:10], ["x1", "x2"], split, layer="h")
+    with pytest.raises(ShapeError, match=r"one name per input column \(2\), got 1 names"):
+        distill_consensus(ds, X, ["x1"], split, layer="h")
+    with pytest.raises(ShapeError, match=r"split labels of shape \(750,\), got \(3,\)"):
+        distill_consensus(ds, X, ["x1", "x2"], split[:3], layer="h")
+    with pytest.raises(ShapeError, match="no 'test' sample"):
+        distill_consensus(ds, X, ["x1", "x2"], np.full(750, "fit"), layer="h")
