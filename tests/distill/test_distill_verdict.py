@@ -116,3 +116,16 @@ def test_a_probe_that_does_not_fit_the_consensus_is_one_clear_error():
         distill_consensus(ds, X, ["x1", "x2"], split[:3], layer="h")
     with pytest.raises(ShapeError, match="no 'test' sample"):
         distill_consensus(ds, X, ["x1", "x2"], np.full(750, "fit"), layer="h")
+
+
+def test_extrapolation_target_is_the_closest_truth_or_the_mixture():
+    from ensemble_lens.distill import Extrapolation
+
+    rng = np.random.default_rng(5)
+    u, v, ue, ve = (rng.normal(size=300) for _ in range(4))
+    ext = Extrapolation(X=np.zeros((300, 1)), truth_test={"u": u, "v": v}, truth={"u": ue, "v": ve})
+    Y = np.c_[5 * u - 1, 2 * u + 3 * v + 1, 5 * u + 0.01 * v]
+    got = ext.targets(Y)
+    np.testing.assert_allclose(got[:, 0], 5 * ue - 1, atol=1e-9)
+    np.testing.assert_allclose(got[:, 1], 2 * ue + 3 * ve + 1, atol=1e-9)
+    np.testing.assert_allclose(got[:, 2], 5 * ue, atol=0.05)  # a trace of v is not a mixture
