@@ -129,3 +129,13 @@ def test_extrapolation_target_is_the_closest_truth_or_the_mixture():
     np.testing.assert_allclose(got[:, 0], 5 * ue - 1, atol=1e-9)
     np.testing.assert_allclose(got[:, 1], 2 * ue + 3 * ve + 1, atol=1e-9)
     np.testing.assert_allclose(got[:, 2], 5 * ue, atol=0.05)  # a trace of v is not a mixture
+
+
+def test_members_are_put_on_the_consensus_scale_keeping_their_differences():
+    from ensemble_lens.distill.verdict import on_consensus_scale
+
+    y = np.random.default_rng(2).normal(size=200)
+    members = np.stack([3 * y + 1, 3.3 * y + 1, 2.7 * y + 1])  # aligned frame: 3x, offset 1
+    got = on_consensus_scale(members, (y - y.mean()) / y.std())
+    np.testing.assert_allclose(got.mean(0), (y - y.mean()) / y.std(), atol=1e-9)
+    np.testing.assert_allclose(np.std(got, axis=1) / np.std(got[0]), [1, 1.1, 0.9], rtol=1e-9)
