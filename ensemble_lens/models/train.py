@@ -130,9 +130,15 @@ def _validation_loss(task: Task, model: nn.Module, data: dict, batch_size: int) 
 
 
 def shuffle_targets(
-    data: dict[str, torch.Tensor], how: str, *, data_seed: int, seed: int
+    data: dict[str, torch.Tensor],
+    how: str,
+    *,
+    data_seed: int,
+    seed: int,
+    keys: tuple[str, ...] = ("target",),
 ) -> dict[str, torch.Tensor]:
-    """The data with ``"target"`` permuted along the example axis (a null ensemble).
+    """The data with its ``keys`` (``Task.target_keys``) permuted along the example axis, all
+    by one permutation (a null ensemble).
 
     ``how``: ``"none"`` (unchanged), ``"shared"`` (permutation seeded by ``data_seed``: the
     same for every member that sees the same data) or ``"independent"`` (seeded by the member
@@ -141,10 +147,16 @@ def shuffle_targets(
     """
     if how == "none":
         return data
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ConfigError(
+            f"target_shuffle: the task's data has no {missing} (Task.target_keys); "
+            f"it has {sorted(data)}"
+        )
     # offset: a member whose seed equals the data seed still gets a permutation of its own
     gen = torch.Generator().manual_seed(data_seed if how == "shared" else seed + 7919)
-    perm = torch.randperm(len(data["target"]), generator=gen)
-    return {**data, "target": data["target"][perm]}
+    perm = torch.randperm(len(data[keys[0]]), generator=gen)
+    return {**data, **{k: data[k][perm] for k in keys}}
 
 
 def _scheduler(opt: torch.optim.Optimizer, train: TrainSpec) -> Any:
@@ -255,7 +267,13 @@ def train_member(
     with _torch_settings():
         data_seed = seed if train.data_seed is None else train.data_seed
         data = task.make_data(train.n_train + train.n_val, data_seed)
-        data = shuffle_targets(data, train.target_shuffle, data_seed=data_seed, seed=seed)
+        data = shuffle_targets(
+            data,
+            train.target_shuffle,
+            data_seed=data_seed,
+            seed=seed,
+            keys=tuple(getattr(task, "target_keys", ("target",))),
+        )
         data_tr = _take(data, slice(0, train.n_train))
         data_va = _take(data, slice(train.n_train, None))
         model = task.build_model(arch, seed)
