@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 import sympy
 
+from ..errors import ShapeError
 from .basis import searched_basis
 from .distill import distill_components
 from .judge import exact_recovery
+from .records import no_consensus_record, pick, record, unskilled_record
 from .reduce import Split, reduce_modulo_others
 from .verdict import NO_TRUTH, judge
 
@@ -232,14 +234,15 @@ def distill_consensus(
         members are unskilled (``consensus.attrs["member_skill"] == "unskilled"``, see
         :func:`ensemble_lens.consensus.member_skill`) or no component is consensus.
     """
+    _check_inputs(consensus, X, names, split)
     no_truth = {"ground_truth": bool(truths), "truth_note": None if truths else NO_TRUTH}
     keep = np.flatnonzero(consensus["is_consensus"].values)
     if consensus.attrs.get("member_skill") == "unskilled":
         log.warning("layer %s: %s", layer, consensus.attrs.get("member_skill_reason"))
-        return LayerDistillation([{**_unskilled(layer, consensus, keep.size), **no_truth}])
+        return LayerDistillation([{**unskilled_record(layer, consensus, keep.size), **no_truth}])
     if keep.size == 0:
         log.warning("layer %s: no consensus component beats the null; no formula fitted", layer)
-        return LayerDistillation([{**_no_consensus(layer, consensus), **no_truth}])
+        return LayerDistillation([{**no_consensus_record(layer, consensus), **no_truth}])
     problem = _problem(
         X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
         extrapolation, settings, executor,
@@ -251,33 +254,67 @@ def distill_consensus(
         [str(m) for m in consensus["model"].values],
         consensus["variance"].values[keep],
     )
-    test, ids = problem.test, [str(m) for m in consensus["model"].values]
-    X_test = problem.X[test]
-    records = []
-    for j, (results, basis) in enumerate(per_seed):
-        pick = _pick(results)
-        rec = _record(pick, results, basis)
-        rec["exact_recovery_strict"] = strict_recovery(problem.truths, pick, X_test, names)
-        ext = view["extrapolation"]
-        judge(
-            rec,
-            pick,
-            results,
-            X=X_test,
-            y=view["Y"][test, j],
-            member_y=view["M"][:, test, j],
-            member_ids=ids,
-            names=problem.names,
-            extrapolation=None if ext is None else (ext[0], ext[1][:, j]),
-            ground_truth=problem.truths is not None,
-            max_extrapolation_drop=problem.settings.max_extrapolation_drop,
-            stability_tolerance=problem.settings.stability_tolerance,
-        )
-        records.append(rec)
+    ids = [str(m) for m in consensus["model"].values]
+    records = [_judged(problem, j, results, basis, view, ids) for j, (results, basis) in
+               enumerate(per_seed)]  # fmt: skip
     if skill := consensus.attrs.get("member_skill"):
         for rec in records:
             rec["member_skill"] = skill
     return LayerDistillation(records, view)
+
+
+def _judged(
+    problem: _Problem,
+    j: int,
+    results: list[Any],
+    basis: str,
+    view: dict[str, Any],
+    member_ids: list[str],
+) -> dict[str, Any]:
+    """The record of basis component ``j`` from its seeds' results, with every verdict."""
+    test = problem.test
+    chosen = pick(results)
+    rec = record(chosen, results, basis)
+    rec["exact_recovery_strict"] = strict_recovery(
+        problem.truths, chosen, problem.X[test], problem.names
+    )
+    ext = view["extrapolation"]
+    return judge(
+        rec,
+        chosen,
+        results,
+        X=problem.X[test],
+        y=view["Y"][test, j],
+        member_y=view["M"][:, test, j],
+        member_ids=member_ids,
+        names=problem.names,
+        extrapolation=None if ext is None else (ext[0], ext[1][:, j]),
+        ground_truth=problem.truths is not None,
+        max_extrapolation_drop=problem.settings.max_extrapolation_drop,
+        stability_tolerance=problem.settings.stability_tolerance,
+    )
+
+
+def _check_inputs(consensus: Any, X: Any, names: Sequence[str], split: Any) -> None:
+    """One clear error when the probe does not fit the consensus result."""
+    n = consensus.sizes["sample"]
+    shape = np.shape(X)
+    if len(shape) != 2 or shape[0] != n:
+        raise ShapeError(
+            f"distill_consensus: expected inputs X of shape ({n}, variable) like the consensus "
+            f"samples, got {shape}"
+        )
+    if len(names) != shape[1]:
+        raise ShapeError(
+            f"distill_consensus: expected one name per input column ({shape[1]}), got "
+            f"{len(names)} names {list(names)}"
+        )
+    if np.shape(split) != (n,):
+        raise ShapeError(
+            f"distill_consensus: expected split labels of shape ({n},), got {np.shape(split)}"
+        )
+    if not (np.asarray(split).astype(str) == "test").any():
+        raise ShapeError("distill_consensus: the split has no 'test' sample to judge formulas on")
 
 
 def distill_subspace(
@@ -424,73 +461,3 @@ def _input_view(problem: _Problem, Y: np.ndarray) -> dict[str, Any]:
     d = problem.X[:, [problem.names.index(v) for v in problem.vector]]
     scale = np.linalg.norm(Y, axis=1) / np.maximum(np.linalg.norm(d, axis=1), 1e-300)
     return {"vector": list(problem.vector), "input_basis": d * scale[:, None]}
-
-
-def _pick(results: list[Any]) -> Any:
-    """The simplest seed result within 0.01 test R^2 of the best one (or the first result
-    when no seed found a formula)."""
-    good = [r for r in results if r.expr is not None]
-    if not good:
-        return results[0]
-    best = max(r.r2_test for r in good)
-    return min(
-        (r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test)
-    )
-
-
-def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
-    rec = pick.to_dict()
-    rec.update(
-        basis=basis,
-        seeds_tried=[r.seed for r in results],
-        seeds_exact=[r.seed for r in results if r.exact_recovery],
-        reduced_modulo=pick.reduced_modulo,
-        modulo_expression=None if pick.modulo_expr is None else str(pick.modulo_expr),
-        unreduced_expression=None if pick.unreduced_expr is None else str(pick.unreduced_expr),
-        unreduced_exact_recovery=pick.unreduced_exact_recovery,
-        unreduced_truth_name=pick.unreduced_truth_name,
-    )
-    if pick.expr is None:
-        rec["reason"] = pick.reason
-    return rec
-
-
-def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
-    return {
-        "component": None,
-        "layer": layer,
-        "expression": None,
-        "srepr": None,
-        "latex": None,
-        "complexity": None,
-        "r2_test": None,
-        "r2_extrapolation": None,
-        "gradient_agreement": None,
-        "support": None,
-        "member_r2": {},
-        "exact_recovery": None,
-        "truth_name": None,
-        "front": [],
-        "backend": None,
-        "seed": None,
-        "seconds": 0.0,
-        "is_result": False,
-        "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
-        f"{ds.sizes['component']} aligned components tested): nothing to distill",
-    }
-
-
-def _unskilled(layer: str, ds: Any, n_consensus: int) -> dict[str, Any]:
-    """The record of a layer whose members did not learn their task (``n_consensus``
-    components beat the null all the same)."""
-    rec = _no_consensus(layer, ds)
-    attrs = ds.attrs
-    also = f"; besides, {rec['reason']}" if n_consensus == 0 else ""
-    rec.update(
-        reason=str(attrs.get("member_skill_reason")) + also,
-        member_skill="unskilled",
-        members_skilled=list(attrs.get("members_skilled", [])),
-        members_unskilled=list(attrs.get("members_unskilled", [])),
-        median_val_r2=attrs.get("median_val_r2"),
-    )
-    return rec

@@ -8,7 +8,8 @@ Every formula record gets, besides test R^2 and support:
   members' aligned components, once per left-out member, and the chosen form (constants
   refitted) must explain each within ``stability_tolerance`` of its R^2 on the mean of all
   members; otherwise the formula is flagged ``unstable`` (it depends on one member);
-* **constants across members** (:mod:`~ensemble_lens.distill.constants`);
+* **constants across members** (:mod:`~ensemble_lens.distill.constants`), the members'
+  components first put on the consensus' scale (:func:`on_consensus_scale`);
 * **the extrapolation verdict**: a formula whose extrapolation R^2 is negative, or more than
   ``max_extrapolation_drop`` below its test R^2, does not hold beyond the probe's range and is
   not a result: its expression moves to ``rejected_expression`` and ``expression`` is None.
@@ -26,7 +27,14 @@ import sympy
 
 from .constants import constants_across_members, form_key, refit_constants, template
 
-__all__ = ["NO_TRUTH", "drop_one_member", "extrapolation_failure", "judge", "seed_agreement"]
+__all__ = [
+    "NO_TRUTH",
+    "drop_one_member",
+    "extrapolation_failure",
+    "judge",
+    "on_consensus_scale",
+    "seed_agreement",
+]
 
 NO_TRUTH = "no ground truth: recovery is not judged"
 
@@ -89,6 +97,19 @@ def _fit_r2(t: Any, expr: sympy.Expr, X: np.ndarray, y: np.ndarray, names: Seque
     return float(refit_constants(t, X, y, names).r2)
 
 
+def on_consensus_scale(member_y: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The members' components (member, sample) mapped by the one affine map that takes their
+    mean onto the consensus ``y`` (sample,).
+
+    Consensus components are standardised weighted means, while each member's aligned
+    component keeps the aligned frame's scale; one common map keeps the members' differences
+    and makes their constants comparable with the consensus formula's.
+    """
+    A = np.c_[member_y.mean(0), np.ones(member_y.shape[1])]
+    (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+    return a * member_y + b
+
+
 def extrapolation_failure(
     r2_test: float | None, r2_extrapolation: float | None, max_drop: float
 ) -> str | None:
@@ -134,6 +155,7 @@ def judge(
     if pick.expr is None:
         return rec
     rec.update(seed_agreement(pick, results))
+    member_y = on_consensus_scale(member_y, y)
     if pick.reduced_modulo is None:  # members' remainders are not kept for reduced formulas
         Xe, ye = extrapolation if extrapolation is not None else (None, None)
         rec["constants"] = constants_across_members(

@@ -79,10 +79,11 @@ class TrainSpec(BaseModel):
         (members then differ by initialisation and batch order only); ``None`` uses the member
         seed, so every member also sees its own data.
     target_shuffle : {"none", "shared", "independent"}
-        Null ensembles: the targets of the generated data set are permuted along the example
-        axis, so that no input predicts them. ``"shared"``: one permutation (seeded by the data
-        seed) for every member that sees the same data; ``"independent"``: each member its
-        own permutation (seeded by the member seed). The default ``"none"`` keeps the task.
+        Null ensembles: the targets of the generated data set (``Task.target_keys``) are
+        permuted along the example axis, so that no input predicts them. ``"shared"``: one
+        permutation (seeded by the data seed) for every member that sees the same data;
+        ``"independent"``: each member its own permutation (seeded by the member seed). The
+        default ``"none"`` keeps the task.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -167,7 +167,13 @@ def split_data(task: Task, train: TrainSpec, seed: int) -> tuple[dict, dict]:
     ``train.target_shuffle`` says (:func:`shuffle_targets`), first ``n_train`` rows."""
     data_seed = seed if train.data_seed is None else train.data_seed
     data = task.make_data(train.n_train + train.n_val, data_seed)
-    data = shuffle_targets(data, train.target_shuffle, data_seed=data_seed, seed=seed)
+    data = shuffle_targets(
+        data,
+        train.target_shuffle,
+        data_seed=data_seed,
+        seed=seed,
+        keys=tuple(getattr(task, "target_keys", ("target",))),
+    )
     return _take(data, slice(0, train.n_train)), _take(data, slice(train.n_train, None))
 
 
@@ -183,9 +189,15 @@ def _validation_loss(task: Task, model: nn.Module, data: dict, batch_size: int) 
 
 
 def shuffle_targets(
-    data: dict[str, torch.Tensor], how: str, *, data_seed: int, seed: int
+    data: dict[str, torch.Tensor],
+    how: str,
+    *,
+    data_seed: int,
+    seed: int,
+    keys: tuple[str, ...] = ("target",),
 ) -> dict[str, torch.Tensor]:
-    """The data with ``"target"`` permuted along the example axis (a null ensemble).
+    """The data with its ``keys`` (``Task.target_keys``) permuted along the example axis, all
+    by one permutation (a null ensemble).
 
     ``how``: ``"none"`` (unchanged), ``"shared"`` (permutation seeded by ``data_seed``: the
     same for every member that sees the same data) or ``"independent"`` (seeded by the member
@@ -194,10 +206,16 @@ def shuffle_targets(
     """
     if how == "none":
         return data
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ConfigError(
+            f"target_shuffle: the task's data has no {missing} (Task.target_keys); "
+            f"it has {sorted(data)}"
+        )
     # offset: a member whose seed equals the data seed still gets a permutation of its own
     gen = torch.Generator().manual_seed(data_seed if how == "shared" else seed + 7919)
-    perm = torch.randperm(len(data["target"]), generator=gen)
-    return {**data, "target": data["target"][perm]}
+    perm = torch.randperm(len(data[keys[0]]), generator=gen)
+    return {**data, **{k: data[k][perm] for k in keys}}
 
 
 def _scheduler(opt: torch.optim.Optimizer, train: TrainSpec) -> Any:

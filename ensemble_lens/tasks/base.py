@@ -100,6 +100,9 @@ class Task(abc.ABC):
         Unary primitives symbolic regression should offer beyond ``+ - * /`` and squares,
         e.g. ``("cos",)`` where the law holds angles (default none). A study's
         ``distill.options`` (``functions`` for operon, ``unary_operators`` for PySR) wins.
+    target_keys : tuple of str
+        Keys of :meth:`make_data` that ``TrainSpec.target_shuffle`` permutes for a null
+        ensemble (default ``("target",)``; the siamese tasks permute the partner state ``b``).
     default_arch : ArchSpec
         Architecture that reaches the accuracy target fast.
     default_train : TrainSpec
@@ -121,6 +124,7 @@ class Task(abc.ABC):
     equivariant_vector: tuple[str, ...] | None = None
     latent_layer: str = "latent"
     sr_functions: tuple[str, ...] = ()
+    target_keys: tuple[str, ...] = ("target",)
     default_arch: ArchSpec
     default_train: TrainSpec
 

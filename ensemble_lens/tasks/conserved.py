@@ -35,6 +35,8 @@ class SiameseTask(Task):
     equivariant_vector = None
     temperature = 0.05
     latent_layer = "latent"
+    #: a null ensemble pairs each state with another trajectory's (target holds only ids)
+    target_keys = ("b",)
     default_arch = ArchSpec(family="siamese", width=64, depth=2, activation="silu", latent_dim=1)
     default_train = TrainSpec(
         epochs=25, batch_size=256, lr=3e-3, n_train=12800, n_val=2048, patience=6

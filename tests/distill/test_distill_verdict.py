@@ -102,3 +102,40 @@ def test_dropping_the_one_member_that_carries_the_curvature_is_flagged():
 )  # fmt: skip
 def test_far_below_means_negative_or_more_than_the_drop(r2_test, r2_ext, fails):
     assert (extrapolation_failure(r2_test, r2_ext, 0.5) is not None) is fails
+
+
+def test_a_probe_that_does_not_fit_the_consensus_is_one_clear_error():
+    from ensemble_lens.errors import ShapeError
+
+    ds, X, split = _study(lambda X: X[:, 0])
+    with pytest.raises(ShapeError, match=r"expected inputs X of shape \(750, variable\)"):
+        distill_consensus(ds, X[:10], ["x1", "x2"], split, layer="h")
+    with pytest.raises(ShapeError, match=r"one name per input column \(2\), got 1 names"):
+        distill_consensus(ds, X, ["x1"], split, layer="h")
+    with pytest.raises(ShapeError, match=r"split labels of shape \(750,\), got \(3,\)"):
+        distill_consensus(ds, X, ["x1", "x2"], split[:3], layer="h")
+    with pytest.raises(ShapeError, match="no 'test' sample"):
+        distill_consensus(ds, X, ["x1", "x2"], np.full(750, "fit"), layer="h")
+
+
+def test_extrapolation_target_is_the_closest_truth_or_the_mixture():
+    from ensemble_lens.distill import Extrapolation
+
+    rng = np.random.default_rng(5)
+    u, v, ue, ve = (rng.normal(size=300) for _ in range(4))
+    ext = Extrapolation(X=np.zeros((300, 1)), truth_test={"u": u, "v": v}, truth={"u": ue, "v": ve})
+    Y = np.c_[5 * u - 1, 2 * u + 3 * v + 1, 5 * u + 0.01 * v]
+    got = ext.targets(Y)
+    np.testing.assert_allclose(got[:, 0], 5 * ue - 1, atol=1e-9)
+    np.testing.assert_allclose(got[:, 1], 2 * ue + 3 * ve + 1, atol=1e-9)
+    np.testing.assert_allclose(got[:, 2], 5 * ue, atol=0.05)  # a trace of v is not a mixture
+
+
+def test_members_are_put_on_the_consensus_scale_keeping_their_differences():
+    from ensemble_lens.distill.verdict import on_consensus_scale
+
+    y = np.random.default_rng(2).normal(size=200)
+    members = np.stack([3 * y + 1, 3.3 * y + 1, 2.7 * y + 1])  # aligned frame: 3x, offset 1
+    got = on_consensus_scale(members, (y - y.mean()) / y.std())
+    np.testing.assert_allclose(got.mean(0), (y - y.mean()) / y.std(), atol=1e-9)
+    np.testing.assert_allclose(np.std(got, axis=1) / np.std(got[0]), [1, 1.1, 0.9], rtol=1e-9)

@@ -56,3 +56,19 @@ def test_shared_shuffle_is_one_permutation_independent_is_one_per_member():
     for t in shared + indep:  # a permutation of the targets, inputs untouched
         assert not torch.equal(t, data["target"]) and sorted(t[:, 0].tolist()) == list(range(50))
     assert shuffle_targets(data, "none", data_seed=0, seed=0) is data
+
+
+def test_siamese_tasks_shuffle_the_partner_state_and_a_missing_key_is_one_clear_error():
+    import torch
+
+    from ensemble_lens.errors import ConfigError
+    from ensemble_lens.models.train import shuffle_targets
+    from ensemble_lens.tasks import get_task
+
+    task = get_task("harmonic")
+    assert task.target_keys == ("b",)
+    data = task.make_data(64, 0)
+    out = shuffle_targets(data, "independent", data_seed=0, seed=1, keys=task.target_keys)
+    assert torch.equal(out["a"], data["a"]) and not torch.equal(out["b"], data["b"])
+    with pytest.raises(ConfigError, match=r"target_shuffle: the task's data has no \['y'\]"):
+        shuffle_targets(data, "shared", data_seed=0, seed=0, keys=("y",))
