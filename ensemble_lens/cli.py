@@ -174,7 +174,7 @@ def _inspect(args: argparse.Namespace) -> int:
     console = Console()
     store = open_store(args.store, mode="r")
     if args.verify:
-        return _verify(store, args, console)
+        return _verify(store, args)
     from .report.terminal import summary_renderables
 
     renderables = store_renderables(store)
@@ -185,15 +185,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(store: Any, args: argparse.Namespace, console: Any) -> int:
+def _verify(store: Any, args: argparse.Namespace) -> int:
     """Read every chunk; exit 0 when all are sound, 1 with one line per damaged chunk."""
-    import shutil
-
     from .execution import make_executor
     from .record.verify import verify_store
 
-    big = shutil.disk_usage(store.path).used and _size(store.path) > 2**30
-    scheduler = args.scheduler or ("local" if big else "serial")
+    scheduler = args.scheduler or ("local" if _size(store.path) > 2**30 else "serial")
     with make_executor(scheduler, workers=args.workers) as executor:
         damage = verify_store(store, executor if scheduler != "serial" else None)
     if not damage:

@@ -12,7 +12,7 @@ from ensemble_lens.pipeline.progress import console_progress
 @pytest.mark.cluster
 def test_file_output_shows_worker_epochs_and_no_dask_chatter(tmp_path, write_config):
     path = write_config(fault_config(tmp_path / "s.zarr", ensemble={"train": {"epochs": 3}}))
-    code, out, err = run_cli("train", path, "--scheduler", "local", "--workers", "1")
+    code, _, err = run_cli("train", path, "--scheduler", "local", "--workers", "1")
     assert code == 0, err[-3000:]
     lines = err.splitlines()
     for member in ("s0", "s1"):  # sent by the worker process, through dask's event channel
