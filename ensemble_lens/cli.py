@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EnsembleLensError, StoreLockedError
+from .errors import EnsembleLensError, StoreError, StoreLockedError
 
 if TYPE_CHECKING:
     from .pipeline.runner import Stage
@@ -191,7 +191,7 @@ def _inspect(args: argparse.Namespace) -> int:
     console = Console()
     store = open_store(args.store, mode="r")
     if args.verify:
-        return _verify(store, args, console)
+        return _verify(store, args)
     from .report.terminal import summary_renderables
 
     renderables = store_renderables(store)
@@ -202,19 +202,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(store: Any, args: argparse.Namespace, console: Any) -> int:
+def _verify(store: Any, args: argparse.Namespace) -> int:
     """Read every chunk; exit 0 when all are sound, 1 with one line per damaged chunk."""
-    import shutil
-
     from .execution import make_executor
     from .record.verify import verify_store
 
-    big = shutil.disk_usage(store.path).used and _size(store.path) > 2**30
-    scheduler = args.scheduler or ("local" if big else "serial")
+    scheduler = args.scheduler or ("local" if _size(store.path) > 2**30 else "serial")
     with make_executor(scheduler, workers=args.workers) as executor:
         damage = verify_store(store, executor if scheduler != "serial" else None)
     if not damage:
-        console.print(f"verified {store.path}: every chunk of every array reads back")
+        print(f"verified {store.path}: every chunk of every array reads back")
         return 0
     for d in damage:
         print(f"damaged: {d.line(store.path)}")
@@ -273,19 +270,20 @@ _OS_ERRORS = {
 }
 
 
+_RESUME = "; finished work is kept in the store: fix this and run the same command again"
+
+
 def error_line(err: BaseException) -> tuple[str, int]:
     """The one-line message and exit code of an error (see :func:`main`)."""
     chain = _chain(err)
     os_err = next((e for e in chain if isinstance(e, OSError) and e.errno in _OS_ERRORS), None)
-    if os_err is not None and isinstance(err, EnsembleLensError):  # already says where
+    if os_err is not None and isinstance(err, StoreError):  # already says where and what
         return " ".join(str(err).split()), 4
+    if os_err is not None and isinstance(err, EnsembleLensError):
+        return " ".join(str(err).split()) + _RESUME, 4
     if os_err is not None:
         where = f" writing {os_err.filename}" if os_err.filename else ""
-        text = (
-            f"{_OS_ERRORS[os_err.errno]}{where}; finished work is kept in the store: fix this "
-            "and run the same command again to resume"
-        )
-        return text, 4
+        return f"{_OS_ERRORS[os_err.errno]}{where}{_RESUME}", 4
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, StoreLockedError):
         return text, 3

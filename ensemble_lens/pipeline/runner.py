@@ -184,22 +184,32 @@ def check_members(
     """Refuse, before anything is written, a study with no members and unknown ``redo`` ids."""
     from .members import expand_members
 
-    ids = [m.id for m in expand_members(cfg, task)]
+    members = expand_members(cfg, task)
+    ids = [m.id for m in members]
     if not ids and not _has_models(path):
         raise ConfigError(
             "ensemble: the study has no members (ensemble.seeds is empty and nothing is listed "
             "under ensemble.ingest); give at least one seed or ingested model"
         )
-    unknown = [m for m in redo if m not in ids]
+    built = [m.id for m in members if _built_by(m.source, wanted)]  # what these stages build
+    unknown = [m for m in redo if m not in built]
     if unknown:
         raise ConfigError(
-            f"--redo {', '.join(unknown)}: not a member of this config (members: "
-            f"{', '.join(ids) or 'none'})"
+            f"--redo {', '.join(unknown)}: not a member these stages build (members: "
+            f"{', '.join(built) or 'none'})"
         )
     for i, ing in enumerate(cfg.ensemble.ingest):
         check_ingest_file(ing, f"ensemble.ingest.{i}")
     if redo and not {"train", "record"} & set(wanted):
         raise ConfigError("--redo rebuilds members: use it with run, train or record")
+
+
+def _built_by(source: str, wanted: Sequence[str]) -> bool:
+    if "train" in wanted and "record" in wanted:
+        return True
+    return ("train" in wanted and source != "ingested") or (
+        "record" in wanted and source == "ingested"
+    )
 
 
 def check_ingest_file(ing: Any, where: str) -> None:

@@ -1,0 +1,34 @@
+"""What a run prints: progress lines from the workers when output is a file, dask kept quiet."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_cli
+from fault_tasks import fault_config
+
+from ensemble_lens.pipeline.progress import console_progress
+
+
+@pytest.mark.cluster
+def test_file_output_shows_worker_epochs_and_no_dask_chatter(tmp_path, write_config):
+    path = write_config(fault_config(tmp_path / "s.zarr", ensemble={"train": {"epochs": 3}}))
+    code, _, err = run_cli("train", path, "--scheduler", "local", "--workers", "1")
+    assert code == 0, err[-3000:]
+    lines = err.splitlines()
+    for member in ("s0", "s1"):  # sent by the worker process, through dask's event channel
+        assert any(line.endswith(f"progress epochs {member}: 3/3") for line in lines), err
+    assert any(line.endswith("progress members: 2/2") for line in lines), err
+    for chatter in ("jupyter-server-proxy", "still alive", "Traceback", "CommClosedError"):
+        assert chatter not in err
+    assert not any(" INFO distributed." in line for line in lines), err
+
+
+def test_line_progress_is_throttled(capsys):
+    with console_progress(tty=False) as progress:
+        for epoch in range(1, 101):
+            progress("epochs s0", epoch, 100)
+        progress("members", 1, 2)
+    lines = capsys.readouterr().err.splitlines()
+    epochs = [line.split(" progress ")[1] for line in lines if "epochs s0" in line]
+    assert epochs == [f"epochs s0: {n}/100" for n in (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)]
+    assert lines[-1].endswith("progress members: 1/2")
