@@ -124,12 +124,14 @@ def run_member(
     with one_torch_thread():
         task = task_of(cfg)
         built = _build(task, member, cfg.execution.device)
-        _record(store, cfg, task, member, built)
+        record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": member.source, "seconds": seconds, **built[2]}
 
 
-def _record(store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple) -> None:
+def record_member(
+    store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple
+) -> None:
     """Record one built member (model, probe module, metrics, checkpoint, input_fn) into its
     model group, written through the store's staging."""
     from ..record.hooks import resolve_layers
@@ -204,10 +206,10 @@ def _build(
         model = task.build_model(arch, member.seed).eval()
         return model, task.probe_module(model), {}, save_checkpoint(model), None
     result = train_member(task, arch, TrainSpec(**member.train), member.seed, device=device)
-    return _from_result(task, result)
+    return built_from_result(task, result)
 
 
-def _from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
+def built_from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
     """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
     metrics = {k: float(v) for k, v in result.metrics.items()}
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
