@@ -116,8 +116,7 @@ def run_member_batch(
 def _guarded(fn: Any, *args: Any, mid: str) -> dict[str, Any]:
     try:
         return fn(*args)
-    except Exception as err:  # reported per member by the stage, the batch goes on
-        log.error("member %s failed: %s", mid, err)
+    except Exception as err:  # logged and reported per member by the stage; the batch goes on
         return {"id": mid, "action": "failed", "error": err}
 
 
