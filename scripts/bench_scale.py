@@ -11,7 +11,9 @@ Reports, in one run (every ratio against a floor measured in the same run):
   floor ``n D^2 / rate`` (``D = 2K`` units side by side);
 * **n scaling, out of core**: one streaming moments pass over a zarr StudyStore of K=20
   networks of 32 units (float32 on disk) for each n, in a fresh process: time, the GEMM floor
-  ``n D^2 / rate`` and the peak RSS growth (``bench_similarity.ooc_child``).
+  ``n D^2 / rate`` and the peak RSS growth (``bench_similarity.ooc_child``);
+* **MCCA solvers** (``--mcca K``, and K=1000 with ``--full``): the iterative (Lanczos) and the
+  dense solver of :class:`~ensemble_lens.align.MultisetCCA` on K networks, wall and CPU time.
 
 Usage::
 
@@ -19,6 +21,7 @@ Usage::
     python scripts/bench_scale.py --full               # K = 50, 200, 1000; n = 1e4, 1e5, 1e6
     python scripts/bench_scale.py --k 1000 --train-mode vmap --no-n
     python scripts/bench_scale.py --n 1000000 --no-k
+    python scripts/bench_scale.py --no-k --no-n --mcca 1000
 """
 
 from __future__ import annotations
@@ -143,6 +146,23 @@ def bench_n(ns: list[int], rate: float, k: int = 20, d: int = 32) -> None:
             )
 
 
+def bench_mcca(k: int, n: int = 2000, d: int = 2) -> None:
+    """MultisetCCA on K synthetic networks sharing 2 latents: iterative vs dense solver."""
+    import numpy as np
+
+    from ensemble_lens.align import MultisetCCA
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(n, 2))
+    nets = [z @ rng.normal(size=(2, d)) + 0.1 * rng.normal(size=(n, d)) for _ in range(k)]
+    print(f"\nMCCA, K={k} networks of {d} units, n={n}: solver, wall s, CPU s, top eigenvalues")
+    for solver in ("iterative", "dense"):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fit = MultisetCCA(solver=solver, n_components=2).fit(nets)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"{solver:>9} {wall:8.1f} {cpu:8.1f}  {np.round(fit.maxvar_eigenvalues_, 4)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--full", action="store_true", help="K up to 1000 and n up to 1e6")
@@ -150,6 +170,7 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="*", help="sample counts (default 1e4 1e5)")
     p.add_argument("--no-k", action="store_true", help="skip the K scaling")
     p.add_argument("--no-n", action="store_true", help="skip the n scaling")
+    p.add_argument("--mcca", type=int, default=None, help="MCCA solvers at this K (--full: 1000)")
     p.add_argument("--probe", type=int, default=2000, help="probe samples of the K studies")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--members-per-task", type=int, default=None)
@@ -165,6 +186,8 @@ def main() -> None:
         bench_k(args.k or ([50, 200, 1000] if args.full else [50, 200]), rate, args)
     if not args.no_n:
         bench_n(args.n or ([10**4, 10**5, 10**6] if args.full else [10**4, 10**5]), rate)
+    if args.mcca or args.full:
+        bench_mcca(args.mcca or 1000)
 
 
 if __name__ == "__main__":

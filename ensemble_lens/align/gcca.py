@@ -57,7 +57,8 @@ class MultisetCCA(AlignerBase):
     solver : {"auto", "dense", "iterative"}
         ``dense``: form ``C_w`` (P x P) and factorise it; ``iterative``: Lanczos on the
         operator ``T^T C T`` without forming ``C_w``; ``auto``: iterative when ``P > 2000``
-        and fewer than ``P / 4`` components are asked for.
+        and fewer than ``P / 4`` components are asked for. Asking for ``P - 1`` or more
+        components always uses the dense solver (Lanczos needs fewer).
 
     Attributes
     ----------
@@ -74,6 +75,8 @@ class MultisetCCA(AlignerBase):
         ``(μ - 1) / (K - 1)``.
     canonical_correlations_ : ndarray (n_components_,)
         Mean pairwise correlation of the members' projections on the fit samples.
+    solver_ : {"dense", "iterative"}
+        The solver used.
     n_components_per_model_, explained_variance_ : list
         PCA truncation of every network.
 

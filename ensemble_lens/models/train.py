@@ -157,7 +157,7 @@ def _take(data: dict[str, torch.Tensor], idx: torch.Tensor | slice) -> dict[str,
 
 
 def to_device(data: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """The tensors of ``data`` on ``device`` (the same dict when already there)."""
+    """A new dict with the tensors of ``data`` on ``device``."""
     return {k: v.to(device) for k, v in data.items()}
 
 

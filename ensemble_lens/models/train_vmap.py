@@ -13,7 +13,8 @@ products (``bmm``) sum in another order than one member's ``mm``, and the vector
 below rounds its update once more than torch's fused ``addcdiv``. The differences start at
 float32 rounding (~1e-7 relative) and grow with the number of steps as training amplifies
 them; ``tests/models/test_models_train_vmap.py`` bounds them. A member that has stopped early
-is frozen (learning rate 0) while the others go on.
+is frozen (learning rate 0) while the others go on. ``TrainSpec.max_seconds`` bounds the
+wall time of the whole group (each member's own time is not separable).
 
 Examples
 --------

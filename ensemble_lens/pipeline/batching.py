@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..record.store import open_store
-from .members import MemberSpec, _from_result, _record, is_done, one_torch_thread, run_member
+from .members import (
+    MemberSpec,
+    built_from_result,
+    is_done,
+    one_torch_thread,
+    record_member,
+    run_member,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +125,7 @@ def run_member_batch(
 def _guarded(fn: Any, *args: Any, mid: str) -> dict[str, Any]:
     try:
         return fn(*args)
-    except Exception as err:  # reported per member by the stage, the batch goes on
-        log.error("member %s failed: %s", mid, err)
+    except Exception as err:  # logged and reported per member by the stage; the batch goes on
         return {"id": mid, "action": "failed", "error": err}
 
 
@@ -145,12 +151,12 @@ def _train_together(store: Any, cfg: Any, group: list[MemberSpec]) -> list[dict[
             return [{"id": m.id, "action": "failed", "error": err} for m in group]
         out = []
         for m, res in zip(group, results, strict=True):
-            built = _from_result(task, res)
+            built = built_from_result(task, res)
             out.append(_guarded(_record_one, store, cfg, task, m, built, start, mid=m.id))
         return out
 
 
 def _record_one(store: Any, cfg: Any, task: Any, member: MemberSpec, built: tuple, start: float):
-    _record(store, cfg, task, member, built)
+    record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": "trained (vmap)", **built[2], "seconds": seconds}

@@ -126,12 +126,14 @@ def run_member(
     with one_torch_thread():
         task = task_of(cfg)
         built = _build(task, member, cfg.execution.device)
-        _record(store, cfg, task, member, built)
+        record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": member.source, "seconds": seconds, **built[2]}
 
 
-def _record(store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple) -> None:
+def record_member(
+    store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple
+) -> None:
     """Record one built member (model, probe module, metrics, checkpoint, input_fn) into its
     model group, written through the store's staging."""
     from ..record.hooks import resolve_layers
@@ -216,10 +218,10 @@ def _build(
         device=device,
         progress=lambda epoch, _row: emit(f"epochs {member.id}", epoch, train.epochs),
     )
-    return _from_result(task, result)
+    return built_from_result(task, result)
 
 
-def _from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
+def built_from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
     """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
     metrics = {k: float(v) for k, v in result.metrics.items()}
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None

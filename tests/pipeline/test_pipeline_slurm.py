@@ -113,3 +113,14 @@ def test_study_on_slurm_survives_a_cancelled_worker_job(tmp_path, user_task_path
     assert store.result_tag("consensus", "latent") is not None
     timings = outcome["result"].timings
     print("SLURM study stage timings (s):", {k: round(v, 1) for k, v in timings.items()})
+
+
+def test_without_sinfo_the_skip_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sinfo here
+    with pytest.raises(pytest.skip.Exception, match=r"SLURM not installed \(no sinfo on PATH\)"):
+        _require_slurm()
+    fake = tmp_path / "sinfo"
+    fake.write_text("#!/bin/sh\necho down\n")
+    fake.chmod(0o755)
+    with pytest.raises(pytest.skip.Exception, match=r"no idle node \(sinfo states \['down'\]\)"):
+        _require_slurm()
