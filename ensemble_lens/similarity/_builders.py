@@ -18,7 +18,7 @@ from .knn import (
     knn_indices,
 )
 from .procrustes import procrustes_similarity, shape_distance
-from .regression import linear_reg_r2, reg_combine, reg_state, regression_score
+from .regression import linear_reg_r2, reg_combine, reg_combine_many, reg_state, regression_score
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
@@ -117,6 +117,7 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             shares="factor",
             prepare=partial(reg_state, method=method, cv=opts["cv"], seed=opts["seed"]),
             combine=partial(reg_combine, opts=opts),
+            combine_many=partial(reg_combine_many, opts=opts),
         )
 
     return build
