@@ -8,14 +8,17 @@ from typing import Any
 
 from . import geometry as geo
 from ._names import Built
-from .cca import mean_cca
+from .cca import mean_cca, pwcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
 from .knn import (
+    cknna,
+    cknna_combine,
+    cknna_state,
     knn_combine,
     knn_indices,
 )
-from .procrustes import procrustes_similarity
-from .regression import linear_reg_r2, reg_combine, reg_state, regression_score
+from .procrustes import procrustes_similarity, shape_distance
+from .regression import linear_reg_r2, reg_combine, reg_combine_many, reg_state, regression_score
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
@@ -114,6 +117,7 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             shares="factor",
             prepare=partial(reg_state, method=method, cv=opts["cv"], seed=opts["seed"]),
             combine=partial(reg_combine, opts=opts),
+            combine_many=partial(reg_combine_many, opts=opts),
         )
 
     return build
@@ -127,3 +131,34 @@ def build_procrustes(o: dict[str, Any], out: str) -> Built:
 
 def build_ensd(o: dict[str, Any], out: str) -> Built:
     return Built(geo.ensd, {"distance": out != "score"})
+
+
+def build_pwcca(o: dict[str, Any], _out: str) -> Built:
+    google = o.get("variant") == "google"
+    return Built(
+        pwcca,
+        o,
+        symmetric=bool(o.get("symmetric")) and not google,
+        moment=None if google else "pwcca",
+        shares="none" if google else "moments",
+    )
+
+
+def build_shape(o: dict[str, Any], _out: str) -> Built:
+    raw = o.get("scale") == "raw"
+    return Built(
+        shape_distance,
+        o,
+        moment=None if raw else "shape_distance",
+        shares="none" if raw else "moments",
+    )
+
+
+def build_cknna(o: dict[str, Any], _out: str) -> Built:
+    return Built(
+        cknna,
+        {"k": o["k"]},
+        prepare=partial(cknna_state, k=o["k"]),
+        combine=cknna_combine,
+        shares="neighbours",
+    )

@@ -101,6 +101,7 @@ class Built:
     keep_dead: bool = False
     kind: str | None = None  # overrides the output's kind (a distance-valued comparator)
     dot: bool = False  # states are vectors and combine is their dot product
+    combine_many: Callable[[Any, list[Any]], list[float]] | None = None  # one vs many states
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class Measure:
     shares: str = "none"
     keep_dead: bool = False
     dot: bool = False
+    combine_many: Callable[[Any, list[Any]], list[float]] | None = None
 
     @property
     def summary(self) -> str:
@@ -179,6 +181,7 @@ class Measure:
             options={**self.options, **kwargs},
             prepare=None,
             combine=None,
+            combine_many=None,
             dot=False,
             moment=self.moment if self.moment in _KW_MOMENTS else None,
         )
@@ -237,6 +240,7 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         shares=built.shares,
         keep_dead=built.keep_dead,
         dot=built.dot,
+        combine_many=built.combine_many,
     )
 
 

@@ -7,18 +7,19 @@ from . import geometry as geo
 from ._builders import (
     build_cca,
     build_cka,
+    build_cknna,
     build_ensd,
     build_fn,
     build_knn,
     build_procrustes,
+    build_pwcca,
     build_regression,
     build_rsa,
+    build_shape,
 )
 from ._names import ANGULAR, Built, Family, Output, Param
-from .cca import pwcca, svcca
+from .cca import svcca
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
-from .matching import permutation_distance
-from .procrustes import shape_distance
 from .rsa import COMPARATORS, RDMS
 
 __all__ = ["FAMILIES"]
@@ -111,13 +112,16 @@ def _families() -> list[Family]:
             "projection-weighted CCA (weights from X's units; not symmetric)",
             "cca",
             ORTHO,
-            lambda o, _: Built(
-                pwcca, o, symmetric=bool(o.get("symmetric")), moment="pwcca", shares="moments"
-            ),
-            (),
+            build_pwcca,
+            (Param("variant", "variant", "str", "paper", ("paper", "google")),),
             ANGULAR,
             flags={"symmetric": {"symmetric": True}},
-            listed=("pwcca-score", "pwcca-distance=angular", "pwcca-distance=one_minus_score"),
+            listed=(
+                "pwcca-score",
+                "pwcca-variant=google-score",
+                "pwcca-distance=angular",
+                "pwcca-distance=one_minus_score",
+            ),
             paper="Morcos et al. 2018",
         ),
         Family(
@@ -156,24 +160,35 @@ def _families() -> list[Family]:
             "angular shape metric with partial whitening alpha in [0, 1]",
             "shape",
             ORTHO,
-            lambda o, _: Built(shape_distance, o, moment="shape_distance", shares="moments"),
-            (Param("alpha", "alpha", "float", 1.0, show=True),),
+            build_shape,
+            (
+                Param("alpha", "alpha", "float", 1.0, show=True),
+                Param("scale", "scale", "str", "mean", ("mean", "raw")),
+            ),
             {"distance=angular": Output("distance")},
             default_output="distance=angular",
             bare_default=False,
-            listed=("shape_metric-alpha=0.5-distance=angular",),
+            listed=(
+                "shape_metric-alpha=0.5-distance=angular",
+                "shape_metric-alpha=0.5-scale=raw-distance=angular",
+            ),
             paper="Williams et al. 2021",
         ),
         Family(
             "permutation_metric",
-            "angle between z-scored units after the best unit permutation",
+            "angle between centred units after the best unit permutation (netrep)",
             "shape",
-            ("permutation", "per-unit-affine"),
-            build_fn(permutation_distance),
+            ("permutation", "isotropic-scaling", "translation"),
+            build_fn(geo.permutation_angle),
             (),
             {"distance=angular": Output("distance"), "score": Output("similarity", "cos")},
+            flags={"standardized": {"standardize": True}},
             default_output="distance=angular",
-            listed=("permutation_metric-distance=angular", "permutation_metric-score"),
+            listed=(
+                "permutation_metric-distance=angular",
+                "permutation_metric-score",
+                "permutation_metric-standardized-distance=angular",
+            ),
             paper="Williams et al. 2021",
         ),
         Family(
@@ -266,6 +281,16 @@ def _families() -> list[Family]:
             build_knn(mutual_knn, "mutual"),
             (*_K, Param("metric", "metric", "str")),
             listed=("mutual_knn-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "cknna",
+            "CKA restricted to pairs that are mutual k-nearest neighbours",
+            "neighbours",
+            ORTHO[:2],
+            build_cknna,
+            _K,
+            listed=("cknna-topk=10",),
             paper="Huh et al. 2024",
         ),
         Family(

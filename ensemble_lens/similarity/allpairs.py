@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_info
 
 from .._arrays import as_matrix
 from ..errors import DroppedUnitsWarning, IllConditionedWarning, ShapeError
@@ -37,6 +37,16 @@ def default_jobs() -> int:
     return max(blas or [os.cpu_count() or 1])
 
 
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def blas_limit(n: int) -> Any:
+    """Context limiting BLAS to ``n`` threads (the library scan is done once per process)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=n, user_api="blas")
+
+
 def map_calls(
     executor: Any, n_jobs: int, fn: Callable[..., Any], arglist: list[tuple[Any, ...]]
 ) -> list[Any]:
@@ -45,7 +55,7 @@ def map_calls(
     Small factorisations run far slower with several BLAS threads each (and pathologically so
     on a loaded machine), so parallelism comes from running calls side by side instead.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_limit(1):
         if executor is None and n_jobs <= 1:
             return [fn(*args) for args in arglist]
         pool = executor or ThreadPoolExecutor(max_workers=n_jobs)
@@ -172,6 +182,28 @@ def _nbytes(state: Any) -> int:
     return 64
 
 
+def _prepare(
+    m: Measure,
+    arrays: list[np.ndarray],
+    idx: list[int],
+    executor: Any,
+    n_jobs: int,
+    first: Any = None,
+) -> Any:
+    """States of the networks ``idx``; for dot measures one (len(idx), L) matrix, filled row
+    by row while the separate states are released (no second copy)."""
+    todo = idx[1:] if first is not None else idx
+    states = map_calls(executor, n_jobs, m.prepare, [(arrays[i],) for i in todo])
+    if first is not None:
+        states.insert(0, first)
+    if m.dot and all(isinstance(v, np.ndarray) and v.ndim == 1 for v in states):
+        stacked = np.empty((len(states), states[0].size))
+        for r in range(len(states)):
+            stacked[r], states[r] = states[r], None
+        return stacked
+    return states
+
+
 def prepared_matrix(
     arrays: list[np.ndarray],
     m: Measure,
@@ -184,23 +216,48 @@ def prepared_matrix(
     assert m.prepare is not None and m.combine is not None
     k = len(arrays)
     first = map_calls(None, 1, m.prepare, [(arrays[0],)])[0]
-    per = max(1, _nbytes(first))
-    size = max(1, int(max_bytes // (2 * per)))
+    size = max(1, int(max_bytes // (2 * max(1, _nbytes(first)))))
     groups = [list(range(s, min(s + size, k))) for s in range(0, k, size)]
     out = np.empty((k, k))
     total, done = len(pairs_of(k, m.symmetric)), 0
     for ga, ia in enumerate(groups):
-        sa = map_calls(executor, n_jobs, m.prepare, [(arrays[i],) for i in ia])
+        sa = _prepare(m, arrays, ia, executor, n_jobs, first if ga == 0 else None)
+        first = None
         for ib in groups[ga:]:
-            sb = (
-                sa
-                if ib is ia
-                else map_calls(executor, n_jobs, m.prepare, [(arrays[j],) for j in ib])
-            )
+            sb = sa if ib is ia else _prepare(m, arrays, ib, executor, n_jobs)
             done += _block(m, ia, ib, sa, sb, out, executor, n_jobs)
             if progress is not None:
                 progress(min(done, total), total)
     return out
+
+
+def _many_task(fn: Callable[..., np.ndarray], a: list[Any], bs: list[Any]) -> np.ndarray:
+    return np.asarray(fn(a, bs))
+
+
+def _block_many(
+    m: Measure,
+    ia: list[int],
+    ib: list[int],
+    sa: list[Any],
+    sb: list[Any],
+    out: np.ndarray,
+    executor: Any,
+    n_jobs: int,
+) -> int:
+    """The block through ``combine_many`` (sources x targets), sources split over workers."""
+    parts = [(ia, sa, ib, sb)] + ([] if ib is ia else [(ib, sb, ia, sa)])
+    tasks, where = [], []
+    for rows, srows, cols, scols in parts:
+        step = max(1, -(-len(rows) // max(1, n_jobs)))
+        for lo in range(0, len(rows), step):
+            tasks.append((m.combine_many, srows[lo : lo + step], scols))
+            where.append((rows[lo : lo + step], cols))
+    for (rows, cols), vals in zip(
+        where, map_calls(executor, n_jobs, _many_task, tasks), strict=True
+    ):
+        out[np.ix_(rows, cols)] = vals
+    return sum(len(r) * len(c) for r, c in where)
 
 
 def _block(
@@ -215,12 +272,14 @@ def _block(
 ) -> int:
     """Fill out[ia x ib] (and its mirror); returns the number of pairs evaluated."""
     same = ia is ib
-    if m.dot and all(isinstance(s, np.ndarray) and s.ndim == 1 for s in sa + sb):
-        with threadpool_limits(limits=max(1, n_jobs), user_api="blas"):
-            blk = np.stack(sa) @ np.stack(sb).T
+    if isinstance(sa, np.ndarray):  # dot measure: one matrix product for the block
+        with blas_limit(max(1, n_jobs)):
+            blk = sa @ sb.T
         out[np.ix_(ia, ib)] = blk
         out[np.ix_(ib, ia)] = blk.T
         return len(ia) * (len(ia) + 1) // 2 if same else len(ia) * len(ib)
+    if m.combine_many is not None and not m.symmetric:
+        return _block_many(m, ia, ib, sa, sb, out, executor, n_jobs)
     loc = [
         (a, b)
         for a in range(len(ia))

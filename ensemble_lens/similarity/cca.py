@@ -177,7 +177,7 @@ def pwcca_from_cross(fx: Factor, fy: Factor, kxy: np.ndarray) -> float:
     return float(alpha @ np.clip(rho, 0.0, 1.0) / alpha.sum())
 
 
-def pwcca(X: Any, Y: Any, symmetric: bool = False) -> float:
+def pwcca(X: Any, Y: Any, symmetric: bool = False, variant: str = "paper") -> float:
     """Projection-weighted CCA (Morcos et al. 2018) on centered activations.
 
     With canonical correlations ``rho_i`` and X's unit-variance canonical variates
@@ -193,6 +193,13 @@ def pwcca(X: Any, Y: Any, symmetric: bool = False) -> float:
         Any widths (d1 > d2, d1 < d2, rank-deficient).
     symmetric : bool
         Average the X-weighted and Y-weighted values (then symmetric in X, Y).
+    variant : {"paper", "google"}
+        ``"google"`` reproduces google/svcca's ``compute_pwcca`` (the registry's
+        ``pwcca-score`` values): covariances scaled by their largest entry, canonical
+        directions of the whitened problem applied to the unwhitened centred activations with
+        each unit's mean added back, re-orthogonalised by QR, weights from the uncentred
+        activations; the side with fewer units is the weighting side (google/svcca indexes X
+        there when Y is narrower, a bug; here Y's own activations are used).
 
     Returns
     -------
@@ -200,11 +207,36 @@ def pwcca(X: Any, Y: Any, symmetric: bool = False) -> float:
         In [0, 1]. Not symmetric unless ``symmetric=True``; invariant to orthogonal maps,
         isotropic scaling and translation; not a metric.
     """
+    if variant not in ("paper", "google"):
+        raise ShapeError(f"variant: expected 'paper' or 'google', got {variant!r}")
     x, y = prepare_pair(X, Y)
     _warn_if_d_ge_n(x.shape[1], y.shape[1], x.shape[0], 0.0)
+    if variant == "google":
+        return _pwcca_google(x, y)
     fx, fy = factor_data(center(x)), factor_data(center(y))
     kxy = whitened_cross_data(fx, fy)
     value = pwcca_from_cross(fx, fy, kxy)
     if symmetric:
         value = 0.5 * (value + pwcca_from_cross(fy, fx, kxy.T))
     return value
+
+
+def _inv_sqrt(c: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(np.linalg.pinv(c))
+    return (v * np.sqrt(np.maximum(w, 0.0))) @ v.T
+
+
+def _pwcca_google(x: np.ndarray, y: np.ndarray) -> float:
+    """google/svcca's projection weighting (see :func:`pwcca`), written from its description."""
+    dx = x.shape[1]
+    c = np.cov(x.T, y.T)
+    cxx, cyy, cxy = c[:dx, :dx], c[dx:, dx:], c[:dx, dx:]
+    mx, my = np.abs(cxx).max(), np.abs(cyy).max()
+    cxx, cyy, cxy = cxx / mx, cyy / my, cxy / np.sqrt(mx * my)
+    u, rho, vt = np.linalg.svd(_inv_sqrt(cxx) @ cxy @ _inv_sqrt(cyy))
+    acts, rot = (x, u.T) if dx <= y.shape[1] else (y, vt)
+    mean = acts.mean(axis=0)
+    dirns = rot @ (acts - mean).T + mean[:, None]
+    q, _ = np.linalg.qr(dirns.T)
+    w = np.abs(q.T @ acts).sum(axis=1)[: rho.size]
+    return float(w @ np.abs(rho) / w.sum())

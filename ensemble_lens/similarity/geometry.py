@@ -26,6 +26,7 @@ __all__ = [
     "ensd",
     "gulp",
     "magnitude_difference",
+    "permutation_angle",
     "permutation_procrustes",
     "procrustes_distance",
     "rsm_norm_difference",
@@ -74,6 +75,28 @@ def permutation_procrustes(X: Any, Y: Any, standardize: bool = False) -> float:
     # unmatched units of the wider input are matched with zero units of the narrower one
     sq = np.sum(x * x) + np.sum(y * y) - 2 * np.sum(x[:, rows] * y[:, cols])
     return float(np.sqrt(max(sq, 0.0)))
+
+
+def permutation_angle(X: Any, Y: Any, standardize: bool = False) -> float:
+    """Permutation shape metric (Williams et al. 2021; netrep's ``PermutationMetric``).
+
+    ``arccos(max_P <Xc, Yc P> / (|Xc| |Yc|))`` over unit permutations P (the narrower input
+    zero-padded), on centred units; ``standardize=True`` z-scores every unit first (the
+    common variant, :func:`~ensemble_lens.similarity.permutation_distance`). A metric;
+    invariant to unit permutations, translation and isotropic scaling.
+    """
+    x, y = prepare_pair(X, Y)
+    if x.shape == y.shape and np.array_equal(x, y):
+        return 0.0
+    xc, yc = center(x), center(y)
+    if standardize:
+        xc, yc = xc / xc.std(axis=0), yc / yc.std(axis=0)
+    from scipy.optimize import linear_sum_assignment
+
+    c = xc.T @ yc
+    rows, cols = linear_sum_assignment(c, maximize=True)
+    cos = c[rows, cols].sum() / (np.linalg.norm(xc) * np.linalg.norm(yc))
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 def aligned_cosine(X: Any, Y: Any) -> float:

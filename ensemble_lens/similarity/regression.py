@@ -21,6 +21,7 @@ Not symmetric; ``reverse=True`` predicts X from Y.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,16 +70,21 @@ def reg_state(x: np.ndarray, method: str, cv: int, seed: int) -> RegState:
     return RegState(x, tuple(_factor(x[tr]) for tr, _ in folds(x.shape[0], cv, seed)))
 
 
-def _predict(fit: Any, xte: np.ndarray, ytr: np.ndarray, method: str, lam: float) -> np.ndarray:
+def _gain(s: np.ndarray, shape: tuple[int, ...], method: str, lam: float) -> np.ndarray:
+    if method != "ols":
+        return s / (s**2 + lam)
+    gain = np.zeros_like(s)
+    keep = s > s[0] * max(shape) * np.finfo(float).eps if s.size else s > 0
+    gain[keep] = 1.0 / s[keep]
+    return gain
+
+
+def _predict(
+    fit: Any, xte: np.ndarray, ytr_c: np.ndarray, my: np.ndarray, method: str, lam: float
+) -> np.ndarray:
+    """Predictions for the test rows from a fold's factorisation and centred targets."""
     mx, U, s, Vt = fit
-    my = ytr.mean(axis=0)
-    if method == "ols":
-        keep = s > s[0] * max(U.shape) * np.finfo(float).eps if s.size else s > 0
-        gain = np.zeros_like(s)
-        gain[keep] = 1.0 / s[keep]
-    else:
-        gain = s / (s**2 + lam)
-    coef = Vt.T @ (gain[:, None] * (U.T @ (ytr - my)))
+    coef = Vt.T @ (_gain(s, U.shape, method, lam)[:, None] * (U.T @ ytr_c))
     return (xte - mx) @ coef + my
 
 
@@ -103,17 +109,36 @@ def _unit_scores(y: np.ndarray, pred: np.ndarray, score: str) -> np.ndarray:
 
 def reg_combine(a: RegState, b: RegState, opts: dict[str, Any]) -> float:
     """Score of predicting ``b``'s units from ``a`` (see :func:`regression_score`)."""
+    return float(reg_combine_many([a], [b], opts)[0, 0])
+
+
+def reg_combine_many(
+    sources: list[RegState], targets: list[RegState], opts: dict[str, Any]
+) -> np.ndarray:
+    """(sources, targets) scores: all targets' units side by side, each fold's centred targets
+    formed once, so a source costs one matrix product per fold for every target."""
     method, lam, score = opts["method"], opts["lam"], opts["score"]
-    x, y = a.x, b.x
-    per = []
-    for f, (tr, te) in enumerate(folds(x.shape[0], opts["cv"], opts["seed"])):
-        if method == "pls":
-            pred = _pls(x[tr], y[tr], x[te], opts["n_components"])
-        else:
-            pred = _predict(a.fits[f], x[te], y[tr], method, lam)
-        per.append(_unit_scores(y[te], pred, score))
-    units = np.nanmean(np.stack(per), axis=0)
-    return float(np.nanmedian(units) if opts["reduce"] == "median" else np.nanmean(units))
+    y = np.hstack([t.x for t in targets])
+    per: list[list[np.ndarray]] = [[] for _ in sources]
+    for f, (tr, te) in enumerate(folds(y.shape[0], opts["cv"], opts["seed"])):
+        ytr, yte = y[tr], y[te]
+        my = ytr.mean(axis=0)
+        ytr_c = ytr - my
+        for k, a in enumerate(sources):
+            if method == "pls":
+                pred = np.hstack(
+                    [_pls(a.x[tr], t.x[tr], a.x[te], opts["n_components"]) for t in targets]
+                )
+            else:
+                pred = _predict(a.fits[f], a.x[te], ytr_c, my, method, lam)
+            per[k].append(_unit_scores(yte, pred, score))
+    edges = np.cumsum([0] + [t.x.shape[1] for t in targets])
+    red = np.nanmedian if opts["reduce"] == "median" else np.nanmean
+    out = np.empty((len(sources), len(targets)))
+    for k in range(len(sources)):
+        units = np.nanmean(np.stack(per[k]), axis=0)
+        out[k] = [red(units[lo:hi]) for lo, hi in itertools.pairwise(edges)]
+    return out
 
 
 def _check(method: str, lam: float, score: str, cv: int, reduce: str, n: int) -> None:

@@ -388,3 +388,63 @@ def test_cca_matches_cca_zoo():
     rho = np.array([abs(np.corrcoef(z[0][:, i], z[1][:, i])[0, 1]) for i in range(4)])
     assert measure("cca-score")(x, y) == pytest.approx(rho.mean(), abs=1e-8)
     assert measure("cca-squared_score")(x, y) == pytest.approx((rho**2).mean(), abs=1e-8)
+
+
+# ------------------------------------------------------------ variants that peers use
+def test_pwcca_google_variant_values():
+    # values of google/svcca's compute_pwcca(X.T, Y.T)[0] on this data (run once, by hand)
+    rng = np.random.default_rng(0)
+    want = {(5, 8): 0.7939392143458692, (6, 6): 0.6728634705161685}
+    for dx, dy in [(5, 8), (6, 6), (4, 3)]:
+        x = rng.normal(size=(300, dx))
+        y = np.tanh(x @ rng.normal(size=(dx, dy))) + 0.5 * rng.normal(size=(300, dy)) + 2
+        x = x + 1.5
+        got = measure("pwcca-variant=google-score")(x, y)
+        if (dx, dy) in want:
+            assert got == pytest.approx(want[(dx, dy)], abs=1e-12)
+        assert 0 <= got <= 1
+    assert not measure("pwcca-score").symmetric
+
+
+def test_shape_metric_raw_scale_matches_definition():
+    x, y = _pair(14, n=60, d1=4, d2=4)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    for alpha in (0.0, 0.3, 1.0):
+
+        def whiten(a, alpha=alpha):
+            lam, v = np.linalg.eigh(a.T @ a)
+            return a @ v @ np.diag(alpha + (1 - alpha) * lam**-0.5) @ v.T
+
+        xw, yw = whiten(xc), whiten(yc)
+        u, _, vt = np.linalg.svd(xw.T @ yw)
+        ref = np.arccos(np.sum((xw @ u) * (yw @ vt.T)) / np.linalg.norm(xw) / np.linalg.norm(yw))
+        got = measure(f"shape_metric-alpha={alpha}-scale=raw-distance=angular")(x, y)
+        assert got == pytest.approx(ref, abs=1e-10)
+
+
+def test_permutation_metric_and_cknna_match_definitions():
+    x, y = _pair(15, n=40, d1=4, d2=4)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    best = max(np.sum(xc * yc[:, list(p)]) for p in itertools.permutations(range(4)))
+    ref = np.arccos(best / np.linalg.norm(xc) / np.linalg.norm(yc))
+    assert measure("permutation_metric-distance=angular")(x, y) == pytest.approx(ref, abs=1e-12)
+    n, k = 40, 5
+
+    def knn_mask(a):
+        g = a @ a.T
+        m = np.zeros((n, n))
+        for i in range(n):
+            order = [j for j in np.argsort(-g[i], kind="stable") if j != i][:k]
+            m[i, order] = 1
+        return g, m
+
+    def hsic(kk, ll):
+        kt, lt = kk - np.diag(np.diag(kk)), ll - np.diag(np.diag(ll))
+        one = np.ones(n)
+        return (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * one @ kt @ lt @ one) / (n * (n - 3))  # fmt: skip
+
+    (gx, mx), (gy, my) = knn_mask(x), knn_mask(y)
+    both = mx * my
+    ref = hsic(both * gx, both * gy) / np.sqrt(hsic(mx * gx, mx * gx) * hsic(my * gy, my * gy))
+    assert measure(f"cknna-topk={k}")(x, y) == pytest.approx(ref, abs=1e-12)
