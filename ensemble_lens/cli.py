@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("store", help="study store path")
     sp = sub.add_parser("report", help="(re)build report.html and results.json of a store")
     sp.add_argument("store", help="study store path")
-    sp.add_argument("--out", help="directory for report.html and results.json")
+    sp.add_argument(
+        "--out", help="directory for report.html and results.json (default: STORE.report/)"
+    )
     return p
 
 

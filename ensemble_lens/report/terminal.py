@@ -91,6 +91,7 @@ def _consensus_table(results: dict[str, Any]) -> Any:
 
 
 def _formulas_table(results: dict[str, Any]) -> Any:
+    judged = results["ground_truth"]["judged"]
     rows = []
     for rec in results["formulas"]:
         expr = rec.get("expression")
@@ -105,23 +106,12 @@ def _formulas_table(results: dict[str, Any]) -> Any:
                 rec.get("r2_test"),
                 rec.get("r2_extrapolation"),
                 rec.get("support"),
-                rec.get("exact_recovery"),
+                *([rec.get("exact_recovery")] if judged else []),
             ]
         )
-    return _table(
-        "Formulas",
-        [
-            "layer",
-            "component",
-            "expression",
-            "complexity",
-            "R² test",
-            "R² extrap.",
-            "support",
-            "exact",
-        ],
-        rows,
-    )
+    headers = ["layer", "component", "expression", "complexity", "R² test", "R² extrap."]
+    title = "Formulas" if judged else f"Formulas ({results['ground_truth']['statement']})"
+    return _table(title, [*headers, "support", *(["exact"] if judged else [])], rows)
 
 
 def summary_renderables(store: StudyStore, *, models: bool = True) -> list[RenderableType]:
