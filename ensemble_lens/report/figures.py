@@ -307,7 +307,7 @@ def sharedness_svg(
             loc="lower center",
             ncol=3,
             frameon=False,
-            bbox_to_anchor=(0.5, -0.06),
+            bbox_to_anchor=(0.5, -0.12),
         )
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)

@@ -62,6 +62,10 @@ footer { color: var(--muted); font-size: 0.85rem; margin-top: 3rem;
 """
 
 
+#: keys that name an architecture in a member's attrs, in order of preference
+ARCH_NAME_KEYS = ("name", "family", "kind", "type", "class")
+
+
 class Raw(str):
     """Trusted HTML (already escaped or produced here); inserted into tables unescaped."""
 

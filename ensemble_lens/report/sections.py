@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import figures
-from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, table
+from .html import ARCH_NAME_KEYS, FigureSink, Num, Raw, details, duration, esc, fmt, note, table
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
@@ -35,7 +35,7 @@ def _architecture(arch: Any) -> Raw:
     """The whole architecture: its name in bold, then every parameter (wrapped, never cut)."""
     if not isinstance(arch, dict):
         return Raw(esc(fmt(arch)))
-    name_key = next((k for k in ("name", "family", "kind", "type", "class") if k in arch), None)
+    name_key = next((k for k in ARCH_NAME_KEYS if k in arch), None)
     name = f"<b>{esc(fmt(arch[name_key]))}</b> " if name_key else ""
     params = [item for k, v in arch.items() if k != name_key for item in _flat(f"{k}.", v)]
     return Raw(f'<span class="arch">{name}{esc(", ".join(params))}</span>')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .html import fmt
+from .html import ARCH_NAME_KEYS, fmt
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -28,13 +28,18 @@ def _table(title: str, headers: list[str], rows: list[list[Any]]) -> Any:
     return t
 
 
+def _name_key(arch: dict[str, Any]) -> str:
+    """The key that names an architecture (``name``, ``family``, ``kind``...)."""
+    return next((k for k in ARCH_NAME_KEYS if k in arch), "name")
+
+
 def _models_table(results: dict[str, Any]) -> Any:
     rows = []
     for m in results["provenance"]["models"]:
         a = m["attrs"]
         metrics = a.get("metrics") or {}
         arch = a.get("architecture")
-        name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
+        name = arch.get(_name_key(arch), "") if isinstance(arch, dict) else arch
         rows.append(
             [
                 m["id"],

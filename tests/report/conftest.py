@@ -25,7 +25,8 @@ LONG_ARCH = {
 }
 
 
-def _models_only(path: Path, *, truth: bool = True, task: str = "gravity") -> StudyStore:
+def make_members(path: Path, *, truth: bool = True, task: str = "gravity") -> StudyStore:
+    """A store with the probe, four members and study attributes, no results."""
     rng = np.random.default_rng(0)
     store = open_store(path, "w")
     inputs = rng.uniform(0.5, 2.0, size=(N, 3)).astype(np.float32)
@@ -202,7 +203,7 @@ def _formulas(truth: bool = True) -> list[dict]:
 def make_study(path: Path, *, truth: bool = True, task: str = "gravity") -> StudyStore:
     """Models, two similarity layers, one consensus layer and three formulas (judged against
     the probe's truth ``force`` unless ``truth=False``)."""
-    store = _models_only(path, truth=truth, task=task)
+    store = make_members(path, truth=truth, task=task)
     store.write_result("similarity", "edge.1", _similarity(1), tag="t")
     sim2 = _similarity(2)[["linear_cka"]]
     store.write_result("similarity", "edge.2", sim2, tag="t")
@@ -220,13 +221,15 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> StudyStore:
 @pytest.fixture()
 def models_only(tmp_path: Path) -> StudyStore:
     """A store with models and study attributes but no results."""
-    return _models_only(tmp_path / "study.zarr")
+    return make_members(tmp_path / "study.zarr")
 
 
 @pytest.fixture(scope="session")
 def no_truth_study(tmp_path_factory: pytest.TempPathFactory) -> StudyStore:
-    """The same study with no truth in the probe and no verdict on any formula."""
-    return make_study(tmp_path_factory.mktemp("notruth") / "study.zarr", truth=False)
+    """Members and formulas, with no truth in the probe and no verdict on any formula."""
+    store = make_members(tmp_path_factory.mktemp("notruth") / "study.zarr", truth=False)
+    store.write_formulas(_formulas(truth=False), tag="t")
+    return store
 
 
 @pytest.fixture(scope="session")

@@ -70,12 +70,12 @@ def test_default_location_is_beside_the_store_and_named_after_it(built: ReportPa
 
 
 def test_two_stores_in_one_folder_keep_their_own_reports(tmp_path: Path) -> None:
-    from conftest import make_study
+    from conftest import make_members
 
     from ensemble_lens.cli import main
 
-    make_study(tmp_path / "a.zarr", task="task-a")
-    make_study(tmp_path / "b.zarr", task="task-b", truth=False)
+    make_members(tmp_path / "a.zarr", task="task-a")
+    make_members(tmp_path / "b.zarr", task="task-b", truth=False)
     assert main(["report", str(tmp_path / "a.zarr")]) == 0  # the CLI writes where run does
     build_report(tmp_path / "b.zarr")
     for name, task in (("a", "task-a"), ("b", "task-b")):
