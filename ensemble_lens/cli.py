@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="(re)build report.html and results.json of a store")
     sp.add_argument("store", help="study store path")
     _add_common(sp, argparse.SUPPRESS)
-    sp.add_argument("--out", help="directory for report.html and results.json")
+    sp.add_argument(
+        "--out", help="directory for report.html and results.json (default: STORE.report/)"
+    )
     sp = sub.add_parser("measures", help="list every similarity measure name, one line each")
     sp.add_argument("--family", help="only names starting with this (e.g. cka, rsa)")
     sp.add_argument("--markdown", action="store_true", help="print docs/MEASURES.md")

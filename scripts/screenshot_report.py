@@ -2,8 +2,8 @@
 
 Usage::
 
-    python scripts/screenshot_report.py study/report.html --out report.png [--width 1400]
-        [--height 3000] [--browser chromium]
+    python scripts/screenshot_report.py runs/demo/study.report/report.html --out report.png \
+        [--width 1400] [--height 3000] [--browser chromium]
 
 Runs Debian's ``chromium`` (``apt-get install -y chromium``) headless with networking
 features off and a fresh profile directory, and writes a PNG. Exits non-zero when the browser

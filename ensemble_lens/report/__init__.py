@@ -2,7 +2,9 @@
 
 :func:`build_report` writes ``report.html`` (inline SVG figures, embedded CSS, nothing loaded
 from the network) and ``results.json`` (every number the page shows, straight from the store)
-next to the study store. :func:`collect_results` returns the same numbers as a dict.
+into a folder next to the study store, named after it: ``runs/demo/study.zarr`` gets
+``runs/demo/study.report/`` (:func:`report_dir`), so two stores in one folder never share a
+report. :func:`collect_results` returns the same numbers as a dict.
 
 Examples
 --------
@@ -11,8 +13,8 @@ Examples
 >>> path = os.path.join(tempfile.mkdtemp(), "study.zarr")
 >>> _ = open_store(path, "w")
 >>> paths = build_report(path)
->>> paths.html.name, paths.json.name
-('report.html', 'results.json')
+>>> paths.html.parent.name, paths.html.name, paths.json.name
+('study.report', 'report.html', 'results.json')
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .formula_section import formulas_section
 from .html import FigureSink, esc, fmt, page
 from .results import collect_results
-from .sections import consensus_section, formulas_section, provenance_section, similarity_section
+from .sections import consensus_section, provenance_section, similarity_section
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
 
-__all__ = ["ReportPaths", "build_report", "collect_results", "render_html"]
+__all__ = ["ReportPaths", "build_report", "collect_results", "render_html", "report_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,20 @@ class ReportPaths:
 
     html: Path
     json: Path
+
+
+def report_dir(store_path: str | os.PathLike[str]) -> Path:
+    """The default folder of a store's report: beside the store, named after it.
+
+    ``study.zarr`` -> ``study.report``; a store whose name does not end in ``.zarr`` gets
+    ``.report`` appended (``mystore`` -> ``mystore.report``).
+
+    >>> report_dir("runs/demo/study.zarr").relative_to(Path.cwd()).as_posix()
+    'runs/demo/study.report'
+    """
+    path = Path(store_path).resolve()
+    stem = path.stem if path.suffix == ".zarr" else path.name
+    return path.with_name(f"{stem}.report")
 
 
 def _header(results: dict[str, Any]) -> str:
@@ -91,7 +108,8 @@ def build_report(
         An open :class:`~ensemble_lens.record.store.StudyStore` or the path of one (opened
         read-only).
     out_dir
-        Directory for the two files; default the directory that contains the store.
+        Directory for the two files; default :func:`report_dir` of the store
+        (``runs/demo/study.zarr`` -> ``runs/demo/study.report/``).
 
     Returns
     -------
@@ -101,7 +119,7 @@ def build_report(
     from ..record.store import StudyStore, open_store
 
     store = store_or_path if isinstance(store_or_path, StudyStore) else open_store(store_or_path)
-    out = Path(out_dir) if out_dir is not None else store.path.resolve().parent
+    out = Path(out_dir) if out_dir is not None else report_dir(store.path)
     out.mkdir(parents=True, exist_ok=True)
     results = collect_results(store)
     paths = ReportPaths(html=out / "report.html", json=out / "results.json")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .html import cell_decimals
 from .svg import MARKERS, OKABE_ITO, figure_to_svg, new_figure, styled
 
 _NAMED_POINTS = 10  # embeddings with more networks label points by number, with a key
@@ -79,7 +80,7 @@ def heatmap_svg(
     linkage: np.ndarray | None = None,
     cmap_name: str = "viridis",
     value_range: tuple[float, float] | None = None,
-    cell_format: str = "{:.2f}",
+    cell_format: str | None = None,
 ) -> str:
     """A K x K heatmap, rows and columns in ``order``, with the dendrogram on the left.
 
@@ -96,7 +97,9 @@ def heatmap_svg(
     value_range
         Colour scale limits; default the finite min/max of ``matrix``.
     cell_format
-        Format of the value written in each cell (cells are annotated when K <= 12).
+        Format of the value written in each cell (cells are annotated when K <= 12); default
+        fixed-point with :func:`~ensemble_lens.report.html.cell_decimals` decimals, so close
+        values (CKA 0.9945 to 0.9982) are told apart.
     """
     import matplotlib as mpl
 
@@ -104,8 +107,12 @@ def heatmap_svg(
     values = np.asarray(matrix, dtype=float)[np.ix_(idx, idx)]
     names = [str(labels[i]) for i in idx]
     k = len(names)
-    # layout in inches: [dendrogram][labels][K x K cells][colorbar]
-    side, lab = float(np.clip(0.42 * k, 2.4, 6.5)), _label_width(names)
+    if cell_format is None:
+        cell_format = f"{{:.{cell_decimals(values)}f}}"
+    # layout in inches: [dendrogram][labels][K x K cells][colorbar]; a cell fits its text
+    chars = len(cell_format.format(-0.0)) if k <= 12 else 0
+    per_cell = max(0.42, 0.075 * chars + 0.1)
+    side, lab = float(np.clip(per_cell * k, 2.4, 9.0)), _label_width(names)
     dend = 1.1 if linkage is not None and k >= 3 else 0.0
     width, height = 0.2 + dend + lab + side + 1.1, 0.6 + side + lab * 0.8
     bottom, h = lab * 0.8 / height, side / height
@@ -138,6 +145,8 @@ def embedding_svg(coords: np.ndarray, labels: Sequence[str], title: str, xlabel:
     ``coords`` is (K, 2); a (K, 1) embedding is drawn on a line at y = 0. Up to
     ``_NAMED_POINTS`` networks are labelled by name; beyond that by number, with a key.
     """
+    from matplotlib.ticker import MaxNLocator
+
     pts = np.asarray(coords, dtype=float)
     if pts.shape[1] == 1:
         pts = np.column_stack([pts[:, 0], np.zeros(len(pts))])
@@ -174,6 +183,8 @@ def embedding_svg(coords: np.ndarray, labels: Sequence[str], title: str, xlabel:
         ax.set_xlim(centre[0] - 0.65 * span, centre[0] + 0.75 * span)
         ax.set_ylim(centre[1] - 0.7 * span, centre[1] + 0.7 * span)
         ax.set_aspect("equal", adjustable="box")
+        for axis in (ax.xaxis, ax.yaxis):  # few ticks: long labels like -0.15 never touch
+            axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
         ax.set_xlabel(f"MDS 1 ({xlabel})")
         ax.set_ylabel("MDS 2")
         ax.grid(alpha=0.3)
@@ -181,30 +192,70 @@ def embedding_svg(coords: np.ndarray, labels: Sequence[str], title: str, xlabel:
         return figure_to_svg(fig)
 
 
+#: consensus and not-consensus styles: blue filled vs vermillion open (and circle vs square,
+#: solid vs hatched), apart in colour for every colour-vision type and in greyscale
+CONSENSUS_COLOUR, OTHER_COLOUR = OKABE_ITO[0], OKABE_ITO[5]
+
+
+def kind_handles(kind: str) -> list:
+    """Legend handles for consensus / not consensus, drawn from the styles, not from the data
+    (an empty series would otherwise give its legend entry matplotlib's default colour)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if kind == "bar":
+        return [
+            Patch(facecolor=CONSENSUS_COLOUR, edgecolor="black", label="consensus"),
+            Patch(facecolor="white", edgecolor=OTHER_COLOUR, hatch="///", label="not consensus"),
+        ]
+    common = {"linestyle": "none", "markersize": 8}
+    return [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color=CONSENSUS_COLOUR,
+            markeredgecolor="black",
+            label="consensus",
+            **common,
+        ),
+        Line2D(
+            [],
+            [],
+            marker="s",
+            markerfacecolor="white",
+            markeredgecolor=OTHER_COLOUR,
+            markeredgewidth=1.4,
+            label="not consensus",
+            **common,
+        ),
+    ]
+
+
 def _by_kind(ax, xs: np.ndarray, ys: np.ndarray, cons: np.ndarray) -> None:
-    """Consensus as filled blue circles, the rest as open orange squares."""
-    ax.scatter(
-        xs[cons],
-        ys[cons],
-        s=60,
-        marker="o",
-        color=OKABE_ITO[0],
-        edgecolors="black",
-        linewidths=0.6,
-        zorder=3,
-        label="consensus",
-    )
-    ax.scatter(
-        xs[~cons],
-        ys[~cons],
-        s=60,
-        marker="s",
-        facecolors="white",
-        edgecolors=OKABE_ITO[5],
-        linewidths=1.4,
-        zorder=3,
-        label="not consensus",
-    )
+    """Consensus as filled blue circles, the rest as open vermillion squares."""
+    if cons.any():
+        ax.scatter(
+            xs[cons],
+            ys[cons],
+            s=60,
+            marker="o",
+            color=CONSENSUS_COLOUR,
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=3,
+        )
+    if (~cons).any():
+        ax.scatter(
+            xs[~cons],
+            ys[~cons],
+            s=60,
+            marker="s",
+            facecolors="white",
+            edgecolors=OTHER_COLOUR,
+            linewidths=1.4,
+            zorder=3,
+        )
 
 
 def sharedness_svg(
@@ -217,7 +268,7 @@ def sharedness_svg(
     """Two panels: sharedness per component over its null band, and sharedness vs variance.
 
     All arrays are (component,); needs at least one component. Consensus components are
-    filled blue circles, the others open orange squares, so the kinds differ without colour.
+    filled blue circles, the others open vermillion squares, so the kinds differ without colour.
     """
     x = np.arange(len(components))
     cons = np.asarray(is_consensus, dtype=bool)
@@ -252,11 +303,11 @@ def sharedness_svg(
         ax2.set(xlabel="variance", ylabel="sharedness")
         ax2.set_title("Sharedness vs variance", loc="left")
         fig.legend(
-            *ax1.get_legend_handles_labels(),
+            handles=[*ax1.get_legend_handles_labels()[0], *kind_handles("marker")],
             loc="lower center",
             ncol=3,
             frameon=False,
-            bbox_to_anchor=(0.5, -0.06),
+            bbox_to_anchor=(0.5, -0.12),
         )
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)
@@ -271,7 +322,7 @@ def support_svg(
 ) -> str:
     """Bar chart of the fraction of members supporting each component.
 
-    Consensus bars are solid blue, others orange with hatching; a dashed line marks the
+    Consensus bars are solid blue, others white with vermillion hatching; a dashed line marks the
     support required (``p_support``) when known.
     """
     x = np.arange(len(components))
@@ -279,15 +330,8 @@ def support_svg(
     with styled():
         fig = new_figure(max(4.5, 0.45 * len(x) + 2.0), 3.4)
         ax = fig.add_subplot()
-        ax.bar(x[cons], support[cons], color=OKABE_ITO[0], edgecolor="black", label="consensus")
-        ax.bar(
-            x[~cons],
-            support[~cons],
-            color=OKABE_ITO[1],
-            edgecolor="black",
-            hatch="//",
-            label="not consensus",
-        )
+        ax.bar(x[cons], support[cons], color=CONSENSUS_COLOUR, edgecolor="black")
+        ax.bar(x[~cons], support[~cons], color="white", edgecolor=OTHER_COLOUR, hatch="///")
         if p_support is not None:
             ax.axhline(
                 p_support,
@@ -301,7 +345,12 @@ def support_svg(
         ax.set_xlabel("component")
         ax.set_ylabel("fraction of members")
         ax.set_title("Support across members", loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.legend(
+            handles=[*kind_handles("bar"), *ax.get_legend_handles_labels()[0]],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+        )
         return figure_to_svg(fig)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .explain import pareto_mask
 from .svg import MARKERS, OKABE_ITO, figure_to_svg, new_figure, styled
 
 log = logging.getLogger(__name__)
@@ -83,42 +84,69 @@ def _number(value: Any) -> float:
     return float("nan")
 
 
+def front_points(front: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(non-dominated, dominated) candidates as (n, 2) arrays of (complexity, loss), the
+    non-dominated ones sorted by complexity (see :func:`~ensemble_lens.report.explain.pareto_mask`).
+    """
+    mask = pareto_mask(front)
+    xy = np.array(
+        [[_number(p.get("complexity")), _number(p.get("loss"))] for p in front], dtype=float
+    ).reshape(-1, 2)
+    on = np.array([m is True for m in mask], dtype=bool)
+    off = np.array([m is False for m in mask], dtype=bool)
+    pareto = xy[on]
+    return pareto[np.argsort(pareto[:, 0], kind="stable")], xy[off]
+
+
 def pareto_svg(
     front: Sequence[Mapping[str, Any]], expression: str | None, complexity: Any
 ) -> str | None:
-    """Complexity against loss for the front, the chosen formula highlighted.
+    """Complexity against loss: the non-dominated front as a step line, dominated candidates
+    as faint crosses, the chosen formula as a star.
 
     Returns None when the front holds no point with a finite complexity and loss. The loss
     axis is logarithmic when every loss is positive.
     """
-    every = np.array(
-        [[_number(p.get("complexity")), _number(p.get("loss"))] for p in front], dtype=float
-    ).reshape(-1, 2)
-    valid = np.isfinite(every).all(axis=1)
-    if not valid.any():
+    pareto, dominated = front_points(front)
+    if not len(pareto):
         return None
-    xy = every[valid]
-    order = np.argsort(xy[:, 0], kind="stable")
     chosen = _chosen_index(front, expression, complexity)
+    star = (
+        [_number(front[chosen].get(k)) for k in ("complexity", "loss")]
+        if chosen is not None
+        else []
+    )
     with styled():
         fig = new_figure(4.8, 3.5)
         ax = fig.add_subplot()
-        ax.step(xy[order, 0], xy[order, 1], where="post", color="#777777", linewidth=1.0)
+        ax.step(pareto[:, 0], pareto[:, 1], where="post", color="#777777", linewidth=1.0)
         ax.scatter(
-            xy[:, 0],
-            xy[:, 1],
+            pareto[:, 0],
+            pareto[:, 1],
             s=36,
             color=OKABE_ITO[0],
             marker="o",
             edgecolors="black",
             linewidths=0.5,
             zorder=3,
-            label="front",
+            label="Pareto front",
         )
-        if chosen is not None and valid[chosen]:
+        if len(dominated):
             ax.scatter(
-                [every[chosen, 0]],
-                [every[chosen, 1]],
+                dominated[:, 0],
+                dominated[:, 1],
+                s=24,
+                color="#999999",
+                marker="x",
+                linewidths=1.0,
+                alpha=0.7,
+                zorder=2,
+                label="dominated candidate",
+            )
+        if star and np.isfinite(star).all():
+            ax.scatter(
+                [star[0]],
+                [star[1]],
                 s=220,
                 marker="*",
                 color=OKABE_ITO[1],
@@ -127,7 +155,8 @@ def pareto_svg(
                 zorder=4,
                 label="chosen",
             )
-        if (xy[:, 1] > 0).all():
+        every = np.r_[pareto[:, 1], dominated[:, 1]]
+        if (every > 0).all():
             ax.set_yscale("log")
         ax.set_xlabel("complexity")
         ax.set_ylabel("loss")

@@ -7,6 +7,7 @@ SVG; the CSS is embedded; nothing is loaded from the network.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -37,6 +38,9 @@ th, td { border: 1px solid var(--line); padding: 0.3rem 0.6rem; text-align: left
 th { background: #e9eef3; }
 tbody tr:nth-child(even) { background: var(--bg-alt); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td:first-child { white-space: nowrap; }
+.arch { display: inline-block; min-width: 16rem; max-width: 34rem; white-space: normal; }
+.tablewrap { max-width: 100%; overflow-x: auto; }
 .figs { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 figure { margin: 0.5rem 0; display: table; }
 figure svg { max-width: 100%; height: auto; display: block; }
@@ -58,8 +62,16 @@ footer { color: var(--muted); font-size: 0.85rem; margin-top: 3rem;
 """
 
 
+#: keys that name an architecture in a member's attrs, in order of preference
+ARCH_NAME_KEYS = ("name", "family", "kind", "type", "class")
+
+
 class Raw(str):
     """Trusted HTML (already escaped or produced here); inserted into tables unescaped."""
+
+
+class Num(str):
+    """Text of a number (a duration, a formatted value): escaped and right-aligned."""
 
 
 def esc(value: Any) -> str:
@@ -80,11 +92,67 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def duration(seconds: Any) -> str:
+    """A duration for people: ``"<1 ms"``, ``"340 ms"``, ``"3.4 s"``, ``"2 min 05 s"``,
+    ``"1 h 02 min"``; '—' when it is not a number.
+
+    >>> [duration(s) for s in (3.368e-06, 0.34, 3.4, 125, 3720)]
+    ['<1 ms', '340 ms', '3.4 s', '2 min 05 s', '1 h 02 min']
+    """
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "—"
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    if seconds < 1e-3:
+        return "<1 ms"
+    if seconds < 1:
+        return f"{round(seconds * 1000):d} ms"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{round(seconds):d} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def cell_decimals(matrix: Any, lowest: int = 2, highest: int = 4) -> int:
+    """Decimals that tell a matrix's off-diagonal values apart: about ten steps across their
+    range (``ceil(-log10(range / 10))``), between ``lowest`` and ``highest``, and more when
+    an off-diagonal value would otherwise print like the diagonal (0.998 as 1.00).
+
+    >>> import numpy as np
+    >>> cell_decimals(np.array([[1, 0.9945, 0.9982], [0.9945, 1, 0.996], [0.9982, 0.996, 1]]))
+    4
+    >>> cell_decimals(np.array([[1, 0.2, 0.8], [0.2, 1, 0.5], [0.8, 0.5, 1]]))
+    2
+    """
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    off = m[~np.eye(*m.shape, dtype=bool)] if m.ndim == 2 else m.ravel()
+    off = off[np.isfinite(off)]
+    if off.size == 0:
+        return lowest
+    spread = float(np.ptp(off))
+    d = lowest if spread == 0 else math.ceil(-math.log10(spread / 10))
+    d = min(max(d, lowest), highest)
+    diag = np.diag(m) if m.ndim == 2 else np.array([])
+    diag = diag[np.isfinite(diag)]
+    while (
+        d < highest
+        and diag.size
+        and any(v != t and f"{v:.{d}f}" == f"{t:.{d}f}" for v in off for t in np.unique(diag))
+    ):
+        d += 1
+    return d
+
+
 def cell(value: Any) -> str:
     """One ``<td>``: numbers right-aligned, :class:`Raw` inserted as is, the rest escaped."""
     if isinstance(value, Raw):
         return f"<td>{value}</td>"
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    numeric = isinstance(value, (int, float, Num)) and not isinstance(value, bool)
     cls = ' class="num"' if numeric else ""
     return f"<td{cls}>{esc(fmt(value))}</td>"
 
@@ -94,7 +162,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = 
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="tablewrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def note(text: str) -> str:

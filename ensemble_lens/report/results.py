@@ -14,10 +14,20 @@ Layout of the returned dict::
                     auxiliary: {var: {metric, dims, values, extra_coords}}, embedding, other,
                     attrs}},
      "consensus": {layer: {tag, attrs, components, models, table: [row], member_support,
-                   member_weights, n_consensus, vector}},
+                   member_weights, n_consensus, vector,
+                   null: {method, n_permutations, n_untrained, statement},
+                   formula_bridge: str}},
      "formulas": [record as stored],
-     "formula_checks": [{layer, component, disagreeing_members, threshold}],
+     "formula_checks": [{layer, component, disagreeing_members, threshold,
+                         seed: {seed, base_seed, component_index, matches_config, statement},
+                         front_on_pareto: [bool | None per front point]}],
+     "ground_truth": {judged, truth_variables, statement},
      "notes": [str]}
+
+``seed`` is the SR seed the formula was searched with (``base + j`` for component ``j``; see
+:func:`ensemble_lens.report.explain.formula_seeds`); ``front_on_pareto`` is False for a
+candidate another one dominates (no more complex and no lossier). Without ground truth
+``ground_truth.statement`` is "no ground truth: recovery is not judged".
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .explain import formula_bridge, formula_seeds, ground_truth, null_used, pareto_mask
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -303,10 +315,13 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------- formulas and the whole
-def formula_checks(formulas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per formula, the members whose own latent it explains with R^2 below 0.9."""
+def formula_checks(formulas: list[dict[str, Any]], config: Any = None) -> list[dict[str, Any]]:
+    """Per formula, the members whose own latent it explains with R^2 below 0.9, the SR seed
+    it was searched with (base + component index, from ``config``'s ``distill.seeds``) and
+    which front candidates are on the Pareto front."""
     out = []
-    for rec in formulas:
+    seeds = formula_seeds(formulas, config)
+    for rec, seed in zip(formulas, seeds, strict=True):
         r2 = rec.get("member_r2") or {}
         low = sorted(m for m, v in r2.items() if v is None or v < DISAGREE_BELOW)
         out.append(
@@ -315,6 +330,8 @@ def formula_checks(formulas: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "component": rec.get("component"),
                 "disagreeing_members": low,
                 "threshold": DISAGREE_BELOW,
+                "seed": seed,
+                "front_on_pareto": pareto_mask(rec.get("front") or []),
             }
         )
     return out
@@ -341,6 +358,12 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         for layer in store.result_layers("consensus")
     }
     formulas = to_json(store.read_formulas())
+    for layer, entry in cons.items():
+        entry["null"] = null_used(entry["attrs"])
+        entry["formula_bridge"] = formula_bridge(
+            entry, [f for f in formulas if f.get("layer") == layer]
+        )
+    prov = provenance(store)
     if not store.models:
         notes.append("the store holds no models")
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):
@@ -349,10 +372,11 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "store": store.path.name,
-        "provenance": provenance(store),
+        "provenance": prov,
         "similarity": sim,
         "consensus": cons,
         "formulas": formulas,
-        "formula_checks": formula_checks(formulas),
+        "formula_checks": formula_checks(formulas, prov.get("config")),
+        "ground_truth": ground_truth(store, formulas),
         "notes": notes,
     }

@@ -1,4 +1,4 @@
-"""The report's sections: provenance, similarity, consensus, formulas.
+"""The report's sections: provenance, similarity, consensus (formulas: formula_section.py).
 
 Each function takes the dict from :func:`ensemble_lens.report.results.collect_results` (and
 the store where raw arrays are drawn) and returns the section's HTML body; a section without
@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import figures
-from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
-from .html import FigureSink, Raw, details, esc, fmt, note, table
+from .html import ARCH_NAME_KEYS, FigureSink, Num, Raw, details, duration, esc, fmt, note, table
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
@@ -25,18 +24,21 @@ _FIRST_METRICS = ("val_r2", "val_loss", "train_loss", "seconds")
 
 
 # -------------------------------------------------------------------- provenance
+def _flat(prefix: str, value: Any) -> list[str]:
+    """``key=value`` items of a (nested) architecture dict, nested keys joined by dots."""
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _flat(f"{prefix}{k}.", v)]
+    return [f"{prefix[:-1]}={fmt(value)}"]
+
+
 def _architecture(arch: Any) -> Raw:
+    """The whole architecture: its name in bold, then every parameter (wrapped, never cut)."""
     if not isinstance(arch, dict):
         return Raw(esc(fmt(arch)))
-    name = next((str(arch[k]) for k in ("name", "kind", "type", "class") if k in arch), "")
-    params = [
-        f"{k}={fmt(v)}"
-        for k, v in arch.items()
-        if k not in ("name", "kind", "type", "class") and not isinstance(v, (dict, list))
-    ]
-    text = " ".join([name, *params]).strip()
-    short = text if len(text) <= 70 else text[:67] + "…"
-    return Raw(f'<span title="{esc(fmt(arch))}">{esc(short)}</span>')
+    name_key = next((k for k in ARCH_NAME_KEYS if k in arch), None)
+    name = f"<b>{esc(fmt(arch[name_key]))}</b> " if name_key else ""
+    params = [item for k, v in arch.items() if k != name_key for item in _flat(f"{k}.", v)]
+    return Raw(f'<span class="arch">{name}{esc(", ".join(params))}</span>')
 
 
 def _members_table(models: list[dict[str, Any]]) -> str:
@@ -58,7 +60,10 @@ def _members_table(models: list[dict[str, Any]]) -> str:
                 a.get("seed"),
                 a.get("source"),
                 m["status"],
-                *[metrics.get(k) for k in keys],
+                *[
+                    Num(duration(metrics.get(k))) if k == "seconds" else metrics.get(k)
+                    for k in keys
+                ],
             ]
         )
     headers = ["id", "architecture", "seed", "source", "status", *keys]
@@ -101,12 +106,15 @@ def provenance_section(results: dict[str, Any]) -> str:
     if timings:
         total = sum(v for v in timings.values() if isinstance(v, (int, float)))
         rows = [
-            [k, v, f"{100 * v / total:.1f} %" if total and isinstance(v, (int, float)) else "—"]
+            [
+                k,
+                Num(duration(v)),
+                Num(f"{100 * v / total:.1f} %") if total and isinstance(v, (int, float)) else "—",
+            ]
             for k, v in timings.items()
         ]
-        parts.append(
-            table(["stage", "seconds", "share"], [*rows, [Raw("<b>total</b>"), total, ""]])
-        )
+        total_row = [Raw("<b>total</b>"), Num(duration(total)), ""]
+        parts.append(table(["stage", "time", "share"], [*rows, total_row]))
     else:
         parts.append(note("No stage timings recorded."))
     versions = prov.get("package_versions") or {}
@@ -280,7 +288,9 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
     ]
     parts = [
         f"<h3>Layer <code>{esc(name)}</code></h3>",
-        f"<p>{layer['n_consensus']} of {len(rows)} components are consensus. {esc(facts)}</p>",
+        f"<p>{layer['n_consensus']} of {len(rows)} components are consensus "
+        f"({esc(layer['null']['statement'])}). {esc(layer['formula_bridge'])}</p>",
+        details("Consensus parameters", f"<p>{esc(facts)}</p>") if facts else "",
     ]
     if not rows:
         return "".join([*parts, note("The consensus result holds no components.")])
@@ -320,120 +330,3 @@ def consensus_section(results: dict[str, Any], store: StudyStore, sink: FigureSi
     if not layers:
         return note("No consensus results in the store: run the consensus stage to fill this.")
     return "".join(_consensus_layer(store, n, layer, sink) for n, layer in layers.items())
-
-
-# -------------------------------------------------------------------- formulas
-def _verdict(value: Any) -> Raw:
-    if value is None:
-        return Raw("unknown (no ground truth)")
-    return Raw(
-        '<span class="ok">exact recovery</span>' if value else '<span class="bad">not exact</span>'
-    )
-
-
-def _member_table(rec: dict[str, Any], low: list[str]) -> str:
-    r2 = rec.get("member_r2") or {}
-    if not r2:
-        return note("No per-member R² recorded.")
-    rows = [
-        [m, v, Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
-        for m, v in sorted(r2.items())
-    ]
-    head = (
-        f"<p>{len(low)} of {len(r2)} members disagree (R² below 0.9): "
-        f"{esc(', '.join(low)) or 'none'}.</p>"
-    )
-    return head + details("R² per member", table(["member", "R²", "verdict"], rows))
-
-
-_FORMULA_STATS = (
-    ("complexity", "complexity"),
-    ("R² test", "r2_test"),
-    ("R² extrapolation", "r2_extrapolation"),
-    ("gradient agreement", "gradient_agreement"),
-    ("support", "support"),
-    ("recovery", "exact_recovery"),
-    ("truth", "truth_name"),
-    ("backend", "backend"),
-    ("seed", "seed"),
-    ("seconds", "seconds"),
-)
-
-
-def _front_table(front: list[dict[str, Any]]) -> str:
-    if not front:
-        return note("No Pareto front recorded.")
-    rows = [
-        [p.get("complexity"), p.get("loss"), Raw(f"<code>{esc(p.get('expression'))}</code>")]
-        for p in front
-    ]
-    return details("Pareto front (table)", table(["complexity", "loss", "expression"], rows))
-
-
-def _formula_card(rec: dict[str, Any], check: dict[str, Any], sink: FigureSink) -> str:
-    where = f"Layer <code>{esc(rec.get('layer'))}</code>, component {esc(rec.get('component'))}"
-    title = f"<h3>{where}</h3>"
-    if rec.get("expression") is None:
-        body = '<p class="none">No formula found for this component.</p>'
-        extra = table(
-            ["backend", "seed", "seconds"], [[rec.get(k) for k in ("backend", "seed", "seconds")]]
-        )
-        return f'<div class="card">{title}{body}{extra}</div>'
-    svg = formula_svg(rec.get("latex"))
-    typeset = sink.figure(svg, f"formula: {rec['expression']}", show_caption=False)
-    shown = (
-        f'<div class="formula">{typeset}</div>'
-        if svg
-        else note("Formula shown as text: the LaTeX could not be typeset offline.")
-    )
-    stats_row = [
-        _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key)
-        for _, key in _FORMULA_STATS
-    ]
-    stats = table([h for h, _ in _FORMULA_STATS], [stats_row])
-    front = rec.get("front") or []
-    pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
-    figs = sink.figure(pareto, "Pareto front; the star is the chosen formula.") + sink.figure(
-        pred_actual_svg(rec), "Formula prediction against the consensus latent."
-    )
-    if rec.get("reduced_modulo"):
-        stats += note(
-            f"Reduced modulo component {', '.join(map(str, rec['reduced_modulo']))}: the "
-            f"component is this formula + {rec.get('modulo_expression')} (R² test of that "
-            "sum; support and member R² of the remainder). The search wrote "
-            f"{rec.get('unreduced_expression')}."
-        )
-    return (
-        f'<div class="card">{title}{shown}<p><code>{esc(rec["expression"])}</code></p>{stats}'
-        f"{_member_table(rec, check['disagreeing_members'])}"
-        f'<div class="figs">{figs}</div>{_front_table(front)}</div>'
-    )
-
-
-def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
-    """A summary table of all formulas, then one card per formula."""
-    recs = results["formulas"]
-    if not recs:
-        return note("No formulas in the store: run the distill stage to fill this.")
-    rows = [
-        [
-            r.get("layer"),
-            r.get("component"),
-            Raw(f"<code>{esc(r['expression'])}</code>")
-            if r.get("expression") is not None
-            else Raw("<em>no formula found</em>"),
-            r.get("r2_test"),
-            r.get("r2_extrapolation"),
-            r.get("support"),
-            _verdict(r.get("exact_recovery")) if r.get("expression") else "—",
-        ]
-        for r in recs
-    ]
-    summary = table(
-        ["layer", "component", "expression", "R² test", "R² extrapolation", "support", "recovery"],
-        rows,
-    )
-    cards = "".join(
-        _formula_card(r, c, sink) for r, c in zip(recs, results["formula_checks"], strict=True)
-    )
-    return summary + cards

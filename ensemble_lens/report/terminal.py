@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .html import fmt
+from .html import ARCH_NAME_KEYS, fmt
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -28,13 +28,18 @@ def _table(title: str, headers: list[str], rows: list[list[Any]]) -> Any:
     return t
 
 
+def _name_key(arch: dict[str, Any]) -> str:
+    """The key that names an architecture (``name``, ``family``, ``kind``...)."""
+    return next((k for k in ARCH_NAME_KEYS if k in arch), "name")
+
+
 def _models_table(results: dict[str, Any]) -> Any:
     rows = []
     for m in results["provenance"]["models"]:
         a = m["attrs"]
         metrics = a.get("metrics") or {}
         arch = a.get("architecture")
-        name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
+        name = arch.get(_name_key(arch), "") if isinstance(arch, dict) else arch
         rows.append(
             [
                 m["id"],
@@ -91,6 +96,7 @@ def _consensus_table(results: dict[str, Any]) -> Any:
 
 
 def _formulas_table(results: dict[str, Any]) -> Any:
+    judged = results["ground_truth"]["judged"]
     rows = []
     for rec in results["formulas"]:
         expr = rec.get("expression")
@@ -105,23 +111,12 @@ def _formulas_table(results: dict[str, Any]) -> Any:
                 rec.get("r2_test"),
                 rec.get("r2_extrapolation"),
                 rec.get("support"),
-                rec.get("exact_recovery"),
+                *([rec.get("exact_recovery")] if judged else []),
             ]
         )
-    return _table(
-        "Formulas",
-        [
-            "layer",
-            "component",
-            "expression",
-            "complexity",
-            "R² test",
-            "R² extrap.",
-            "support",
-            "exact",
-        ],
-        rows,
-    )
+    headers = ["layer", "component", "expression", "complexity", "R² test", "R² extrap."]
+    title = "Formulas" if judged else f"Formulas ({results['ground_truth']['statement']})"
+    return _table(title, [*headers, "support", *(["exact"] if judged else [])], rows)
 
 
 def summary_renderables(store: StudyStore, *, models: bool = True) -> list[RenderableType]:

@@ -22,5 +22,5 @@ def test_noise_target_gives_no_consensus_and_no_formula(tmp_path, user_task_path
     formulas = result.formulas
     assert len(formulas) == 1 and formulas[0]["expression"] is None
     assert "no component is shared beyond the null" in formulas[0]["reason"]
-    html = (tmp_path / "report.html").read_text()
+    html = (tmp_path / "noise.report" / "report.html").read_text()
     assert "No formula" in html or "no formula" in html

@@ -26,7 +26,9 @@ def test_user_task_study_end_to_end(tmp_path, user_task_path):
     np.testing.assert_allclose(cons["member_weight"].values, (1 / err) / (1 / err).sum())
     assert cons.attrs["member_weighting"] == "validation"
     assert result.formulas, "the distill stage stores a record per consensus component"
-    assert (tmp_path / "report.html").exists() and (tmp_path / "results.json").exists()
+    report = tmp_path / "s.report"  # beside the store, named after it
+    assert (report / "report.html").exists() and (report / "results.json").exists()
+    assert result.report == report / "report.html"
     attrs = store.study_attrs()
     assert attrs["task"] == "user_tasks:ProductTask"
     assert set(attrs["stage_timings"]) >= {"train", "compare", "consensus", "distill"}

@@ -14,26 +14,39 @@ MODELS = ["net-a", "net-b", "net-c", "net-d"]
 N = 120
 
 
-def _models_only(path: Path) -> StudyStore:
+#: a long, nested architecture: the members table shows all of it
+LONG_ARCH = {
+    "family": "graphnet",
+    "width": 128,
+    "depth": 3,
+    "activation": "silu",
+    "latent_dim": 16,
+    "edge_mlp": {"hidden": [128, 128], "norm": "layer", "dropout": 0.05},
+}
+
+
+def make_members(path: Path, *, truth: bool = True, task: str = "gravity") -> StudyStore:
+    """A store with the probe, four members and study attributes, no results."""
     rng = np.random.default_rng(0)
     store = open_store(path, "w")
     inputs = rng.uniform(0.5, 2.0, size=(N, 3)).astype(np.float32)
-    truth = inputs[:, 0] * inputs[:, 1] / inputs[:, 2] ** 2
-    store.write_probe(inputs, names=["m1", "m2", "r"], truth={"force": truth})
+    force = inputs[:, 0] * inputs[:, 1] / inputs[:, 2] ** 2
+    store.write_probe(inputs, names=["m1", "m2", "r"], truth={"force": force} if truth else None)
     for i, m in enumerate(MODELS):
+        arch = LONG_ARCH if i == 3 else {"name": "graphnet", "hidden": 32, "layers": 2}
         attrs = {
             "seed": i,
-            "architecture": {"name": "graphnet", "hidden": 32, "layers": 2},
-            "task": "gravity",
+            "architecture": arch,
+            "task": task,
             "metrics": {"val_r2": 0.99 - 0.01 * i, "val_loss": 0.001 * (i + 1), "seconds": 3.5},
             "source": "trained" if i < 3 else "ingested",
         }
         store.write_activations(m, "edge.1", rng.normal(size=(N, 6)), attrs=attrs)
     store.write_study_attrs(
-        config={"task": "gravity", "ensemble": {"size": 4}, "seed": 0},
+        config={"task": task, "ensemble": {"size": 4}, "seed": 0, "distill": {"seeds": [0]}},
         config_sha256="abc123def456",
-        task="gravity",
-        stage_timings={"train": 12.5, "record": 1.25, "similarity": 0.75},
+        task=task,
+        stage_timings={"train": 125.0, "record": 1.25, "similarity": 0.75, "report": 3.368e-06},
         package_versions={"numpy": np.__version__, "xarray": xr.__version__},
     )
     return store
@@ -111,7 +124,7 @@ def _consensus(store: StudyStore) -> xr.Dataset:
     )
 
 
-def _formulas() -> list[dict]:
+def _formulas(truth: bool = True) -> list[dict]:
     x = np.linspace(0.5, 2.0, 30)
     return [
         {
@@ -126,12 +139,13 @@ def _formulas() -> list[dict]:
             "gradient_agreement": 0.995,
             "support": 0.75,
             "member_r2": {"net-a": 0.99, "net-b": 0.97, "net-c": 0.96, "net-d": 0.42},
-            "exact_recovery": True,
-            "truth_name": "force",
+            "exact_recovery": True if truth else None,
+            "truth_name": "force" if truth else None,
             "front": [
                 {"expression": "m1", "complexity": 1, "loss": 0.5},
                 {"expression": "m1*m2", "complexity": 3, "loss": 0.1},
                 {"expression": "m1*m2/r**2", "complexity": 7, "loss": 0.001},
+                {"expression": "m1*m2/r**2 + 0*r", "complexity": 8, "loss": 0.002},  # dominated
                 {"expression": "m1*m2/r**2 + 0.001*r", "complexity": 11, "loss": 0.0009},
             ],
             "backend": "operon",
@@ -158,7 +172,7 @@ def _formulas() -> list[dict]:
             "truth_name": None,
             "front": [{"expression": "sign(m1)*Abs(r)", "complexity": 5, "loss": 0.2}],
             "backend": "operon",
-            "seed": 0,
+            "seed": 1,
             "seconds": 2.0,
             "reduced_modulo": ["0"],
             "modulo_expression": "0.5*m1**2",
@@ -180,20 +194,21 @@ def _formulas() -> list[dict]:
             "truth_name": None,
             "front": [],
             "backend": "operon",
-            "seed": 0,
+            "seed": 2,
             "seconds": 1.5,
         },
     ]
 
 
-def make_study(path: Path) -> StudyStore:
-    """Models, two similarity layers, one consensus layer and three formulas."""
-    store = _models_only(path)
+def make_study(path: Path, *, truth: bool = True, task: str = "gravity") -> StudyStore:
+    """Models, two similarity layers, one consensus layer and three formulas (judged against
+    the probe's truth ``force`` unless ``truth=False``)."""
+    store = make_members(path, truth=truth, task=task)
     store.write_result("similarity", "edge.1", _similarity(1), tag="t")
     sim2 = _similarity(2)[["linear_cka"]]
     store.write_result("similarity", "edge.2", sim2, tag="t")
     store.write_result("consensus", "edge.1", _consensus(store), tag="t")
-    store.write_formulas(_formulas(), tag="t")
+    store.write_formulas(_formulas(truth), tag="t")
     return store
 
 
@@ -206,7 +221,15 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> StudyStore:
 @pytest.fixture()
 def models_only(tmp_path: Path) -> StudyStore:
     """A store with models and study attributes but no results."""
-    return _models_only(tmp_path / "study.zarr")
+    return make_members(tmp_path / "study.zarr")
+
+
+@pytest.fixture(scope="session")
+def no_truth_study(tmp_path_factory: pytest.TempPathFactory) -> StudyStore:
+    """Members and formulas, with no truth in the probe and no verdict on any formula."""
+    store = make_members(tmp_path_factory.mktemp("notruth") / "study.zarr", truth=False)
+    store.write_formulas(_formulas(truth=False), tag="t")
+    return store
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,12 @@ import pytest
 from ensemble_lens.report import figures
 from ensemble_lens.report.formula_figures import (
     formula_svg,
+    front_points,
     pareto_svg,
     pred_actual_svg,
     sanitize_latex,
 )
+from ensemble_lens.report.html import cell_decimals
 from ensemble_lens.report.results import classical_mds, cluster_order, to_distance
 from ensemble_lens.report.svg import inline_svg
 
@@ -144,3 +146,52 @@ def test_embedding_labels_by_name_then_by_number_with_a_key() -> None:
     many = figures.embedding_svg(rng.normal(size=(12, 2)), names, "t", "d")
     assert "<!-- 12: net11 -->" in many and "<!-- 12 -->" in many
     assert "<!-- net11 -->" not in many
+
+
+def test_close_similarities_get_enough_digits() -> None:
+    # CKA off-diagonals 0.9945-0.9982 used to print 1.00 everywhere
+    m = np.array([[1.0, 0.9945, 0.9982], [0.9945, 1.0, 0.9961], [0.9982, 0.9961, 1.0]])
+    assert cell_decimals(m) == 4
+    svg = figures.heatmap_svg(m, ["a", "b", "c"], [0, 1, 2], "close")
+    for value in ("0.9945", "0.9982", "0.9961", "1.0000"):
+        assert f"<!-- {value} -->" in svg
+    assert "<!-- 1.00 -->" not in svg
+    spread = np.array([[1.0, 0.31, 0.8], [0.31, 1.0, 0.55], [0.8, 0.55, 1.0]])
+    assert cell_decimals(spread) == 2
+    # a value that two decimals would print like the diagonal gets a third
+    assert cell_decimals(np.array([[1.0, 0.5], [0.9981, 1.0]])) == 3
+    assert cell_decimals(np.full((2, 2), np.nan)) == 2
+
+
+def test_pareto_front_draws_no_dominated_point() -> None:
+    front = [
+        {"expression": "a", "complexity": 3, "loss": 0.5},
+        {"expression": "b", "complexity": 7, "loss": 0.01},
+        {"expression": "c", "complexity": 8, "loss": 0.02},  # above complexity 7's loss
+        {"expression": "d", "complexity": 12, "loss": 0.005},
+    ]
+    on, off = front_points(front)
+    assert on.tolist() == [[3, 0.5], [7, 0.01], [12, 0.005]]
+    assert off.tolist() == [[8, 0.02]]
+    assert np.all(np.diff(on[:, 1]) < 0)  # along the front, more complexity buys less loss
+    svg = pareto_svg(front, "b", 7) or ""
+    assert "<!-- dominated candidate -->" in svg and "<!-- Pareto front -->" in svg
+    assert "<!-- dominated candidate -->" not in (pareto_svg(front[:2], "b", 7) or "")
+
+
+def test_consensus_swatches_differ_even_when_one_kind_is_absent() -> None:
+    # every component consensus: the legend still shows both kinds in their own colours
+    svg = figures.support_svg(["0", "1"], np.array([1.0, 0.9]), np.array([True, True]), 0.8)
+    assert "#0072b2" in svg and "#d55e00" in svg
+    assert "#1f77b4" not in svg  # matplotlib's default blue, given to an empty series
+    shared = figures.sharedness_svg(
+        ["0"], np.array([0.9]), np.array([0.5]), np.array([0.2]), np.array([True])
+    )
+    assert "#d55e00" in shared and "#1f77b4" not in shared
+
+
+def test_mds_axes_keep_few_ticks() -> None:
+    coords = np.array([[-0.12, -0.04], [0.04, 0.11], [0.16, -0.07], [-0.06, -0.04], [0.0, 0.05]])
+    svg = figures.embedding_svg(coords, list("abcde"), "t", "shape_distance")
+    assert len(re.findall(r'<g id="xtick_\d+">', svg)) <= 6
+    assert len(re.findall(r'<g id="ytick_\d+">', svg)) <= 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ensemble_lens.record.store import open_store
-from ensemble_lens.report import ReportPaths, build_report
+from ensemble_lens.report import ReportPaths, build_report, report_dir
 
 _URL_ATTRS = {"src", "href", "xlink:href", "data", "poster", "action", "srcset", "background"}
 _EXTERNAL = re.compile(r"^\s*(https?:|//|ftp:|file:)", re.I)
@@ -60,10 +61,28 @@ def _parse(path: Path) -> tuple[_Page, str]:
     return page, source
 
 
-def test_default_location_is_next_to_the_store(built: ReportPaths, study) -> None:
-    assert built.html == study.path.resolve().parent / "report.html"
-    assert built.json == study.path.resolve().parent / "results.json"
+def test_default_location_is_beside_the_store_and_named_after_it(built: ReportPaths, study):
+    folder = study.path.resolve().parent / "study.report"
+    assert report_dir(study.path) == folder
+    assert built.html == folder / "report.html" and built.json == folder / "results.json"
     assert built.html.is_file() and built.json.is_file()
+    assert report_dir("runs/x/plain") == Path("runs/x/plain.report").resolve()
+
+
+def test_two_stores_in_one_folder_keep_their_own_reports(tmp_path: Path) -> None:
+    from conftest import make_members
+
+    from ensemble_lens.cli import main
+
+    make_members(tmp_path / "a.zarr", task="task-a")
+    make_members(tmp_path / "b.zarr", task="task-b", truth=False)
+    assert main(["report", str(tmp_path / "a.zarr")]) == 0  # the CLI writes where run does
+    build_report(tmp_path / "b.zarr")
+    for name, task in (("a", "task-a"), ("b", "task-b")):
+        results = json.loads((tmp_path / f"{name}.report" / "results.json").read_text())
+        assert results["store"] == f"{name}.zarr" and results["provenance"]["task"] == task
+        assert task in (tmp_path / f"{name}.report" / "report.html").read_text()
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "results.json").exists()
 
 
 def test_page_has_every_section(built: ReportPaths) -> None:
@@ -117,7 +136,7 @@ def test_no_formula_found_is_said_clearly(built: ReportPaths) -> None:
     text = " ".join(page.text)
     assert "No formula found for this component." in text
     assert "1 of 4 members disagree" in text and "net-d" in text
-    assert "exact recovery" in text and "unknown (no ground truth)" in text
+    assert "exact recovery" in text and "not judged (no truth matched)" in text
 
 
 def test_report_is_deterministic(built: ReportPaths, study, tmp_path: Path) -> None:
@@ -206,12 +225,10 @@ def test_unusual_results_are_skipped_with_notes(models_only, tmp_path: Path) -> 
     assert "mapped and input_basis have different shapes; not drawn." in text
     assert "Formula shown as text" in text
     assert "No Pareto front recorded." in text and "No per-member R² recorded." in text
-    assert "1 of 1 components are consensus." in text
+    assert "1 of 1 components are consensus (null: not recorded in the consensus result)." in text
 
 
 def test_untrained_null_numbers_are_shown_with_their_rule(models_only, tmp_path: Path) -> None:
-    import json
-
     import numpy as np
 
     from ensemble_lens.consensus import find_consensus
@@ -230,6 +247,7 @@ def test_untrained_null_numbers_are_shown_with_their_rule(models_only, tmp_path:
     text = " ".join(page.text)
     assert "untrained R²" in text and "remainder agreement" in text
     assert "a component is learned when the twins reproduce under 0.9" in text
+    assert "(null: permutation (5 refits) + 3 untrained twins)" in text
     row = json.loads(paths.json.read_text())["consensus"]["edge.1"]["table"][0]
     assert np.isclose(row["untrained_r2"], float(ds["untrained_r2"][0]))
     assert row["is_learned"] is True and row["is_consensus"] is True

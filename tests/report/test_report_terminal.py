@@ -39,6 +39,15 @@ def test_summary_of_a_finished_study(study) -> None:
     assert "m1*m2/r**2" in text and "(no formula found)" in text
     assert "sign(m1)*Abs(r) (modulo component 0)" in text
     assert "linear_cka" in text and "net-d" in text
+    assert text.count("graphnet") == 4  # net-d's architecture is named by its "family"
+    assert "exact" in text
+
+
+def test_summary_without_truth_drops_the_verdict(no_truth_study) -> None:
+    parts = summary_renderables(no_truth_study)
+    formulas = parts[-1]
+    assert formulas.title == "Formulas (no ground truth: recovery is not judged)"
+    assert [c.header for c in formulas.columns][-1] == "support"
 
 
 def test_summary_of_a_store_without_results(models_only) -> None:

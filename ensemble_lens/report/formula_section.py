@@ -1,0 +1,163 @@
+"""The report's formulas section: a summary table, then one card per formula.
+
+Takes the dict from :func:`ensemble_lens.report.results.collect_results`; a study without
+ground truth says so once and shows no recovery column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
+from .html import FigureSink, Num, Raw, details, duration, esc, note, table
+
+
+# -------------------------------------------------------------------- formulas
+def _verdict(value: Any) -> Raw:
+    if value is None:
+        return Raw("not judged (no truth matched)")
+    return Raw(
+        '<span class="ok">exact recovery</span>' if value else '<span class="bad">not exact</span>'
+    )
+
+
+def _member_table(rec: dict[str, Any], low: list[str]) -> str:
+    r2 = rec.get("member_r2") or {}
+    if not r2:
+        return note("No per-member R² recorded.")
+    rows = [
+        [m, v, Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
+        for m, v in sorted(r2.items())
+    ]
+    head = (
+        f"<p>{len(low)} of {len(r2)} members disagree (R² below 0.9): "
+        f"{esc(', '.join(low)) or 'none'}.</p>"
+    )
+    return head + details("R² per member", table(["member", "R²", "verdict"], rows))
+
+
+_FORMULA_STATS = (
+    ("complexity", "complexity"),
+    ("R² test", "r2_test"),
+    ("R² extrapolation", "r2_extrapolation"),
+    ("gradient agreement", "gradient_agreement"),
+    ("support", "support"),
+    ("recovery", "exact_recovery"),
+    ("truth", "truth_name"),
+)
+_TRUTH_KEYS = ("exact_recovery", "truth_name")
+
+
+def _front_table(front: list[dict[str, Any]], on_front: list[bool | None]) -> str:
+    if not front:
+        return note("No Pareto front recorded.")
+    label = {True: "yes", False: "dominated", None: "—"}
+    rows = [
+        [
+            p.get("complexity"),
+            p.get("loss"),
+            label[on],
+            Raw(f"<code>{esc(p.get('expression'))}</code>"),
+        ]
+        for p, on in zip(front, on_front, strict=True)
+    ]
+    headers = ["complexity", "loss", "on the front", "expression"]
+    return details("Pareto front (table)", table(headers, rows))
+
+
+def _search_table(rec: dict[str, Any], check: dict[str, Any]) -> str:
+    """Backend, the SR seed as run (base + component index) and the search time."""
+    seed = check["seed"]
+    tried = rec.get("seeds_tried")
+    tried_text = ", ".join(map(str, tried)) if isinstance(tried, list) and tried else "—"
+    return table(
+        ["backend", "SR seed as run", "seeds tried", "time"],
+        [[rec.get("backend"), seed["statement"], tried_text, Num(duration(rec.get("seconds")))]],
+    )
+
+
+def _formula_card(
+    rec: dict[str, Any], check: dict[str, Any], sink: FigureSink, judged: bool
+) -> str:
+    where = f"Layer <code>{esc(rec.get('layer'))}</code>, component {esc(rec.get('component'))}"
+    title = f"<h3>{where}</h3>"
+    if rec.get("expression") is None:
+        reason = f" {rec['reason']}" if rec.get("reason") else ""
+        body = f'<p class="none">No formula found for this component.{esc(reason)}</p>'
+        return f'<div class="card">{title}{body}{_search_table(rec, check)}</div>'
+    svg = formula_svg(rec.get("latex"))
+    typeset = sink.figure(svg, f"formula: {rec['expression']}", show_caption=False)
+    shown = (
+        f'<div class="formula">{typeset}</div>'
+        if svg
+        else note("Formula shown as text: the LaTeX could not be typeset offline.")
+    )
+    stats_cols = [(h, k) for h, k in _FORMULA_STATS if judged or k not in _TRUTH_KEYS]
+    stats_row = [
+        _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
+    ]
+    stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
+    front = rec.get("front") or []
+    pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
+    crosses = "; crosses: dominated candidates" if False in check["front_on_pareto"] else ""
+    figs = sink.figure(
+        pareto, f"Pareto front{crosses}; the star is the chosen formula."
+    ) + sink.figure(pred_actual_svg(rec), "Formula prediction against the consensus latent.")
+    if rec.get("reduced_modulo"):
+        stats += note(
+            f"Reduced modulo component {', '.join(map(str, rec['reduced_modulo']))}: the "
+            f"component is this formula + {rec.get('modulo_expression')} (R² test of that "
+            "sum; support and member R² of the remainder). The search wrote "
+            f"{rec.get('unreduced_expression')}."
+        )
+    return (
+        f'<div class="card">{title}{shown}<p><code>{esc(rec["expression"])}</code></p>{stats}'
+        f"{_member_table(rec, check['disagreeing_members'])}"
+        f'<div class="figs">{figs}</div>{_front_table(front, check["front_on_pareto"])}</div>'
+    )
+
+
+def _lead(results: dict[str, Any]) -> str:
+    """What the reader needs before the table: how consensus became formulas, the truth."""
+    layers = results["consensus"]
+    bridges = [
+        f"<li>Layer <code>{esc(name)}</code>: {esc(entry['formula_bridge'])}</li>"
+        for name, entry in layers.items()
+        if any(f.get("layer") == name for f in results["formulas"])
+    ]
+    truth = results["ground_truth"]
+    said = f'<p class="note">{esc(truth["statement"][0].upper() + truth["statement"][1:])}.</p>'
+    return (f"<ul>{''.join(bridges)}</ul>" if bridges else "") + said
+
+
+def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
+    """How the consensus became formulas, a summary table, then one card per formula."""
+    recs = results["formulas"]
+    if not recs:
+        return note("No formulas in the store: run the distill stage to fill this.")
+    judged = results["ground_truth"]["judged"]
+    rows = [
+        [
+            r.get("layer"),
+            r.get("component"),
+            Raw(f"<code>{esc(r['expression'])}</code>")
+            if r.get("expression") is not None
+            else Raw("<em>no formula found</em>"),
+            r.get("r2_test"),
+            r.get("r2_extrapolation"),
+            r.get("support"),
+            *(
+                [_verdict(r.get("exact_recovery")) if r.get("expression") else "—"]
+                if judged
+                else []
+            ),
+        ]
+        for r in recs
+    ]
+    headers = ["layer", "component", "expression", "R² test", "R² extrapolation", "support"]
+    summary = table([*headers, *(["recovery"] if judged else [])], rows)
+    cards = "".join(
+        _formula_card(r, c, sink, judged)
+        for r, c in zip(recs, results["formula_checks"], strict=True)
+    )
+    return _lead(results) + summary + cards
