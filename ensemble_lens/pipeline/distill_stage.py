@@ -40,6 +40,15 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     if ctx.store.formulas_tag() == tag:
         return {"skipped": "formulas up to date"}
     records: list[dict[str, Any]] = []
+    if not ctx.inputs.variables:
+        reason = (
+            "the probe has no named scalar variables (or distill.variables is empty): formulas "
+            "need them; similarity and consensus were computed"
+        )
+        log.warning("distill skipped: %s", reason)
+        records = [{**_no_consensus(layer, None), "reason": reason} for layer in layers]
+        ctx.store.write_formulas(records, tag)
+        return {"skipped": reason}
     for layer in layers:
         records += distill_layer(ctx, layer)
     ctx.store.write_formulas(records, tag)
@@ -69,27 +78,29 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     for results, basis in per_seed:
         pick = _pick(results)
         rec = _record(pick, results, basis)
-        rec["exact_recovery_strict"] = strict_recovery(ctx.task, pick, X_test, names)
+        rec["exact_recovery_strict"] = strict_recovery(ctx.inputs, pick, X_test, names)
         records.append(rec)
     return records
 
 
-def strict_recovery(task: Any, result: Any, X_test: np.ndarray, names: list[str]) -> bool | None:
+def strict_recovery(inputs: Any, result: Any, X_test: np.ndarray, names: list[str]) -> bool | None:
     """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched, on the
-    test inputs ``X_test`` (sample, variable); None when there is nothing to check."""
+    test inputs ``X_test`` (sample, variable); None when there is nothing to check.
+    ``inputs``: the :class:`~ensemble_lens.pipeline.inputs.StudyInputs` (its ``truths``)."""
     from ..distill import exact_recovery
 
-    if result.truth_name is None or result.exact_expr is None or task is None:
+    truths = getattr(inputs, "truths", None) or getattr(inputs, "latents", None)  # or a Task
+    if result.truth_name is None or result.exact_expr is None or not truths:
         return None
-    truth = task.latents[result.truth_name]
+    truth = truths[result.truth_name]
     return exact_recovery(result.exact_expr, truth, X=X_test, names=names, const_tol=None)
 
 
 def probe_test_inputs(ctx: StageContext) -> tuple[np.ndarray, list[str]]:
     """The probe's test-split inputs (float64) and their names."""
-    probe = ctx.store.probe()
+    probe = ctx.store.probe().sel(variable=list(ctx.inputs.variables))
     test = probe["split"].values == "test"
-    return probe["inputs"].values[test].astype(np.float64), list(ctx.store.probe_names)
+    return probe["inputs"].values[test].astype(np.float64), list(ctx.inputs.variables)
 
 
 def _store_equivariant_view(ctx: StageContext, layer: str, ds: Any, view: dict[str, Any]) -> None:
@@ -97,10 +108,10 @@ def _store_equivariant_view(ctx: StageContext, layer: str, ds: Any, view: dict[s
     vector's direction scaled to the same length (equal when the map is equivariant)."""
     probe = ctx.store.probe()
     names = list(ctx.store.probe_names)
-    d = probe["inputs"].values[:, [names.index(v) for v in ctx.task.equivariant_vector]]
+    vec = list(ctx.inputs.equivariant_vector or ())
+    d = probe["inputs"].values[:, [names.index(v) for v in vec]]
     y = view["Y"]
     scale = np.linalg.norm(y, axis=1) / np.maximum(np.linalg.norm(d, axis=1), 1e-300)
-    vec = list(ctx.task.equivariant_vector)
     ds = ds.assign(
         mapped_components=(("sample", "vector"), y),
         input_basis=(("sample", "vector"), d * scale[:, None]),
@@ -124,21 +135,21 @@ def distill_subspace(
     ``variance``: the share of the members' variance each component carries (default: the
     columns' variances).
     """
-    probe = ctx.store.probe()
+    probe = ctx.store.probe().sel(variable=list(ctx.inputs.variables))
     X = probe["inputs"].values.astype(np.float64)
-    names = list(ctx.store.probe_names)
+    names = list(ctx.inputs.variables)
     weights = Y.var(axis=0) if variance is None else np.asarray(variance, dtype=np.float64)
-    labels, Y, M, basis = _basis(ctx.task, Y, M, X, names, weights)
+    labels, Y, M, basis = _basis(ctx.inputs, Y, M, X, names, weights)
     test = probe["split"].values == "test"
     fit = ~test
-    truths = dict(ctx.task.latents) if ctx.task is not None and ctx.task.latents else None
+    truths = ctx.inputs.truths
     Xe, Ye = _extrapolation(ctx, X[test], Y[test], names)
     dcfg = ctx.cfg.distill
-    monotone = ctx.task is not None and ctx.task.latent_kind == "monotone"
+    monotone = ctx.inputs.latent_kind == "monotone"
     options = {
         "executor": ctx.executor,
         "backend": dcfg.backend,
-        "backend_options": backend_options(dcfg.backend, dcfg.options, ctx.task),
+        "backend_options": backend_options(dcfg.backend, dcfg.options, ctx.inputs),
         "time_budget": dcfg.time_budget,
         "select_by": "gradient" if monotone else "r2",
         "truths": truths,
@@ -341,6 +352,8 @@ def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
 
 
 def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
+    if ds is None:  # the caller gives the reason
+        ds = type("_NoDataset", (), {"attrs": {}, "sizes": {"component": 0}})()
     return {
         "component": None,
         "layer": layer,
@@ -365,10 +378,10 @@ def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
 
 
 def _basis(
-    task: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[str], weights: np.ndarray
+    inputs: Any, Y: np.ndarray, M: np.ndarray, X: np.ndarray, names: list[str], weights: np.ndarray
 ):
     """(labels, Y, member scores, basis name) in the basis the formulas are searched in."""
-    vec = tuple(task.equivariant_vector) if task is not None and task.equivariant_vector else None
+    vec = tuple(inputs.equivariant_vector) if inputs.equivariant_vector else None
     if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
         from ..align import input_basis_map
 
@@ -472,13 +485,19 @@ def _somp(theta: np.ndarray, Y: np.ndarray, max_terms: int, target: float):
 
 def _extrapolation(ctx: StageContext, X_test: np.ndarray, Y_test: np.ndarray, names: list[str]):
     """Extrapolation inputs and the truth there, affinely calibrated to each component."""
-    task = ctx.task
+    inputs = ctx.inputs
     n = ctx.cfg.probe.n_extrapolation
-    if task is None or not task.latents or n == 0:
+    if inputs.extrapolation is None or inputs.test_truth is None or n == 0:
         return None, None
-    Xe = np.asarray(task.sample_probe(n, ctx.cfg.probe.seed + 1, extrapolate=True), np.float64)
-    truth_test = task.truth(X_test.astype(np.float32))
-    truth_ext = task.truth(Xe.astype(np.float32))
+    drawn = inputs.extrapolation(n, ctx.cfg.probe.seed + 1)
+    if drawn is None:
+        return None, None
+    Xe, truth_ext = drawn
+    all_names = list(ctx.store.probe_names)
+    full_test = ctx.store.probe()["inputs"].values[ctx.store.probe()["split"].values == "test"]
+    truth_test = inputs.test_truth(full_test.astype(np.float32))
+    Xe = Xe[:, [all_names.index(v) for v in names]]
+    n = len(Xe)
     Ye = np.empty((n, Y_test.shape[1]))
     for j in range(Y_test.shape[1]):
         y = Y_test[:, j]

@@ -6,13 +6,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from ..config import StudyConfig, load_config
+from ..errors import ConfigError
 from ..record.store import StudyStore, open_store
 from .stages import (
     Progress,
@@ -22,6 +23,7 @@ from .stages import (
     stage_probe,
     stage_similarity,
 )
+from .supplied import record_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def run_study(
     *,
     stages: Sequence[Stage] | None = None,
     progress: Progress | None = None,
+    members: Mapping[str, Any] | None = None,
 ) -> StudyResult:
     """Run a study: probe, train + record members, compare, consensus, distill, report.
 
@@ -108,6 +111,11 @@ def run_study(
         ``submit``); default: built from the config's ``execution`` section and closed after.
     stages
         Run only these stages (default: all, in order).
+    members
+        Members already in memory, by id: ``nn.Module``s (recorded on the probe at the layers
+        of ``record.layers``, in this process) or activations (an array (sample, unit), or a
+        dict layer -> array, rows in the probe's order). They join the config's members; a
+        study with no ``task`` may consist of these alone.
 
     Examples
     --------
@@ -115,6 +123,12 @@ def run_study(
     >>> [f["expression"] for f in result.formulas]       # doctest: +SKIP
     """
     cfg = load_config(config)
+    cfg.use_base_dir()
+    if cfg.task is None and not cfg.ensemble.ingest and not members:
+        raise ConfigError(
+            "a study without 'task' needs members: 'ensemble.ingest' entries, or "
+            "run_study(config, members={id: nn.Module or activations})"
+        )
     if not isinstance(store, StudyStore):
         store = open_store(store if store is not None else cfg.store_path(), mode="a")
     store.write_study_attrs(
@@ -135,6 +149,8 @@ def run_study(
                 continue
             start = time.perf_counter()
             result.outcomes[stage] = _run_stage(stage, ctx, wanted)
+            if stage == "probe" and members:
+                result.outcomes["members"] = record_in_memory(ctx, members)
             result.timings[stage] = time.perf_counter() - start
             log.info("stage %s: %.1f s", stage, result.timings[stage])
             timings = {**store.study_attrs().get("stage_timings", {}), **result.timings}
