@@ -182,8 +182,9 @@ def read_probe_file(
             for c, v in cols.items()
             if v.ndim == 1 and v.dtype.kind in "biuf" and c not in reserved and c not in model_in
         ]
-    X = np.column_stack([_finite(cols[c], where, f"variable column {c!r}") for c in variables])
-    X = X.reshape(n, len(variables))
+    X = np.empty((n, len(variables)))
+    for j, c in enumerate(variables):
+        X[:, j] = _finite(cols[c], where, f"variable column {c!r}")
     data = ProbeData(X, list(variables), model_in)
     for latent, col in truth.items():
         data.truth[latent] = _finite(cols[col], where, f"truth column {col!r} (latent {latent!r})")
