@@ -122,14 +122,11 @@ def _probe_from_file(ctx: StageContext) -> str:
 def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, Any]]:
     """Train / load and record every member not already done; one executor task per member.
 
-    ``only``: ``"trained"`` or ``"ingested"`` to run one kind of member.
+    ``only``: ``"trained"`` (task members and their untrained twins) or ``"ingested"``
+    (ingested members and their untrained twins) to run one kind of member.
     """
     everyone = expand_members(ctx.cfg, ctx.task)
-    members = [
-        m
-        for m in everyone
-        if only in (None, m.source) or (only == "trained" and m.source == "untrained")
-    ]
+    members = [m for m in everyone if only in (None, _kind(m))]
     todo = [m for m in members if not is_done(ctx.store, m)]
     log.info("%d members, %d to build", len(members), len(todo))
     preflight(ctx.cfg, ctx.store, todo)  # every ingested member checked before any is recorded
@@ -157,6 +154,11 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
             iter(failures.values())
         )
     return results
+
+
+def _kind(member: Any) -> str:
+    """``"ingested"`` for ingested members and their untrained twins, else ``"trained"``."""
+    return "ingested" if member.ingest else "trained"
 
 
 def _write_member_attrs(ctx: StageContext, members: list[Any]) -> None:

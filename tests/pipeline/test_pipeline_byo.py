@@ -299,3 +299,52 @@ def test_a_task_declaring_exp_gets_it_in_the_search(tmp_path):
     )
     assert "exp" in str(res.expr) and res.r2_test > 0.999
     assert res.exact_recovery
+
+
+@pytest.mark.cluster
+def test_workers_import_the_module_next_to_the_config(folder):
+    """Workers started before the study know nothing of the config's folder; each member task
+    puts it on the worker's path itself."""
+    from ensemble_lens.execution import make_executor
+
+    with make_executor("local", workers=1) as ex:
+        result = run_study(_config(folder, [STATE]), executor=ex, stages=["probe", "record"])
+    assert result.store.complete_models == [
+        "null-seed1",
+        "null-seed10",
+        "null-seed2",
+        "seed1",
+        "seed10",
+        "seed2",
+    ]
+
+
+def test_truth_columns_and_extrapolation_rows_of_the_file_judge_the_formula(folder):
+    rng = np.random.default_rng(2)
+    n_in, n_ext = 400, 100
+    x = np.r_[rng.uniform(-1, 1, (n_in, 2)), rng.uniform(1, 2, (n_ext, 2))]
+    split = np.r_[np.where(rng.random(n_in) < 0.3, "test", "fit"), ["extrapolation"] * n_ext]
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "u": x[:, 0] * x[:, 1], "part": split})
+    frame.to_csv(folder / "table.csv", index=False)
+    u = frame["u"].to_numpy()[:n_in]
+    for k in range(4):
+        acts = np.c_[u / u.std(), 0.2 * rng.normal(size=(n_in, 2))] @ rng.normal(size=(3, 3))
+        np.savez(folder / f"h{k}.npz", hidden=acts, sample_ids=np.arange(n_in))
+    ingest = [{"id": "{stem}", "kind": "activations", "path": "../h*.npz"}]
+    probe = {"path": "../table.csv", "split": "part", "truth": {"u": "u"}}
+    distill = {"backend": "sparse", "enabled": True}
+    result = run_study(
+        _config(folder, ingest, probe=probe, distill=distill), stages=[*STAGES, "distill"]
+    )
+    assert result.store.extrapolation_probe().sizes["sample"] == n_ext
+    (formula,) = result.formulas
+    assert sympy_equal_up_to_scale(formula["expression"], "x1*x2")
+    assert formula["r2_extrapolation"] > 0.99  # against the file's truth on its extrapolation rows
+    assert formula["exact_recovery"] is None  # truth values, not a formula: not judged
+
+
+def sympy_equal_up_to_scale(expr, law):
+    import sympy
+
+    ratio = sympy.nsimplify(sympy.simplify(sympy.sympify(expr) / sympy.sympify(law)), rational=True)
+    return ratio.free_symbols == set()

@@ -79,3 +79,31 @@ def test_a_user_n_body_law_in_3d_by_its_pair_law():
     x = task.sample_probe(20, seed=0).astype(np.float64)
     truth = task.truth(x)
     np.testing.assert_allclose(truth["fz"], x[:, 5] * np.exp(-x[:, 3]) / x[:, 3] * x[:, 2])
+
+
+@pytest.mark.slow
+def test_a_3d_gravity_study_searches_the_three_component_input_basis(tmp_path):
+    from ensemble_lens.pipeline.runner import run_study
+
+    cfg = {
+        "name": "g3",
+        "task": {"name": "gravity", "params": {"dim": 3, "n_bodies": 3}},
+        "probe": {"n": 1500, "n_extrapolation": 300},
+        "ensemble": {
+            "seeds": [0, 1, 2],
+            "architectures": [{"width": 48, "depth": 2, "latent_dim": 8}],
+            "train": {"epochs": 12, "n_train": 4000, "n_val": 500},
+            "untrained_null": False,
+        },
+        "consensus": {"n_null": 5},
+        "distill": {"backend": "operon", "time_budget": 6},
+        "execution": {"scheduler": "serial"},
+    }
+    result = run_study(
+        cfg, store=tmp_path / "s.zarr", stages=["probe", "train", "compare", "consensus", "distill"]
+    )
+    assert result.store.probe_names == ("dx", "dy", "dz", "r", "m_i", "m_j")
+    formulas = result.formulas
+    assert [f["component"] for f in formulas] == ["dx-component", "dy-component", "dz-component"]
+    assert all(f["basis"] == "equivariant" for f in formulas)
+    assert all(f["r2_test"] > 0.8 for f in formulas)
