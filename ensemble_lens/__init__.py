@@ -22,6 +22,7 @@ _LAZY = {
     "record_activations": "ensemble_lens.record.recorder",
     "ingest_activations": "ensemble_lens.record.ingest",
     "load_model": "ensemble_lens.record.ingest",
+    "read_probe_file": "ensemble_lens.record.probe_file",
     "run_study": "ensemble_lens.pipeline.runner",
     "load_config": "ensemble_lens.config",
     "StudyConfig": "ensemble_lens.config",

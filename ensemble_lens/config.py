@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -59,10 +60,33 @@ class ProbeConfig(_Strict):
     seed: int = 12345
     test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     n_extrapolation: int = Field(default=2000, ge=0)
+    #: a data file of probe inputs instead of a task's sampler (CSV, Parquet, .npz, netCDF,
+    #: Zarr); relative to the config file's folder. See :mod:`ensemble_lens.record.probe_file`.
+    path: str | None = None
+    #: named scalar variables (columns) of the file, in order (default: every numeric column
+    #: that is not the split, a truth or an id column)
+    variables: list[str] | None = None
+    #: the split column (values fit/test/extrapolation) or the test fraction of a seeded split
+    split: str | float | None = None
+    #: ground-truth latents given in the file: latent name -> column
+    truth: dict[str, str] = Field(default_factory=dict)
+    #: arrays of the file fed to the networks as they are (images, sequences, token ids);
+    #: one name -> one tensor, several -> a dict of tensors (default: the named variables)
+    inputs: list[str] | None = None
+    #: the column of unique integer sample ids (default 0..n-1)
+    sample_id: str | None = None
+
+    @model_validator(mode="after")
+    def _split_value(self) -> ProbeConfig:
+        if isinstance(self.split, float) and not 0.0 < self.split < 1.0:
+            raise ValueError(f"split: a test fraction must be in (0, 1), got {self.split}")
+        return self
 
 
 class IngestConfig(_Strict):
-    """A member that was trained elsewhere.
+    """A member that was trained elsewhere, or many: a ``path`` with glob characters
+    (``runs/seed*/model.pt``) expands to one member per matching file, in sorted order, with
+    ``id`` a template of ``{stem}``, ``{name}``, ``{parent}`` and ``{index}``.
 
     ``kind``: ``module`` (a ``"module:callable"`` returning an ``nn.Module``), ``torchscript``
     (a saved TorchScript file), ``state_dict`` (a state_dict file plus a ``factory``
@@ -161,6 +185,12 @@ class DistillConfig(_Strict):
     max_points: int = Field(default=800, ge=20)
     #: reduce each invariant's formula modulo the others' where simpler (monotone latents)
     reduce: bool = True
+    #: probe variables formulas may use (default: all named probe variables)
+    variables: list[str] | None = None
+    #: unary SR primitives (``exp``, ``log``, ``sin`` ...; default: the task's ``sr_functions``)
+    functions: list[str] | None = None
+    #: input variables a vector latent turns with, e.g. [dx, dy, dz] (default: the task's)
+    equivariant_vector: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     #: a formula whose extrapolation R^2 is below 0, or more than this below its test R^2,
     #: is not a result (kept as ``rejected_expression``)
@@ -204,7 +234,8 @@ class StudyConfig(_Strict):
     """A whole study, as read from one YAML file."""
 
     name: str = "study"
-    task: TaskConfig
+    #: None: a study on ingested members and a probe file (or a probe already in the store)
+    task: TaskConfig | None = None
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
@@ -213,16 +244,31 @@ class StudyConfig(_Strict):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     store: str | None = None  # default: runs/<name>/study.zarr relative to the working dir
+    #: folder that relative paths and user modules ("module:callable") are resolved from;
+    #: set to the YAML file's folder by :func:`load_config` (not part of the hash)
+    base_dir: str | None = None
 
     def sha256(self, *parts: str) -> str:
         """Hash of the whole config, or of the named top-level sections only."""
         data = self.model_dump(mode="json")
+        data.pop("base_dir", None)
         if parts:
             data = {p: data[p] for p in parts}
         return stable_hash(data)
 
     def store_path(self) -> Path:
         return Path(self.store) if self.store else Path("runs") / self.name / "study.zarr"
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` relative to :attr:`base_dir` (absolute paths unchanged)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() or self.base_dir is None else Path(self.base_dir) / p
+
+    def use_base_dir(self) -> None:
+        """Put :attr:`base_dir` first on ``sys.path`` so a user module next to the config
+        imports by name ("mynets:make") without PYTHONPATH (also on workers)."""
+        if self.base_dir and self.base_dir not in sys.path:
+            sys.path.insert(0, self.base_dir)
 
 
 def stable_hash(data: Any) -> str:
@@ -296,7 +342,10 @@ def load_config(path_or_data: str | os.PathLike[str] | dict[str, Any] | StudyCon
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_config(data or {}, source=str(path))
+    data = data or {}
+    if isinstance(data, dict) and "base_dir" not in data:
+        data = {**data, "base_dir": str(path.resolve().parent)}
+    return parse_config(data, source=str(path))
 
 
 def with_profile(cfg: StudyConfig, profile: str | os.PathLike[str]) -> StudyConfig:

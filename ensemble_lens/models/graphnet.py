@@ -1,6 +1,6 @@
-"""Pair-interaction graph network on fully connected 2-D systems (Cranmer et al. 2020).
+"""Pair-interaction graph network on fully connected 2-D or 3-D systems (Cranmer et al. 2020).
 
-Edge ``(i <- j)`` features, in this column order: ``dx, dy, r, f_i, f_j`` with
+Edge ``(i <- j)`` features, in this column order: ``dx, dy[, dz], r, f_i, f_j`` with
 ``d = x_j - x_i`` (sender ``j`` minus receiver ``i``), ``r = |d|`` and ``f`` a scalar node
 feature (mass or charge). The edge MLP maps them to a message (the latent, layer ``"latent"``
 inside ``model.edge``), messages are summed over senders, and the node MLP maps the summed
@@ -32,12 +32,12 @@ def all_pairs(n_bodies: int) -> tuple[torch.Tensor, torch.Tensor]:
 def edge_features(
     pos: torch.Tensor, node: torch.Tensor, recv: torch.Tensor, send: torch.Tensor
 ) -> torch.Tensor:
-    """Edge features ``(dx, dy, r, f_i, f_j)`` for every ordered pair.
+    """Edge features ``(dx, dy[, dz], r, f_i, f_j)`` for every ordered pair.
 
     Parameters
     ----------
     pos : torch.Tensor
-        ``(batch, n_bodies, 2)`` positions.
+        ``(batch, n_bodies, dim)`` positions.
     node : torch.Tensor
         ``(batch, n_bodies)`` scalar node feature.
     recv, send : torch.Tensor
@@ -46,7 +46,7 @@ def edge_features(
     Returns
     -------
     torch.Tensor
-        ``(batch, n_edges, 5)``.
+        ``(batch, n_edges, dim + 3)``.
     """
     d = pos[:, send] - pos[:, recv]
     r = torch.sqrt((d * d).sum(-1, keepdim=True))
@@ -67,11 +67,13 @@ class PairGraphNet(nn.Module):
         Also give the receiver's feature ``f_i`` to the node MLP (Cranmer et al.). It lets the
         network split a law ``g(f_i) * phi`` between edge and node models, so the message is
         a linear image of ``phi`` only up to a receiver-dependent gauge; off by default.
+    dim : int
+        Space dimension (2 or 3) of positions and accelerations.
 
     Notes
     -----
-    ``forward(batch)`` takes ``batch["pos"]`` ``(B, n_bodies, 2)`` and ``batch["node"]``
-    ``(B, n_bodies)`` and returns ``(B, n_bodies, 2)`` accelerations. The messages of the last
+    ``forward(batch)`` takes ``batch["pos"]`` ``(B, n_bodies, dim)`` and ``batch["node"]``
+    ``(B, n_bodies)`` and returns ``(B, n_bodies, dim)`` accelerations. The messages of the last
     call are kept in ``latent_activations`` ``(B, n_edges, latent_dim)`` for the L1 penalty.
     """
 
@@ -79,12 +81,15 @@ class PairGraphNet(nn.Module):
     send: torch.Tensor
     incidence: torch.Tensor
 
-    def __init__(self, arch: ArchSpec, n_bodies: int, node_input: bool = False) -> None:
+    def __init__(
+        self, arch: ArchSpec, n_bodies: int, node_input: bool = False, dim: int = 2
+    ) -> None:
         super().__init__()
         self.l1 = arch.l1
         self.node_input = node_input
+        self.dim = dim
         self.edge = build_mlp(
-            5,
+            dim + 3,
             arch.latent_dim,
             width=arch.width,
             depth=arch.depth,
@@ -93,7 +98,7 @@ class PairGraphNet(nn.Module):
         )
         self.node = build_mlp(
             int(node_input) + arch.latent_dim,
-            2,
+            dim,
             width=arch.width,
             depth=arch.depth,
             act=arch.activation,
@@ -107,7 +112,7 @@ class PairGraphNet(nn.Module):
         self.latent_activations: torch.Tensor | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Accelerations ``(B, n_bodies, 2)`` of every body."""
+        """Accelerations ``(B, n_bodies, dim)`` of every body."""
         node = batch["node"]
         msg = self.edge(edge_features(batch["pos"], node, self.recv, self.send))
         self.latent_activations = msg

@@ -95,6 +95,7 @@ def run_member_batch(
     from ..config import load_config
 
     cfg = load_config(cfg_json)
+    cfg.use_base_dir()  # user modules next to the config import on workers too
     members = [MemberSpec(**m) for m in members_json]
     if cfg.execution.train_mode != "vmap":
         return [

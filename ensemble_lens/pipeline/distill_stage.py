@@ -1,9 +1,11 @@
 """The distill stage: read the consensus and the probe, distill, write the formulas.
 
 The science (basis choice, seeds, reduction, judging) lives in
-:mod:`ensemble_lens.distill.study`; this stage only turns the store and the task into the
-plain parameters of :func:`~ensemble_lens.distill.study.distill_consensus` and writes what it
-returns. The names re-exported below keep their old import path.
+:mod:`ensemble_lens.distill.study`; this stage only turns the store and what the study knows
+of its latents (:class:`~ensemble_lens.pipeline.inputs.StudyInputs`: from a task, or from the
+config and the probe file of a study without one) into the plain parameters of
+:func:`~ensemble_lens.distill.study.distill_consensus` and writes what it returns. The names
+re-exported below keep their old import path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..config import stable_hash
 from ..distill.basis import major_components, sparse_basis
+from ..distill.records import no_consensus_record
 from ..distill.reduce import MIN_GENERATOR_R2, Split, reduce_modulo_others
 from ..distill.study import DistillSettings, Extrapolation, distill_consensus
 from ..distill.study import backend_options as _backend_options
@@ -49,6 +52,19 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
         return {"skipped": "distill.enabled is false"}
     if ctx.store.formulas_tag() == tag:
         return {"skipped": "formulas up to date"}
+    if not ctx.inputs.variables:
+        reason = (
+            "the probe has no named scalar variables (or distill.variables is empty): formulas "
+            "need them; similarity and consensus were computed"
+        )
+        log.warning("distill skipped: %s", reason)
+        records = [
+            {**no_consensus_record(layer, ctx.store.read_result("consensus", layer)),
+             "reason": reason}
+            for layer in layers
+        ]  # fmt: skip
+        ctx.store.write_formulas(records, tag)
+        return {"skipped": reason}
     records: list[dict[str, Any]] = []
     for i, layer in enumerate(layers):
         ctx.tick("SR layers", i, len(layers))
@@ -63,7 +79,7 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     """Formula records for the consensus components of one layer."""
     ds = ctx.store.read_result("consensus", layer)
     X, names, split = _probe(ctx)
-    out = distill_consensus(ds, X, names, split, layer=layer, **_law(ctx, X[split == "test"]))
+    out = distill_consensus(ds, X, names, split, layer=layer, **_law(ctx))
     if out.view.get("basis") == "equivariant":
         _store_equivariant_view(ctx, layer, ds, out.view)
     return out.records
@@ -81,19 +97,21 @@ def distill_subspace(
     X, names, split = _probe(ctx)
     return _distill_subspace(
         Y, M, member_ids, X, names, split, layer=layer, variance=variance,
-        **_law(ctx, X[split == "test"]),
+        **_law(ctx),
     )  # fmt: skip
 
 
 def strict_recovery(task: Any, result: Any, X_test: np.ndarray, names: list[str]) -> bool | None:
     """The strict verdict (unrounded constants, 1e-3) for the truth a formula matched, on the
-    test inputs ``X_test`` (sample, variable); None when there is nothing to check."""
+    test inputs ``X_test`` (sample, variable); None when there is nothing to check.
+    ``task``: a Task or the study's :class:`~ensemble_lens.pipeline.inputs.StudyInputs`."""
     return _strict_recovery(_truths(task), result, X_test, names)
 
 
 def backend_options(backend: str, options: dict[str, Any], task: Any) -> dict[str, Any] | None:
-    """The study's backend options, plus the task's ``sr_functions`` when the study names no
-    primitives of its own (the sparse backend has a fixed library and takes none)."""
+    """The study's backend options, plus the task's (or StudyInputs') ``sr_functions`` when the
+    study names no primitives of its own (the sparse backend has a fixed library and takes
+    none)."""
     return _backend_options(backend, options, tuple(getattr(task, "sr_functions", ()) or ()))
 
 
@@ -104,26 +122,32 @@ def probe_test_inputs(ctx: StageContext) -> tuple[np.ndarray, list[str]]:
 
 
 def _probe(ctx: StageContext) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """The probe's inputs (float64), variable names and split labels."""
-    probe = ctx.store.probe()
+    """The probe's inputs (float64) on the variables formulas may use, their names and the
+    split labels."""
+    names = list(ctx.inputs.variables)
+    probe = ctx.store.probe().sel(variable=names)
     X = probe["inputs"].values.astype(np.float64)
-    return X, list(ctx.store.probe_names), np.asarray(probe["split"].values).astype(str)
+    return X, names, np.asarray(probe["split"].values).astype(str)
 
 
 def _truths(task: Any) -> dict[str, Any] | None:
-    return dict(task.latents) if task is not None and task.latents else None
+    """Truth formulas of a Task (``latents``) or of StudyInputs (``truths``), or None."""
+    truths = getattr(task, "truths", None) or getattr(task, "latents", None)
+    return dict(truths) if truths else None
 
 
-def _law(ctx: StageContext, X_test: np.ndarray) -> dict[str, Any]:
-    """The keyword arguments of the distill entry points that come from the task and config."""
-    task, dcfg = ctx.task, ctx.cfg.distill
-    vector = getattr(task, "equivariant_vector", None) if task is not None else None
+def _law(ctx: StageContext) -> dict[str, Any]:
+    """The keyword arguments of the distill entry points that come from the study's inputs
+    (task or config and probe file) and the config."""
+    inputs, dcfg = ctx.inputs, ctx.cfg.distill
     return {
-        "primitives": tuple(getattr(task, "sr_functions", ()) or ()),
-        "equivariant_vector": tuple(vector) if vector else None,
-        "latent_kind": getattr(task, "latent_kind", None) if task is not None else None,
-        "truths": _truths(task),
-        "extrapolation": _extrapolation(ctx, X_test),
+        "primitives": tuple(inputs.sr_functions),
+        "equivariant_vector": tuple(inputs.equivariant_vector)
+        if inputs.equivariant_vector
+        else None,
+        "latent_kind": inputs.latent_kind,
+        "truths": inputs.truths,
+        "extrapolation": _extrapolation(ctx),
         "settings": DistillSettings(
             backend=dcfg.backend,
             options=dict(dcfg.options),
@@ -137,17 +161,27 @@ def _law(ctx: StageContext, X_test: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _extrapolation(ctx: StageContext, X_test: np.ndarray) -> Extrapolation | None:
-    """The task's extrapolation range and its truths there and on the test split."""
-    task = ctx.task
-    n = ctx.cfg.probe.n_extrapolation
-    if task is None or not task.latents or n == 0:
+def _extrapolation(ctx: StageContext) -> Extrapolation | None:
+    """The extrapolation range and the truth values there and on the test split: a task's
+    range (``probe.n_extrapolation`` samples), or a probe file's extrapolation rows with truth
+    columns; None when the study has neither."""
+    inputs = ctx.inputs
+    if inputs.extrapolation is None or inputs.test_truth is None:
         return None
-    Xe = np.asarray(task.sample_probe(n, ctx.cfg.probe.seed + 1, extrapolate=True), np.float64)
+    if ctx.task is not None and ctx.cfg.probe.n_extrapolation == 0:
+        return None
+    drawn = inputs.extrapolation(ctx.cfg.probe.n_extrapolation, ctx.cfg.probe.seed + 1)
+    if drawn is None:
+        return None
+    Xe, truth_ext = drawn
+    all_names = list(ctx.store.probe_names)
+    probe = ctx.store.probe()
+    full_test = probe["inputs"].values[probe["split"].values == "test"]
+    keep = [all_names.index(v) for v in inputs.variables]
     return Extrapolation(
-        X=Xe,
-        truth_test=task.truth(X_test.astype(np.float32)),
-        truth=task.truth(Xe.astype(np.float32)),
+        X=np.asarray(Xe, np.float64)[:, keep],
+        truth_test=inputs.test_truth(full_test.astype(np.float32)),
+        truth=truth_ext,
     )
 
 

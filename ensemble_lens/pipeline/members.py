@@ -7,12 +7,16 @@ model group through the store's staging, so a killed worker leaves no half-writt
 from __future__ import annotations
 
 import contextlib
+import glob
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config import StudyConfig, stable_hash
+from ..errors import ConfigError, IngestError
 from ..record.store import COMPLETE, open_store
 
 
@@ -55,11 +59,96 @@ def expand_members(cfg: StudyConfig, task: Any) -> list[MemberSpec]:
     if task is not None and cfg.ensemble.seeds:
         members += _trained(cfg, task, base)
     for ing in cfg.ensemble.ingest:
-        spec = ing.model_dump(mode="json")
-        members.append(
-            MemberSpec(ing.id, "ingested", ingest=spec, tag=stable_hash({**base, **spec}))
-        )
+        for spec in expand_ingest(cfg, ing):
+            tag = stable_hash({**base, **spec})
+            members.append(MemberSpec(spec["id"], "ingested", ingest=spec, tag=tag))
+            if cfg.ensemble.untrained_null and _has_twin(spec):
+                seed = int(spec["index"])
+                twin = MemberSpec(f"null-{spec['id']}", "untrained", seed, ingest=spec, tag=tag)
+                members.append(twin)
+    _unique(members)
     return members
+
+
+def expand_ingest(cfg: StudyConfig, ing: Any) -> list[dict[str, Any]]:
+    """One ingest entry as the specs of its members: a ``path`` with glob characters gives
+    one member per matching file, sorted by name (numbers compared as numbers: seed2 before
+    seed10), with ``id`` filled in from ``{stem}``, ``{name}``, ``{parent}``, ``{index}``.
+
+    Each spec holds the resolved ``path``, the ``pattern`` it came from, its ``index`` and
+    the ``file_sha256`` of the file (a changed file is recorded again).
+    """
+    from ..record.probe_file import file_digest
+
+    spec = ing.model_dump(mode="json")
+    if ing.path is None:
+        return [{**spec, "index": 0, "pattern": None}]
+    where = f"ingest entry {ing.id!r}"
+    pattern = str(cfg.resolve(ing.path))
+    if glob.has_magic(pattern):
+        files = sorted(glob.glob(pattern, recursive=True), key=_natural)
+        if not files:
+            raise IngestError(
+                f"{where}: pattern {ing.path!r} matches no file (searched {pattern}); "
+                "expected at least one"
+            )
+    else:
+        if not Path(pattern).exists():
+            raise IngestError(f"{where}: file {pattern} does not exist")
+        files = [pattern]
+    if len(files) > 1 and "{" not in ing.id:
+        raise ConfigError(
+            f"{where}: pattern {ing.path!r} matches {len(files)} files, so 'id' must be a "
+            "template such as '{stem}', '{parent}' or 'm{index}' to give each member its own id"
+        )
+    out = []
+    for index, f in enumerate(files):
+        p = Path(f)
+        try:
+            mid = ing.id.format(stem=p.stem, name=p.name, parent=p.parent.name, index=index)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ConfigError(
+                f"{where}: id template {ing.id!r}: expected placeholders {{stem}}, {{name}}, "
+                f"{{parent}} or {{index}} ({err})"
+            ) from err
+        digest = file_digest(p)
+        out.append(
+            {
+                **spec,
+                "id": mid,
+                "path": str(p),
+                "pattern": ing.path,
+                "index": index,
+                "file_sha256": digest,
+            }
+        )
+    return out
+
+
+def _has_twin(spec: dict[str, Any]) -> bool:
+    """An untrained twin needs a factory that builds the untrained architecture: state_dict
+    and TorchScript members with a factory (a ``module`` factory may load trained weights)."""
+    return bool(spec.get("factory")) and spec["kind"] in ("state_dict", "torchscript")
+
+
+def _natural(text: str) -> list[Any]:
+    """Sort key comparing runs of digits as numbers (``seed2`` < ``seed10``)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text)]
+
+
+def _unique(members: list[MemberSpec]) -> None:
+    from ..record.store import _check_name
+
+    seen: dict[str, str] = {}
+    for m in members:
+        _check_name("member id", m.id)
+        where = m.ingest.get("path") or m.source
+        if m.id in seen:
+            raise ConfigError(
+                f"member id {m.id!r} is given twice ({seen[m.id]} and {where}); expected "
+                "unique ids (use an id template such as '{parent}-{stem}')"
+            )
+        seen[m.id] = where
 
 
 def _trained(cfg: StudyConfig, task: Any, base: dict[str, Any]) -> list[MemberSpec]:
@@ -116,6 +205,7 @@ def run_member(
     from ..config import load_config
 
     cfg = load_config(cfg_json)
+    cfg.use_base_dir()  # user modules next to the config import on workers too
     member = MemberSpec(**member_json)
     store = open_store(store_path, mode="a")
     if not force and is_done(store, member):
@@ -152,6 +242,7 @@ def record_member(
             task=cfg.task.name if cfg.task else None,
             metrics=metrics,
             status="recording",
+            **source_attrs(member),
         )
         if ckpt is not None:
             writer.write_checkpoint(ckpt)
@@ -162,7 +253,12 @@ def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, An
     from ..record.ingest import ingest_activations
 
     ing = member.ingest
-    attrs = {**ing.get("attrs", {}), "tag": member.tag, "source": "ingested"}
+    attrs = {
+        **ing.get("attrs", {}),
+        "tag": member.tag,
+        "source": "ingested",
+        **source_attrs(member),
+    }
     ingest_activations(
         store,
         member.id,
@@ -175,6 +271,86 @@ def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, An
     return {"id": member.id, "action": "ingested", "seconds": time.perf_counter() - start}
 
 
+def preflight(cfg: StudyConfig, store: Any, members: list[MemberSpec]) -> None:
+    """Check every ingested member before anything is recorded: each activation file holds
+    its layers with one row per probe sample; each network loads (a state_dict fits its
+    factory's network) and gives one output row per probe sample on a small probe batch.
+
+    Raises
+    ------
+    IngestError, ShapeError
+        One line naming the member, its file and what was expected.
+    """
+    for m in members:
+        if m.source != "ingested" or is_done(store, m):
+            continue
+        if m.ingest["kind"] == "activations":
+            _check_activation_file(store, m)
+            continue
+        with one_torch_thread():
+            _check_network(cfg, store, m)
+
+
+def _check_activation_file(store: Any, member: MemberSpec) -> None:
+    from ..errors import ShapeError
+    from ..record.ingest import _read_source
+
+    ing = member.ingest
+    arrays, _ids = _read_source(ing["path"], member.id)
+    layers = ing.get("layers") or list(arrays)
+    missing = [k for k in layers if k not in arrays]
+    if missing:
+        raise IngestError(
+            f"member {member.id!r} file {ing['path']}: no layer {missing[0]!r} (has "
+            f"{sorted(arrays)})"
+        )
+    for layer in layers:
+        rows = int(arrays[layer].shape[0])
+        if rows != store.n_samples:
+            raise ShapeError(
+                f"member {member.id!r} file {ing['path']} layer {layer!r}: expected "
+                f"{store.n_samples} samples like the probe set, got {rows}"
+            )
+
+
+def _check_network(cfg: StudyConfig, store: Any, member: MemberSpec) -> None:
+    from ..errors import ShapeError
+    from ..record.hooks import resolve_layers
+    from ..record.recorder import check_forward
+
+    where = f"member {member.id!r} file {member.ingest.get('path') or member.ingest['factory']}"
+    task = task_of(cfg)
+    _model, probe_model, _m, _c, input_fn = _ingested(task, member)
+    modules = resolve_layers(probe_model, _layers(cfg, task, member), member.id)
+    try:
+        check_forward(store, probe_model, modules, member.id, input_fn)
+    except ShapeError as err:
+        raise ShapeError(f"{err} ({where})") from err
+    except Exception as err:  # the user's network or input_fn rejected the probe batch
+        raise IngestError(
+            f"{where}: the network failed on a probe batch ({type(err).__name__}: {err}); "
+            "expected it to take the probe inputs (give 'input_fn' to adapt them)"
+        ) from err
+
+
+def source_attrs(member: MemberSpec) -> dict[str, Any]:
+    """Where an ingested member (or the untrained twin of one) came from: its file, the
+    pattern that matched it, its index in that match and the file's sha256."""
+    ing = member.ingest
+    if not ing:
+        return {}
+    out = {
+        "ingest_kind": ing.get("kind"),
+        "source_file": ing.get("path"),
+        "pattern": ing.get("pattern"),
+        "index": ing.get("index"),
+        "file_sha256": ing.get("file_sha256"),
+    }
+    if member.source == "untrained":
+        out.update(twin_of=ing.get("id"), untrained_seed=member.seed)
+    return out
+
+
 def member_line(result: dict[str, Any]) -> str:
     """One concise line for a finished member: what was done, validation metrics, time."""
     keys = [k for k in ("val_r2", "val_loss", "epochs") if k in result]
@@ -184,10 +360,15 @@ def member_line(result: dict[str, Any]) -> str:
 
 
 def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:
-    if member.source == "ingested" and member.ingest.get("layers"):
+    if member.ingest.get("layers"):
         return list(member.ingest["layers"])
     if cfg.record.layers:
         return list(cfg.record.layers)
+    if task is None:
+        raise IngestError(
+            f"member {member.id!r}: no layers to record; expected 'layers' in its ingest entry "
+            "or 'record.layers' (a study without a task has no default latent layer)"
+        )
     return [task.latent_layer]
 
 
@@ -200,6 +381,8 @@ def _build(
 
     if member.source == "ingested":
         return _ingested(task, member)
+    if member.ingest:
+        return _untrained_twin(member)
     arch = ArchSpec(**member.arch)
     if member.source == "untrained":
         import torch
@@ -225,6 +408,27 @@ def built_from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any],
     """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
     metrics = {k: float(v) for k, v in result.metrics.items()}
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
+
+
+def _untrained_twin(member: MemberSpec) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
+    """The untrained twin of an ingested member: its factory's network, freshly initialised
+    after ``torch.manual_seed(seed)`` (and given ``seed=`` when the factory takes one)."""
+    import inspect
+
+    import torch
+
+    from ..record.ingest import import_callable, load_model
+
+    ing = member.ingest
+    factory = import_callable(ing["factory"], "factory")
+    kwargs = dict(ing.get("factory_kwargs") or {})
+    with contextlib.suppress(TypeError, ValueError):
+        if "seed" in inspect.signature(factory).parameters and "seed" not in kwargs:
+            kwargs["seed"] = member.seed
+    torch.manual_seed(member.seed)
+    model = load_model(None, factory=ing["factory"], factory_kwargs=kwargs, model_id=member.id)
+    input_fn = import_callable(ing["input_fn"], "input_fn") if ing.get("input_fn") else None
+    return model, model, {}, None, input_fn
 
 
 def _ingested(task: Any, member: MemberSpec) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:

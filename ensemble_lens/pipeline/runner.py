@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +25,7 @@ from .stages import (
     stage_probe,
     stage_similarity,
 )
+from .supplied import record_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ def run_study(
     progress: Progress | None = None,
     redo: Sequence[str] = (),
     wait: bool = False,
+    members: Mapping[str, Any] | None = None,
 ) -> StudyResult:
     """Run a study: probe, train + record members, compare, consensus, distill, report.
 
@@ -120,6 +123,11 @@ def run_study(
     wait
         When another run holds the store's lock, wait for it instead of raising
         :class:`~ensemble_lens.errors.StoreLockedError`.
+    members
+        Members already in memory, by id: ``nn.Module``s (recorded on the probe at the layers
+        of ``record.layers``, in this process) or activations (an array (sample, unit), or a
+        dict layer -> array, rows in the probe's order). They join the config's members; a
+        study with no ``task`` may consist of these alone.
 
     Raises
     ------
@@ -133,16 +141,23 @@ def run_study(
     >>> [f["expression"] for f in result.formulas]       # doctest: +SKIP
     """
     cfg = load_config(config)
+    cfg.use_base_dir()
+    if cfg.task is None and not cfg.ensemble.ingest and not members:
+        raise ConfigError(
+            "a study without 'task' needs members: 'ensemble.ingest' entries, or "
+            "run_study(config, members={id: nn.Module or activations})"
+        )
     wanted = tuple(stages) if stages else ALL_STAGES
     path = store.path if isinstance(store, StudyStore) else Path(store or cfg.store_path())
     from .members import task_of
 
     task = task_of(cfg)
-    check_members(cfg, task, path, wanted, tuple(redo))  # everything checked before writing
+    # everything checked before writing
+    check_members(cfg, task, path, wanted, tuple(redo), in_memory=tuple(members or ()))
     with StoreLock(path, wait=wait):
         if not isinstance(store, StudyStore):
             store = open_store(path, mode="a")
-        return _run_locked(cfg, store, task, executor, wanted, progress, tuple(redo))
+        return _run_locked(cfg, store, task, executor, wanted, progress, tuple(redo), members)
 
 
 def _run_locked(
@@ -153,6 +168,7 @@ def _run_locked(
     wanted: tuple[Stage, ...],
     progress: Progress | None,
     redo: tuple[str, ...],
+    members: Mapping[str, Any] | None,
 ) -> StudyResult:
     store.write_study_attrs(
         config=cfg.model_dump(mode="json"),
@@ -169,6 +185,8 @@ def _run_locked(
                 continue
             start = time.perf_counter()
             result.outcomes[stage] = _run_stage(stage, ctx, wanted)
+            if stage == "probe" and members:
+                result.outcomes["members"] = record_in_memory(ctx, members)
             result.timings[stage] = time.perf_counter() - start
             log.info("stage %s: %.1f s", stage, result.timings[stage])
             timings = {**store.study_attrs().get("stage_timings", {}), **result.timings}
@@ -179,13 +197,23 @@ def _run_locked(
 
 
 def check_members(
-    cfg: StudyConfig, task: Any, path: Path, wanted: Sequence[str], redo: Sequence[str]
+    cfg: StudyConfig,
+    task: Any,
+    path: Path,
+    wanted: Sequence[str],
+    redo: Sequence[str],
+    in_memory: Sequence[str] = (),
 ) -> None:
-    """Refuse, before anything is written, a study with no members and unknown ``redo`` ids."""
+    """Refuse, before anything is written, a study with no members, unknown ``redo`` ids and
+    ingested files that are missing or not torch files (``in_memory``: ids of the members
+    given to :func:`run_study` as objects)."""
     from .members import expand_members
 
-    members = expand_members(cfg, task)
-    ids = [m.id for m in members]
+    for i, ing in enumerate(cfg.ensemble.ingest):
+        if ing.path and not glob.has_magic(ing.path):
+            check_ingest_file(str(cfg.resolve(ing.path)), ing.kind, f"ensemble.ingest.{i}.path")
+    members = expand_members(cfg, task)  # ingest patterns matching nothing raise here
+    ids = [m.id for m in members] + list(in_memory)
     if not ids and not _has_models(path):
         raise ConfigError(
             "ensemble: the study has no members (ensemble.seeds is empty and nothing is listed "
@@ -198,8 +226,11 @@ def check_members(
             f"--redo {', '.join(unknown)}: not a member these stages build (members: "
             f"{', '.join(built) or 'none'})"
         )
-    for i, ing in enumerate(cfg.ensemble.ingest):
-        check_ingest_file(ing, f"ensemble.ingest.{i}")
+    for m in members:
+        pattern = m.ingest.get("pattern") if m.source == "ingested" else None
+        if pattern and glob.has_magic(pattern):
+            where = f"member {m.id!r} (pattern {pattern!r})"
+            check_ingest_file(m.ingest["path"], m.ingest["kind"], where)
     if redo and not {"train", "record"} & set(wanted):
         raise ConfigError("--redo rebuilds members: use it with run, train or record")
 
@@ -212,19 +243,19 @@ def _built_by(source: str, wanted: Sequence[str]) -> bool:
     )
 
 
-def check_ingest_file(ing: Any, where: str) -> None:
+def check_ingest_file(file: str | None, kind: str, where: str) -> None:
     """An ingested member's file exists, and a torch file starts like one (zip or pickle)."""
-    if not ing.path:
+    if not file:
         return
-    path = Path(ing.path)
+    path = Path(file)
     if not path.exists():
-        raise ConfigError(f"{where}.path: no such file or directory: {path}")
-    if ing.kind in ("state_dict", "torchscript") and path.is_file():
+        raise ConfigError(f"{where}: no such file or directory: {path}")
+    if kind in ("state_dict", "torchscript") and path.is_file():
         with open(path, "rb") as fh:
             head = fh.read(4)
         if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
             raise ConfigError(
-                f"{where}.path: {path} is not a torch file (torch.save writes a zip archive "
+                f"{where}: {path} is not a torch file (torch.save writes a zip archive "
                 f"or a pickle; this starts with {head!r})"
             )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,8 @@ from ..errors import ExecutionError, StoreError
 from ..execution.events import listening
 from ..record.store import StudyStore
 from .batching import batch_members, run_member_batch
-from .members import expand_members, is_done, member_line
+from .inputs import StudyInputs, study_inputs
+from .members import expand_members, is_done, member_line, preflight
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ class StageContext:
     executor: Any
     progress: Progress | None = None
     redo: tuple[str, ...] = ()  # member ids to rebuild even when stored complete
+    _inputs: StudyInputs | None = field(default=None, repr=False)
+
+    @property
+    def inputs(self) -> StudyInputs:
+        """What the stages know about the study's variables and latents (task or not);
+        built on first use, once the probe is in the store."""
+        if self._inputs is None:
+            self._inputs = study_inputs(self.cfg, self.task, self.store)
+        return self._inputs
 
     def tick(self, label: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -47,6 +57,8 @@ class StageContext:
 def stage_probe(ctx: StageContext) -> str:
     """Write the probe set sampled from the task (skipped when one with the same tag exists)."""
     cfg, store, task = ctx.cfg, ctx.store, ctx.task
+    if cfg.probe.path is not None:
+        return _probe_from_file(ctx)
     tag = cfg.sha256("task", "probe")
     if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
         return "skipped"
@@ -69,20 +81,61 @@ def stage_probe(ctx: StageContext) -> str:
     return "written"
 
 
+def _probe_from_file(ctx: StageContext) -> str:
+    """Write the probe set read from ``probe.path`` (skipped when the same file and settings
+    made the stored one); ``distill.variables`` must name variables of the file."""
+    from ..record.probe_file import ProbeFileError, file_digest, read_probe_file
+
+    pcfg, store = ctx.cfg.probe, ctx.store
+    path = ctx.cfg.resolve(pcfg.path or "")
+    if not path.exists():
+        raise ProbeFileError(f"probe file {path}: does not exist (probe.path {pcfg.path!r})")
+    tag = stable_hash({"probe": pcfg.model_dump(mode="json"), "file": file_digest(path)})
+    if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
+        return "skipped"
+    data = read_probe_file(
+        path,
+        variables=pcfg.variables,
+        split=pcfg.split,
+        truth=pcfg.truth,
+        inputs=pcfg.inputs,
+        sample_id=pcfg.sample_id,
+    )
+    wanted = ctx.cfg.distill.variables or []
+    unknown = [v for v in wanted if v not in data.names]
+    if unknown:
+        raise ProbeFileError(
+            f"probe file {path}: distill.variables names {unknown}, expected variables of the "
+            f"probe ({data.names})"
+        )
+    store.write_probe(
+        data.variables,
+        data.names,
+        data.sample_ids,
+        data.split,
+        truth=data.truth,
+        test_fraction=data.test_fraction or pcfg.test_fraction,
+        seed=pcfg.seed,
+        model_inputs=data.model_inputs or None,
+    )
+    store.write_study_attrs(probe_tag=tag, probe_file=str(path))
+    return "written"
+
+
 # ------------------------------------------------------------------------------------ members
 def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, Any]]:
     """Train / load and record every member not already done, in batches of members per
     executor task (:mod:`ensemble_lens.pipeline.batching`).
 
-    ``only``: ``"trained"`` or ``"ingested"`` to run one kind of member.
+    ``only``: ``"trained"`` (task members and their untrained twins) or ``"ingested"``
+    (ingested members and their untrained twins) to run one kind of member.
     """
-    members = [
-        m
-        for m in expand_members(ctx.cfg, ctx.task)
-        if only in (None, m.source) or (only == "trained" and m.source == "untrained")
-    ]
+    everyone = expand_members(ctx.cfg, ctx.task)
+    members = [m for m in everyone if only in (None, _kind(m))]
     todo = [m for m in members if m.id in ctx.redo or not is_done(ctx.store, m)]
     log.info("%d members, %d to build", len(members), len(todo))
+    preflight(ctx.cfg, ctx.store, todo)  # every ingested member checked before any is recorded
+    _write_member_attrs(ctx, everyone)
     ctx.tick("members", 0, len(todo))
     with listening(ctx.executor, ctx.progress):  # before submitting: serial tasks run at once
         results, failures = _run_batches(ctx, todo)
@@ -128,6 +181,33 @@ def _run_batches(ctx: StageContext, todo: list[Any]) -> tuple[list[dict], dict[s
         done += len(batch)
         ctx.tick("members", done, len(todo))
     return results, failures
+
+
+def _kind(member: Any) -> str:
+    """``"ingested"`` for ingested members and their untrained twins, else ``"trained"``."""
+    return "ingested" if member.ingest else "trained"
+
+
+def _write_member_attrs(ctx: StageContext, members: list[Any]) -> None:
+    """Study attrs: the members in order with the files they came from, and the null used."""
+    listing = [
+        {
+            "id": m.id,
+            "source": m.source,
+            "file": m.ingest.get("path"),
+            "index": m.ingest.get("index"),
+        }
+        for m in members
+    ]
+    twins = sum(m.source == "untrained" for m in members)
+    if twins:
+        null = f"permutation + untrained twins ({twins} networks of the members' architectures)"
+    else:
+        null = (
+            "permutation only: no untrained networks (ensemble.untrained_null is false, or the "
+            "ingested members have no factory to build untrained twins)"
+        )
+    ctx.store.write_study_attrs(members=listing, null=null)
 
 
 def _as_completed(futures: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -93,12 +93,48 @@ def _load_state(model: Any, path: Path, model_id: str) -> None:
         )
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise IngestError(
+            f"model {model_id!r}: {path}: expected a state_dict (a mapping of parameter names "
+            f"to tensors), got {type(state).__name__}"
+        )
+    problems = state_dict_mismatch(model, state)
+    if problems:
+        raise IngestError(
+            f"model {model_id!r}: state_dict {path} does not fit the factory's architecture: "
+            f"{problems}"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise IngestError(
             f"model {model_id!r}: state_dict {path} does not fit the factory's architecture: {err}"
         ) from err
+
+
+def state_dict_mismatch(model: Any, state: Mapping[str, Any]) -> str:
+    """One line naming the keys the network expects but ``state`` lacks, the keys ``state``
+    has but the network does not, and shape mismatches; empty when they fit."""
+    expected = model.state_dict()
+
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
+
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {few(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {few(unexpected)}")
+    if shapes:
+        parts.append(f"shapes (file vs network) {few(shapes)}")
+    return "; ".join(parts)
 
 
 def ingest_activations(

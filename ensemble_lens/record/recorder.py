@@ -61,8 +61,9 @@ def record_activations(
         Probe samples per forward pass; memory is bounded by the batch and one chunk per layer.
     input_fn
         Adapter from a probe batch, a float32 tensor (batch, variable) in the order of
-        ``store.probe_names``, to the model's input: a tensor, a tuple (positional arguments)
-        or a dict (keyword arguments). Default: the tensor itself.
+        ``store.probe_names`` (or, for a probe written with ``model_inputs``, that array as
+        stored, or a dict of them), to the model's input: a tensor, a tuple (positional
+        arguments) or a dict (keyword arguments). Default: the batch itself.
     checkpoint
         Optional state_dict bytes stored with the model.
 
@@ -108,24 +109,22 @@ def record_into(
     """Stream the probe through ``model`` and append every captured layer to ``writer``."""
     import torch
 
-    inputs = writer.store.probe_inputs()  # lazy: memory bounded by the batch
-    n = inputs.shape[0]
+    inputs = writer.store.model_inputs()  # lazy: memory bounded by the batch
+    n = writer.store.n_samples
     was_training = model.training
     model.eval()
     appenders: dict[str, Any] = {}
     try:
         with torch.inference_mode(), capture(modules) as captured:
             for start in range(0, n, batch_size):
-                rows = inputs[start : start + batch_size].values
-                batch = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+                batch = _batch(inputs, start, batch_size)
+                rows = min(batch_size, n - start)
                 output = _call(model, batch, input_fn)
                 if "" in modules:
                     captured[""] = first_tensor(output).detach().to("cpu", torch.float32)
                 for name in modules:
                     key = name or OUTPUT
-                    block = _as_block(
-                        captured.pop(name, None), batch.shape[0], writer.model_id, key
-                    )
+                    block = _as_block(captured.pop(name, None), rows, writer.model_id, key)
                     if key not in appenders:
                         appenders[key] = writer.layer(key, block.shape[1])
                     appenders[key].append(block)
@@ -136,6 +135,48 @@ def record_into(
     for appender in appenders.values():
         appender.close()
     return {name: a.width for name, a in appenders.items()}
+
+
+def check_forward(
+    writer_store: StudyStore,
+    model: Any,
+    modules: dict[str, Any],
+    model_id: str,
+    input_fn: InputFn | None = None,
+    rows: int = 4,
+) -> dict[str, int]:
+    """Run ``model`` on the first ``rows`` probe samples and check that every layer gives one
+    output row per sample (the widths, by layer); nothing is written."""
+    import torch
+
+    k = min(rows, writer_store.n_samples)
+    batch = _batch(writer_store.model_inputs(), 0, k)
+    was_training = model.training
+    model.eval()
+    widths = {}
+    try:
+        with torch.inference_mode(), capture(modules) as captured:
+            output = _call(model, batch, input_fn)
+            if "" in modules:
+                captured[""] = first_tensor(output).detach().to("cpu", torch.float32)
+            for name in modules:
+                key = name or OUTPUT
+                widths[key] = _as_block(captured.pop(name, None), k, model_id, key).shape[1]
+    finally:
+        model.train(was_training)
+    return widths
+
+
+def _batch(inputs: Any, start: int, size: int) -> Any:
+    """Rows ``start:start+size`` of the probe as a tensor (float32, or int64 for integer
+    arrays such as token ids), or a dict of tensors when the networks take several arrays."""
+    import torch
+
+    if isinstance(inputs, dict):
+        return {k: _batch(v, start, size) for k, v in inputs.items()}
+    rows = np.asarray(inputs[start : start + size].values)
+    dtype = np.int64 if rows.dtype.kind in "iub" else np.float32
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=dtype))
 
 
 def _call(model: Any, batch: Any, input_fn: InputFn | None) -> Any:

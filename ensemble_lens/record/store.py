@@ -5,7 +5,10 @@ Layout (Zarr v3, local directory)::
     study.zarr/
       zarr.json                attrs: schema_version, package_version, config, config_sha256, ...
       probe/                   inputs (sample, variable) float32, split (sample,) uint8 (1=test),
-                               truth_<name> (sample,) float64; attrs: names, sample-id kind
+                               truth_<name> (sample,) float64; attrs: names, sample-id kind;
+                               model_input_<name> (sample, ...) arrays networks take as they
+                               are; extrapolation_inputs / _truth_<name> / _sample_id
+                               (extrapolation_sample, ...) samples kept apart
       models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
         acts/<layer>/activations   (sample, unit) float32, chunked along samples only
@@ -51,6 +54,9 @@ RESULT_KINDS = ("similarity", "consensus")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TARGET_CHUNK_BYTES = 4 * 2**20
 _SPLIT_CODES = {"fit": 0, "test": 1}
+_INPUT_PREFIX = "model_input_"  # probe arrays the networks take as they are
+_EXTRAP_PREFIX = "extrapolation_"  # probe samples kept apart for extrapolation
+_EXTRA_PREFIXES = (_INPUT_PREFIX, _EXTRAP_PREFIX)
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
@@ -239,29 +245,39 @@ class StudyStore:
     def write_probe(
         self,
         inputs: Any,
-        names: Sequence[str],
+        names: Sequence[str] | None = None,
         sample_ids: Sequence[Any] | np.ndarray | None = None,
         split: Sequence[str] | np.ndarray | None = None,
         *,
         truth: Mapping[str, Any] | None = None,
         test_fraction: float = 0.25,
         seed: int = 0,
+        model_inputs: Mapping[str, Any] | None = None,
     ) -> None:
         """Write the shared probe set every network is recorded on.
 
         Parameters
         ----------
         inputs
-            (sample, variable) array of the named input variables.
+            (sample, variable) array of the named input variables. An array that is not
+            flat (images (n, C, H, W), sequences, token ids) or a dict of such arrays is
+            stored as it is and fed to the networks (``model_inputs``), with no named
+            variables.
         names
-            One name per variable (column).
+            One name per variable (column); default ``x0, x1, ...``.
         sample_ids
             Unique integer ids, one per sample; default ``0..n-1``.
         split
-            ``"fit"``/``"test"`` per sample (or booleans, True = test). Default: a seeded random
-            split with ``test_fraction`` of the samples in "test".
+            ``"fit"``/``"test"``/``"extrapolation"`` per sample (or booleans, True = test).
+            Default: a seeded random split with ``test_fraction`` of the samples in "test".
+            Extrapolation samples (named inputs and truth) are kept apart
+            (:meth:`extrapolation_probe`); networks are recorded on fit and test samples.
         truth
             Optional ground-truth latents, name -> (sample,) array.
+        model_inputs
+            Arrays (sample, ...) the networks take instead of the named variables, name ->
+            array (one array: the model gets it; several: a dict of tensors). Read back
+            with :meth:`model_inputs`.
 
         Raises
         ------
@@ -269,7 +285,20 @@ class StudyStore:
             When models were already recorded on a different probe.
         """
         self._writable()
+        if model_inputs is None and (isinstance(inputs, Mapping) or np.ndim(inputs) > 2):
+            if names is not None:
+                raise ShapeError(
+                    "probe: names are for a (sample, variable) table; inputs that are not "
+                    "flat are stored as they are (give named variables as a table instead)"
+                )
+            model_inputs = dict(inputs) if isinstance(inputs, Mapping) else {"input": inputs}
+            n = len(next(iter(model_inputs.values())))
+            inputs, names = np.zeros((n, 0), np.float32), []
+        if names is None:
+            width = 1 if np.ndim(inputs) == 1 else int(np.shape(inputs)[1])
+            names = [f"x{j}" for j in range(width)]
         ds = _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
+        ds = _with_extras(ds, model_inputs)
         if self.has_probe() and self.models:
             old = self.probe()
             same = old["inputs"].shape == ds["inputs"].shape and np.array_equal(
@@ -284,7 +313,7 @@ class StudyStore:
         ds = _encode_strings(ds)
         ds["inputs"].encoding["chunks"] = (
             chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
-            ds.sizes["variable"],
+            max(ds.sizes["variable"], 1),
         )
         ds.to_zarr(
             str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
@@ -305,7 +334,8 @@ class StudyStore:
             ds = xr.open_dataset(
                 str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
             )
-            ds = _decode_strings(ds.load())
+            extras = [k for k in ds.variables if str(k).startswith(_EXTRA_PREFIXES)]
+            ds = _decode_strings(ds.drop_vars(extras).load())
             codes = ds["split"].values
             ds["split"] = ("sample", np.where(codes == 1, "test", "fit"))
             self._probe_cache = ds
@@ -325,6 +355,37 @@ class StudyStore:
             cache=False,
         )
         return ds["inputs"]
+
+    def model_inputs(self) -> xr.DataArray | dict[str, xr.DataArray]:
+        """Lazy inputs the networks take: the (sample, variable) named inputs, or the arrays
+        given as ``model_inputs`` (one array, or a dict of them), sample axis first."""
+        self.probe_inputs()  # raises when there is no probe
+        xr = _xr()
+        ds = xr.open_dataset(
+            str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
+        )
+        keys = [str(k) for k in ds.data_vars if str(k).startswith(_INPUT_PREFIX)]
+        if not keys:
+            return self.probe_inputs()
+        arrays = {k[len(_INPUT_PREFIX) :]: ds[k] for k in keys}
+        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
+
+    def extrapolation_probe(self) -> xr.Dataset | None:
+        """The probe's extrapolation samples, kept apart from fit/test: ``inputs``
+        (sample, variable) and ``truth_<name>``; None when the probe has none."""
+        if not self.has_probe():
+            return None
+        xr = _xr()
+        ds = xr.open_dataset(
+            str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
+        )
+        keys = [str(k) for k in ds.data_vars if str(k).startswith(_EXTRAP_PREFIX)]
+        if not keys:
+            return None
+        out = xr.Dataset({k[len(_EXTRAP_PREFIX) :]: ds[k].load() for k in keys}).rename(
+            {"extrapolation_sample": "sample"}
+        )
+        return out.assign_coords(variable=list(self.probe_names))
 
     @property
     def probe_names(self) -> tuple[str, ...]:
@@ -763,10 +824,49 @@ def _split_codes(split, n: int, test_fraction: float, seed: int) -> np.ndarray:
         raise ShapeError(f"probe split: expected {n} entries, got shape {s.shape}")
     if s.dtype == bool:
         return s.astype(np.uint8)
-    bad = sorted({str(v) for v in s} - set(_SPLIT_CODES))
+    codes = {**_SPLIT_CODES, "extrapolation": 2}
+    bad = sorted({str(v) for v in s} - set(codes))
     if bad:
-        raise ShapeError(f"probe split: entries must be 'fit' or 'test', got {bad[:5]}")
-    return np.array([_SPLIT_CODES[str(v)] for v in s], np.uint8)
+        raise ShapeError(
+            f"probe split: entries must be 'fit', 'test' or 'extrapolation', got {bad[:5]}"
+        )
+    return np.array([codes[str(v)] for v in s], np.uint8)
+
+
+def _with_extras(ds: xr.Dataset, model_inputs: Mapping[str, Any] | None) -> xr.Dataset:
+    """Add the arrays the networks take (``model_input_<name>``, as they are) and move the
+    extrapolation samples (split code 2) into ``extrapolation_*`` variables of their own
+    sample dimension, so every reader of ``inputs``/``split`` sees fit and test only."""
+    from .._arrays import _to_numpy
+
+    n = ds.sizes["sample"]
+    for key, value in (model_inputs or {}).items():
+        _check_name("model input", str(key))
+        arr = np.asarray(_to_numpy(value))
+        if arr.ndim < 1 or arr.shape[0] != n:
+            raise ShapeError(
+                f"probe model input {key!r}: expected {n} samples first, got shape {arr.shape}"
+            )
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        dims = ("sample", *(f"{_INPUT_PREFIX}{key}_{i}" for i in range(1, arr.ndim)))
+        ds[f"{_INPUT_PREFIX}{key}"] = (dims, arr)
+    extrap = ds["split"].values == 2
+    if not extrap.any():
+        return ds
+    if model_inputs:
+        raise ShapeError(
+            "probe split: extrapolation samples are supported for named variables only, "
+            "not with model inputs that are not flat"
+        )
+    part = ds.isel(sample=extrap)
+    ds = ds.isel(sample=~extrap)
+    ds[f"{_EXTRAP_PREFIX}inputs"] = (("extrapolation_sample", "variable"), part["inputs"].values)
+    for k in part.data_vars:
+        if str(k).startswith("truth_"):
+            ds[f"{_EXTRAP_PREFIX}{k}"] = ("extrapolation_sample", part[k].values)
+    ds[f"{_EXTRAP_PREFIX}sample_id"] = ("extrapolation_sample", part["sample"].values)
+    return ds
 
 
 def _encode_strings(ds: xr.Dataset) -> xr.Dataset:

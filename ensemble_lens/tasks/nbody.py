@@ -1,20 +1,21 @@
 """N-body pair-force tasks for the pair-interaction graph network (Cranmer et al. 2020).
 
-Static 2-D systems of ``n_bodies`` bodies: positions uniform in a square with a minimum pair
-separation, a scalar node feature per body (mass, or charge +-1). The target is every body's
-acceleration ``a_i = s(f_i) * sum_{j != i} phi(d_ij, f_i, f_j)`` where ``phi`` is the latent
-pair force written in :attr:`NBodyTask.latents` (one sympy expression per component) and
-``s`` a receiver factor (1 for gravity and springs, -1 for charges).
+Static 2-D or 3-D (``dim=3``) systems of ``n_bodies`` bodies: positions uniform in a square
+(cube) with a minimum pair separation, a scalar node feature per body (mass, or charge +-1).
+The target is every body's acceleration ``a_i = s(f_i) * sum_{j != i} phi(d_ij, f_i, f_j)``
+where ``phi = pair_law(r, f_i, f_j) * d`` is the latent pair force
+(:attr:`NBodyTask.pair_law`; the latents ``fx, fy[, fz]`` are its components) and ``s`` a
+receiver factor (1 for gravity and springs, -1 for charges).
 
 Sign convention: ``d = x_j - x_i`` points from the receiver ``i`` to the sender ``j``, so the
 gravity latent ``m_j * d / r^3`` is the attraction of ``i`` towards ``j``.
 
-Probe variables are edge features ``(dx, dy, r, f_i, f_j)`` of edges sampled from generated
+Probe variables are edge features ``(dx, dy[, dz], r, f_i, f_j)`` of edges sampled from generated
 systems (training distribution, or the extrapolation range: a 1.5x larger box and, for
 gravity, masses in [2, 3] instead of [0.5, 2]). Because messages are summed before a nonlinear
 node model that sees only the summed message (``node_input=False``, the default; the receiver
 factor is a constant in every built-in law), the message is a linear image of ``phi``
-(``latent_kind="vector"``); the latents turn with ``(dx, dy)``. With ``node_input=True``
+(``latent_kind="vector"``); the latents turn with ``(dx, dy[, dz])``. With ``node_input=True``
 (Cranmer et al.'s node model) the network may split ``phi`` between edge and node models,
 e.g. send ``q_j d / r^3`` and multiply by ``q_i`` at the receiver: a receiver gauge.
 """
@@ -33,6 +34,7 @@ from ensemble_lens.models.spec import ArchSpec, TrainSpec
 from ensemble_lens.tasks.base import Task
 
 _dx, _dy, _r = sympy.symbols("dx dy r")
+_AXES = ("x", "y", "z")
 
 _NBODY_ARCH = ArchSpec(
     family="graphnet", width=128, depth=3, activation="silu", latent_dim=16, l1=1e-2
@@ -56,8 +58,17 @@ class NBodyTask(Task):
     node_input : bool
         Give the receiver's feature to the node model too (see
         :class:`~ensemble_lens.models.graphnet.PairGraphNet`; adds a receiver gauge).
+    dim : int
+        Space dimension, 2 or 3: the edge features, the equivariant vector
+        (``dx, dy[, dz]``), the latents (``fx, fy[, fz]``), the samplers and the network's
+        positions and accelerations follow it.
+
+    A subclass sets :attr:`pair_law`, the scalar ``s(r, f_i, f_j)`` of the pair force
+    ``phi = s * d`` (e.g. ``m_j / r**3``), and the task works in any ``dim``.
     """
 
+    #: scalar factor of the pair force along ``d`` (sympy, in ``r`` and the node features)
+    pair_law: sympy.Expr | None = None
     latent_kind = "vector"
     equivariant_vector = ("dx", "dy")
     latent_layer = "latent"
@@ -72,7 +83,10 @@ class NBodyTask(Task):
         box: float = 1.5,
         min_separation: float = 0.5,
         node_input: bool = False,
+        dim: int = 2,
     ):
+        if dim not in (2, 3):
+            raise TaskError(f"task '{self.name}': expected dim 2 or 3, got {dim}")
         if n_bodies < 2:
             raise TaskError(f"task '{self.name}': expected n_bodies >= 2, got {n_bodies}")
         if min_separation * 1.5 >= box:
@@ -83,7 +97,16 @@ class NBodyTask(Task):
         self.box = box
         self.min_separation = min_separation
         self.node_input = node_input
-        self.input_names = ("dx", "dy", "r", f"{self.feature}_i", f"{self.feature}_j")
+        self.dim = dim
+        axes = _AXES[:dim]
+        self.equivariant_vector = tuple(f"d{a}" for a in axes)
+        self.input_names = (*self.equivariant_vector, "r", f"{self.feature}_i", f"{self.feature}_j")
+        if self.pair_law is not None:
+            self.latents = {f"f{a}": self.pair_law * sympy.Symbol(f"d{a}") for a in axes}
+        elif dim != 2:
+            raise TaskError(
+                f"task '{self.name}': dim {dim} needs a pair_law (its latents are written for 2-D)"
+            )
 
     # -- to override ---------------------------------------------------------------
     def _node_features(self, rng: np.random.Generator, shape: tuple, extrapolate: bool):
@@ -104,7 +127,7 @@ class NBodyTask(Task):
         Returns
         -------
         pos : np.ndarray
-            ``(n, n_bodies, 2)`` float64 positions.
+            ``(n, n_bodies, dim)`` float64 positions.
         node : np.ndarray
             ``(n, n_bodies)`` float64 node features.
         """
@@ -112,7 +135,7 @@ class NBodyTask(Task):
         box = self.box * (1.5 if extrapolate else 1.0)
         chunks, have = [], 0
         while have < n:
-            pos = rng.uniform(-box, box, size=(2 * n + 16, self.n_bodies, 2))
+            pos = rng.uniform(-box, box, size=(2 * n + 16, self.n_bodies, self.dim))
             d = pos[:, :, None, :] - pos[:, None, :, :]
             r = np.sqrt((d**2).sum(-1)) + np.eye(self.n_bodies) * 1e9
             ok = pos[r.min(axis=(1, 2)) >= self.min_separation]
@@ -122,30 +145,32 @@ class NBodyTask(Task):
         return pos, self._node_features(rng, (n, self.n_bodies), extrapolate)
 
     def _edges(self, pos: np.ndarray, node: np.ndarray) -> np.ndarray:
-        """Edge features ``(n, n_edges, 5)`` float64 in ``input_names`` order."""
+        """Edge features ``(n, n_edges, dim + 3)`` float64 in ``input_names`` order."""
         ii, jj = np.nonzero(~np.eye(self.n_bodies, dtype=bool))
         d = pos[:, jj] - pos[:, ii]
         r = np.sqrt((d**2).sum(-1))
-        return np.stack([d[..., 0], d[..., 1], r, node[:, ii], node[:, jj]], axis=-1)
+        comps = [d[..., k] for k in range(self.dim)]
+        return np.stack([*comps, r, node[:, ii], node[:, jj]], axis=-1)
 
     def sample_probe(self, n: int, seed: int, *, extrapolate: bool = False) -> np.ndarray:
-        """Edge features of edges from ``ceil(n / n_edges)`` systems; ``(n, 5)`` float32."""
+        """Edge features of edges from ``ceil(n / n_edges)`` systems; ``(n, dim + 3)``
+        float32."""
         n_edges = self.n_bodies * (self.n_bodies - 1)
         pos, node = self.sample_systems(-(-n // n_edges), seed, extrapolate=extrapolate)
-        edges = self._edges(pos, node).reshape(-1, 5)
+        edges = self._edges(pos, node).reshape(-1, self.dim + 3)
         order = np.random.default_rng(seed + 1).permutation(len(edges))[:n]
         return edges[order].astype(np.float32)
 
     def accelerations(self, pos: np.ndarray, node: np.ndarray) -> np.ndarray:
-        """Ground-truth accelerations ``(n, n_bodies, 2)`` float64 from the latents."""
+        """Ground-truth accelerations ``(n, n_bodies, dim)`` float64 from the latents."""
         n, nb = node.shape
         edges = self._edges(pos, node)
-        phi = self.truth(edges.reshape(-1, 5))
-        force = np.stack([phi[k] for k in self.latents], axis=-1).reshape(n, nb, nb - 1, 2)
+        phi = self.truth(edges.reshape(-1, self.dim + 3))
+        force = np.stack([phi[k] for k in self.latents], axis=-1).reshape(n, nb, nb - 1, self.dim)
         return self._receiver_factor(node)[..., None] * force.sum(axis=2)
 
     def make_data(self, n: int, seed: int) -> dict[str, torch.Tensor]:
-        """``pos`` (n, n_bodies, 2), ``node`` (n, n_bodies), ``target`` (n, n_bodies, 2)."""
+        """``pos`` (n, n_bodies, dim), ``node`` (n, n_bodies), ``target`` (n, n_bodies, dim)."""
         pos, node = self.sample_systems(n, seed)
         acc = self.accelerations(pos, node)
         return {
@@ -162,10 +187,10 @@ class NBodyTask(Task):
                 f"task '{self.name}': expected arch family 'graphnet', got {arch.family!r}"
             )
         torch.manual_seed(seed)
-        return PairGraphNet(arch, self.n_bodies, node_input=self.node_input)
+        return PairGraphNet(arch, self.n_bodies, node_input=self.node_input, dim=self.dim)
 
     def probe_module(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The edge MLP ``model.edge``: ``(n, 5)`` edge features to ``(n, latent_dim)``."""
+        """The edge MLP ``model.edge``: ``(n, dim + 3)`` edge features to ``(n, latent_dim)``."""
         return cast(torch.nn.Module, model.edge)
 
 
@@ -173,10 +198,7 @@ class GravityTask(NBodyTask):
     """Newtonian gravity (G = 1, unsoftened): ``a_i = sum_j m_j d / r^3``."""
 
     name = "gravity"
-    latents = {  # noqa: RUF012
-        "fx": sympy.Symbol("m_j") * _dx / _r**3,
-        "fy": sympy.Symbol("m_j") * _dy / _r**3,
-    }
+    pair_law = sympy.Symbol("m_j") / _r**3
 
 
 class SpringTask(NBodyTask):
@@ -189,7 +211,7 @@ class SpringTask(NBodyTask):
     """
 
     name = "spring"
-    latents = {"fx": (_r - 1) * _dx / _r, "fy": (_r - 1) * _dy / _r}  # noqa: RUF012
+    pair_law = (_r - 1) / _r
 
 
 class ChargeTask(NBodyTask):
@@ -200,10 +222,7 @@ class ChargeTask(NBodyTask):
 
     name = "charge"
     feature = "q"
-    latents = {  # noqa: RUF012
-        "fx": sympy.Symbol("q_i") * sympy.Symbol("q_j") * _dx / _r**3,
-        "fy": sympy.Symbol("q_i") * sympy.Symbol("q_j") * _dy / _r**3,
-    }
+    pair_law = sympy.Symbol("q_i") * sympy.Symbol("q_j") / _r**3
 
     def _node_features(self, rng: np.random.Generator, shape: tuple, extrapolate: bool):
         return rng.choice([-1.0, 1.0], size=shape)

@@ -1,0 +1,142 @@
+"""Probe sets from the user's data files: CSV, Parquet, .npz, netCDF, Zarr (real files)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ensemble_lens.errors import ShapeError
+from ensemble_lens.record.probe_file import ProbeFileError, read_probe_file
+from ensemble_lens.record.store import open_store
+
+
+def _frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 3))
+    split = np.where(np.arange(n) % 5 == 0, "test", "fit").astype(object)
+    split[-6:] = "extrapolation"
+    return pd.DataFrame(
+        {
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            "x3": x[:, 2],
+            "u": x[:, 0] * np.exp(-x[:, 1]),
+            "part": split,
+            "id": np.arange(100, 100 + n),
+        }
+    )
+
+
+def _column(frame, c):
+    v = frame[c].to_numpy()
+    return v.astype(str) if v.dtype == object else v
+
+
+def _write(frame, path):
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    elif path.suffix == ".npz":
+        np.savez(path, **{c: _column(frame, c) for c in frame.columns})
+    else:
+        ds = xr.Dataset({c: ("sample", _column(frame, c)) for c in frame.columns})
+        ds = ds.assign_coords(sample=frame["id"].to_numpy())
+        if path.suffix == ".nc":
+            ds.to_netcdf(path)
+        else:
+            ds.to_zarr(path, mode="w")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npz", ".nc", ".zarr"])
+def test_every_format_reads_the_same_probe(tmp_path, suffix):
+    frame = _frame()
+    path = tmp_path / f"probe{suffix}"
+    _write(frame, path)
+    data = read_probe_file(
+        path, variables=["x1", "x2", "x3"], split="part", truth={"u": "u"}, sample_id="id"
+    )
+    np.testing.assert_allclose(data.variables, frame[["x1", "x2", "x3"]].to_numpy())
+    np.testing.assert_allclose(data.truth["u"], frame["u"].to_numpy())
+    assert list(data.split) == list(frame["part"])
+    assert list(data.sample_ids) == list(frame["id"])
+
+
+def test_default_variables_are_the_numeric_columns_left(tmp_path):
+    _frame().to_csv(tmp_path / "p.csv", index=False)
+    data = read_probe_file(tmp_path / "p.csv", split="part", truth={"u": "u"}, sample_id="id")
+    assert data.names == ["x1", "x2", "x3"]
+
+
+def test_extrapolation_rows_are_kept_apart_in_the_store(tmp_path):
+    frame = _frame()
+    _write(frame, tmp_path / "p.parquet")
+    data = read_probe_file(tmp_path / "p.parquet", split="part", truth={"u": "u"}, sample_id="id")
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(data.variables, data.names, data.sample_ids, data.split, truth=data.truth)
+    assert store.n_samples == 54
+    assert set(store.probe()["split"].values) == {"fit", "test"}
+    ext = store.extrapolation_probe()
+    assert ext.sizes["sample"] == 6
+    np.testing.assert_allclose(ext["truth_u"].values, frame["u"].to_numpy()[-6:])
+    np.testing.assert_allclose(ext["inputs"].values, frame[["x1", "x2", "x3"]].to_numpy()[-6:])
+
+
+def test_missing_column_names_file_and_columns(tmp_path):
+    _frame().to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(
+        ProbeFileError, match=r"p.csv: no column 'x4' .*the file has \['id', 'part'"
+    ):
+        read_probe_file(tmp_path / "p.csv", variables=["x1", "x4"])
+
+
+def test_truth_column_with_nan_is_an_error(tmp_path):
+    frame = _frame()
+    frame.loc[7, "u"] = np.nan
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(
+        ProbeFileError,
+        match=r"truth column 'u' \(latent 'u'\): expected finite .* 1 NaN/inf .*row 7",
+    ):
+        read_probe_file(tmp_path / "p.csv", variables=["x1"], truth={"u": "u"})
+
+
+def test_bad_split_labels_and_missing_file(tmp_path):
+    frame = _frame()
+    frame.loc[3, "part"] = "train"
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(
+        ProbeFileError, match=r"split column 'part': expected values .* \['train'\]"
+    ):
+        read_probe_file(tmp_path / "p.csv", split="part")
+    with pytest.raises(ProbeFileError, match=r"nope\.csv: does not exist"):
+        read_probe_file(tmp_path / "nope.csv")
+
+
+def test_images_are_stored_as_they_are(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(40, 1, 4, 4)).astype(np.float32)
+    tokens = rng.integers(0, 9, size=(40, 5))
+    np.savez(tmp_path / "p.npz", images=images, tokens=tokens, brightness=images.mean((1, 2, 3)))
+    data = read_probe_file(tmp_path / "p.npz")
+    assert data.names == ["brightness"]
+    assert sorted(data.model_inputs) == ["images", "tokens"]
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(data.variables, data.names, model_inputs=data.model_inputs)
+    got = store.model_inputs()
+    np.testing.assert_array_equal(got["images"].values, images)
+    assert got["tokens"].dtype.kind == "i"
+    assert store.probe_names == ("brightness",)
+
+
+def test_write_probe_names_columns_itself(tmp_path):
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(np.zeros((20, 3), np.float32))
+    assert store.probe_names == ("x0", "x1", "x2")
+    images = np.ones((20, 2, 3, 3), np.float32)
+    store = open_store(tmp_path / "t.zarr", mode="w")
+    store.write_probe(images)
+    assert store.probe_names == ()
+    assert store.model_inputs().shape == (20, 2, 3, 3)
+    with pytest.raises(ShapeError, match="names are for a"):
+        store.write_probe(images, names=["a"])
