@@ -383,9 +383,11 @@ def _problem(
 
 
 def _extrapolate(problem: _Problem, X_test: np.ndarray, Y_test: np.ndarray):
-    """Extrapolation inputs and targets for components ``Y_test``, or (None, None)."""
+    """Extrapolation inputs and targets for components ``Y_test``, or (None, None). The
+    range carries its own truth values (a task's formulas evaluated there, or a probe file's
+    truth columns), so truth formulas are not needed."""
     ext = problem.extrapolation
-    if ext is None or not problem.truths or len(ext.X) == 0:
+    if ext is None or len(ext.X) == 0:
         return None, None
     return ext.X, ext.targets(Y_test)
 

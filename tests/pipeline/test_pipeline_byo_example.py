@@ -37,7 +37,7 @@ def test_example_recovers_the_law_from_the_files_alone(tmp_path):
         text=True,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads((elsewhere / "runs" / "byo" / "results.json").read_text())
+    results = json.loads((elsewhere / "runs" / "byo" / "study.report" / "results.json").read_text())
     found = [f for f in results["formulas"] if f.get("expression")]
     assert len(found) == 1
     formula = found[0]
