@@ -69,6 +69,7 @@ def _header(results: dict[str, Any]) -> str:
         f"{len(results['similarity'])} layer(s) compared",
         f"{sum(c['n_consensus'] for c in results['consensus'].values())} consensus components",
         f"{sum(1 for f in results['formulas'] if f.get('expression') is not None)} formulas",
+        *([] if results["ground_truth"]["judged"] else [results["ground_truth"]["statement"]]),
     ]
     chip_html = "".join(f'<span class="chip">{esc(c)}</span>' for c in chips)
     return (

@@ -110,8 +110,8 @@ def heatmap_svg(
     if cell_format is None:
         cell_format = f"{{:.{cell_decimals(values)}f}}"
     # layout in inches: [dendrogram][labels][K x K cells][colorbar]; a cell fits its text
-    chars = len(cell_format.format(-0.0)) if k <= 12 else 0
-    per_cell = max(0.42, 0.075 * chars + 0.1)
+    chars = len(cell_format.format(0.5)) if k <= 12 else 0  # 9 pt digits, ~0.065 in each
+    per_cell = max(0.42, 0.065 * chars + 0.08)
     side, lab = float(np.clip(per_cell * k, 2.4, 9.0)), _label_width(names)
     dend = 1.1 if linkage is not None and k >= 3 else 0.0
     width, height = 0.2 + dend + lab + side + 1.1, 0.6 + side + lab * 0.8
