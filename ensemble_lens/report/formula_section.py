@@ -128,7 +128,8 @@ def _lead(results: dict[str, Any]) -> str:
     truth = results["ground_truth"]
     text = esc(truth["statement"][0].upper() + truth["statement"][1:])
     said = f"<p>{text}.</p>" if truth["judged"] else f'<p class="note">{text}.</p>'
-    return (f"<ul>{''.join(bridges)}</ul>" if bridges else "") + said
+    seeds = f"<p>{esc(results['seed_rule'])}.</p>"
+    return (f"<ul>{''.join(bridges)}</ul>" if bridges else "") + said + seeds
 
 
 def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
