@@ -258,11 +258,15 @@ def _by_kind(ax, xs: np.ndarray, ys: np.ndarray, cons: np.ndarray) -> None:
         )
 
 
+def _finite_span(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return max(float(finite.max() - finite.min()), 1e-12) if finite.size else 1.0
+
+
 def _label_offset(xs: np.ndarray, ys: np.ndarray, i: int, near: float = 0.08) -> tuple:
     """Label offset (points) of point ``i``: up-right, or down-left when an earlier point lies
     within ``near`` of its axis spans, so two close points' labels do not overprint."""
-    span_x = max(float(np.nanmax(xs) - np.nanmin(xs)), 1e-12)
-    span_y = max(float(np.nanmax(ys) - np.nanmin(ys)), 1e-12)
+    span_x, span_y = (_finite_span(v) for v in (xs, ys))
     close = (np.abs(xs[:i] - xs[i]) < near * span_x) & (np.abs(ys[:i] - ys[i]) < near * span_y)
     return (-11, -11) if close.any() else (5, 4)
 
