@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StoreError
 from .formula_section import formulas_section
 from .html import FigureSink, esc, fmt, page
 from .results import collect_results
@@ -61,6 +62,16 @@ def report_dir(store_path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{stem}.report")
 
 
+def _writable_dir(out: Path) -> None:
+    """Create the report folder, or raise one clear StoreError naming it."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"report folder {out}: expected a directory, found a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"report folder {out}: cannot create it ({err.strerror or err})") from err
+
+
 def _header(results: dict[str, Any]) -> str:
     prov = results["provenance"]
     chips = [
@@ -69,6 +80,7 @@ def _header(results: dict[str, Any]) -> str:
         f"{len(results['similarity'])} layer(s) compared",
         f"{sum(c['n_consensus'] for c in results['consensus'].values())} consensus components",
         f"{sum(1 for f in results['formulas'] if f.get('expression') is not None)} formulas",
+        *([] if results["ground_truth"]["judged"] else [results["ground_truth"]["statement"]]),
     ]
     chip_html = "".join(f'<span class="chip">{esc(c)}</span>' for c in chips)
     return (
@@ -115,15 +127,25 @@ def build_report(
     -------
     ReportPaths
         Paths of the page and of the JSON results.
+
+    Raises
+    ------
+    StoreError
+        No store at the path, or the report folder is a file or cannot be written.
     """
     from ..record.store import StudyStore, open_store
 
     store = store_or_path if isinstance(store_or_path, StudyStore) else open_store(store_or_path)
     out = Path(out_dir) if out_dir is not None else report_dir(store.path)
-    out.mkdir(parents=True, exist_ok=True)
+    _writable_dir(out)
     results = collect_results(store)
     paths = ReportPaths(html=out / "report.html", json=out / "results.json")
-    paths.json.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    paths.html.write_text(render_html(store, results), encoding="utf-8")
+    text = json.dumps(results, indent=1, allow_nan=False) + "\n"
+    page_text = render_html(store, results)
+    try:
+        paths.json.write_text(text, encoding="utf-8")
+        paths.html.write_text(page_text, encoding="utf-8")
+    except OSError as err:
+        raise StoreError(f"report folder {out}: cannot write ({err.strerror or err})") from err
     log.info("wrote %s and %s", paths.html, paths.json)
     return paths

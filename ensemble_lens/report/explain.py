@@ -69,6 +69,17 @@ def _config_seeds(config: Any) -> list[int] | None:
     return [int(s) for s in seeds] if isinstance(seeds, list) else None
 
 
+def seed_rule(config: Any) -> str:
+    """The rule from the configured SR seeds to the seed each component was searched with.
+
+    >>> seed_rule({"distill": {"seeds": [0, 5]}})[-43:]
+    'base seed + j, for each base seed in [0, 5]'
+    """
+    seeds = _config_seeds(config)
+    where = "" if seeds is None else f", for each base seed in {seeds}"
+    return f"SR seeds (distill.seeds): component j of a layer is searched with base seed + j{where}"
+
+
 def _component_index(rec: Mapping[str, Any], position: int, configured: list[int] | None) -> int:
     """j of a record: from its ``seeds_tried`` and the configured bases when both are known
     (each tried seed is ``base + j``), else its position among its layer's records."""

@@ -110,8 +110,8 @@ def heatmap_svg(
     if cell_format is None:
         cell_format = f"{{:.{cell_decimals(values)}f}}"
     # layout in inches: [dendrogram][labels][K x K cells][colorbar]; a cell fits its text
-    chars = len(cell_format.format(-0.0)) if k <= 12 else 0
-    per_cell = max(0.42, 0.075 * chars + 0.1)
+    chars = len(cell_format.format(0.5)) if k <= 12 else 0  # 9 pt digits, ~0.065 in each
+    per_cell = max(0.42, 0.065 * chars + 0.08)
     side, lab = float(np.clip(per_cell * k, 2.4, 9.0)), _label_width(names)
     dend = 1.1 if linkage is not None and k >= 3 else 0.0
     width, height = 0.2 + dend + lab + side + 1.1, 0.6 + side + lab * 0.8
@@ -258,6 +258,19 @@ def _by_kind(ax, xs: np.ndarray, ys: np.ndarray, cons: np.ndarray) -> None:
         )
 
 
+def _finite_span(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return max(float(finite.max() - finite.min()), 1e-12) if finite.size else 1.0
+
+
+def _label_offset(xs: np.ndarray, ys: np.ndarray, i: int, near: float = 0.08) -> tuple:
+    """Label offset (points) of point ``i``: up-right, or down-left when an earlier point lies
+    within ``near`` of its axis spans, so two close points' labels do not overprint."""
+    span_x, span_y = (_finite_span(v) for v in (xs, ys))
+    close = (np.abs(xs[:i] - xs[i]) < near * span_x) & (np.abs(ys[:i] - ys[i]) < near * span_y)
+    return (-11, -11) if close.any() else (5, 4)
+
+
 def sharedness_svg(
     components: Sequence[str],
     sharedness: np.ndarray,
@@ -293,7 +306,7 @@ def sharedness_svg(
             ax2.annotate(
                 str(name),
                 (var[i], sharedness[i]),
-                xytext=(5, 4),
+                xytext=_label_offset(var, np.asarray(sharedness, dtype=float), i),
                 textcoords="offset points",
                 fontsize=9,
             )

@@ -107,6 +107,8 @@ def pareto_svg(
     Returns None when the front holds no point with a finite complexity and loss. The loss
     axis is logarithmic when every loss is positive.
     """
+    from matplotlib.ticker import MaxNLocator
+
     pareto, dominated = front_points(front)
     if not len(pareto):
         return None
@@ -158,6 +160,7 @@ def pareto_svg(
         every = np.r_[pareto[:, 1], dominated[:, 1]]
         if (every > 0).all():
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # complexity counts nodes
         ax.set_xlabel("complexity")
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)

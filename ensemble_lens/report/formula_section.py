@@ -126,8 +126,10 @@ def _lead(results: dict[str, Any]) -> str:
         if any(f.get("layer") == name for f in results["formulas"])
     ]
     truth = results["ground_truth"]
-    said = f'<p class="note">{esc(truth["statement"][0].upper() + truth["statement"][1:])}.</p>'
-    return (f"<ul>{''.join(bridges)}</ul>" if bridges else "") + said
+    text = esc(truth["statement"][0].upper() + truth["statement"][1:])
+    said = f"<p>{text}.</p>" if truth["judged"] else f'<p class="note">{text}.</p>'
+    seeds = f"<p>{esc(results['seed_rule'])}.</p>"
+    return (f"<ul>{''.join(bridges)}</ul>" if bridges else "") + said + seeds
 
 
 def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:

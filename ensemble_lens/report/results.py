@@ -22,6 +22,7 @@ Layout of the returned dict::
                          seed: {seed, base_seed, component_index, matches_config, statement},
                          front_on_pareto: [bool | None per front point]}],
      "ground_truth": {judged, truth_variables, statement},
+     "seed_rule": str,
      "notes": [str]}
 
 ``seed`` is the SR seed the formula was searched with (``base + j`` for component ``j``; see
@@ -40,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .explain import formula_bridge, formula_seeds, ground_truth, null_used, pareto_mask
+from .explain import (
+    formula_bridge,
+    formula_seeds,
+    ground_truth,
+    null_used,
+    pareto_mask,
+    seed_rule,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -378,5 +386,6 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         "formulas": formulas,
         "formula_checks": formula_checks(formulas, prov.get("config")),
         "ground_truth": ground_truth(store, formulas),
+        "seed_rule": seed_rule(prov.get("config")),
         "notes": notes,
     }

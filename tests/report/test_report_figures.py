@@ -195,3 +195,9 @@ def test_mds_axes_keep_few_ticks() -> None:
     svg = figures.embedding_svg(coords, list("abcde"), "t", "shape_distance")
     assert len(re.findall(r'<g id="xtick_\d+">', svg)) <= 6
     assert len(re.findall(r'<g id="ytick_\d+">', svg)) <= 6
+
+
+def test_labels_of_close_points_go_to_opposite_sides() -> None:
+    var, shared = np.array([0.47, 0.45, 0.09, 0.01]), np.array([0.9997, 0.9996, 0.98, 0.75])
+    offsets = [figures._label_offset(var, shared, i) for i in range(4)]
+    assert offsets == [(5, 4), (-11, -11), (5, 4), (5, 4)]

@@ -251,3 +251,13 @@ def test_untrained_null_numbers_are_shown_with_their_rule(models_only, tmp_path:
     row = json.loads(paths.json.read_text())["consensus"]["edge.1"]["table"][0]
     assert np.isclose(row["untrained_r2"], float(ds["untrained_r2"][0]))
     assert row["is_learned"] is True and row["is_consensus"] is True
+
+
+def test_a_file_where_the_report_folder_goes_is_one_clear_error(models_only) -> None:
+    from ensemble_lens.errors import StoreError
+
+    blocker = report_dir(models_only.path)
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=r"study\.report: expected a directory, found a file"):
+        build_report(models_only.path)
+    assert blocker.read_text() == "not a folder"

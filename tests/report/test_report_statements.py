@@ -80,6 +80,9 @@ def test_the_seed_as_run_and_its_rule(page: str, results: dict) -> None:
     assert [s["component_index"] for s in seeds] == [0, 1, 2]
     assert all(s["matches_config"] for s in seeds)
     assert "1 = base seed 0 + component index 1" in page
+    rule = "SR seeds (distill.seeds): component j of a layer is searched with base seed + j"
+    assert results["seed_rule"] == f"{rule}, for each base seed in [0]"
+    assert f"{rule}, for each base seed in [0]." in page
     assert "2 = base seed 0 + component index 2" in page
 
 
