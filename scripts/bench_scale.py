@@ -86,6 +86,7 @@ def k_child(k: int, args: argparse.Namespace) -> None:
                 run_study(cfg, executor=ex, stages=[stage])
                 out[stage] = time.perf_counter() - t
                 out[f"{stage}_main_mb"] = _maxrss_mb()
+                print(f"  K={k} {stage}: {out[stage]:.1f} s", file=sys.stderr, flush=True)
             workers = ex.client.run(_maxrss_mb)
             out["worker_peak_mb"] = max(workers.values())
     print(json.dumps(out))
@@ -104,7 +105,8 @@ def bench_k(ks: list[int], rate: float, args: argparse.Namespace) -> None:
     print(head)
     for k in ks:
         cmd = [sys.executable, __file__, "--k-child", str(k), *_child_flags(args)]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        # the child's per-stage progress goes to stderr, shown as it comes
+        res = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
         floor = args.probe * (2 * k) ** 2 / rate
         main = max(res[f"{s}_main_mb"] for s in STAGES)
         print(
