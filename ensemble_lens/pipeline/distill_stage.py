@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..config import stable_hash
-from .stages import StageContext
+from .stages import CountedExecutor, StageContext
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,9 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     if ctx.store.formulas_tag() == tag:
         return {"skipped": "formulas up to date"}
     records: list[dict[str, Any]] = []
-    for i, layer in enumerate(layers):
-        ctx.tick("SR layers", i, len(layers))
-        records += distill_layer(ctx, layer)
-        ctx.tick("SR layers", i + 1, len(layers))
+    counted = replace(ctx, executor=CountedExecutor(ctx, "SR components"))
+    for layer in layers:
+        records += distill_layer(counted, layer)
     ctx.store.write_formulas(records, tag)
     found = [r for r in records if r.get("expression")]
     return {"formulas": len(found), "components": len(records)}
