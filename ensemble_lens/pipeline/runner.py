@@ -198,10 +198,11 @@ def check_members(
             f"--redo {', '.join(unknown)}: not a member these stages build (members: "
             f"{', '.join(built) or 'none'})"
         )
-    for i, ing in enumerate(cfg.ensemble.ingest):
-        check_ingest_file(ing, f"ensemble.ingest.{i}")
-    if redo and not {"train", "record"} & set(wanted):
-        raise ConfigError("--redo rebuilds members: use it with run, train or record")
+    if _built_by("ingested", wanted):
+        done = _done_members(path, members)
+        for i, ing in enumerate(cfg.ensemble.ingest):
+            if ing.id not in done or ing.id in redo:
+                check_ingest_file(ing, f"ensemble.ingest.{i}")
 
 
 def _built_by(source: str, wanted: Sequence[str]) -> bool:
@@ -227,6 +228,15 @@ def check_ingest_file(ing: Any, where: str) -> None:
                 f"{where}.path: {path} is not a torch file (torch.save writes a zip archive "
                 f"or a pickle; this starts with {head!r})"
             )
+
+
+def _done_members(path: Path, members: Sequence[Any]) -> set[str]:
+    from .members import is_done
+
+    if not (path / "zarr.json").is_file():
+        return set()
+    store = open_store(path, mode="r")
+    return {m.id for m in members if is_done(store, m)}
 
 
 def _has_models(path: Path) -> bool:
