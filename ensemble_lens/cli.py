@@ -131,7 +131,7 @@ def _configure_logging(verbose: int) -> None:
     On a terminal, rich formats the lines; otherwise one plain line per record, so a log file
     reads line by line. Dask worker processes inherit the level through the environment.
     """
-    dask_level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else 10)
+    dask_level = (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
     os.environ["DASK_LOGGING__DISTRIBUTED"] = logging.getLevelName(dask_level).lower()
     handler: logging.Handler
     if sys.stderr.isatty():

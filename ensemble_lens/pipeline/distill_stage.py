@@ -11,6 +11,7 @@ re-exported below keep their old import path.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..distill.study import DistillSettings, Extrapolation, distill_consensus
 from ..distill.study import backend_options as _backend_options
 from ..distill.study import distill_subspace as _distill_subspace
 from ..distill.study import strict_recovery as _strict_recovery
-from .stages import StageContext
+from .stages import CountedExecutor, StageContext
 
 __all__ = [
     "MIN_GENERATOR_R2",
@@ -66,10 +67,9 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
         ctx.store.write_formulas(records, tag)
         return {"skipped": reason}
     records: list[dict[str, Any]] = []
-    for i, layer in enumerate(layers):
-        ctx.tick("SR layers", i, len(layers))
-        records += distill_layer(ctx, layer)
-        ctx.tick("SR layers", i + 1, len(layers))
+    counted = replace(ctx, executor=CountedExecutor(ctx, "SR components"))
+    for layer in layers:
+        records += distill_layer(counted, layer)
     ctx.store.write_formulas(records, tag)
     found = [r for r in records if r.get("is_result")]
     return {"formulas": len(found), "components": len(records)}

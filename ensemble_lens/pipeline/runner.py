@@ -226,13 +226,13 @@ def check_members(
             f"--redo {', '.join(unknown)}: not a member these stages build (members: "
             f"{', '.join(built) or 'none'})"
         )
-    for m in members:
-        pattern = m.ingest.get("pattern") if m.source == "ingested" else None
-        if pattern and glob.has_magic(pattern):
-            where = f"member {m.id!r} (pattern {pattern!r})"
-            check_ingest_file(m.ingest["path"], m.ingest["kind"], where)
-    if redo and not {"train", "record"} & set(wanted):
-        raise ConfigError("--redo rebuilds members: use it with run, train or record")
+    if _built_by("ingested", wanted):
+        done = _done_members(path, members)
+        for m in members:
+            pattern = m.ingest.get("pattern") if m.source == "ingested" else None
+            if pattern and glob.has_magic(pattern) and (m.id not in done or m.id in redo):
+                where = f"member {m.id!r} (pattern {pattern!r})"
+                check_ingest_file(m.ingest["path"], m.ingest["kind"], where)
 
 
 def _built_by(source: str, wanted: Sequence[str]) -> bool:
@@ -258,6 +258,15 @@ def check_ingest_file(file: str | None, kind: str, where: str) -> None:
                 f"{where}: {path} is not a torch file (torch.save writes a zip archive "
                 f"or a pickle; this starts with {head!r})"
             )
+
+
+def _done_members(path: Path, members: Sequence[Any]) -> set[str]:
+    from .members import is_done
+
+    if not (path / "zarr.json").is_file():
+        return set()
+    store = open_store(path, mode="r")
+    return {m.id for m in members if is_done(store, m)}
 
 
 def _has_models(path: Path) -> bool:

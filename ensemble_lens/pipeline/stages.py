@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,32 @@ class StageContext:
     def tick(self, label: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(label, done, total)
+
+
+class CountedExecutor:
+    """An executor that reports ``label``: tasks done of tasks submitted, as they finish."""
+
+    def __init__(self, ctx: StageContext, label: str) -> None:
+        self._ctx, self._label = ctx, label
+        self.executor = ctx.executor
+        self.submitted = self.done = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # n_workers, client, ... of the wrapped one
+        return getattr(self.executor, name)
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.submitted += 1
+        future = self.executor.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Any) -> None:
+        with self._lock:
+            self.done += 1
+            done, total = self.done, self.submitted
+        self._ctx.tick(self._label, done, total)
 
 
 # ------------------------------------------------------------------------------------ probe

@@ -616,10 +616,17 @@ class StudyStore:
             have = ", ".join(self.result_layers(kind)) or "none"
             raise StoreError(f"store {self.path} has no {kind} result for layer {layer!r} ({have})")
         xr = _xr()
-        ds = xr.open_dataset(
-            str(self.path), group=f"{kind}/{layer}", engine="zarr", consolidated=False, chunks=None
-        )
-        return _decode_strings(ds.load())
+        from .verify import damage_named_in  # verify builds on this module
+
+        with damage_named_in(self, f"{kind}/{layer}"):
+            ds = xr.open_dataset(
+                str(self.path),
+                group=f"{kind}/{layer}",
+                engine="zarr",
+                consolidated=False,
+                chunks=None,
+            )
+            return _decode_strings(ds.load())
 
     def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
         """Store the distilled formulas (JSON-serialisable dicts) atomically."""

@@ -9,9 +9,10 @@ grid with the files on disk; this is exact for arrays the store always writes in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ class Damage:
     array: str  # path of the array inside the store, e.g. "models/s1/acts/latent/activations"
     chunk: tuple[int, ...]
     rows: tuple[int, int]  # first and last+1 index along the first dimension
-    problem: str  # "missing" or "unreadable: <decoder error>"
+    problem: str  # "missing" or "unreadable (<decoder error>)"
+    metadata: bool = False  # the array's zarr.json itself is damaged
 
     @property
     def model(self) -> str | None:
@@ -48,6 +50,8 @@ class Damage:
     def line(self, store_path: str | os.PathLike[str]) -> str:
         """One line naming model, layer and chunk, and the command that repairs it."""
         where = f"chunk {self.chunk} (rows {self.rows[0]}-{self.rows[1] - 1})"
+        if self.metadata:
+            where = "its metadata (zarr.json)"
         if self.model is not None:
             what = f"model {self.model!r}" + (
                 f" layer {self.layer!r}" if self.layer else f" {self.array.split('/', 2)[2]}"
@@ -72,7 +76,8 @@ def array_paths(store_path: str | os.PathLike[str], under: str = "") -> list[str
         if rel.parts and rel.parts[0] in _SKIP:
             dirnames[:] = []
             continue
-        if "zarr.json" in filenames and _node_type(Path(dirpath)) == "array":
+        kind = _node_type(Path(dirpath)) if "zarr.json" in filenames else "none"
+        if kind in ("array", None):  # None: unreadable metadata, reported by check_array
             out.append(rel.as_posix())
             dirnames[:] = []  # chunk folders below
     return sorted(out)
@@ -81,8 +86,8 @@ def array_paths(store_path: str | os.PathLike[str], under: str = "") -> list[str
 def _node_type(directory: Path) -> str | None:
     try:
         with open(directory / "zarr.json") as fh:
-            return json.load(fh).get("node_type")
-    except (OSError, ValueError):
+            return str(json.load(fh).get("node_type"))
+    except (OSError, ValueError, AttributeError):
         return None
 
 
@@ -94,7 +99,11 @@ def check_array(store_path: str, array: str, *, read: bool = True) -> list[Damag
     import zarr
 
     root = Path(store_path)
-    z = zarr.open_array(str(root / array), mode="r")
+    try:
+        z = zarr.open_array(str(root / array), mode="r")
+    except Exception as err:  # truncated or overwritten zarr.json
+        problem = f"unreadable ({type(err).__name__}: {err})".replace("\n", " ")
+        return [Damage(array, (), (0, 0), problem, metadata=True)]
     full = array.startswith("models/") or _all_chunks_written(root)
     rows_per = z.chunks[0] if z.ndim else 1
     out = []
@@ -164,3 +173,20 @@ def check_layers(
 def damage_message(store: StudyStore, damage: Sequence[Damage]) -> str:
     more = f" (and {len(damage) - 1} more; `ensemble-lens inspect --verify {store.path}` lists all)"
     return f"store {store.path}: " + damage[0].line(store.path) + (more if len(damage) > 1 else "")
+
+
+@contextlib.contextmanager
+def damage_named_in(store: Any, group: str) -> Iterator[None]:
+    """Reading ``group`` (e.g. ``"consensus/latent"``): refuse missing chunks first, and turn a
+    decoder error into :class:`StoreDamagedError` naming the array and chunk."""
+    path = str(store.path)
+    missing = [d for a in array_paths(path, group) for d in check_array(path, a, read=False)]
+    if missing:
+        raise StoreDamagedError(damage_message(store, missing))
+    try:
+        yield
+    except Exception as err:
+        damage = [d for a in array_paths(path, group) for d in check_array(path, a)]
+        if damage:
+            raise StoreDamagedError(damage_message(store, damage)) from err
+        raise

@@ -4,10 +4,12 @@ them, and repaired by --redo without touching the rest."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fault_tasks import fault_config
 
 from ensemble_lens import open_store, run_study
 from ensemble_lens.cli import main
+from ensemble_lens.errors import StoreDamagedError
 from ensemble_lens.record.verify import verify_store
 
 CHUNK = "models/{}/acts/latent/activations/c/0/0"
@@ -78,3 +80,27 @@ def test_verify_through_an_executor_and_results(tmp_path):
     assert line.startswith("result 'similarity/latent/linear_cka': chunk (0, 0)")
     group = store_path / "similarity" / "latent"
     assert line.endswith(f"delete {group} and run the same command again to recompute it")
+    with pytest.raises(StoreDamagedError, match=r"result 'similarity/latent/linear_cka': chunk"):
+        open_store(store_path).read_result("similarity", "latent")
+
+
+def test_a_stage_reading_a_damaged_result_names_it(tmp_path, write_config, capsys):
+    store_path = tmp_path / "s.zarr"
+    cfg = fault_config(store_path)
+    run_study(cfg, stages=["probe", "train", "compare", "consensus"])
+    group = store_path / "consensus" / "latent"
+    chunk = next(p for p in (group / "components" / "c").rglob("*") if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    assert main(["distill", str(write_config(cfg))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: store {store_path}: result 'consensus/latent/components': chunk")
+    assert "is unreadable" in err
+    assert err.endswith(f"delete {group} and run the same command again to recompute it")
+    meta = store_path / "models" / "s1" / "acts" / "latent" / "activations" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    lines = [d.line(store_path) for d in verify_store(store_path)]
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(
+        "model 's1' layer 'latent': its metadata (zarr.json) is unreadable ("
+    )
+    assert lines[1].endswith("rerun with --redo s1")

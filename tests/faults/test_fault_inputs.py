@@ -107,3 +107,19 @@ def test_debug_shows_the_traceback(tmp_path, write_config, capsys):
     assert err.strip().splitlines()[-1].startswith("error: ")
     assert main(["--debug", "run", str(path)]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_ingest_file_checked_only_while_the_member_is_to_be_built(tmp_path, write_config, capsys):
+    import numpy as np
+
+    acts = tmp_path / "acts.npz"
+    np.savez(acts, hidden=np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32))
+    member = {"id": "npz", "kind": "activations", "path": str(acts), "sample_ids": "probe_order"}
+    cfg = fault_config(tmp_path / "s.zarr", ensemble={"seeds": [], "ingest": [member]})
+    path = write_config(cfg)
+    assert main(["record", str(path)]) == 0
+    acts.unlink()  # recorded already: the source may go
+    assert main(["record", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["record", str(path), "--redo", "npz"]) == 2
+    assert _err_line(capsys) == f"error: ensemble.ingest.0.path: no such file or directory: {acts}"

@@ -32,3 +32,28 @@ def test_line_progress_is_throttled(capsys):
     epochs = [line.split(" progress ")[1] for line in lines if "epochs s0" in line]
     assert epochs == [f"epochs s0: {n}/100" for n in (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)]
     assert lines[-1].endswith("progress members: 1/2")
+
+
+def test_progress_events_of_a_serial_run(tmp_path):
+    from ensemble_lens import run_study
+
+    events = []
+    cfg = fault_config(tmp_path / "s.zarr", ensemble={"train": {"epochs": 2}})
+    stages = ["probe", "train", "compare", "consensus", "distill"]
+    run_study(cfg, stages=stages, progress=lambda *e: events.append(e))
+    assert ("epochs s0", 2, 2) in events and ("epochs s1", 1, 2) in events
+    assert events.index(("members", 0, 2)) < events.index(("epochs s0", 1, 2))
+    assert ("pairs latent", 2, 2) in events  # one pair, two metrics
+    assert ("members", 2, 2) in events
+    sr = [e for e in events if e[0] == "SR components"]
+    assert sr and sr[-1][1] == sr[-1][2] >= 1
+
+
+def test_verbose_and_debug_before_or_after_the_command():
+    from ensemble_lens.cli import _parser
+
+    assert _parser().parse_args(["run", "c.yaml"]).verbose == 0
+    assert _parser().parse_args(["-v", "run", "c.yaml"]).verbose == 1
+    args = _parser().parse_args(["run", "c.yaml", "-vv", "--debug"])
+    assert args.verbose == 2 and args.debug
+    assert _parser().parse_args(["--debug", "inspect", "s.zarr"]).debug
