@@ -33,6 +33,41 @@ def build_fn(f: Callable[..., float], **fixed: Any) -> Callable[[dict[str, Any],
     return lambda o, _out: Built(f, {**fixed, **o})
 
 
+def build_shared(
+    f: Callable[..., float],
+    prepare: Callable[..., Any],
+    combine: Callable[..., float],
+    shares: str,
+    **fixed: Any,
+) -> Callable[[dict[str, Any], str], Built]:
+    """A function of two inputs whose value is ``combine(prepare(x), prepare(y), **fixed)``."""
+    return lambda o, _out: Built(
+        f, {**fixed, **o}, prepare=prepare, combine=partial(combine, **fixed), shares=shares
+    )
+
+
+def build_gulp(o: dict[str, Any], _out: str) -> Built:
+    lam, squared = o.get("lam", 0.0), not o.get("root")
+    return Built(
+        geo.gulp,
+        {"lam": lam, "squared": squared},
+        prepare=partial(geo.gulp_state, lam=lam),
+        combine=partial(geo.gulp_combine, squared=squared),
+        shares="features",
+    )
+
+
+def build_ensd(o: dict[str, Any], out: str) -> Built:
+    distance = out != "score"
+    return Built(
+        geo.ensd,
+        {"distance": distance},
+        prepare=geo.ensd_state,
+        combine=partial(geo.ensd_combine, distance=distance),
+        shares="features",
+    )
+
+
 def build_cka(o: dict[str, Any], _out: str) -> Built:
     lin_gretton = o["kernel"] == "linear" and o["hsic"] == "gretton"
     kw = {k: o[k] for k in ("kernel", "hsic", "sigma", "frac") if k in o}
@@ -64,9 +99,12 @@ def _mean_sq_cca(X: Any, Y: Any) -> float:
 def build_rsa(o: dict[str, Any], _out: str) -> Built:
     kind, cmp_ = o["rdm"], o["compare"]
     state = None if kind == "crossnobis" else partial(_rsa_state, kind=kind, compare=cmp_)
+    # Bures of a second-moment matrix that need not be PSD follows rsatoolbox: asymmetric
+    bures_asym = cmp_.startswith("bures") and kind in ("poisson", "crossnobis")
     return Built(
         rsa,
         {"rdm": kind, "compare": cmp_},
+        symmetric=not bures_asym,
         prepare=state,
         combine=partial(rdm_combine, compare=cmp_),
         shares="rdm",
@@ -129,10 +167,6 @@ def build_procrustes(o: dict[str, Any], out: str) -> Built:
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
-def build_ensd(o: dict[str, Any], out: str) -> Built:
-    return Built(geo.ensd, {"distance": out != "score"})
-
-
 def build_pwcca(o: dict[str, Any], _out: str) -> Built:
     google = o.get("variant") == "google"
     return Built(
@@ -158,6 +192,7 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
     return Built(
         cknna,
         {"k": o["k"]},
+        symmetric=False,
         prepare=partial(cknna_state, k=o["k"]),
         combine=cknna_combine,
         shares="neighbours",

@@ -212,7 +212,8 @@ def cknna(X: Any, Y: Any, k: int = 10) -> float:
     neighbours of i (by the kernel) in both X and Y; the self terms use each kernel's own
     neighbour mask. As in the authors' code the kernels are raw inner products (their
     features are L2-normalised beforehand; normalise rows first to reproduce that), and no
-    1e-6 is added to the denominator. Symmetric; invariant to orthogonal maps and isotropic
+    1e-6 is added to the denominator. Not exactly symmetric (the neighbour masks are not, so
+    ``1^T K L 1`` differs from ``1^T L K 1``); invariant to orthogonal maps and isotropic
     scaling. Time and memory O(n^2 (d1 + d2)).
     """
     x, y = prepare_pair(X, Y, min_samples=4)
