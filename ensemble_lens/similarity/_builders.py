@@ -8,7 +8,7 @@ from typing import Any
 
 from . import geometry as geo
 from ._names import Built
-from .cca import mean_cca, pwcca
+from .cca import mean_cca, pwcca, svcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
 from .knn import (
     cknna,
@@ -197,3 +197,7 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
         combine=cknna_combine,
         shares="neighbours",
     )
+
+
+def build_svcca(o: dict[str, Any], _out: str) -> Built:
+    return Built(svcca, o, moment="svcca", shares="moments")

@@ -22,9 +22,9 @@ from ._builders import (
     build_rsa,
     build_shape,
     build_shared,
+    build_svcca,
 )
 from ._names import ANGULAR, Built, Family, Output, Param
-from .cca import svcca
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
 from .rsa import COMPARATORS, RDMS
 
@@ -102,7 +102,7 @@ def _families() -> list[Family]:
             "CCA on the top principal components (var = kept variance, dim = count)",
             "cca",
             ORTHO,
-            build_fn(svcca),
+            build_svcca,
             (Param("var", "keep_variance", "float", 0.99), Param("dim", "n_components", "int")),
             ANGULAR,
             listed=(

@@ -184,3 +184,19 @@ def test_pairwise_equals_single_pairs_for_every_listed_name():
                     else:
                         want = m(nets[a], nets[b])
                         assert da.values[i, j] == pytest.approx(want, abs=1e-10), name
+
+
+def test_moments_input_serves_every_moments_name():
+    from ensemble_lens.similarity import compute_moments
+
+    nets = _nets(6, n=80)
+    mom = compute_moments(nets)
+    for name, _ in measure_names():
+        m = measure(name)
+        if m.moment is None:
+            continue
+        got = pairwise(mom, name)
+        assert got.attrs["method"] == "moments", name
+        np.testing.assert_allclose(got.values, pairwise(nets, name).values, atol=1e-12)
+    with pytest.raises(ShapeError, match="needs the activations"):
+        pairwise(mom, "rsa-rdm=correlation-compare=spearman")
