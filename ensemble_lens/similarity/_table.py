@@ -74,7 +74,7 @@ def _families() -> list[Family]:
             "cka",
             "centered kernel alignment; kernel linear/rbf/laplace, HSIC gretton/lange/song",
             "kernel",
-            ORTHO,
+            ("orthogonal", "translation", "isotropic-scaling (linear, or sigma from the median)"),
             build_cka,
             (
                 Param("kernel", "kernel", "str", "linear", ("linear", "rbf", "laplace"), True),
