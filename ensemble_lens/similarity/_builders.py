@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from . import geometry as geo
+from ._input import safe_scale
 from ._names import Built
 from .cca import mean_cca, pwcca, svcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
@@ -115,7 +116,13 @@ def build_rsa(o: dict[str, Any], _out: str) -> Built:
 
 
 def _rsa_state(x: Any, kind: str, compare: str) -> Any:
+    if compare not in DISTANCE_COMPARATORS and kind != "poisson":
+        x = safe_scale(x)  # as rsa(): scale-free comparators see rescaled extreme values
     return rdm_state(rdm(x, kind), compare)
+
+
+def _knn_state(x: Any, k: int, metric: str) -> Any:
+    return knn_indices(safe_scale(x), k, metric)
 
 
 def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], str], Built]:
@@ -125,7 +132,7 @@ def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], st
             f,
             {"k": k, "metric": metric},
             symmetric=how != "cycle",
-            prepare=partial(knn_indices, k=k, metric=metric),
+            prepare=partial(_knn_state, k=k, metric=metric),
             combine=partial(knn_combine, kind=how),
             shares="neighbours",
         )

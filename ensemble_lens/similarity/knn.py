@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError
-from ._input import prepare_pair
+from ._input import prepare_pair, safe_scale
 
 __all__ = ["cknna", "cycle_knn", "jaccard_knn", "mutual_knn", "rank_knn", "second_order_cosine"]
 
@@ -187,6 +187,7 @@ def _hsic_u(k: np.ndarray, ell: np.ndarray) -> float:
 
 def cknna_state(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-network work of CKNNA: the inner-product kernel, its k-NN mask, its self-HSIC."""
+    x = safe_scale(x)
     gram = x @ x.T
     mask = np.zeros(gram.shape, dtype=bool)
     mask[np.arange(x.shape[0])[:, None], knn_indices(x, k, "dot")] = True
