@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
-#: measure -> (library name, n, d)
+#: measure -> (library name, n, d); ``--full`` uses n=5000, d=256 for shape and cca (issue 13)
 MEASURES: dict[str, tuple[str, int, int]] = {
     "rsa": ("rsa-rdm=correlation-compare=spearman", 500, 64),
     "cka": ("cka-kernel=(rbf-sigma=8.0)-hsic=gretton-score", 500, 64),
-    "shape": ("procrustes-distance=angular", 5000, 256),
-    "cca": ("cca-score", 5000, 256),
+    "shape": ("procrustes-distance=angular", 2000, 128),
+    "cca": ("cca-score", 2000, 128),
     "predictivity": ("ridge-lambda=1-pearsonr-cv=5folds", 1000, 32),
 }
+FULL = {"shape": (5000, 256), "cca": (5000, 256)}
 
 
 def make_data(k: int, n: int, d: int, seed: int = 0) -> list[np.ndarray]:
@@ -144,7 +145,14 @@ IMPORTS = {
 }
 
 
-def run_side(side: str, measure: str, k: int, threads: int) -> dict[str, Any]:
+def sizes(measure: str, full: bool) -> tuple[int, int]:
+    """(n, d) of a measure's data."""
+    if full and measure in FULL:
+        return FULL[measure]
+    return MEASURES[measure][1], MEASURES[measure][2]
+
+
+def run_side(side: str, measure: str, k: int, threads: int, full: bool = False) -> dict[str, Any]:
     """In this process: import, load data, then time one side; peak RSS above that state."""
     import importlib
 
@@ -152,7 +160,7 @@ def run_side(side: str, measure: str, k: int, threads: int) -> dict[str, Any]:
 
     for mod in IMPORTS[side]:
         importlib.import_module(mod)
-    _, n, d = MEASURES[measure]
+    n, d = sizes(measure, full)
     with threadpool_limits(limits=threads):
         SIDES[side](measure, make_data(3, 60, 8, seed=1))  # warm-up: lazy imports, caches
     nets = make_data(k, n, d)
@@ -165,12 +173,15 @@ def run_side(side: str, measure: str, k: int, threads: int) -> dict[str, Any]:
     return {"seconds": secs, "peak_mb": _rss_mb() - base, "sample": float(vals[0, 1])}
 
 
-def _child(side: str, measure: str, k: int, threads: int, netrep_src: str | None) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", side, "--only", measure, "--k", str(k),
-           "--threads", str(threads)]  # fmt: skip
-    if netrep_src:
-        cmd += ["--netrep-src", netrep_src]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", side, "--only", measure, "--k", str(args.k),
+           "--threads", str(args.threads)] + (["--full"] if args.full else [])  # fmt: skip
+    if args.netrep_src:
+        cmd += ["--netrep-src", args.netrep_src]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.side_timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {args.side_timeout} s"}
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -189,22 +200,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads of every side")
     ap.add_argument("--netrep-src", help="root of a netrep checkout (it is not on PyPI)")
     ap.add_argument("--no-loop", action="store_true", help="skip the pair-by-pair comparison")
+    ap.add_argument("--full", action="store_true", help="shape and cca at n=5000, d=256")
+    ap.add_argument("--side-timeout", type=int, default=600, help="seconds per side")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.netrep_src:
         sys.path.insert(0, args.netrep_src)
     if args.child:
-        print(json.dumps(run_side(args.child, args.only, args.k, args.threads)))
+        print(json.dumps(run_side(args.child, args.only, args.k, args.threads, args.full)))
         return
     print(f"K={args.k}, {args.threads} BLAS thread(s); time and peak RSS above the loaded data")
     for measure in args.only.split(","):
-        name, n, d = MEASURES[measure]
+        name = MEASURES[measure][0]
+        n, d = sizes(measure, args.full)
         print(f"\n{measure}: {name}  (n={n}, d={d})")
-        mine = _child("ours", measure, args.k, args.threads, args.netrep_src)
+        mine = _child("ours", measure, args)
         print(f"  {'ensemble_lens':<22}{_fmt(mine)}")
         sides = PEERS[measure] + ([] if args.no_loop else ["ours_loop"])
         for side in sides:
-            r = _child(side, measure, args.k, args.threads, args.netrep_src)
+            r = _child(side, measure, args)
             ratio = (
                 f"  x{r['seconds'] / mine['seconds']:.1f} time"
                 if "error" not in r and "error" not in mine

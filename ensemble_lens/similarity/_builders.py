@@ -7,8 +7,9 @@ from functools import partial
 from typing import Any
 
 from . import geometry as geo
+from ._input import safe_scale
 from ._names import Built
-from .cca import mean_cca, pwcca
+from .cca import mean_cca, pwcca, svcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
 from .knn import (
     cknna,
@@ -31,6 +32,41 @@ from .rsa import (
 
 def build_fn(f: Callable[..., float], **fixed: Any) -> Callable[[dict[str, Any], str], Built]:
     return lambda o, _out: Built(f, {**fixed, **o})
+
+
+def build_shared(
+    f: Callable[..., float],
+    prepare: Callable[..., Any],
+    combine: Callable[..., float],
+    shares: str,
+    **fixed: Any,
+) -> Callable[[dict[str, Any], str], Built]:
+    """A function of two inputs whose value is ``combine(prepare(x), prepare(y), **fixed)``."""
+    return lambda o, _out: Built(
+        f, {**fixed, **o}, prepare=prepare, combine=partial(combine, **fixed), shares=shares
+    )
+
+
+def build_gulp(o: dict[str, Any], _out: str) -> Built:
+    lam, squared = o.get("lam", 0.0), not o.get("root")
+    return Built(
+        geo.gulp,
+        {"lam": lam, "squared": squared},
+        prepare=partial(geo.gulp_state, lam=lam),
+        combine=partial(geo.gulp_combine, squared=squared),
+        shares="features",
+    )
+
+
+def build_ensd(o: dict[str, Any], out: str) -> Built:
+    distance = out != "score"
+    return Built(
+        geo.ensd,
+        {"distance": distance},
+        prepare=geo.ensd_state,
+        combine=partial(geo.ensd_combine, distance=distance),
+        shares="features",
+    )
 
 
 def build_cka(o: dict[str, Any], _out: str) -> Built:
@@ -64,9 +100,12 @@ def _mean_sq_cca(X: Any, Y: Any) -> float:
 def build_rsa(o: dict[str, Any], _out: str) -> Built:
     kind, cmp_ = o["rdm"], o["compare"]
     state = None if kind == "crossnobis" else partial(_rsa_state, kind=kind, compare=cmp_)
+    # Bures of a second-moment matrix that need not be PSD follows rsatoolbox: asymmetric
+    bures_asym = cmp_.startswith("bures") and kind in ("poisson", "crossnobis")
     return Built(
         rsa,
         {"rdm": kind, "compare": cmp_},
+        symmetric=not bures_asym,
         prepare=state,
         combine=partial(rdm_combine, compare=cmp_),
         shares="rdm",
@@ -77,7 +116,13 @@ def build_rsa(o: dict[str, Any], _out: str) -> Built:
 
 
 def _rsa_state(x: Any, kind: str, compare: str) -> Any:
+    if compare not in DISTANCE_COMPARATORS and kind != "poisson":
+        x = safe_scale(x)  # as rsa(): scale-free comparators see rescaled extreme values
     return rdm_state(rdm(x, kind), compare)
+
+
+def _knn_state(x: Any, k: int, metric: str) -> Any:
+    return knn_indices(safe_scale(x), k, metric)
 
 
 def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], str], Built]:
@@ -87,7 +132,7 @@ def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], st
             f,
             {"k": k, "metric": metric},
             symmetric=how != "cycle",
-            prepare=partial(knn_indices, k=k, metric=metric),
+            prepare=partial(_knn_state, k=k, metric=metric),
             combine=partial(knn_combine, kind=how),
             shares="neighbours",
         )
@@ -129,10 +174,6 @@ def build_procrustes(o: dict[str, Any], out: str) -> Built:
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
-def build_ensd(o: dict[str, Any], out: str) -> Built:
-    return Built(geo.ensd, {"distance": out != "score"})
-
-
 def build_pwcca(o: dict[str, Any], _out: str) -> Built:
     google = o.get("variant") == "google"
     return Built(
@@ -158,7 +199,12 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
     return Built(
         cknna,
         {"k": o["k"]},
+        symmetric=False,
         prepare=partial(cknna_state, k=o["k"]),
         combine=cknna_combine,
         shares="neighbours",
     )
+
+
+def build_svcca(o: dict[str, Any], _out: str) -> Built:
+    return Built(svcca, o, moment="svcca", shares="moments")

@@ -3,6 +3,10 @@ options, symmetry, kind, invariances, per-network work and standardized names.""
 
 from __future__ import annotations
 
+from functools import partial
+
+from scipy.spatial.distance import pdist
+
 from . import geometry as geo
 from ._builders import (
     build_cca,
@@ -10,15 +14,17 @@ from ._builders import (
     build_cknna,
     build_ensd,
     build_fn,
+    build_gulp,
     build_knn,
     build_procrustes,
     build_pwcca,
     build_regression,
     build_rsa,
     build_shape,
+    build_shared,
+    build_svcca,
 )
 from ._names import ANGULAR, Built, Family, Output, Param
-from .cca import svcca
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
 from .rsa import COMPARATORS, RDMS
 
@@ -68,7 +74,7 @@ def _families() -> list[Family]:
             "cka",
             "centered kernel alignment; kernel linear/rbf/laplace, HSIC gretton/lange/song",
             "kernel",
-            ORTHO,
+            ("orthogonal", "translation", "isotropic-scaling (linear, or sigma from the median)"),
             build_cka,
             (
                 Param("kernel", "kernel", "str", "linear", ("linear", "rbf", "laplace"), True),
@@ -96,7 +102,7 @@ def _families() -> list[Family]:
             "CCA on the top principal components (var = kept variance, dim = count)",
             "cca",
             ORTHO,
-            build_fn(svcca),
+            build_svcca,
             (Param("var", "keep_variance", "float", 0.99), Param("dim", "n_components", "int")),
             ANGULAR,
             listed=(
@@ -259,7 +265,9 @@ def _families() -> list[Family]:
             "norm of the difference of the Euclidean distance matrices",
             "rsa",
             ("orthogonal", "translation"),
-            build_fn(geo.rsm_norm_difference),
+            build_shared(
+                geo.rsm_norm_difference, partial(pdist, metric="euclidean"), geo.diff_norm, "rdm"
+            ),
             outputs={"score": Output("distance")},
             listed=("rsm_norm_difference",),
             paper="ReSi",
@@ -269,7 +277,7 @@ def _families() -> list[Family]:
             "distance correlation of the two representations",
             "rsa",
             ORTHO,
-            build_fn(geo.distance_correlation),
+            build_shared(geo.distance_correlation, geo.dcor_state, geo.dcor_combine, "rdm"),
             listed=("distance_correlation",),
             paper="Szekely et al. 2007",
         ),
@@ -341,7 +349,9 @@ def _families() -> list[Family]:
             "mean correlation of the optimal one-to-one unit matching",
             "matching",
             ("permutation", "per-unit-affine"),
-            build_fn(geo.correlation_match, kind="hard"),
+            build_shared(
+                geo.correlation_match, geo.unit_state, geo.match_combine, "features", kind="hard"
+            ),
             listed=("hard_correlation_match",),
             paper="Li et al. 2015",
         ),
@@ -350,7 +360,9 @@ def _families() -> list[Family]:
             "mean best correlation of each unit (both directions)",
             "matching",
             ("permutation", "per-unit-affine"),
-            build_fn(geo.correlation_match, kind="soft"),
+            build_shared(
+                geo.correlation_match, geo.unit_state, geo.match_combine, "features", kind="soft"
+            ),
             listed=("soft_correlation_match",),
             paper="Li et al. 2015",
         ),
@@ -405,7 +417,7 @@ def _families() -> list[Family]:
             "overlap of the column spaces",
             "spectral",
             ("invertible-linear",),
-            build_fn(geo.eigenspace_overlap),
+            build_shared(geo.eigenspace_overlap, geo.basis_state, geo.overlap_combine, "factor"),
             listed=("eigenspace_overlap_score",),
             paper="May et al. 2019",
         ),
@@ -414,7 +426,7 @@ def _families() -> list[Family]:
             "distance between best linear predictors (ReSi value: squared)",
             "spectral",
             ORTHO,
-            lambda o, _: Built(geo.gulp, {"lam": o.get("lam", 0.0), "squared": not o.get("root")}),
+            build_gulp,
             (Param("lambda", "lam", "float"),),
             outputs={"score": Output("distance")},
             flags={"root": {"root": True}},
@@ -438,7 +450,12 @@ def _families() -> list[Family]:
             "difference of the norms of the mean samples",
             "statistic",
             ("orthogonal",),
-            build_fn(geo.magnitude_difference),
+            build_shared(
+                geo.magnitude_difference,
+                partial(geo.stat_state, kind="magnitude"),
+                geo.abs_diff,
+                "statistic",
+            ),
             outputs={"score": Output("distance")},
             listed=("magnitude_difference",),
             paper="Wang et al. 2020",
@@ -448,7 +465,12 @@ def _families() -> list[Family]:
             "difference of mean cosines to the mean sample",
             "statistic",
             ("orthogonal", "isotropic-scaling"),
-            build_fn(geo.concentricity_difference),
+            build_shared(
+                geo.concentricity_difference,
+                partial(geo.stat_state, kind="concentricity"),
+                geo.abs_diff,
+                "statistic",
+            ),
             outputs={"score": Output("distance")},
             listed=("concentricity_difference",),
             paper="Wang et al. 2020",
@@ -458,7 +480,12 @@ def _families() -> list[Family]:
             "difference of the uniformity log mean exp(-t d^2)",
             "statistic",
             ("orthogonal", "translation"),
-            build_fn(geo.uniformity_difference),
+            build_shared(
+                geo.uniformity_difference,
+                partial(geo.stat_state, kind="uniformity"),
+                geo.abs_diff,
+                "statistic",
+            ),
             outputs={"score": Output("distance")},
             listed=("uniformity_difference",),
             paper="Wang & Isola 2020",

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from ..errors import ShapeError
-from ._input import center, prepare_pair
-from .matching import _assign, unit_correlations
+from ._input import center, prepare_pair, safe_scale
+from .matching import _assign
 
 __all__ = [
     "aligned_cosine",
@@ -120,13 +120,32 @@ def rsm_norm_difference(X: Any, Y: Any, metric: str = "euclidean") -> float:
     """``|D_X - D_Y|`` over all sample pairs of the two distance matrices (ReSi: Euclidean
     distances, each unordered pair counted once). A pseudo-metric; not scale-invariant."""
     x, y = prepare_pair(X, Y, rescale=False)
-    return float(np.linalg.norm(pdist(x, metric) - pdist(y, metric)))
+    return diff_norm(pdist(x, metric), pdist(y, metric))
+
+
+def diff_norm(a: np.ndarray, b: np.ndarray) -> float:
+    """``|a - b|`` of two per-network vectors."""
+    return float(np.linalg.norm(a - b))
+
+
+def stat_state(x: np.ndarray, kind: str, t: float = 2.0) -> float:
+    """One network's summary statistic: ``magnitude``, ``concentricity`` or ``uniformity``."""
+    if kind == "magnitude":
+        return float(np.linalg.norm(x.mean(axis=0)))
+    if kind == "concentricity":
+        return _concentricity(safe_scale(x))
+    return _uniformity(x, t)
+
+
+def abs_diff(a: float, b: float) -> float:
+    """``|a - b|`` of two statistics."""
+    return abs(a - b)
 
 
 def magnitude_difference(X: Any, Y: Any) -> float:
     """``| |mean_i x_i| - |mean_i y_i| |`` (ReSi; Wang et al. 2020 magnitude)."""
     x, y = prepare_pair(X, Y, rescale=False)
-    return abs(float(np.linalg.norm(x.mean(axis=0)) - np.linalg.norm(y.mean(axis=0))))
+    return abs_diff(stat_state(x, "magnitude"), stat_state(y, "magnitude"))
 
 
 def _concentricity(x: np.ndarray) -> float:
@@ -138,7 +157,7 @@ def _concentricity(x: np.ndarray) -> float:
 def concentricity_difference(X: Any, Y: Any) -> float:
     """Difference of the mean cosine of samples to their mean (ReSi; Wang et al. 2020)."""
     x, y = prepare_pair(X, Y)
-    return abs(_concentricity(x) - _concentricity(y))
+    return abs_diff(stat_state(x, "concentricity"), stat_state(y, "concentricity"))
 
 
 def _uniformity(x: np.ndarray, t: float) -> float:
@@ -151,7 +170,7 @@ def _uniformity(x: np.ndarray, t: float) -> float:
 def uniformity_difference(X: Any, Y: Any, t: float = 2.0) -> float:
     """``|U(X) - U(Y)|`` with ``U = log mean_{i,j} exp(-t |x_i - x_j|^2)`` (Wang & Isola 2020)."""
     x, y = prepare_pair(X, Y, rescale=False)
-    return abs(_uniformity(x, t) - _uniformity(y, t))
+    return abs_diff(stat_state(x, "uniformity", t), stat_state(y, "uniformity", t))
 
 
 def eigenspace_overlap(X: Any, Y: Any) -> float:
@@ -159,12 +178,18 @@ def eigenspace_overlap(X: Any, Y: Any) -> float:
     ``U`` orthonormal bases of the (uncentred) column spaces. In [0, 1]; invariant to
     invertible linear maps."""
     x, y = prepare_pair(X, Y)
+    return overlap_combine(basis_state(x), basis_state(y))
 
-    def basis(a: np.ndarray) -> np.ndarray:
-        u, s, _ = np.linalg.svd(a, full_matrices=False)
-        return u[:, s > s[0] * max(a.shape) * np.finfo(float).eps]
 
-    return float(np.linalg.norm(basis(x).T @ basis(y)) ** 2 / max(x.shape[1], y.shape[1]))
+def basis_state(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Orthonormal basis of the column space (rank-revealing SVD) and the width."""
+    u, s, _ = np.linalg.svd(safe_scale(x), full_matrices=False)
+    return u[:, s > s[0] * max(x.shape) * np.finfo(float).eps], x.shape[1]
+
+
+def overlap_combine(a: tuple[np.ndarray, int], b: tuple[np.ndarray, int]) -> float:
+    """Eigenspace overlap of two :func:`basis_state` states."""
+    return float(np.linalg.norm(a[0].T @ b[0]) ** 2 / max(a[1], b[1]))
 
 
 def correlation_match(X: Any, Y: Any, kind: Literal["hard", "soft"] = "hard") -> float:
@@ -173,12 +198,23 @@ def correlation_match(X: Any, Y: Any, kind: Literal["hard", "soft"] = "hard") ->
     ``hard``: mean correlation of the optimal one-to-one matching of units (signed).
     ``soft``: mean of each unit's best correlation, averaged over both directions.
     """
+    if kind not in ("hard", "soft"):
+        raise ShapeError(f"kind: expected 'hard' or 'soft', got {kind!r}")
     x, y = prepare_pair(X, Y)
-    r = unit_correlations(x, y)
+    return match_combine(unit_state(x), unit_state(y), kind)
+
+
+def unit_state(x: np.ndarray) -> np.ndarray:
+    """Centred units scaled to unit norm: their products are Pearson correlations."""
+    xc = center(safe_scale(x))
+    return xc / np.linalg.norm(xc, axis=0)
+
+
+def match_combine(a: np.ndarray, b: np.ndarray, kind: str) -> float:
+    """Correlation match of two :func:`unit_state` states."""
+    r = np.clip(a.T @ b, -1.0, 1.0)
     if kind == "soft":
         return float(0.5 * (r.max(axis=1).mean() + r.max(axis=0).mean()))
-    if kind != "hard":
-        raise ShapeError(f"kind: expected 'hard' or 'soft', got {kind!r}")
     rows, cols = _assign(r, False)
     return float(r[rows, cols].mean())
 
@@ -187,18 +223,25 @@ def distance_correlation(X: Any, Y: Any) -> float:
     """Distance correlation (Szekely et al. 2007): ``sqrt(dCov^2(X,Y) / sqrt(dVar^2 X dVar^2 Y))``
     with double-centred Euclidean distance matrices (V-statistic). In [0, 1]; invariant to
     orthogonal maps, translation and isotropic scaling."""
+    x, y = prepare_pair(X, Y)
+    return dcor_combine(dcor_state(x), dcor_state(y))
+
+
+def dcor_state(x: np.ndarray) -> np.ndarray:
+    """Double-centred distance matrix, packed (:func:`.kernels.packed`) to unit norm."""
     from scipy.spatial.distance import squareform
 
-    x, y = prepare_pair(X, Y)
+    from .kernels import packed
 
-    def dc(a: np.ndarray) -> np.ndarray:
-        d = squareform(pdist(a))
-        m = d.mean(axis=0)
-        return d - m[None, :] - m[:, None] + m.mean()
+    d = squareform(pdist(safe_scale(x)))
+    m = d.mean(axis=0)
+    v = packed(d - m[None, :] - m[:, None] + m.mean())
+    return v / np.linalg.norm(v)
 
-    a, b = dc(x), dc(y)
-    v = np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b))
-    return float(np.sqrt(max(v, 0.0)))
+
+def dcor_combine(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance correlation of two :func:`dcor_state` states."""
+    return float(np.sqrt(max(float(a @ b), 0.0)))
 
 
 def ensd(X: Any, Y: Any, distance: bool = False) -> float:
@@ -210,9 +253,18 @@ def ensd(X: Any, Y: Any, distance: bool = False) -> float:
     Computed in feature space (no n x n matrix).
     """
     x, y = prepare_pair(X, Y)
-    xc, yc = center(x), center(y)
-    tx, ty = float(np.sum(xc * xc)), float(np.sum(yc * yc))
-    kx, ky = float(np.linalg.norm(xc.T @ xc) ** 2), float(np.linalg.norm(yc.T @ yc) ** 2)
+    return ensd_combine(ensd_state(x), ensd_state(y), distance)
+
+
+def ensd_state(x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Centred data, ``tr K`` and ``tr K^2`` of one network."""
+    xc = center(safe_scale(x))
+    return xc, float(np.sum(xc * xc)), float(np.linalg.norm(xc.T @ xc) ** 2)
+
+
+def ensd_combine(a: tuple[Any, ...], b: tuple[Any, ...], distance: bool = False) -> float:
+    """ENSD (or its angular distance) of two :func:`ensd_state` states."""
+    (xc, tx, kx), (yc, ty, ky) = a, b
     kxy = float(np.linalg.norm(xc.T @ yc) ** 2)
     if distance:
         return float(2 / np.pi * np.arccos(np.clip(kxy / np.sqrt(kx * ky), -1.0, 1.0)))
@@ -232,23 +284,26 @@ def gulp(X: Any, Y: Any, lam: float = 0.0, squared: bool = False) -> float:
     if lam < 0:
         raise ShapeError(f"lam: expected a non-negative ridge penalty, got {lam}")
     x, y = prepare_pair(X, Y)
+    return gulp_combine(gulp_state(x, lam), gulp_state(y, lam), squared)
+
+
+def gulp_state(x: np.ndarray, lam: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Normalised centred data, ``tr((S A)^2)`` and ``A = (S + lam)^-1`` of one network."""
     n = x.shape[0]
-    xc, yc = center(x), center(y)
+    xc = center(safe_scale(x))
     xc *= np.sqrt(n) / np.linalg.norm(xc)
-    yc *= np.sqrt(n) / np.linalg.norm(yc)
+    lam_a, v = np.linalg.eigh(xc.T @ xc / n)
+    lam_a = np.maximum(lam_a, 0.0)
+    if lam > 0:
+        g = 1.0 / (lam_a + lam)
+    else:
+        g = np.where(lam_a > lam_a.max() * 1e-12, 1.0 / np.where(lam_a > 0, lam_a, 1), 0.0)
+    return xc, float(np.sum((lam_a * g) ** 2)), (v * g) @ v.T
 
-    def inv_half(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lam_a, v = np.linalg.eigh(a.T @ a / n)
-        lam_a = np.maximum(lam_a, 0.0)
-        if lam > 0:
-            g = 1.0 / (lam_a + lam)
-        else:
-            g = np.where(lam_a > lam_a.max() * 1e-12, 1.0 / np.where(lam_a > 0, lam_a, 1), 0.0)
-        return lam_a * g, (v * g) @ v.T
 
-    ex, ax = inv_half(xc)
-    ey, ay = inv_half(yc)
-    sxy = xc.T @ yc / n
-    d2 = float(np.sum(ex**2) + np.sum(ey**2) - 2 * np.trace(ax @ sxy @ ay @ sxy.T))
-    d2 = max(d2, 0.0)
+def gulp_combine(a: tuple[Any, ...], b: tuple[Any, ...], squared: bool = False) -> float:
+    """GULP of two :func:`gulp_state` states."""
+    (xc, tx, ax), (yc, ty, ay) = a, b
+    sxy = xc.T @ yc / xc.shape[0]
+    d2 = max(float(tx + ty - 2 * np.trace(ax @ sxy @ ay @ sxy.T)), 0.0)
     return d2 if squared else float(np.sqrt(d2))

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from ..errors import ShapeError
-from ._input import center, prepare_pair
+from ._input import center, prepare_pair, safe_scale
 
 __all__ = ["kernel_cka"]
 
@@ -126,6 +126,8 @@ def kernel_state(
 ) -> Any:
     """Per-network work of kernel CKA: the normalised packed transformed Gram matrix
     (non-linear kernels) or the centred features (linear kernel)."""
+    if kernel == "linear" or sigma is None:
+        x = safe_scale(x)  # scale-free: values beyond 2**+-64 rescaled exactly
     if kernel == "linear":
         xc = center(x)
         rows = np.einsum("ij,ij->i", xc, xc)

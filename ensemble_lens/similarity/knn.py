@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError
-from ._input import prepare_pair
+from ._input import prepare_pair, safe_scale
 
 __all__ = ["cknna", "cycle_knn", "jaccard_knn", "mutual_knn", "rank_knn", "second_order_cosine"]
 
@@ -187,6 +187,7 @@ def _hsic_u(k: np.ndarray, ell: np.ndarray) -> float:
 
 def cknna_state(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-network work of CKNNA: the inner-product kernel, its k-NN mask, its self-HSIC."""
+    x = safe_scale(x)
     gram = x @ x.T
     mask = np.zeros(gram.shape, dtype=bool)
     mask[np.arange(x.shape[0])[:, None], knn_indices(x, k, "dot")] = True
@@ -212,7 +213,8 @@ def cknna(X: Any, Y: Any, k: int = 10) -> float:
     neighbours of i (by the kernel) in both X and Y; the self terms use each kernel's own
     neighbour mask. As in the authors' code the kernels are raw inner products (their
     features are L2-normalised beforehand; normalise rows first to reproduce that), and no
-    1e-6 is added to the denominator. Symmetric; invariant to orthogonal maps and isotropic
+    1e-6 is added to the denominator. Not exactly symmetric (the neighbour masks are not, so
+    ``1^T K L 1`` differs from ``1^T L K 1``); invariant to orthogonal maps and isotropic
     scaling. Time and memory O(n^2 (d1 + d2)).
     """
     x, y = prepare_pair(X, Y, min_samples=4)

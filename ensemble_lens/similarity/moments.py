@@ -250,7 +250,7 @@ def safe_scales(first: np.ndarray, widths: Sequence[int]) -> np.ndarray | None:
 EXECUTOR_BLOCKS = 4
 
 #: Cap on the chunk buffer: rows per chunk shrink for very wide stacks (K * d large).
-CHUNK_BYTES = 256 * 2**20
+CHUNK_BYTES = 64 * 2**20
 
 
 def _rows(chunk_size: int, width: int) -> int:
@@ -388,7 +388,7 @@ def compute_moments(inputs: Any, *, chunk_size: int = 8192, executor: Any = None
         every model's ``store.activations(model, layer)`` is streamed.
     chunk_size : int
         Samples read and accumulated at a time (buffer ``chunk_size * D * 8`` bytes, capped at
-        ``CHUNK_BYTES`` = 256 MiB by reading fewer rows).
+        ``CHUNK_BYTES`` = 64 MiB by reading fewer rows).
     executor : object with ``submit(fn, *args) -> future``, optional
         When given, the sample range is split into blocks whose partial sums are computed by
         module-level tasks and tree-summed (at most ``EXECUTOR_BLOCKS`` = 4 blocks, each with

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError
-from ._input import center, prepare_pair
+from ._input import center, prepare_pair, safe_scale
 
 __all__ = ["linear_reg_r2", "regression_score"]
 
@@ -65,6 +65,8 @@ def _factor(xtr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def reg_state(x: np.ndarray, method: str, cv: int, seed: int) -> RegState:
     """Factor each fold's training rows once (OLS/ridge); PLS keeps only the data."""
+    if method != "ridge":
+        x = safe_scale(x)  # as regression_score: the scale-free methods see rescaled extremes
     if method == "pls":
         return RegState(x, ())
     return RegState(x, tuple(_factor(x[tr]) for tr, _ in folds(x.shape[0], cv, seed)))

@@ -83,3 +83,15 @@ def test_distance_diagonal_is_exactly_zero(metric):
     da = pairwise({"a": x, "b": y, "c": x + 0.1 * y[:, :1]}, metric)
     assert (np.diag(da.values) == 0.0).all()
     assert shape_distance(x, x) == 0.0
+
+
+@pytest.mark.parametrize(
+    "name", ["cka-kernel=linear-hsic=song-score", "cka-kernel=rbf-hsic=lange-score",
+             "rsa-rdm=correlation-compare=spearman", "mutual_knn-topk=5", "cknna-topk=5",
+             "linear_regression-r2-cv=3folds", "distance_correlation", "gulp", "ensd"],
+)  # fmt: skip
+def test_scale_robust_prepared_measures(name):
+    x, y = _xy(4, n=60)
+    ref = pairwise({"a": x, "b": y}, name).values
+    got = pairwise({"a": x * 1e200, "b": y * 1e-200}, name).values
+    np.testing.assert_allclose(got, ref, atol=1e-10)

@@ -147,3 +147,56 @@ def test_blocks_bound_the_states():
     asym = pairwise(nets, "cycle_knn-topk=3", max_bytes=1)
     ref = pairwise(nets, "cycle_knn-topk=3")
     np.testing.assert_array_equal(asym.values, ref.values)
+
+
+def test_executor_paths_and_picklable_work():
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    nets = _nets(4, n=50)
+    names = ["cka-kernel=rbf-hsic=lange-score", "rsa-rdm=euclidean-compare=tau_b",
+             "ridge-lambda=0.5-r2-cv=3folds", "cknna-topk=5", "rank_similarity-k=4",
+             "hard_correlation_match"]  # fmt: skip
+    with ThreadPoolExecutor(2) as ex:
+        for name in names:
+            m = measure(name)
+            for part in (m.fn, m.prepare, m.combine, m.combine_many):
+                if part is not None:
+                    pickle.dumps(part)  # what an executor ships to a worker process
+            a = pairwise(nets, name, executor=ex).values
+            np.testing.assert_allclose(a, pairwise(nets, name).values, atol=1e-14)
+
+
+def test_pairwise_equals_single_pairs_for_every_listed_name():
+    nets = _nets(5, n=36, widths=(4, 5, 3))
+    keys = list(nets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, _ in measure_names():
+            if name in ("rsa",) or "crossnobis" in name:
+                continue
+            m = measure(name)
+            da = pairwise(nets, name)
+            for i, a in enumerate(keys):
+                for j, b in enumerate(keys):
+                    if i == j and m.kind == "distance":
+                        assert da.values[i, j] == 0.0, name
+                    else:
+                        want = m(nets[a], nets[b])
+                        assert da.values[i, j] == pytest.approx(want, abs=1e-10), name
+
+
+def test_moments_input_serves_every_moments_name():
+    from ensemble_lens.similarity import compute_moments
+
+    nets = _nets(6, n=80)
+    mom = compute_moments(nets)
+    for name, _ in measure_names():
+        m = measure(name)
+        if m.moment is None:
+            continue
+        got = pairwise(mom, name)
+        assert got.attrs["method"] == "moments", name
+        np.testing.assert_allclose(got.values, pairwise(nets, name).values, atol=1e-12)
+    with pytest.raises(ShapeError, match="needs the activations"):
+        pairwise(mom, "rsa-rdm=correlation-compare=spearman")
