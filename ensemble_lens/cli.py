@@ -196,9 +196,17 @@ def _inspect(args: argparse.Namespace) -> int:
         return _verify(store, args)
     from .report.terminal import summary_renderables
 
-    renderables = store_renderables(store)
-    if store.result_layers("similarity") or store.read_formulas():
-        renderables += summary_renderables(store, models=False)
+    try:
+        renderables = store_renderables(store)
+        if store.result_layers("similarity") or store.read_formulas():
+            renderables += summary_renderables(store, models=False)
+    except (ValueError, OSError, RuntimeError) as err:  # decoder / JSON errors of a damaged store
+        if isinstance(err, EnsembleLensError):
+            raise
+        raise StoreError(
+            f"cannot summarise {store.path} ({type(err).__name__}: {err}); "
+            f"`ensemble-lens inspect --verify {store.path}` lists what is damaged"
+        ) from err
     for renderable in renderables:
         console.print(renderable)
     return 0

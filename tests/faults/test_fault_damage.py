@@ -104,3 +104,7 @@ def test_a_stage_reading_a_damaged_result_names_it(tmp_path, write_config, capsy
         "model 's1' layer 'latent': its metadata (zarr.json) is unreadable ("
     )
     assert lines[1].endswith("rerun with --redo s1")
+    assert main(["inspect", str(store_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: cannot summarise {store_path} (")
+    assert err.endswith(f"`ensemble-lens inspect --verify {store_path}` lists what is damaged")
