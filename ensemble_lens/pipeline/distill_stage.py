@@ -46,7 +46,7 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
             "need them; similarity and consensus were computed"
         )
         log.warning("distill skipped: %s", reason)
-        records = [{**_no_consensus(layer, None), "reason": reason} for layer in layers]
+        records = [_empty_record(layer, reason) for layer in layers]
         ctx.store.write_formulas(records, tag)
         return {"skipped": reason}
     for layer in layers:
@@ -352,8 +352,15 @@ def _record(pick: Any, results: list[Any], basis: str) -> dict[str, Any]:
 
 
 def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
-    if ds is None:  # the caller gives the reason
-        ds = type("_NoDataset", (), {"attrs": {}, "sizes": {"component": 0}})()
+    return _empty_record(
+        layer,
+        f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
+        f"{ds.sizes['component']} aligned components tested): nothing to distill",
+    )
+
+
+def _empty_record(layer: str, reason: str) -> dict[str, Any]:
+    """A formula record with no formula, and why."""
     return {
         "component": None,
         "layer": layer,
@@ -372,8 +379,7 @@ def _no_consensus(layer: str, ds: Any) -> dict[str, Any]:
         "backend": None,
         "seed": None,
         "seconds": 0.0,
-        "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
-        f"{ds.sizes['component']} aligned components tested): nothing to distill",
+        "reason": reason,
     }
 
 
