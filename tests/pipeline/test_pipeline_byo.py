@@ -53,6 +53,37 @@ class Conv(nn.Module):
 
 def conv():
     return Conv()
+
+
+class ImageAndTokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(9, 3)
+        self.latent = nn.Linear(16 + 3, 4)
+
+    def forward(self, image, tokens):
+        return self.latent(torch.cat([image.flatten(1), self.emb(tokens).mean(1)], 1))
+
+
+def image_and_tokens():
+    return ImageAndTokens()
+
+
+class TwoArgs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.latent = nn.Bilinear(2, 1, 4)
+
+    def forward(self, a, b):
+        return self.latent(a, b)
+
+
+def two_args():
+    return TwoArgs()
+
+
+def split_xy(batch):
+    return batch[:, :2], batch[:, 2:]
 """
 
 STAGES = ["probe", "train", "record", "compare", "consensus"]
@@ -348,3 +379,46 @@ def sympy_equal_up_to_scale(expr, law):
 
     ratio = sympy.nsimplify(sympy.simplify(sympy.sympify(expr) / sympy.sympify(law)), rational=True)
     return ratio.free_symbols == set()
+
+
+def test_dicts_of_tensors_and_an_input_fn_reach_the_networks(folder):
+    rng = np.random.default_rng(0)
+    np.savez(
+        folder / "multi.npz",
+        image=rng.normal(size=(120, 1, 4, 4)).astype(np.float32),
+        tokens=rng.integers(0, 9, size=(120, 5)),
+    )
+    ingest = [
+        {
+            "id": f"m{k}",
+            "kind": "module",
+            "factory": "byo_nets:image_and_tokens",
+            "layers": ["latent"],
+            "factory_kwargs": {},
+        }
+        for k in range(2)
+    ]
+    store = run_study(
+        _config(folder, ingest, probe={"path": "../multi.npz", "split": 0.3}),
+        stages=["probe", "record"],
+    ).store
+    assert store.activations("m1", "latent").shape == (120, 4)
+    two = [
+        {
+            "id": "t",
+            "kind": "module",
+            "factory": "byo_nets:two_args",
+            "layers": ["latent"],
+            "input_fn": "byo_nets:split_xy",
+        }
+    ]
+    path = _config(folder, two)
+    store = run_study(path, store=folder / "two.zarr", stages=["probe", "record"]).store
+    assert store.activations("t", "latent").shape == (300, 4)
+    no_fn = [{**two[0], "input_fn": None}]
+    with pytest.raises(
+        IngestError,
+        match=r"member 't' file byo_nets:two_args: the network "
+        r"failed on a probe batch \(TypeError",
+    ):
+        run_study(_config(folder, no_fn), store=folder / "bad.zarr", stages=["probe", "record"])
