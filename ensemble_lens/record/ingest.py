@@ -76,6 +76,10 @@ def load_model(
         ) from err
 
 
+#: where common training checkpoints keep the network's state_dict
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
 def _load_state(model: Any, path: Path, model_id: str) -> None:
     import torch
 
@@ -83,8 +87,10 @@ def _load_state(model: Any, path: Path, model_id: str) -> None:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as err:
         raise IngestError(f"model {model_id!r}: cannot read state_dict {path}: {err}") from err
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for key in _CHECKPOINT_KEYS:  # a training checkpoint that holds the state_dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     if not isinstance(state, Mapping):
         raise IngestError(
             f"model {model_id!r}: {path}: expected a state_dict (a mapping of parameter names "
