@@ -63,7 +63,7 @@ def test_record_config_ingests_listed_models(tmp_path, monkeypatch, capsys):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["record", str(tmp_path / "c.yaml")]) == 0
     store = open_store(tmp_path / "s.zarr")
-    assert store.complete_models == ["npz", "sd", "ts"]
+    assert store.complete_models == ["npz", "null-sd", "sd", "ts"]  # + the untrained twin of sd
     x = torch.from_numpy(store.probe()["inputs"].values)
     with torch.no_grad():
         np.testing.assert_array_equal(store.activations("sd", "2").values, net(x).numpy())
