@@ -422,3 +422,53 @@ def test_dicts_of_tensors_and_an_input_fn_reach_the_networks(folder):
         r"failed on a probe batch \(TypeError",
     ):
         run_study(_config(folder, no_fn), store=folder / "bad.zarr", stages=["probe", "record"])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            {"distill": {"variables": ["x1", "y"]}},
+            ShapeError,
+            r"probe.csv: distill.variables names \['y'\], expected variables of the probe",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "path": "../runs/seed1/nope.pt", "id": "a"}]}},
+            IngestError,
+            r"ingest entry 'a': file .*nope.pt does not exist",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "id": "{folder}"}]}},
+            ConfigError,
+            r"id template '\{folder\}': expected placeholders",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "id": "x{index}"}, {**STATE, "id": "x{index}"}]}},
+            ConfigError,
+            r"member id 'x0' is given twice",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "layers": None}]}},
+            IngestError,
+            r"member 'seed1': no layers to record; expected 'layers'",
+        ),
+    ],
+)
+def test_config_mistakes_are_one_line_before_recording(folder, change, error, message):
+    path = _config(folder, [STATE])
+    cfg = yaml.safe_load(path.read_text())
+    cfg.update(change)
+    cfg["distill"] = {"enabled": False, **cfg.get("distill", {})}
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(error, match=message):
+        run_study(path, stages=STAGES)
+    assert open_store(folder / "study.zarr").models == []
+
+
+def test_in_memory_members_that_cannot_be_recorded(folder):
+    cfg = yaml.safe_load(_config(folder, []).read_text())
+    cfg["probe"]["path"] = "probe.csv"
+    with pytest.raises(IngestError, match=r"member 'net': an nn.Module needs the layers"):
+        run_study(cfg, members={"net": torch.nn.Linear(3, 2)}, stages=["probe"])
+    with pytest.raises(IngestError, match=r"member 'v': expected an nn.Module, a \(sample, unit\)"):
+        run_study(cfg, members={"v": np.zeros(300)}, stages=["probe"])
