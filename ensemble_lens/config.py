@@ -1,7 +1,10 @@
 """Study configuration: pydantic models loaded from YAML, strict about unknown keys.
 
 A study is one task, one probe set, an ensemble (seeds x architecture variants x data subsets,
-plus ingested members), and the settings of each analysis stage. Every error names the YAML
+plus ingested members), and the settings of each analysis stage. The task is optional: a study
+on the user's own networks takes its probe from a data file (``probe.path``) and its members
+from ``ensemble.ingest`` patterns; relative paths and user modules resolve from the YAML's
+folder (``base_dir``). Every error names the YAML
 path of the bad key, e.g. ``demo.yaml: ensemble.architectures.1.width: Input should be ...``.
 """
 

@@ -92,7 +92,8 @@ def print_summary(result: Any) -> None:
     for f in formulas:
         if f.get("expression") is None:
             console.print(
-                f"[bold]{f.get('layer')}/{f.get('component')}[/]: no formula (consensus too weak)"
+                f"[bold]{f.get('layer')}/{f.get('component')}[/]: no formula "
+                f"({f.get('reason') or 'consensus too weak'})"
             )
             continue
         verdict = {True: "exact", False: "not exact", None: "truth unknown"}[

@@ -76,6 +76,10 @@ def load_model(
         ) from err
 
 
+#: where common training checkpoints keep the network's state_dict
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
 def _load_state(model: Any, path: Path, model_id: str) -> None:
     import torch
 
@@ -86,13 +90,10 @@ def _load_state(model: Any, path: Path, model_id: str) -> None:
             f"model {model_id!r}: cannot read state_dict {path}: not a torch state_dict file, "
             f"or one holding more than tensors, which is never unpickled ({type(err).__name__})"
         ) from err
-    if not isinstance(state, dict):
-        raise IngestError(
-            f"model {model_id!r}: state_dict {path} holds a {type(state).__name__}, "
-            "expected a mapping of parameter names to tensors"
-        )
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for key in _CHECKPOINT_KEYS:  # a training checkpoint that holds the state_dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     if not isinstance(state, Mapping):
         raise IngestError(
             f"model {model_id!r}: {path}: expected a state_dict (a mapping of parameter names "

@@ -53,6 +53,37 @@ class Conv(nn.Module):
 
 def conv():
     return Conv()
+
+
+class ImageAndTokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(9, 3)
+        self.latent = nn.Linear(16 + 3, 4)
+
+    def forward(self, image, tokens):
+        return self.latent(torch.cat([image.flatten(1), self.emb(tokens).mean(1)], 1))
+
+
+def image_and_tokens():
+    return ImageAndTokens()
+
+
+class TwoArgs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.latent = nn.Bilinear(2, 1, 4)
+
+    def forward(self, a, b):
+        return self.latent(a, b)
+
+
+def two_args():
+    return TwoArgs()
+
+
+def split_xy(batch):
+    return batch[:, :2], batch[:, 2:]
 """
 
 STAGES = ["probe", "train", "record", "compare", "consensus"]
@@ -348,3 +379,96 @@ def sympy_equal_up_to_scale(expr, law):
 
     ratio = sympy.nsimplify(sympy.simplify(sympy.sympify(expr) / sympy.sympify(law)), rational=True)
     return ratio.free_symbols == set()
+
+
+def test_dicts_of_tensors_and_an_input_fn_reach_the_networks(folder):
+    rng = np.random.default_rng(0)
+    np.savez(
+        folder / "multi.npz",
+        image=rng.normal(size=(120, 1, 4, 4)).astype(np.float32),
+        tokens=rng.integers(0, 9, size=(120, 5)),
+    )
+    ingest = [
+        {
+            "id": f"m{k}",
+            "kind": "module",
+            "factory": "byo_nets:image_and_tokens",
+            "layers": ["latent"],
+            "factory_kwargs": {},
+        }
+        for k in range(2)
+    ]
+    store = run_study(
+        _config(folder, ingest, probe={"path": "../multi.npz", "split": 0.3}),
+        stages=["probe", "record"],
+    ).store
+    assert store.activations("m1", "latent").shape == (120, 4)
+    two = [
+        {
+            "id": "t",
+            "kind": "module",
+            "factory": "byo_nets:two_args",
+            "layers": ["latent"],
+            "input_fn": "byo_nets:split_xy",
+        }
+    ]
+    path = _config(folder, two)
+    store = run_study(path, store=folder / "two.zarr", stages=["probe", "record"]).store
+    assert store.activations("t", "latent").shape == (300, 4)
+    no_fn = [{**two[0], "input_fn": None}]
+    with pytest.raises(
+        IngestError,
+        match=r"member 't' file byo_nets:two_args: the network "
+        r"failed on a probe batch \(TypeError",
+    ):
+        run_study(_config(folder, no_fn), store=folder / "bad.zarr", stages=["probe", "record"])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            {"distill": {"variables": ["x1", "y"]}},
+            ShapeError,
+            r"probe.csv: distill.variables names \['y'\], expected variables of the probe",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "path": "../runs/seed1/nope.pt", "id": "a"}]}},
+            IngestError,
+            r"ingest entry 'a': file .*nope.pt does not exist",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "id": "{folder}"}]}},
+            ConfigError,
+            r"id template '\{folder\}': expected placeholders",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "id": "x{index}"}, {**STATE, "id": "x{index}"}]}},
+            ConfigError,
+            r"member id 'x0' is given twice",
+        ),
+        (
+            {"ensemble": {"ingest": [{**STATE, "layers": None}]}},
+            IngestError,
+            r"member 'seed1': no layers to record; expected 'layers'",
+        ),
+    ],
+)
+def test_config_mistakes_are_one_line_before_recording(folder, change, error, message):
+    path = _config(folder, [STATE])
+    cfg = yaml.safe_load(path.read_text())
+    cfg.update(change)
+    cfg["distill"] = {"enabled": False, **cfg.get("distill", {})}
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(error, match=message):
+        run_study(path, stages=STAGES)
+    assert open_store(folder / "study.zarr").models == []
+
+
+def test_in_memory_members_that_cannot_be_recorded(folder):
+    cfg = yaml.safe_load(_config(folder, []).read_text())
+    cfg["probe"]["path"] = "probe.csv"
+    with pytest.raises(IngestError, match=r"member 'net': an nn.Module needs the layers"):
+        run_study(cfg, members={"net": torch.nn.Linear(3, 2)}, stages=["probe"])
+    with pytest.raises(IngestError, match=r"member 'v': expected an nn.Module, a \(sample, unit\)"):
+        run_study(cfg, members={"v": np.zeros(300)}, stages=["probe"])

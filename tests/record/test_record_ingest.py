@@ -96,3 +96,18 @@ def test_npy_per_layer_and_netcdf(tmp_path, probe_store):
 def test_missing_source(tmp_path, probe_store):
     with pytest.raises(IngestError, match="does not exist"):
         ingest_activations(probe_store, "x", tmp_path / "none.npz")
+
+
+def test_a_training_checkpoint_holding_the_state_dict(tmp_path):
+    import torch
+
+    from ensemble_lens.record.ingest import _load_state
+
+    net = torch.nn.Linear(3, 2)
+    torch.save(
+        {"epoch": 3, "model_state_dict": net.state_dict(), "optimizer_state_dict": {}},
+        tmp_path / "ckpt.pt",
+    )
+    other = torch.nn.Linear(3, 2)
+    _load_state(other, tmp_path / "ckpt.pt", "m")
+    assert torch.equal(other.weight, net.weight)

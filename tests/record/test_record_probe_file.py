@@ -140,3 +140,29 @@ def test_write_probe_names_columns_itself(tmp_path):
     assert store.model_inputs().shape == (20, 2, 3, 3)
     with pytest.raises(ShapeError, match="names are for a"):
         store.write_probe(images, names=["a"])
+
+
+def test_columns_of_the_wrong_kind_or_length(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros(10), y=np.zeros(9))
+    with pytest.raises(ProbeFileError, match=r"expected every array to have 10 samples"):
+        read_probe_file(tmp_path / "a.npz")
+    pd.DataFrame({"x": ["a", "b"], "y": [1.0, 2.0]}).to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(ProbeFileError, match=r"variable column 'x': expected one numeric value"):
+        read_probe_file(tmp_path / "b.csv", variables=["x"])
+    (tmp_path / "c.parquet").write_text("not parquet")
+    with pytest.raises(ProbeFileError, match=r"c.parquet: cannot read it"):
+        read_probe_file(tmp_path / "c.parquet")
+    xr.Dataset({"x": ("row", np.zeros(3))}).to_netcdf(tmp_path / "d.nc")
+    with pytest.raises(ProbeFileError, match=r"expected an xarray dataset with a 'sample' dim"):
+        read_probe_file(tmp_path / "d.nc")
+
+
+def test_store_refuses_model_inputs_it_cannot_hold(tmp_path):
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    with pytest.raises(ShapeError, match=r"probe model input 'img': expected 5 samples first"):
+        store.write_probe(np.zeros((5, 1)), ["a"], model_inputs={"img": np.zeros((4, 2, 2))})
+    split = ["fit", "test", "fit", "extrapolation", "test"]
+    with pytest.raises(ShapeError, match=r"extrapolation samples are supported for named"):
+        store.write_probe(
+            np.zeros((5, 1)), ["a"], split=split, model_inputs={"img": np.zeros((5, 2, 2))}
+        )
