@@ -201,6 +201,9 @@ class DistillConfig(_Strict):
     #: drop-one-member check: the formula is unstable when, refitted on the mean of the other
     #: members, its R^2 falls more than this below its R^2 on the mean of all members
     stability_tolerance: float = Field(default=0.02, gt=0.0)
+    #: a formula that explains (R^2 >= 0.9) fewer than this share of the members' own
+    #: components is not a result: it fits the average, not what the members carry
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class JobqueueConfig(_Strict):

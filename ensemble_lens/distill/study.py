@@ -72,7 +72,7 @@ class DistillSettings:
     reduce : bool
         Reduce invariants modulo one another (:func:`~ensemble_lens.distill.reduce.
         reduce_modulo_others`) when the latent is known only up to a monotone map.
-    max_extrapolation_drop, stability_tolerance : float
+    max_extrapolation_drop, stability_tolerance, min_support : float
         See :mod:`ensemble_lens.distill.verdict`.
     """
 
@@ -83,6 +83,7 @@ class DistillSettings:
     reduce: bool = True
     max_extrapolation_drop: float = 0.5
     stability_tolerance: float = 0.02
+    min_support: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ def _judged(
         ground_truth=problem.truths is not None,
         max_extrapolation_drop=problem.settings.max_extrapolation_drop,
         stability_tolerance=problem.settings.stability_tolerance,
+        min_support=problem.settings.min_support,
     )
 
 

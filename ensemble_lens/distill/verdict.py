@@ -126,6 +126,17 @@ def extrapolation_failure(
     return None
 
 
+def support_failure(support: float | None, min_support: float) -> str | None:
+    """Why a formula is not the members' law (too few members' own components explained), or
+    None when enough are (or when support was not measured)."""
+    if support is None or support >= min_support:
+        return None
+    return (
+        f"support {support:.2f} is below {min_support:g}: the formula explains the consensus "
+        "but not most members' own components, so it is not presented as a result"
+    )
+
+
 def judge(
     rec: dict[str, Any],
     pick: Any,
@@ -140,6 +151,7 @@ def judge(
     ground_truth: bool,
     max_extrapolation_drop: float,
     stability_tolerance: float,
+    min_support: float = 0.5,
 ) -> dict[str, Any]:
     """The record with the verdicts of this module added (see the module docstring).
 
@@ -166,8 +178,11 @@ def judge(
         if rec["stable"] is False:
             rec["flags"].append("unstable")
     failure = extrapolation_failure(pick.r2_test, pick.r2_extrapolation, max_extrapolation_drop)
+    flag = "extrapolation"
+    if failure is None:
+        failure, flag = support_failure(rec.get("support"), min_support), "support"
     if failure is not None:
-        rec["flags"].append("extrapolation")
+        rec["flags"].append(flag)
         rec.update(rejected_expression=rec["expression"], expression=None, srepr=None,
                    latex=None, reason=failure)  # fmt: skip
         return rec

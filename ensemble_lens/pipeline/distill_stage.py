@@ -156,6 +156,7 @@ def _law(ctx: StageContext) -> dict[str, Any]:
             reduce=dcfg.reduce,
             max_extrapolation_drop=dcfg.max_extrapolation_drop,
             stability_tolerance=dcfg.stability_tolerance,
+            min_support=dcfg.min_support,
         ),
         "executor": ctx.executor,
     }

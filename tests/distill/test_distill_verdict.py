@@ -12,7 +12,12 @@ import sympy
 import xarray as xr
 
 from ensemble_lens.distill import DistillSettings, distill_consensus
-from ensemble_lens.distill.verdict import NO_TRUTH, drop_one_member, extrapolation_failure
+from ensemble_lens.distill.verdict import (
+    NO_TRUTH,
+    drop_one_member,
+    extrapolation_failure,
+    support_failure,
+)
 
 x1, x2 = sympy.symbols("x1 x2")
 SETTINGS = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1))
@@ -139,3 +144,26 @@ def test_members_are_put_on_the_consensus_scale_keeping_their_differences():
     got = on_consensus_scale(members, (y - y.mean()) / y.std())
     np.testing.assert_allclose(got.mean(0), (y - y.mean()) / y.std(), atol=1e-9)
     np.testing.assert_allclose(np.std(got, axis=1) / np.std(got[0]), [1, 1.1, 0.9], rtol=1e-9)
+
+
+def test_a_formula_the_members_do_not_carry_is_not_a_result():
+    # the consensus holds the law exactly, but each member's own component is mostly its own
+    # noise: the formula explains the average, not what the members carry (support 0)
+    ds, X, split = _study(lambda X: X[:, 0] * X[:, 1], noise=3.0)
+    y = X[:, 0] * X[:, 1]
+    ds["components"] = (("sample", "component"), y[:, None])
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
+    assert rec["r2_test"] > 0.99 and rec["support"] < 0.5
+    assert rec["is_result"] is False and "support" in rec["flags"]
+    assert rec["expression"] is None and rec["rejected_expression"] is not None
+    assert rec["reason"].startswith(f"support {rec['support']:.2f} is below 0.5")
+    kept = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1), min_support=0.0)
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=kept).records
+    assert rec["is_result"] is True  # the threshold is the study's to set
+
+
+@pytest.mark.parametrize(
+    ("support", "fails"), [(0.0, True), (0.49, True), (0.5, False), (1.0, False), (None, False)]
+)
+def test_support_below_the_share_fails(support, fails):
+    assert (support_failure(support, 0.5) is not None) is fails

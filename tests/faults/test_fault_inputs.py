@@ -109,7 +109,7 @@ def test_debug_shows_the_traceback(tmp_path, write_config, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_ingest_file_checked_only_while_the_member_is_to_be_built(tmp_path, write_config, capsys):
+def test_an_ingested_file_must_stay_to_resume_or_redo(tmp_path, write_config, capsys):
     import numpy as np
 
     acts = tmp_path / "acts.npz"
@@ -118,8 +118,9 @@ def test_ingest_file_checked_only_while_the_member_is_to_be_built(tmp_path, writ
     cfg = fault_config(tmp_path / "s.zarr", ensemble={"seeds": [], "ingest": [member]})
     path = write_config(cfg)
     assert main(["record", str(path)]) == 0
-    acts.unlink()  # recorded already: the source may go
-    assert main(["record", str(path)]) == 0
     capsys.readouterr()
+    acts.unlink()  # a member's tag hashes its file, so the file must stay to resume or redo
+    assert main(["record", str(path)]) == 2
+    assert _err_line(capsys) == f"error: ensemble.ingest.0.path: no such file or directory: {acts}"
     assert main(["record", str(path), "--redo", "npz"]) == 2
     assert _err_line(capsys) == f"error: ensemble.ingest.0.path: no such file or directory: {acts}"
