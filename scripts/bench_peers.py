@@ -52,10 +52,14 @@ def _rss_mb() -> float:
 
 
 # ------------------------------------------------------------------------------- sides
+#: ``--max-bytes`` of our side (memory budget of pairwise's tiles and states)
+MAX_BYTES = [2**30]
+
+
 def ours(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     from ensemble_lens.similarity import pairwise
 
-    return pairwise(nets, MEASURES[measure][0], n_jobs=1).values
+    return pairwise(nets, MEASURES[measure][0], n_jobs=1, max_bytes=MAX_BYTES[0]).values
 
 
 def ours_loop(measure: str, nets: list[np.ndarray]) -> np.ndarray:
@@ -174,8 +178,21 @@ def run_side(side: str, measure: str, k: int, threads: int, full: bool = False) 
 
 
 def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", side, "--only", measure, "--k", str(args.k),
-           "--threads", str(args.threads)] + (["--full"] if args.full else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--only",
+        measure,
+        "--k",
+        str(args.k),
+        "--threads",
+        str(args.threads),
+        "--max-bytes",
+        str(args.max_bytes),
+    ]
+    cmd += ["--full"] if args.full else []
     if args.netrep_src:
         cmd += ["--netrep-src", args.netrep_src]
     try:
@@ -202,14 +219,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-loop", action="store_true", help="skip the pair-by-pair comparison")
     ap.add_argument("--full", action="store_true", help="shape and cca at n=5000, d=256")
     ap.add_argument("--side-timeout", type=int, default=600, help="seconds per side")
+    ap.add_argument("--max-bytes", type=int, default=2**30, help="pairwise(max_bytes=) of ours")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.netrep_src:
         sys.path.insert(0, args.netrep_src)
+    MAX_BYTES[0] = args.max_bytes
     if args.child:
         print(json.dumps(run_side(args.child, args.only, args.k, args.threads, args.full)))
         return
-    print(f"K={args.k}, {args.threads} BLAS thread(s); time and peak RSS above the loaded data")
+    print(
+        f"K={args.k}, {args.threads} BLAS thread(s), max_bytes={args.max_bytes}; "
+        "time and peak RSS above the loaded data"
+    )
     for measure in args.only.split(","):
         name = MEASURES[measure][0]
         n, d = sizes(measure, args.full)
