@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TemplateConsensus", "TemplateResult", "shared_templates"]
 
+#: fit-split rows (seeded subsample) each member's constants are fitted on
+FIT_POINTS = 400
+
 
 @dataclass
 class TemplateResult:
@@ -223,7 +226,9 @@ def shared_templates(
     p_support : float
         Share of members a template needs to be the shared form.
     max_templates : int
-        Candidates judged on all members (those found in the most components first).
+        Candidates judged on all members (those found in the most components first); one
+        with more slots than a candidate every member supports is not judged (it cannot rank
+        higher).
     max_points : int
         Fit rows given to the search (seeded subsample).
     seed : int
@@ -248,9 +253,14 @@ def shared_templates(
             t = make_template(expr, periodic=periodic)
             found.setdefault(t.key, TemplateResult(t, [])).sources.append(f"{m}/{label}")
     ranked = sorted(found.values(), key=lambda r: (-len(r.sources), len(r.template.slots)))
-    candidates = [
-        _judge(r, comps, X, fit, names, r2_threshold, seed) for r in ranked[:max_templates]
-    ]
+    ranked = sorted(ranked[:max_templates], key=lambda r: len(r.template.slots))
+    candidates: list[TemplateResult] = []
+    for r in ranked:
+        if any(
+            c.support == 1.0 and len(c.template.slots) < len(r.template.slots) for c in candidates
+        ):
+            continue  # cannot outrank a simpler template every member supports
+        candidates.append(_judge(r, comps, X, fit, names, r2_threshold, seed))
     candidates.sort(key=lambda r: (-r.support, len(r.template.slots), -r.n_explained))
     best = candidates[0] if candidates else None
     shared = best is not None and best.support >= p_support
@@ -284,13 +294,15 @@ def _judge(
 ) -> TemplateResult:
     """Fit the template to every member component; fill support, constants, frequencies."""
     test = ~fit
+    rows = np.flatnonzero(fit)
+    rows = np.sort(np.random.default_rng(seed).permutation(rows)[:FIT_POINTS])
     for m, mc in comps.items():
         best = -np.inf
         res.explained[m], res.constants[m], res.frequencies[m] = [], [], []
         for j, label in enumerate(mc.labels):
             y = mc.values[:, j]
             tf = fit_template(
-                res.template, X[fit], y[fit], names, X_test=X[test], y_test=y[test], seed=seed
+                res.template, X[rows], y[rows], names, X_test=X[test], y_test=y[test], seed=seed
             )
             best = max(best, tf.r2_test)
             if tf.r2_test >= r2_threshold:

@@ -269,7 +269,9 @@ def fit_template(
     Returns
     -------
     TemplateFit
-        The start with the lowest fit-split error; ``r2_test`` judges it on the test split.
+        Every start gets a short run (``5 (slots + 1)`` evaluations), the two best are run to
+        convergence, and the lower fit-split error wins; ``r2_test`` judges it on the test
+        split.
     """
     from scipy.optimize import least_squares
 
@@ -290,12 +292,16 @@ def fit_template(
         r = (pred - y_fit) / scale
         return np.where(np.isfinite(r), r, 1e3)
 
-    best = None
+    # every start gets a short run; the two best are then run to convergence
+    short = []
     for x0 in _starts(template, n_random, np.random.default_rng(seed)):
         try:
-            sol = least_squares(residual, x0, method="lm", max_nfev=100 * (len(x0) + 1))
+            short.append(least_squares(residual, x0, method="lm", max_nfev=5 * (len(x0) + 1)))
         except ValueError:  # non-finite start
             continue
+    best = None
+    for sol0 in sorted(short, key=lambda s: s.cost)[:2]:
+        sol = least_squares(residual, sol0.x, method="lm", max_nfev=100 * (len(sol0.x) + 1))
         if best is None or sol.cost < best.cost:
             best = sol
     consts = best.x if best is not None else np.full(len(template.slots), np.nan)
