@@ -193,7 +193,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
 def raw_data(task: Any, n: int) -> tuple[np.ndarray, np.ndarray] | str:
     """The task's training inputs and real-valued targets (float64) when the inputs are the
     probe variables, else why raw-input baselines do not apply."""
-    data = task.make_data(n, seed=1)
+    data = task.make_data(min(n, task.default_train.n_train + task.default_train.n_val), seed=1)
     x, y = data.get("x"), data["target"]
     if x is None or x.ndim != 2 or x.shape[1] != len(task.input_names):
         return "training inputs are not the probe variables (systems, trajectories)"
@@ -276,8 +276,8 @@ def kan_baseline(task: Any, args: argparse.Namespace) -> dict[str, Any]:
     model.fit(t, opt="Adam", lr=1e-2, steps=args.kan_steps, log=10**9)
     model.auto_symbolic(lib=["x", "x^2", "x^3", "1/x", "sqrt", "sin", "exp"], verbose=0)
     model.fit(t, opt="Adam", lr=1e-2, steps=args.kan_steps // 4, log=10**9)
-    subs = {sympy.Symbol(f"x_{i + 1}"): sympy.Symbol(n) for i, n in enumerate(task.input_names)}
-    formulas = [sympy.sympify(f).xreplace(subs) for f in model.symbolic_formula()[0]]
+    names = list(task.input_names)
+    formulas = [sympy.sympify(str(f)) for f in model.symbolic_formula(var=names)[0]]
     found = {
         name
         for name, truth in task.latents.items()
