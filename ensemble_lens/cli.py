@@ -24,6 +24,7 @@ _STAGE_COMMANDS: dict[str, tuple[Stage, ...] | None] = {
     "compare": ("compare",),
     "consensus": ("consensus",),
     "distill": ("distill",),
+    "templates": ("templates",),
 }
 
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare": "compute the all-pairs similarity matrices",
         "consensus": "align the members and find the consensus components",
         "distill": "symbolic regression on the consensus components",
+        "templates": "shared formula templates and groups of members (templates:, groups:)",
     }
     for name, text in helps.items():
         sp = sub.add_parser(name, help=text, description=text)

@@ -206,6 +206,42 @@ class DistillConfig(_Strict):
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class TemplatesConfig(_Strict):
+    """Formula-level consensus: distill each member's own components, find the shared
+    template (formulas equal up to constants) and each member's constants.
+
+    ``backend``: ``auto`` is the Fourier backend when the task (or ``periodic``) declares
+    periodic inputs, else ``distill.backend`` with ``distill.options``. ``periodic``: declared
+    periodic inputs and their periods (``{a: 23}``), added to the task's ``periodic_inputs``.
+    """
+
+    enabled: bool = False
+    backend: Literal["auto", "fourier", "operon", "sparse", "pysr"] = "auto"
+    time_budget: float = Field(default=10.0, gt=0.0)
+    max_components: int = Field(default=3, ge=1)
+    variance_keep: float = Field(default=0.9, gt=0.0, le=1.0)
+    r2_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    p_support: float = Field(default=0.8, gt=0.0, le=1.0)
+    max_points: int = Field(default=800, ge=20)
+    periodic: dict[str, int] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class GroupsConfig(_Strict):
+    """Groups of members from the ``metric`` similarity matrix (a permutation null decides
+    whether there is more than one); consensus and distillation per group when
+    ``per_group`` and there are several."""
+
+    enabled: bool = False
+    metric: Metric = "linear_cka"
+    n_perm: int = Field(default=499, ge=19)
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    max_groups: int = Field(default=4, ge=2)
+    min_size: int = Field(default=2, ge=1)
+    per_group: bool = True
+    seed: int = 0
+
+
 class JobqueueConfig(_Strict):
     """A dask-jobqueue cluster (SLURM, PBS, ...); extra keys go to the cluster class."""
 
@@ -248,6 +284,8 @@ class StudyConfig(_Strict):
     similarity: SimilarityConfig = Field(default_factory=SimilarityConfig)
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    groups: GroupsConfig = Field(default_factory=GroupsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     store: str | None = None  # default: runs/<name>/study.zarr relative to the working dir
     #: folder that relative paths and user modules ("module:callable") are resolved from;

@@ -29,7 +29,9 @@ from .supplied import record_in_memory
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["probe", "train", "record", "compare", "consensus", "distill", "report"]
+Stage = Literal[
+    "probe", "train", "record", "compare", "consensus", "distill", "templates", "report"
+]
 ALL_STAGES: tuple[Stage, ...] = (
     "probe",
     "train",
@@ -37,6 +39,7 @@ ALL_STAGES: tuple[Stage, ...] = (
     "compare",
     "consensus",
     "distill",
+    "templates",
     "report",
 )
 _PACKAGES = (
@@ -290,6 +293,10 @@ def _run_stage(stage: Stage, ctx: StageContext, wanted: tuple[str, ...]) -> Any:
         from .distill_stage import stage_distill
 
         return stage_distill(ctx)
+    if stage == "templates":
+        from .template_stage import stage_templates
+
+        return stage_templates(ctx)
     from ..report import build_report
 
     return build_report(ctx.store).html

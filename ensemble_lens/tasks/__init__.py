@@ -33,6 +33,7 @@ _BUILTIN: dict[str, str] = {
     "matrix_invariants": "ensemble_lens.tasks.conserved:MatrixInvariantsTask",
     "kepler": "ensemble_lens.tasks.bottleneck:KeplerTask",
     "bottleneck": "ensemble_lens.tasks.bottleneck:BottleneckTask",
+    "modular": "ensemble_lens.tasks.modular:ModularAdditionTask",
 }
 
 

@@ -20,6 +20,7 @@ BUILTIN = [
     "harmonic",
     "kepler",
     "matrix_invariants",
+    "modular",
     "pair_energy",
     "pendulum",
     "spring",

@@ -1,0 +1,93 @@
+"""Groups and templates through the study pipeline, on a mixed ensemble of ingested members:
+three "clock" members (Fourier features of Z_23) and three "lookup" members (one random
+embedding), each in its own random basis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensemble_lens.errors import ConfigError
+from ensemble_lens.pipeline.runner import run_study
+from ensemble_lens.tasks import get_task
+
+P, N, SEED = 23, 600, 7
+
+
+def _members(tmp_path) -> list[dict]:
+    a = get_task("modular", p=P).sample_probe(N, SEED)[:, 0].astype(int)
+    rng = np.random.default_rng(0)
+    grid = 2 * np.pi * np.arange(P) / P
+    clock = np.column_stack([f(k * grid) for k in (3, 7) for f in (np.cos, np.sin)])
+    lookup = rng.normal(size=(P, 4))
+    out = []
+    for i, table in enumerate([clock] * 3 + [lookup] * 3):
+        basis = np.linalg.qr(rng.normal(size=(8, 4)))[0].T  # (4, 8) orthonormal rows
+        acts = table[a] @ basis + 0.02 * rng.normal(size=(N, 8))
+        path = tmp_path / f"m{i}.npz"
+        np.savez(path, embed=acts.astype(np.float32))
+        kind = "clock" if i < 3 else "lookup"
+        out.append(
+            {
+                "id": f"{kind}{i}",
+                "kind": "activations",
+                "path": str(path),
+                "sample_ids": "probe_order",
+            }
+        )
+    return out
+
+
+def _config(tmp_path, **extra) -> dict:
+    cfg = {
+        "name": "mixed",
+        "task": {"name": "modular", "params": {"p": P}},
+        "probe": {"n": N, "seed": SEED, "n_extrapolation": 0},
+        "ensemble": {"seeds": [], "untrained_null": False, "ingest": _members(tmp_path)},
+        "similarity": {"metrics": ["linear_cka"]},
+        "consensus": {"n_null": 5},
+        "distill": {"enabled": False},
+        "templates": {"enabled": True, "max_components": 2},
+        "groups": {"enabled": True, "n_perm": 199},
+        "execution": {"scheduler": "serial"},
+    }
+    cfg.update(extra)
+    return cfg
+
+
+@pytest.mark.slow
+def test_mixed_ensemble_gives_two_groups_and_each_groups_law(tmp_path):
+    stages = ("probe", "record", "compare", "templates")
+    res = run_study(_config(tmp_path), store=tmp_path / "s.zarr", stages=stages)
+    rec = res.store.study_attrs()["templates"]["embed"]
+    sim = rec["groups"]["similarity"]
+    assert sim["n_groups"] == 2 and sim["p_value"] <= 0.05
+    assert sim["groups"] == [["clock0", "clock1", "clock2"], ["lookup3", "lookup4", "lookup5"]]
+    assert rec["groups"]["template"]["n_groups"] == 2
+    # the ensemble as a whole shares no form; the clock group does, with its frequencies
+    assert rec["templates"]["verdict"] == "no shared form"
+    clock, lookup = rec["groups"]["per_group"]
+    assert clock["template"] == "c2*cos(a*c0 + c1) + c3" and clock["template_support"] == 1.0
+    assert lookup["template_support"] < 0.5
+    best = rec["templates"]["best"]
+    for m in ("clock0", "clock1", "clock2"):
+        assert sorted(round(k) for k in best["frequencies"][m]) == [3, 7]
+    # a second run with the same settings is skipped
+    again = run_study(_config(tmp_path), store=tmp_path / "s.zarr", stages=("templates",))
+    assert again.outcomes["templates"] == {"embed": "skipped"}
+
+
+def test_groups_metric_not_computed_is_a_clear_error(tmp_path):
+    cfg = _config(tmp_path, groups={"enabled": True, "metric": "mean_cca"})
+    with pytest.raises(ConfigError, match=r"groups.metric 'mean_cca': not computed for layer"):
+        run_study(
+            cfg, store=tmp_path / "s.zarr", stages=("probe", "record", "compare", "templates")
+        )
+
+
+def test_unknown_periodic_input_is_a_clear_error(tmp_path):
+    cfg = _config(
+        tmp_path, templates={"enabled": True, "periodic": {"c": 5}}, groups={"enabled": False}
+    )
+    with pytest.raises(ConfigError, match=r"templates.periodic: inputs \['c'\] are not probe"):
+        run_study(cfg, store=tmp_path / "s.zarr", stages=("probe", "record", "templates"))
