@@ -176,13 +176,19 @@ class MultisetCCA(AlignerBase):
 
 
 def _whitened_cross(moments: Any, T: list[np.ndarray]) -> np.ndarray:
-    """Whitened cross-covariance ``C_w`` with blocks ``T_k^T C_kl T_l``, shape (P, P)."""
-    K = len(T)
-    rows = []
-    for k in range(K):
-        rows.append([T[k].T @ moments.block(k, l) @ T[l] for l in range(K)])
-    cw = np.block(rows)
+    """Whitened cross-covariance ``C_w = B^T C B`` (blocks ``T_k^T C_kl T_l``), shape (P, P).
+
+    ``B`` is the block-diagonal whitening (sparse): two products instead of a Python loop
+    over the K^2 blocks (which took minutes at K = 1000).
+    """
+    B = _block_whitening(T)
+    cw = np.asarray(B.T @ np.asarray(B.T @ moments.cov).T)
     return (cw + cw.T) / 2.0
+
+
+def _block_whitening(T: list[np.ndarray]) -> Any:
+    """The (D, P) block-diagonal matrix of the per-network whitening maps, sparse CSR."""
+    return scipy.sparse.block_diag(T, format="csr")
 
 
 def _sym(a: np.ndarray) -> np.ndarray:
@@ -195,7 +201,7 @@ def _whitened_operator(moments: Any, T: list[np.ndarray]) -> Callable[[np.ndarra
     ``B`` is the block-diagonal whitening (D, P), kept sparse: one product costs
     ``O(D^2 m)`` (the shared covariance ``C``, D x D) instead of ``C_w``'s ``P^2`` memory.
     """
-    B = scipy.sparse.block_diag(T, format="csr")
+    B = _block_whitening(T)
     Bt = B.T.tocsr()
     cov = moments.cov
 
