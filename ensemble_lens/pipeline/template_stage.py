@@ -93,7 +93,7 @@ def _backend(ctx: StageContext, periodic: dict[str, int]) -> tuple[Any, Any]:
             )
         return FourierBackend(periodic), None
     engine = ctx.cfg.distill.backend if name == "auto" else name
-    return engine, backend_options(engine, ctx.cfg.distill.options, ctx.task)
+    return engine, backend_options(engine, ctx.cfg.distill.options, ctx.inputs)
 
 
 def layer_templates(ctx: StageContext, layer: str, ids: list[str]) -> dict[str, Any]:
