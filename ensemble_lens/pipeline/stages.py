@@ -149,6 +149,21 @@ def _probe_from_file(ctx: StageContext) -> str:
     return "written"
 
 
+def consensus_settings(ccfg: Any) -> dict[str, Any]:
+    """The ``find_consensus`` keywords a study's ``consensus:`` section sets (alignment,
+    permutation null, support), shared by the consensus and the per-group stages."""
+    return {
+        "method": ccfg.method,
+        "n_components": ccfg.n_components,
+        "variance_keep": ccfg.variance_keep,
+        "n_null": ccfg.n_null,
+        "alpha": ccfg.alpha,
+        "p_support": ccfg.p_support,
+        "min_variance": ccfg.min_variance,
+        "seed": ccfg.seed,
+    }
+
+
 # ------------------------------------------------------------------------------------ members
 def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, Any]]:
     """Train / load and record every member not already done, in batches of members per
@@ -389,14 +404,7 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         ds = find_consensus(
             acts,
             split=split,
-            method=ccfg.method,
-            n_components=ccfg.n_components,
-            variance_keep=ccfg.variance_keep,
-            n_null=ccfg.n_null,
-            alpha=ccfg.alpha,
-            p_support=ccfg.p_support,
-            min_variance=ccfg.min_variance,
-            seed=ccfg.seed,
+            **consensus_settings(ccfg),
             untrained=untrained or None,
             max_untrained_r2=ccfg.max_untrained_r2,
             min_learned_share=ccfg.min_learned_share,

@@ -16,7 +16,13 @@ import numpy as np
 
 from ..config import stable_hash
 from ..errors import ConfigError
-from .stages import StageContext, _members_tag, analysed_members, recorded_layers
+from .stages import (
+    StageContext,
+    _members_tag,
+    analysed_members,
+    consensus_settings,
+    recorded_layers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,14 +238,7 @@ def group_law(ctx: StageContext, layer: str, members: list[str]) -> dict[str, An
     ds = find_consensus(
         acts,
         split=ctx.store.probe()["split"].values,
-        method=ccfg.method,
-        n_components=ccfg.n_components,
-        variance_keep=ccfg.variance_keep,
-        n_null=ccfg.n_null,
-        alpha=ccfg.alpha,
-        p_support=ccfg.p_support,
-        min_variance=ccfg.min_variance,
-        seed=ccfg.seed,
+        **consensus_settings(ccfg),
         executor=ctx.executor,
     )
     keep = np.flatnonzero(ds["is_consensus"].values)
