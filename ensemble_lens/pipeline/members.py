@@ -52,7 +52,7 @@ def expand_members(cfg: StudyConfig, task: Any) -> list[MemberSpec]:
     """
     base = {
         "task": cfg.task.model_dump(mode="json") if cfg.task else None,
-        "probe": cfg.probe.model_dump(mode="json"),
+        "probe": _probe_key(cfg),
         "record": cfg.record.model_dump(mode="json"),
     }
     members: list[MemberSpec] = []
@@ -68,6 +68,14 @@ def expand_members(cfg: StudyConfig, task: Any) -> list[MemberSpec]:
                 members.append(twin)
     _unique(members)
     return members
+
+
+def _probe_key(cfg: StudyConfig) -> dict[str, Any]:
+    """The probe settings that decide what members see: unset (None or empty) fields and the
+    truth columns (which change no activation) are left out, so a store made before those
+    fields existed keeps its member tags, and naming a truth column records nothing again."""
+    dump = cfg.probe.model_dump(mode="json")
+    return {k: v for k, v in dump.items() if k != "truth" and v not in (None, [], {})}
 
 
 def expand_ingest(cfg: StudyConfig, ing: Any) -> list[dict[str, Any]]:

@@ -217,6 +217,12 @@ def check_members(
             check_ingest_file(str(cfg.resolve(ing.path)), ing.kind, f"ensemble.ingest.{i}.path")
     members = expand_members(cfg, task)  # ingest patterns matching nothing raise here
     ids = [m.id for m in members] + list(in_memory)
+    clash = sorted(set(members_ids := [m.id for m in members]) & set(in_memory))
+    if clash:
+        raise ConfigError(
+            f"run_study(members=...): id(s) {', '.join(clash)} are also members of the config "
+            f"({len(members_ids)} there); give in-memory members ids of their own"
+        )
     if not ids and not _has_models(path):
         raise ConfigError(
             "ensemble: the study has no members (ensemble.seeds is empty and nothing is listed "

@@ -109,9 +109,9 @@ def layer_templates(ctx: StageContext, layer: str, ids: list[str]) -> dict[str, 
     from ..distill.shared import shared_templates
 
     tcfg = ctx.cfg.templates
-    probe = ctx.store.probe()
+    names = list(ctx.inputs.variables)  # the variables formulas may use (distill.variables)
+    probe = ctx.store.probe().sel(variable=names)
     X = probe["inputs"].values.astype(np.float64)
-    names = list(ctx.store.probe_names)
     fit = probe["split"].values != "test"
     periodic = periodic_inputs(ctx)
     comps = {

@@ -83,7 +83,13 @@ def _formula_card(
     title = f"<h3>{where}</h3>"
     if rec.get("expression") is None:
         reason = f" {rec['reason']}" if rec.get("reason") else ""
-        body = f'<p class="none">No formula found for this component.{esc(reason)}</p>'
+        rejected = rec.get("rejected_expression")
+        what = (
+            f"Formula rejected: <code>{esc(rejected)}</code>."
+            if rejected
+            else "No formula found for this component."
+        )
+        body = f'<p class="none">{what}{esc(reason)}</p>'
         return f'<div class="card">{title}{body}{_search_table(rec, check)}</div>'
     svg = formula_svg(rec.get("latex"))
     typeset = sink.figure(svg, f"formula: {rec['expression']}", show_caption=False)

@@ -473,3 +473,10 @@ def test_in_memory_members_that_cannot_be_recorded(folder):
         run_study(cfg, members={"net": torch.nn.Linear(3, 2)}, stages=["probe"])
     with pytest.raises(IngestError, match=r"member 'v': expected an nn.Module, a \(sample, unit\)"):
         run_study(cfg, members={"v": np.zeros(300)}, stages=["probe"])
+
+
+def test_in_memory_members_may_not_reuse_config_ids(folder):
+    acts = np.random.default_rng(0).normal(size=(300, 4))
+    with pytest.raises(ConfigError, match=r"id\(s\) seed1 are also members of the config"):
+        run_study(_config(folder, [STATE]), stages=STAGES, members={"seed1": acts})
+    assert not (folder / "study.zarr").exists()
