@@ -22,16 +22,30 @@ NO_TRUTH = "no ground truth: recovery is not judged"
 def ground_truth(store: StudyStore, formulas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Whether formulas are judged against a ground truth, and the plain statement.
 
-    Recovery is judged when the probe holds ``truth_<name>`` variables or a formula record
-    carries a verdict (``exact_recovery`` not None, written by a task that knows its truth).
+    Recovery is judged when a formula record says its study knew truth formulas
+    (``ground_truth``) or carries a verdict (``exact_recovery`` not None); records written
+    before ``ground_truth`` existed count a probe ``truth_<name>`` variable instead. A probe
+    file's truth columns alone give values, not formulas: recovery is then not judged.
     """
     names = list(store.truth_names()) if store.has_probe() else []
-    judged = bool(names) or any(f.get("exact_recovery") is not None for f in formulas)
-    statement = (
-        f"ground truth in the probe: {', '.join(names)}; each formula is judged against it"
-        if names
-        else ("recovery judged against the task's latents" if judged else NO_TRUTH)
-    )
+    verdict = any(f.get("exact_recovery") is not None for f in formulas)
+    if any("ground_truth" in f for f in formulas):  # records say whether truths were known
+        judged = verdict or any(f.get("ground_truth") for f in formulas)
+    else:  # older records: a probe truth came from a task
+        judged = verdict or bool(names)
+    if judged:
+        statement = (
+            f"ground truth in the probe: {', '.join(names)}; each formula is judged against it"
+            if names
+            else "recovery judged against the task's latents"
+        )
+    elif names:  # a probe file's truth columns: values without a formula to recover
+        statement = (
+            f"{NO_TRUTH} (the probe's truth values {', '.join(names)} serve the extrapolation "
+            "check only)"
+        )
+    else:
+        statement = NO_TRUTH
     return {"judged": judged, "truth_variables": names, "statement": statement}
 
 

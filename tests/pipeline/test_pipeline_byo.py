@@ -372,6 +372,11 @@ def test_truth_columns_and_extrapolation_rows_of_the_file_judge_the_formula(fold
     assert sympy_equal_up_to_scale(formula["expression"], "x1*x2")
     assert formula["r2_extrapolation"] > 0.99  # against the file's truth on its extrapolation rows
     assert formula["exact_recovery"] is None  # truth values, not a formula: not judged
+    from ensemble_lens.report import collect_results
+
+    said = collect_results(result.store)["ground_truth"]
+    assert said["judged"] is False and said["truth_variables"] == ["u"]
+    assert said["statement"].startswith("no ground truth: recovery is not judged (the probe's")
 
 
 def sympy_equal_up_to_scale(expr, law):
