@@ -228,7 +228,8 @@ def check_members(
             "ensemble: the study has no members (ensemble.seeds is empty and nothing is listed "
             "under ensemble.ingest); give at least one seed or ingested model"
         )
-    built = [m.id for m in members if _built_by(m.source, wanted)]  # what these stages build
+    # what these stages build (twins of ingested members go with them, like stage_members)
+    built = [m.id for m in members if _built_by("ingested" if m.ingest else m.source, wanted)]
     unknown = [m for m in redo if m not in built]
     if unknown:
         raise ConfigError(
@@ -245,6 +246,8 @@ def check_members(
 
 
 def _built_by(source: str, wanted: Sequence[str]) -> bool:
+    """Whether the stages ``wanted`` build a member of this kind: ``train`` builds the task's
+    members and their twins, ``record`` the ingested ones and theirs (the stage's ``only``)."""
     if "train" in wanted and "record" in wanted:
         return True
     return ("train" in wanted and source != "ingested") or (
