@@ -48,7 +48,12 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     dcfg = ctx.cfg.distill
     layers = ctx.store.result_layers("consensus")
     tags = {layer: ctx.store.result_tag("consensus", layer) for layer in layers}
-    tag = stable_hash({"consensus": tags, "distill": dcfg.model_dump(mode="json")})
+    # the probe tag too: a probe file's truth columns or extrapolation rows change the verdicts
+    # without changing any member or consensus
+    probe_tag = ctx.store.study_attrs().get("probe_tag")
+    tag = stable_hash(
+        {"consensus": tags, "distill": dcfg.model_dump(mode="json"), "probe": probe_tag}
+    )
     if not dcfg.enabled:
         return {"skipped": "distill.enabled is false"}
     if ctx.store.formulas_tag() == tag:
