@@ -324,16 +324,21 @@ class StudyStore:
     def has_probe(self) -> bool:
         return (self.path / "probe" / "zarr.json").exists()
 
+    def _open(self, group: str, chunks: Any = None, cache: bool = True) -> xr.Dataset:
+        """One group of the store as an xarray Dataset (lazy; no consolidated metadata, which
+        a resumable store would serve stale)."""
+        return _xr().open_dataset(
+            str(self.path), group=group, engine="zarr", consolidated=False, chunks=chunks,
+            cache=cache,
+        )  # fmt: skip
+
     def probe(self) -> xr.Dataset:
         """The probe set as an in-memory Dataset: ``inputs`` (sample, variable), ``split``
         (sample,) with values "fit"/"test", and ``truth_<name>`` (sample,) when written."""
         if self._probe_cache is None:
             if not self.has_probe():
                 raise StoreError(f"store {self.path} has no probe set; call write_probe first")
-            xr = _xr()
-            ds = xr.open_dataset(
-                str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
-            )
+            ds = self._open("probe")
             extras = [k for k in ds.variables if str(k).startswith(_EXTRA_PREFIXES)]
             ds = _decode_strings(ds.drop_vars(extras).load())
             codes = ds["split"].values
@@ -345,25 +350,14 @@ class StudyStore:
         """Lazy (sample, variable) probe inputs; slices read only what they touch."""
         if not self.has_probe():
             raise StoreError(f"store {self.path} has no probe set; call write_probe first")
-        xr = _xr()
-        ds = xr.open_dataset(
-            str(self.path),
-            group="probe",
-            engine="zarr",
-            consolidated=False,
-            chunks=None,
-            cache=False,
-        )
+        ds = self._open("probe", cache=False)
         return ds["inputs"]
 
     def model_inputs(self) -> xr.DataArray | dict[str, xr.DataArray]:
         """Lazy inputs the networks take: the (sample, variable) named inputs, or the arrays
         given as ``model_inputs`` (one array, or a dict of them), sample axis first."""
         self.probe_inputs()  # raises when there is no probe
-        xr = _xr()
-        ds = xr.open_dataset(
-            str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
-        )
+        ds = self._open("probe")
         keys = [str(k) for k in ds.data_vars if str(k).startswith(_INPUT_PREFIX)]
         if not keys:
             return self.probe_inputs()
@@ -376,9 +370,7 @@ class StudyStore:
         if not self.has_probe():
             return None
         xr = _xr()
-        ds = xr.open_dataset(
-            str(self.path), group="probe", engine="zarr", consolidated=False, chunks=None
-        )
+        ds = self._open("probe")
         keys = [str(k) for k in ds.data_vars if str(k).startswith(_EXTRAP_PREFIX)]
         if not keys:
             return None
@@ -475,15 +467,7 @@ class StudyStore:
         if not (model_dir / "acts" / layer / "activations" / "zarr.json").exists():
             have = ", ".join(self.layers(model_id)) or "none"
             raise StoreError(f"model {model_id!r} has no layer {layer!r} (layers: {have})")
-        xr = _xr()
-        ds = xr.open_dataset(
-            str(self.path),
-            group=f"models/{model_id}/acts/{layer}",
-            engine="zarr",
-            consolidated=False,
-            chunks=chunks,
-            cache=False,
-        )
+        ds = self._open(f"models/{model_id}/acts/{layer}", chunks=chunks, cache=False)
         da = ds["activations"]
         ids = self.sample_ids
         if da.sizes["sample"] != ids.size:
@@ -615,17 +599,10 @@ class StudyStore:
         if self.result_tag(kind, layer) is None:
             have = ", ".join(self.result_layers(kind)) or "none"
             raise StoreError(f"store {self.path} has no {kind} result for layer {layer!r} ({have})")
-        xr = _xr()
         from .verify import damage_named_in  # verify builds on this module
 
         with damage_named_in(self, f"{kind}/{layer}"):
-            ds = xr.open_dataset(
-                str(self.path),
-                group=f"{kind}/{layer}",
-                engine="zarr",
-                consolidated=False,
-                chunks=None,
-            )
+            ds = self._open(f"{kind}/{layer}")
             return _decode_strings(ds.load())
 
     def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
