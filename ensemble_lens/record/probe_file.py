@@ -11,6 +11,7 @@ file, the column and what was expected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -65,8 +66,24 @@ class ProbeData:
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, or of a folder's (Zarr) relative paths, sizes and bytes."""
+    """sha256 of a file's bytes, or of a folder's (Zarr) relative paths, sizes and bytes.
+
+    A plain file's digest is remembered for its (path, size, mtime), so a run that expands the
+    members twice (the checks before writing, then the members stage) reads each file once.
+    """
     p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return _file_digest(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return _digest(p)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return _digest(Path(path))
+
+
+def _digest(p: Path) -> str:
     h = hashlib.sha256()
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     for f in files:
