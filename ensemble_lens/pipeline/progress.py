@@ -48,16 +48,25 @@ def console_progress(tty: bool | None = None) -> Iterator[Progress]:
 
 
 class _LinePrinter:
-    """One line per progress event on stderr (thread-safe: dask delivers from its own thread)."""
+    """One line per progress event on stderr (thread-safe: dask delivers from its own thread).
+
+    Each member's epochs (labels ``"epochs <member>"``) fold into one ``epochs`` line: printed
+    when the first epoch arrives and then at most once every ``every_s``, so a thousand-member
+    study writes a bounded log; the ``members`` line counts the members finished.
+    """
 
     def __init__(self, every_s: float = 60.0) -> None:
         self.every_s = every_s
         self._last: dict[str, tuple[int, float]] = {}
+        self._epochs: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, label: str, done: int, total: int) -> None:
         with self._lock:
             now = time.monotonic()
+            if label.startswith("epochs "):
+                self._epoch_event(label, done, total, now)
+                return
             last_done, last_t = self._last.get(label, (-1, 0.0))
             step = max(1, total // 10)
             due = (
@@ -69,8 +78,27 @@ class _LinePrinter:
             if not due or done == last_done:
                 return
             self._last[label] = (done, now)
-            stamp = time.strftime("%H:%M:%S")
-            print(f"{stamp} progress {label}: {done}/{total}", file=sys.stderr, flush=True)
+            _line(f"{label}: {done}/{total}")
+
+    def _epoch_event(self, label: str, done: int, total: int, now: float) -> None:
+        self._epochs[label] = (done, total)
+        _, last_t = self._last.get("epochs", (-1, -self.every_s))
+        if now - last_t < self.every_s:
+            return
+        self._last["epochs"] = (0, now)
+        running = sum(d < t for d, t in self._epochs.values())
+        finished = len(self._epochs) - running
+        done_all = sum(d for d, _ in self._epochs.values())
+        total_all = sum(t for _, t in self._epochs.values())
+        _line(
+            f"epochs: {done_all}/{total_all} of the members seen so far "
+            f"({running} training, {finished} finished)"
+        )
+
+
+def _line(text: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"{stamp} progress {text}", file=sys.stderr, flush=True)
 
 
 def print_summary(result: Any) -> None:

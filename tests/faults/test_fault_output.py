@@ -15,8 +15,9 @@ def test_file_output_shows_worker_epochs_and_no_dask_chatter(tmp_path, write_con
     code, _, err = run_cli("train", path, "--scheduler", "local", "--workers", "1")
     assert code == 0, err[-3000:]
     lines = err.splitlines()
-    for member in ("s0", "s1"):  # sent by the worker process, through dask's event channel
-        assert any(line.endswith(f"progress epochs {member}: 3/3") for line in lines), err
+    # sent by the worker process, through dask's event channel; one folded line, not per member
+    assert any(" progress epochs: " in line for line in lines), err
+    assert not any(" progress epochs s" in line for line in lines), err
     assert any(line.endswith("progress members: 2/2") for line in lines), err
     for chatter in ("jupyter-server-proxy", "still alive", "Traceback", "CommClosedError"):
         assert chatter not in err
@@ -25,13 +26,29 @@ def test_file_output_shows_worker_epochs_and_no_dask_chatter(tmp_path, write_con
 
 def test_line_progress_is_throttled(capsys):
     with console_progress(tty=False) as progress:
-        for epoch in range(1, 101):
-            progress("epochs s0", epoch, 100)
+        for member in range(50):
+            for epoch in range(1, 101):
+                progress(f"epochs s{member}", epoch, 100)
+        for done in range(1, 101):
+            progress("pairs latent", done, 100)
         progress("members", 1, 2)
     lines = capsys.readouterr().err.splitlines()
-    epochs = [line.split(" progress ")[1] for line in lines if "epochs s0" in line]
-    assert epochs == [f"epochs s0: {n}/100" for n in (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)]
+    epochs = [line.split(" progress ")[1] for line in lines if " progress epochs" in line]
+    # fifty members' epochs fold into one line (then at most one a minute)
+    assert epochs == ["epochs: 1/100 of the members seen so far (1 training, 0 finished)"]
+    pairs = [line.split(" progress ")[1] for line in lines if "pairs latent" in line]
+    assert pairs == [f"pairs latent: {n}/100" for n in (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)]
     assert lines[-1].endswith("progress members: 1/2")
+
+
+def test_folded_epoch_line_text(capsys):
+    from ensemble_lens.pipeline.progress import _LinePrinter
+
+    printer = _LinePrinter(every_s=0.0)
+    for label, done, total in (("epochs a", 3, 3), ("epochs b", 1, 4), ("epochs c", 2, 4)):
+        printer(label, done, total)
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith("epochs: 6/11 of the members seen so far (2 training, 1 finished)")
 
 
 def test_progress_events_of_a_serial_run(tmp_path):
