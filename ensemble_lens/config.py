@@ -73,6 +73,10 @@ class ProbeConfig(_Strict):
     split: str | float | None = None
     #: ground-truth latents given in the file: latent name -> column
     truth: dict[str, str] = Field(default_factory=dict)
+    #: the columns the networks were trained to predict, in the order of their outputs: each
+    #: ingested network's R^2 on them (probe test rows) is its val_r2, so the member-skill
+    #: check (consensus.min_member_r2) runs on networks trained elsewhere
+    target: list[str] | None = None
     #: arrays of the file fed to the networks as they are (images, sequences, token ids);
     #: one name -> one tensor, several -> a dict of tensors (default: the named variables)
     inputs: list[str] | None = None

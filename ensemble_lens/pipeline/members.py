@@ -224,9 +224,24 @@ def run_member(
     with one_torch_thread():
         task = task_of(cfg)
         built = _build(task, member, cfg.execution.device)
+        if member.source == "ingested":
+            built = _with_skill(store, member, built)
         record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": member.source, "seconds": seconds, **built[2]}
+
+
+def _with_skill(store: Any, member: MemberSpec, built: tuple) -> tuple:
+    """An ingested network's val_r2 from its outputs on the probe's target columns, unless
+    its entry's ``attrs`` give one (see :mod:`ensemble_lens.record.skill`)."""
+    from ..record.skill import output_skill
+
+    model, probe_model, metrics, ckpt, input_fn = built
+    if "val_r2" in metrics or not store.target_names():
+        return built
+    r2 = output_skill(store, probe_model, input_fn)
+    metrics = {**metrics, "val_r2": r2, "val_r2_on": "probe.target"}
+    return model, probe_model, metrics, ckpt, input_fn
 
 
 def record_member(
@@ -325,6 +340,7 @@ def _check_network(cfg: StudyConfig, store: Any, member: MemberSpec) -> None:
     from ..errors import ShapeError
     from ..record.hooks import resolve_layers
     from ..record.recorder import check_forward
+    from ..record.skill import check_output_width
 
     where = f"member {member.id!r} file {member.ingest.get('path') or member.ingest['factory']}"
     task = task_of(cfg)
@@ -332,7 +348,10 @@ def _check_network(cfg: StudyConfig, store: Any, member: MemberSpec) -> None:
     modules = resolve_layers(probe_model, _layers(cfg, task, member), member.id)
     try:
         check_forward(store, probe_model, modules, member.id, input_fn)
+        check_output_width(store, probe_model, where, input_fn)
     except ShapeError as err:
+        if where in str(err):
+            raise
         raise ShapeError(f"{err} ({where})") from err
     except Exception as err:  # the user's network or input_fn rejected the probe batch
         raise IngestError(

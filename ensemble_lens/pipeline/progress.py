@@ -118,17 +118,17 @@ def print_summary(result: Any) -> None:
     console.print(table)
     formulas = result.store.read_formulas()
     for f in formulas:
+        where = "/".join(str(f[k]) for k in ("layer", "component") if f.get(k) is not None)
         if f.get("expression") is None:
             console.print(
-                f"[bold]{f.get('layer')}/{f.get('component')}[/]: no formula "
-                f"({f.get('reason') or 'consensus too weak'})"
+                f"[bold]{where}[/]: no formula ({f.get('reason') or 'consensus too weak'})"
             )
             continue
         verdict = {True: "exact", False: "not exact", None: "truth unknown"}[
             f.get("exact_recovery")
         ]
         console.print(
-            f"[bold]{f.get('layer')}/{f.get('component')}[/] = {f['expression']}   "
+            f"[bold]{where}[/] = {f['expression']}   "
             f"(support {f.get('support', float('nan')):.2f}, "
             f"R2 test {f.get('r2_test', float('nan')):.4f}, {verdict})"
         )

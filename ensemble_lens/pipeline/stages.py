@@ -127,6 +127,7 @@ def _probe_from_file(ctx: StageContext) -> str:
         truth=pcfg.truth,
         inputs=pcfg.inputs,
         sample_id=pcfg.sample_id,
+        target=pcfg.target,
     )
     wanted = ctx.cfg.distill.variables or []
     unknown = [v for v in wanted if v not in data.names]
@@ -141,6 +142,7 @@ def _probe_from_file(ctx: StageContext) -> str:
         data.sample_ids,
         data.split,
         truth=data.truth,
+        targets=data.targets or None,
         test_fraction=data.test_fraction or pcfg.test_fraction,
         seed=pcfg.seed,
         model_inputs=data.model_inputs or None,

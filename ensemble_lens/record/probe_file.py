@@ -48,6 +48,8 @@ class ProbeData:
         The test fraction of the seeded split when the file names no split column.
     truth : dict of str to np.ndarray
         Ground-truth latents, ``(sample,)`` each.
+    targets : dict of str to np.ndarray
+        What the networks were trained to predict, column -> ``(sample,)``, in output order.
     sample_ids : np.ndarray or None
         Unique integer sample ids (default ``0..n-1``).
     """
@@ -59,6 +61,7 @@ class ProbeData:
     test_fraction: float | None = None
     truth: dict[str, np.ndarray] = field(default_factory=dict)
     sample_ids: np.ndarray | None = None
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -153,6 +156,7 @@ def read_probe_file(
     truth: dict[str, str] | None = None,
     inputs: list[str] | None = None,
     sample_id: str | None = None,
+    target: list[str] | None = None,
 ) -> ProbeData:
     """Read and check a probe file.
 
@@ -171,6 +175,8 @@ def read_probe_file(
         Arrays fed to the networks as they are (default: the non-flat arrays, if any).
     sample_id
         Column of unique integer sample ids.
+    target
+        Columns the networks were trained to predict, in the order of their outputs.
 
     Raises
     ------
@@ -181,8 +187,8 @@ def read_probe_file(
     p = Path(path)
     cols, coord_ids = read_columns(p)
     where = f"probe file {p}"
-    truth = dict(truth or {})
-    named = [c for c in (variables or []) + list(truth.values()) + (inputs or [])]
+    truth, target = dict(truth or {}), list(target or [])
+    named = [c for c in (variables or []) + list(truth.values()) + (inputs or []) + target]
     named += [c for c in (split, sample_id) if isinstance(c, str)]
     missing = [c for c in named if c not in cols]
     if missing:
@@ -191,7 +197,8 @@ def read_probe_file(
             f"{sorted(cols)})"
         )
     n = _n_rows(cols, where)
-    reserved = set(truth.values()) | {c for c in (split, sample_id) if isinstance(c, str)}
+    reserved = set(truth.values()) | set(target)
+    reserved |= {c for c in (split, sample_id) if isinstance(c, str)}
     model_in = _model_inputs(cols, inputs, reserved, where)
     if variables is None:
         variables = [
@@ -205,6 +212,8 @@ def read_probe_file(
     data = ProbeData(X, list(variables), model_in)
     for latent, col in truth.items():
         data.truth[latent] = _finite(cols[col], where, f"truth column {col!r} (latent {latent!r})")
+    for col in target:
+        data.targets[col] = _finite(cols[col], where, f"target column {col!r}")
     if isinstance(split, str):
         data.split = _split_labels(cols[split], where, split)
     elif split is not None:

@@ -57,6 +57,7 @@ _SPLIT_CODES = {"fit": 0, "test": 1}
 _INPUT_PREFIX = "model_input_"  # probe arrays the networks take as they are
 _EXTRAP_PREFIX = "extrapolation_"  # probe samples kept apart for extrapolation
 _EXTRA_PREFIXES = (_INPUT_PREFIX, _EXTRAP_PREFIX)
+_TARGET_PREFIX = "target_"  # what the networks were trained to predict (probe.target)
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
@@ -253,6 +254,7 @@ class StudyStore:
         test_fraction: float = 0.25,
         seed: int = 0,
         model_inputs: Mapping[str, Any] | None = None,
+        targets: Mapping[str, Any] | None = None,
     ) -> None:
         """Write the shared probe set every network is recorded on.
 
@@ -278,6 +280,9 @@ class StudyStore:
             Arrays (sample, ...) the networks take instead of the named variables, name ->
             array (one array: the model gets it; several: a dict of tensors). Read back
             with :meth:`model_inputs`.
+        targets
+            Optional values the networks were trained to predict, name -> (sample,) array, in
+            the order of the networks' outputs (``target_<name>``; see :attr:`target_names`).
 
         Raises
         ------
@@ -298,6 +303,9 @@ class StudyStore:
             width = 1 if np.ndim(inputs) == 1 else int(np.shape(inputs)[1])
             names = [f"x{j}" for j in range(width)]
         ds = _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
+        for key, values in (targets or {}).items():
+            v = _per_sample(values, ds.sizes["sample"], f"target {key!r}")
+            ds[f"{_TARGET_PREFIX}{key}"] = ("sample", v)
         ds = _with_extras(ds, model_inputs)
         if self.has_probe() and self.models:
             old = self.probe()
@@ -393,6 +401,13 @@ class StudyStore:
 
     def truth_names(self) -> tuple[str, ...]:
         return tuple(str(k)[6:] for k in self.probe().data_vars if str(k).startswith("truth_"))
+
+    def target_names(self) -> tuple[str, ...]:
+        """The probe's target columns (what the networks were trained to predict), in the
+        order of the networks' outputs; values in ``probe()["target_<name>"]``."""
+        n = len(_TARGET_PREFIX)
+        keys = self.probe().data_vars if self.has_probe() else ()
+        return tuple(str(k)[n:] for k in keys if str(k).startswith(_TARGET_PREFIX))
 
     # ---------------------------------------------------------------- models
     def _model_dir(self, model_id: str) -> Path:
@@ -790,11 +805,17 @@ def _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
         attrs={"split_seed": seed, "split_codes": "0=fit 1=test"},
     )
     for key, values in (truth or {}).items():
-        v = np.asarray(_to_numpy(values), dtype=np.float64).reshape(-1)
-        if v.size != n:
-            raise ShapeError(f"probe truth {key!r}: expected {n} values, got {v.size}")
-        ds[f"truth_{key}"] = ("sample", v)
+        ds[f"truth_{key}"] = ("sample", _per_sample(values, n, f"truth {key!r}"))
     return ds
+
+
+def _per_sample(values: Any, n: int, what: str) -> np.ndarray:
+    from .._arrays import _to_numpy
+
+    v = np.asarray(_to_numpy(values), dtype=np.float64).reshape(-1)
+    if v.size != n:
+        raise ShapeError(f"probe {what}: expected {n} values, got {v.size}")
+    return v
 
 
 def _split_codes(split, n: int, test_fraction: float, seed: int) -> np.ndarray:
@@ -847,7 +868,7 @@ def _with_extras(ds: xr.Dataset, model_inputs: Mapping[str, Any] | None) -> xr.D
     ds = ds.isel(sample=~extrap)
     ds[f"{_EXTRAP_PREFIX}inputs"] = (("extrapolation_sample", "variable"), part["inputs"].values)
     for k in part.data_vars:
-        if str(k).startswith("truth_"):
+        if str(k).startswith(("truth_", _TARGET_PREFIX)):
             ds[f"{_EXTRAP_PREFIX}{k}"] = ("extrapolation_sample", part[k].values)
     ds[f"{_EXTRAP_PREFIX}sample_id"] = ("extrapolation_sample", part["sample"].values)
     return ds

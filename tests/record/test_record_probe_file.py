@@ -166,3 +166,20 @@ def test_store_refuses_model_inputs_it_cannot_hold(tmp_path):
         store.write_probe(
             np.zeros((5, 1)), ["a"], split=split, model_inputs={"img": np.zeros((5, 2, 2))}
         )
+
+
+def test_target_columns_are_kept_apart_from_the_variables(tmp_path):
+    frame = _frame().assign(y=lambda f: 2 * f["u"])
+    _write(frame, tmp_path / "p.parquet")
+    data = read_probe_file(tmp_path / "p.parquet", split="part", sample_id="id", target=["y"])
+    assert "y" not in data.names and "u" in data.names  # u is no truth here: a variable
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(data.variables, data.names, data.sample_ids, data.split, targets=data.targets)
+    assert store.target_names() == ("y",)
+    np.testing.assert_allclose(store.probe()["target_y"].values, frame["y"].to_numpy()[:54])
+    ext = store.extrapolation_probe()
+    np.testing.assert_allclose(ext["target_y"].values, frame["y"].to_numpy()[-6:])
+    frame.loc[3, "y"] = np.inf
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(ProbeFileError, match=r"target column 'y': expected finite .*row 3"):
+        read_probe_file(tmp_path / "p.csv", variables=["x1"], target=["y"])
