@@ -110,6 +110,9 @@ class IngestConfig(_Strict):
     input_fn: str | None = None
     sample_ids: Literal["check", "probe_order"] = "check"
     attrs: dict[str, Any] = Field(default_factory=dict)
+    #: kind activations: a file of the member's activations on the probe's extrapolation rows
+    #: (same layers, one row per extrapolation row); a template like ``id`` for a pattern
+    extrapolation_path: str | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> IngestConfig:
@@ -117,6 +120,11 @@ class IngestConfig(_Strict):
             raise ValueError(f"kind {self.kind!r} needs 'path'")
         if self.kind in ("module", "state_dict") and not self.factory:
             raise ValueError(f"kind {self.kind!r} needs 'factory' ('module:callable')")
+        if self.extrapolation_path and self.kind != "activations":
+            raise ValueError(
+                f"'extrapolation_path' is for kind 'activations'; a {self.kind} network is run "
+                "on the probe's extrapolation rows itself"
+            )
         return self
 
 
@@ -208,6 +216,11 @@ class DistillConfig(_Strict):
     #: a formula that explains (R^2 >= 0.9) fewer than this share of the members' own
     #: components is not a result: it fits the average, not what the members carry
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: member bootstrap: this many resamples of the members (with replacement), each searched
+    #: again (that many more searches per component); 0: off (drop-one stability only)
+    bootstrap: int = Field(default=0, ge=0)
+    #: a formula whose form comes back in fewer of the resamples than this share is flagged
+    bootstrap_min_agreement: float = Field(default=0.8, ge=0.0, le=1.0)
 
 
 class TemplatesConfig(_Strict):

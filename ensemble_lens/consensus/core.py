@@ -143,7 +143,7 @@ def find_consensus(
         ``"fit"``/``"test"`` labels, or a boolean mask that is True on fit samples. Samples
         labelled ``"extrapolation"`` take no part in the alignment, the scores or the nulls,
         and get components and member scores like every sample (for judging formulas beyond
-        the fitted range).
+        the fitted range; ``components`` are standardised on the fit and test samples).
     method : {"gcca", "procrustes"}
         Aligner: MAXVAR multiset CCA or generalized Procrustes.
     n_components : int, optional
@@ -161,7 +161,8 @@ def find_consensus(
     seed : int
         Seed of the permutation null.
     untrained : sequence or dict of array-like, optional
-        Untrained networks (same architecture) on the same samples: a second null, per
+        Untrained networks (same architecture) on the same samples (all of them, or only the
+        fit and test samples): a second null, per
         component (``consensus/untrained.py``). Untrained networks share whatever their inputs
         and architecture give them (graph networks agree at ~0.999 on input-linear
         directions), so agreement is the wrong statistic. A component is *learned* when the
@@ -231,6 +232,7 @@ def find_consensus(
         threshold,
         p_support,
         weights,
+        fit | test,
     )
     if untrained is not None:
         _untrained_test(
@@ -288,18 +290,21 @@ def _untrained_test(
     ``masks``: fit and test (extrapolation samples, in neither, are left out)."""
     _, arrays = as_matrices(untrained)
     fit, test = masks
-    if arrays[0].shape[0] != fit.size:
-        raise ShapeError(
-            f"untrained: expected {fit.size} samples like the activations, got {arrays[0].shape[0]}"
-        )
     keep = fit | test
+    if arrays[0].shape[0] == fit.size:
+        arrays = [u[keep] for u in arrays]
+    elif arrays[0].shape[0] != keep.sum():
+        raise ShapeError(
+            f"untrained: expected {fit.size} samples like the activations (or {keep.sum()}, "
+            f"their fit and test samples), got {arrays[0].shape[0]}"
+        )
     scores = ds["member_scores"].values[:, keep]
     res = untrained_null(
         [m[keep] for m in members],
         scores,
         # the equal-weight mean: which components are learned must not depend on the weights
         _standardised(scores.mean(axis=0)),
-        [u[keep] for u in arrays],
+        arrays,
         fit[keep],
         method=opts.method,
         variance_keep=opts.variance_keep,
@@ -365,11 +370,12 @@ def _weight_of(name: str, value: Any) -> float:
         ) from None
 
 
-def _standardised(y: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit variance (constant columns only centred)."""
-    y = y - y.mean(axis=0)
-    sd = y.std(axis=0)
-    return y / np.where(sd > 0, sd, 1.0)
+def _standardised(y: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Columns centred and scaled to unit variance on ``rows`` (default all; the other rows,
+    extrapolation samples, are mapped the same way); constant columns only centred."""
+    ref = y if rows is None else y[rows]
+    sd = ref.std(axis=0)
+    return (y - ref.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
 def _component_weights(weights: np.ndarray, member_support: np.ndarray) -> np.ndarray:
@@ -394,16 +400,18 @@ def _dataset(
     threshold: float,
     p_support: float,
     weights: np.ndarray,
+    rows: np.ndarray,
 ) -> xr.Dataset:
     """Assemble the "Consensus results" Dataset from sorted per-member arrays.
 
     ``per_member`` holds agreement, variance and support, each (model, component);
-    ``weights`` (model,) the normalised member weights of the consensus scores.
+    ``weights`` (model,) the normalised member weights of the consensus scores; ``rows``
+    (sample,) the fit and test samples the components are standardised on.
     """
     agree, var, member_support = per_member
     member = np.stack(scores)  # (model, sample, component)
     comp = _standardised(
-        np.einsum("kc,ksc->sc", _component_weights(weights, member_support), member)
+        np.einsum("kc,ksc->sc", _component_weights(weights, member_support), member), rows
     )
     n, c = comp.shape
     support = member_support.mean(axis=0)

@@ -108,21 +108,26 @@ def searched_basis(
     X: np.ndarray,
     names: list[str],
     weights: np.ndarray,
+    rows: np.ndarray | None = None,
 ):
     """(labels, Y, member scores, basis name) in the basis the formulas are searched in.
 
     ``vec``: names of an input vector the latent turns with (equivariant map onto it), or
     None; ``Y`` (sample, c), ``M`` (member, sample, c), ``X`` (sample, variable) and
-    ``weights`` (c, the components' variance shares). Basis names: "equivariant", "sparse"
-    (:func:`sparse_basis`) or "aligned" (unchanged).
+    ``weights`` (c, the components' variance shares); ``rows`` (sample,) bool: the samples
+    the basis is learnt on (default all; the others, such as extrapolation samples, are
+    mapped the same way). Basis names: "equivariant", "sparse" (:func:`sparse_basis`) or
+    "aligned" (unchanged).
     """
+    rows = np.ones(len(Y), bool) if rows is None else rows
     if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
         top = major_components(weights, len(vec))
-        m = input_basis_map(Y[:, top], X, vector_names=vec, input_names=names)
+        m = input_basis_map(Y[rows][:, top], X[rows], vector_names=vec, input_names=names)
         mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
-        return [f"{v}-component" for v in vec], m.components.values, mapped, "equivariant"
+        Y = Y[:, top] @ m.matrix + m.offset
+        return [f"{v}-component" for v in vec], Y, mapped, "equivariant"
     if Y.shape[1] > 1:
-        R = sparse_basis(Y, X)
+        R = sparse_basis(Y[rows], X[rows])
         if R is not None:
             labels = [f"c{j}" for j in range(Y.shape[1])]
             return labels, Y @ R, np.einsum("ksc,cd->ksd", M, R), "sparse"

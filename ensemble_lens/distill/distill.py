@@ -452,6 +452,7 @@ def distill_components(
     Y_extrap: object | None = None,
     executor: Any | None = None,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     **options: Any,
 ) -> list[FormulaResult]:
     """Distill several components, inline or through an executor.
@@ -474,6 +475,8 @@ def distill_components(
         Runs one module-level task per component; None runs inline.
     seed : int
         Component ``j`` is searched with seed ``seed + j`` (recorded in its result).
+    seeds : sequence of int, optional
+        One seed per component instead (``seed`` is then not used).
     **options
         Passed to :func:`distill_component` (backend, time_budget, truths, layer, ...).
 
@@ -512,7 +515,7 @@ def distill_components(
             y_extrap=None if Ye is None else Ye[:, j],
             member_scores=None if M is None else M[:, :, j],
             component=label,
-            seed=seed + j,
+            seed=seed + j if seeds is None else int(seeds[j]),
         )
         for j, label in enumerate(labels)
     ]

@@ -31,6 +31,7 @@ import sympy
 
 from ..errors import ShapeError
 from .basis import searched_basis
+from .bootstrap import member_bootstrap
 from .distill import distill_components
 from .judge import exact_recovery
 from .records import no_consensus_record, pick, record, unskilled_record
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 #: probe samples with this split label are kept out of the fit and used for extrapolation
 EXTRAPOLATION = "extrapolation"
+
+#: ``extrapolation_reference`` of a record: what its ``r2_extrapolation`` was measured against
+REFERENCE_TRUTH = "truth"
+REFERENCE_CONSENSUS = "consensus of the networks on the extrapolation rows"
 
 #: The option through which each backend takes extra unary primitives.
 _FUNCTION_OPTION = {"operon": "functions", "pysr": "unary_operators"}
@@ -74,6 +79,11 @@ class DistillSettings:
         reduce_modulo_others`) when the latent is known only up to a monotone map.
     max_extrapolation_drop, stability_tolerance, min_support : float
         See :mod:`ensemble_lens.distill.verdict`.
+    bootstrap : int
+        Member resamples, each searched again (:mod:`ensemble_lens.distill.bootstrap`;
+        ``bootstrap`` more searches per component); 0: none.
+    bootstrap_min_agreement : float
+        A formula whose form comes back in a smaller share of the resamples is flagged.
     """
 
     backend: str = "operon"
@@ -84,6 +94,8 @@ class DistillSettings:
     max_extrapolation_drop: float = 0.5
     stability_tolerance: float = 0.02
     min_support: float = 0.5
+    bootstrap: int = 0
+    bootstrap_min_agreement: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -236,7 +248,11 @@ def distill_consensus(
         :func:`ensemble_lens.consensus.member_skill`) or no component is consensus.
     """
     _check_inputs(consensus, X, names, split)
-    no_truth = {"ground_truth": bool(truths), "truth_note": None if truths else NO_TRUTH}
+    no_truth = {
+        "ground_truth": bool(truths),
+        "truth_note": None if truths else NO_TRUTH,
+        "extrapolation_reference": _reference(extrapolation, split),
+    }
     keep = np.flatnonzero(consensus["is_consensus"].values)
     if consensus.attrs.get("member_skill") == "unskilled":
         log.warning("layer %s: %s", layer, consensus.attrs.get("member_skill_reason"))
@@ -258,10 +274,51 @@ def distill_consensus(
     ids = [str(m) for m in consensus["model"].values]
     records = [_judged(problem, j, results, basis, view, ids) for j, (results, basis) in
                enumerate(per_seed)]  # fmt: skip
-    if skill := consensus.attrs.get("member_skill"):
-        for rec in records:
+    if problem.settings.bootstrap:
+        _bootstrap(problem, records, [pick(results) for results, _ in per_seed], view)
+    for rec in records:
+        rec["extrapolation_reference"] = no_truth["extrapolation_reference"]
+        if skill := consensus.attrs.get("member_skill"):
             rec["member_skill"] = skill
     return LayerDistillation(records, view)
+
+
+def _bootstrap(
+    problem: _Problem, records: list[dict[str, Any]], picks: list[Any], view: dict[str, Any]
+) -> None:
+    """Add the member bootstrap's verdict (:mod:`~ensemble_lens.distill.bootstrap`) to the
+    records, flagging ``"bootstrap"`` those below the agreement asked for."""
+    options = _search_options(problem, [])
+    options["truths"] = None  # the forms are compared, not judged
+
+    def search(Xf, Yf, Xt, Yt, labels, seeds):
+        return distill_components(
+            Xf, Yf, problem.names, X_test=Xt, Y_test=Yt, components=labels, seeds=seeds,
+            **options,
+        )  # fmt: skip
+
+    fit = ~problem.test & (problem.split != EXTRAPOLATION)
+    cfg = problem.settings
+    verdicts = member_bootstrap(
+        picks, problem.X, view["M"], view["Y"], (fit, problem.test), search,
+        n=cfg.bootstrap, min_agreement=cfg.bootstrap_min_agreement, seed=cfg.seeds[0],
+    )  # fmt: skip
+    for rec, verdict in zip(records, verdicts, strict=True):
+        flag = verdict.pop("bootstrap_flag", None)
+        rec.update(verdict)
+        if flag is not None:
+            rec.setdefault("flags", []).append("bootstrap")
+            rec["bootstrap_note"] = flag
+
+
+def _reference(extrapolation: Extrapolation | None, split: np.ndarray) -> str | None:
+    """What ``r2_extrapolation`` is measured against: the truth on a given range, else the
+    consensus on the samples labelled "extrapolation"; None when there is neither."""
+    if extrapolation is not None and len(extrapolation.X):
+        return REFERENCE_TRUTH
+    if (np.asarray(split).astype(str) == EXTRAPOLATION).any():
+        return REFERENCE_CONSENSUS
+    return None
 
 
 def _judged(
@@ -409,23 +466,15 @@ def _search(
 ) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
     """Per basis component, every seed's FormulaResult and the basis name; and the view."""
     X, names, test = problem.X, problem.names, problem.test
-    labels, Y, M, basis = searched_basis(problem.vector, Y, M, X, names, weights)
-    fit = ~test & (problem.split != EXTRAPOLATION)
+    in_range = problem.split != EXTRAPOLATION
+    labels, Y, M, basis = searched_basis(problem.vector, Y, M, X, names, weights, in_range)
+    fit = ~test & in_range
     Xe, Ye = _extrapolate(problem, X[test], Y[test])
     if Xe is None:
         Xe, Ye = _extrapolation_split(problem, Y)
     cfg = problem.settings
     monotone = problem.latent_kind == "monotone"
-    options = {
-        "executor": problem.executor,
-        "backend": cfg.backend,
-        "backend_options": backend_options(cfg.backend, cfg.options, problem.primitives),
-        "time_budget": cfg.time_budget,
-        "select_by": "gradient" if monotone else "r2",
-        "truths": problem.truths,
-        "layer": problem.layer,
-        "member_ids": member_ids,
-    }
+    options = _search_options(problem, member_ids)
     results: dict[Any, list[Any]] = {}
     for seed in cfg.seeds:
         out = distill_components(
@@ -457,6 +506,21 @@ def _search(
     if basis == "equivariant":
         view.update(_input_view(problem, Y))
     return [(rs, basis) for rs in results.values()], view
+
+
+def _search_options(problem: _Problem, member_ids: list[str]) -> dict[str, Any]:
+    """The keyword arguments of :func:`distill_components` that the study's settings set."""
+    cfg = problem.settings
+    return {
+        "executor": problem.executor,
+        "backend": cfg.backend,
+        "backend_options": backend_options(cfg.backend, cfg.options, problem.primitives),
+        "time_budget": cfg.time_budget,
+        "select_by": "gradient" if problem.latent_kind == "monotone" else "r2",
+        "truths": problem.truths,
+        "layer": problem.layer,
+        "member_ids": member_ids,
+    }
 
 
 def _input_view(problem: _Problem, Y: np.ndarray) -> dict[str, Any]:

@@ -51,9 +51,7 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     # the probe tag too: a probe file's truth columns or extrapolation rows change the verdicts
     # without changing any member or consensus
     probe_tag = ctx.store.study_attrs().get("probe_tag")
-    tag = stable_hash(
-        {"consensus": tags, "distill": dcfg.model_dump(mode="json"), "probe": probe_tag}
-    )
+    tag = stable_hash({"consensus": tags, "distill": _distill_key(dcfg), "probe": probe_tag})
     if not dcfg.enabled:
         return {"skipped": "distill.enabled is false"}
     if ctx.store.formulas_tag() == tag:
@@ -80,14 +78,61 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     return {"formulas": len(found), "components": len(records)}
 
 
+def _distill_key(dcfg: Any) -> dict[str, Any]:
+    """The distill settings in the formulas' tag; the bootstrap's only when it is on, so
+    formulas distilled before it existed stay up to date."""
+    dump = dcfg.model_dump(mode="json")
+    if not dump["bootstrap"]:
+        del dump["bootstrap"], dump["bootstrap_min_agreement"]
+    return dump
+
+
 def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
-    """Formula records for the consensus components of one layer."""
+    """Formula records for the consensus components of one layer. When the consensus holds
+    the members on the probe's extrapolation rows, those rows join as samples labelled
+    "extrapolation" (the reference of ``r2_extrapolation`` when there is no truth there)."""
     ds = ctx.store.read_result("consensus", layer)
     X, names, split = _probe(ctx)
-    out = distill_consensus(ds, X, names, split, layer=layer, **_law(ctx))
+    n = len(split)
+    full = ds
+    if "extrapolation_components" in ds:
+        full, X, split = _with_extrapolation_rows(ctx, ds, X, names, split)
+    out = distill_consensus(full, X, names, split, layer=layer, **_law(ctx))
+    for rec in out.records:
+        rec["extrapolation_note"] = ds.attrs.get("extrapolation_unchecked")
     if out.view.get("basis") == "equivariant":
-        _store_equivariant_view(ctx, layer, ds, out.view)
+        view = {**out.view, "Y": out.view["Y"][:n], "input_basis": out.view["input_basis"][:n]}
+        _store_equivariant_view(ctx, layer, ds, view)
     return out.records
+
+
+def _with_extrapolation_rows(
+    ctx: StageContext, ds: Any, X: np.ndarray, names: list[str], split: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The consensus, inputs and split labels with the extrapolation samples appended."""
+    import xarray as xr
+
+    Xe = ctx.store.extrapolation_probe()["inputs"].sel(variable=names).values
+    full = xr.Dataset(
+        {
+            "components": (
+                ("sample", "component"),
+                np.r_[ds["components"].values, ds["extrapolation_components"].values],
+            ),
+            "member_scores": (
+                ("model", "sample", "component"),
+                np.concatenate(
+                    [ds["member_scores"].values, ds["extrapolation_member_scores"].values], axis=1
+                ),
+            ),
+            "is_consensus": ds["is_consensus"],
+            "variance": ds["variance"],
+        },
+        coords={"model": ds["model"].values},
+        attrs=ds.attrs,
+    )
+    split = np.r_[split, ["extrapolation"] * len(Xe)]
+    return full, np.r_[X, np.asarray(Xe, np.float64)], split
 
 
 def distill_subspace(
@@ -162,6 +207,8 @@ def _law(ctx: StageContext) -> dict[str, Any]:
             max_extrapolation_drop=dcfg.max_extrapolation_drop,
             stability_tolerance=dcfg.stability_tolerance,
             min_support=dcfg.min_support,
+            bootstrap=dcfg.bootstrap,
+            bootstrap_min_agreement=dcfg.bootstrap_min_agreement,
         ),
         "executor": ctx.executor,
     }
@@ -180,10 +227,21 @@ def _extrapolation(ctx: StageContext) -> Extrapolation | None:
     if drawn is None:
         return None
     Xe, truth_ext = drawn
-    all_names = list(ctx.store.probe_names)
+    # by name: a probe file may order its columns unlike the task's inputs (the columns of Xe
+    # and of what test_truth takes)
+    cols = list(inputs.input_names or ctx.store.probe_names)
     probe = ctx.store.probe()
-    full_test = probe["inputs"].values[probe["split"].values == "test"]
-    keep = [all_names.index(v) for v in inputs.variables]
+    missing = [c for c in cols if c not in ctx.store.probe_names]
+    missing += [v for v in inputs.variables if v not in cols]
+    if missing:
+        log.warning(
+            "no extrapolation check against the truth: %s are not both probe variables and "
+            "task inputs",
+            missing,
+        )
+        return None
+    full_test = probe["inputs"].sel(variable=cols).values[probe["split"].values == "test"]
+    keep = [cols.index(v) for v in inputs.variables]
     return Extrapolation(
         X=np.asarray(Xe, np.float64)[:, keep],
         truth_test=inputs.test_truth(full_test.astype(np.float32)),

@@ -42,6 +42,10 @@ class StudyInputs:
         ``test_truth(X_test) -> {name: (n,) array}``: truth values on the test split.
     extrapolation : callable or None
         ``extrapolation(n, seed) -> (X (n, variable), {name: (n,) truth})`` or None.
+    input_names : tuple of str or None
+        The columns of the ``X`` that ``test_truth`` takes and ``extrapolation`` returns, by
+        name (a task's ``input_names``, which a probe file may order differently); None: the
+        probe's own columns.
     """
 
     variables: tuple[str, ...]
@@ -54,6 +58,7 @@ class StudyInputs:
         default=None, repr=False
     )
     extrapolation: Extrapolation | None = field(default=None, repr=False)
+    input_names: tuple[str, ...] | None = None
 
 
 def study_inputs(cfg: Any, task: Any, store: Any) -> StudyInputs:
@@ -74,6 +79,7 @@ def study_inputs(cfg: Any, task: Any, store: Any) -> StudyInputs:
             has_truth_values=bool(task.latents),
             test_truth=task.truth,
             extrapolation=_task_extrapolation(task) if task.latents else None,
+            input_names=tuple(task.input_names),
         )
     stored = store.truth_names() if store.has_probe() else ()
     return StudyInputs(

@@ -58,16 +58,43 @@ def expand_members(cfg: StudyConfig, task: Any) -> list[MemberSpec]:
     members: list[MemberSpec] = []
     if task is not None and cfg.ensemble.seeds:
         members += _trained(cfg, task, base)
+    taken: set[int] = set()
     for ing in cfg.ensemble.ingest:
         for spec in expand_ingest(cfg, ing):
-            tag = stable_hash({**base, **spec})
+            tag = stable_hash({**base, **_tagged(spec)})
             members.append(MemberSpec(spec["id"], "ingested", ingest=spec, tag=tag))
             if cfg.ensemble.untrained_null and _has_twin(spec):
-                seed = int(spec["index"])
-                twin = MemberSpec(f"null-{spec['id']}", "untrained", seed, ingest=spec, tag=tag)
-                members.append(twin)
+                seed = twin_seed(spec, taken)
+                # a twin seeded as before (its index) keeps its tag; another is recorded anew
+                twin_tag = tag if seed == spec["index"] else stable_hash([tag, seed])
+                members.append(
+                    MemberSpec(f"null-{spec['id']}", "untrained", seed, ingest=spec, tag=twin_tag)
+                )
     _unique(members)
     return members
+
+
+#: ingest fields left out of the member tag: added after stores were made (which keep their
+#: members), and the extrapolation file has a tag of its own (pipeline/extrapolation.py)
+_LATER_INGEST_FIELDS = ("extrapolation_path",)
+
+
+def _tagged(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in _LATER_INGEST_FIELDS}
+
+
+def twin_seed(spec: dict[str, Any], taken: set[int]) -> int:
+    """The seed of an ingested member's untrained twin, distinct from every seed in ``taken``
+    (which it joins): its index in its pattern's matches when the entry is a pattern and
+    that index is free (the seed twins always had), else one derived from the member's id
+    (sha256), so twins of single-file entries, or of a second pattern, differ."""
+    seed = int(spec["index"])
+    if not (spec.get("pattern") and glob.has_magic(spec["pattern"])) or seed in taken:
+        text = str(spec["id"])
+        while (seed := int(stable_hash(text)[:8], 16) % 2**31) in taken:
+            text += "+"
+    taken.add(seed)
+    return seed
 
 
 def _probe_key(cfg: StudyConfig) -> dict[str, Any]:
@@ -128,9 +155,29 @@ def expand_ingest(cfg: StudyConfig, ing: Any) -> list[dict[str, Any]]:
                 "pattern": ing.path,
                 "index": index,
                 "file_sha256": digest,
+                "extrapolation_path": _extrapolation_file(cfg, ing, p, index),
             }
         )
     return out
+
+
+def _extrapolation_file(cfg: StudyConfig, ing: Any, p: Path, index: int) -> str | None:
+    """An entry's ``extrapolation_path`` for the member of file ``p``, resolved."""
+    if not ing.extrapolation_path:
+        return None
+    where = f"ingest entry {ing.id!r}: extrapolation_path {ing.extrapolation_path!r}"
+    try:
+        name = ing.extrapolation_path.format(
+            stem=p.stem, name=p.name, parent=p.parent.name, index=index
+        )
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"{where}: expected placeholders {{stem}}, {{name}}, {{parent}} or {{index}} ({err})"
+        ) from err
+    path = cfg.resolve(name)
+    if not path.exists():
+        raise IngestError(f"{where}: file {path} (for {p.name}) does not exist")
+    return str(path)
 
 
 def _has_twin(spec: dict[str, Any]) -> bool:
@@ -309,6 +356,10 @@ def preflight(cfg: StudyConfig, store: Any, members: list[MemberSpec]) -> None:
             continue
         if m.ingest["kind"] == "activations":
             _check_activation_file(store, m)
+            if m.ingest.get("extrapolation_path") and store.n_extrapolation:
+                from .extrapolation import check_extrapolation_file
+
+                check_extrapolation_file(store, m)
             continue
         with one_torch_thread():
             _check_network(cfg, store, m)

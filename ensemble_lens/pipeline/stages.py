@@ -21,6 +21,7 @@ from ..errors import ExecutionError, StoreError
 from ..execution.events import listening
 from ..record.store import StudyStore
 from .batching import batch_members, run_member_batch
+from .extrapolation import consensus_rows, record_extrapolations, split_off, with_rows
 from .inputs import StudyInputs, study_inputs
 from .members import expand_members, is_done, member_line, preflight
 
@@ -189,6 +190,7 @@ def stage_members(ctx: StageContext, only: str | None = None) -> list[dict[str, 
         raise ExecutionError(f"{len(failures)} of {n} members failed: {detail}") from next(
             iter(failures.values())
         )
+    record_extrapolations(ctx, members)
     return results
 
 
@@ -380,8 +382,10 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             for m in ctx.store.complete_models
             if m.startswith("null-") and layer in ctx.store.layers(m)
         ]
+        ext_tags, unchecked = consensus_rows(ctx.store, ids, layer)
         tag = stable_hash(
             {"members": _members_tag(ctx, ids + nulls), "consensus": ccfg.model_dump(mode="json")}
+            | ({"extrapolation": ext_tags} if ext_tags else {})  # old stores keep their tags
         )
         if ctx.store.result_tag("consensus", layer) == tag:
             out[layer] = "skipped"
@@ -391,6 +395,7 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             untrained = [
                 np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls
             ]
+        rows = with_rows(ctx.store, acts, layer, split) if ext_tags else (acts, split)
         weights = None
         metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}
         if ccfg.weights == "validation":
@@ -404,8 +409,8 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
                     lacking,
                 )
         ds = find_consensus(
-            acts,
-            split=split,
+            rows[0],
+            split=rows[1],
             **consensus_settings(ccfg),
             untrained=untrained or None,
             max_untrained_r2=ccfg.max_untrained_r2,
@@ -413,6 +418,11 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             member_weights=weights,
             executor=ctx.executor,
         )
+        if ext_tags:
+            ds = split_off(ds, len(split), ctx.store)
+        if unchecked:
+            log.warning("layer %s: %s", layer, unchecked)
+            ds.attrs["extrapolation_unchecked"] = unchecked
         if ds.attrs["member_weighting"] == "weighted":
             ds.attrs["member_weighting"] = "validation"
         if ccfg.min_member_r2 is not None:

@@ -49,7 +49,12 @@ def record_in_memory(ctx: Any, members: Mapping[str, Any]) -> dict[str, str]:
                         f"like the probe set, got {np.shape(values)[0]}"
                     )
             plan[mid] = ("arrays", arrays, _arrays_hash(arrays))
-    return {mid: _record_one(ctx, mid, *spec, layers) for mid, spec in plan.items()}
+    out = {mid: _record_one(ctx, mid, *spec, layers) for mid, spec in plan.items()}
+    from .extrapolation import record_in_memory as on_extrapolation_rows
+
+    for mid, (_kind, obj, _tag) in plan.items():
+        on_extrapolation_rows(ctx.store, mid, obj, layers, ctx.cfg.record.batch_size)
+    return out
 
 
 def _record_one(ctx: Any, mid: str, kind: str, obj: Any, tag: str, layers: list[str]) -> str:

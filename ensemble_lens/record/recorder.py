@@ -105,12 +105,18 @@ def record_into(
     batch_size: int,
     input_fn: InputFn | None = None,
     progress: Callable[[int, int], None] | None = None,
+    inputs: Any = None,
 ) -> dict[str, int]:
-    """Stream the probe through ``model`` and append every captured layer to ``writer``."""
+    """Stream the probe through ``model`` and append every captured layer to ``writer``.
+
+    ``inputs``: lazy rows to stream instead of the probe's (the extrapolation samples,
+    :meth:`~ensemble_lens.record.store.StudyStore.extrapolation_inputs`), as many as the
+    writer's layers have."""
     import torch
 
-    inputs = writer.store.model_inputs()  # lazy: memory bounded by the batch
-    n = writer.store.n_samples
+    if inputs is None:
+        inputs = writer.store.model_inputs()  # lazy: memory bounded by the batch
+    n = writer.n_rows
     was_training = model.training
     model.eval()
     appenders: dict[str, Any] = {}

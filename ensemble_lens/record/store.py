@@ -12,6 +12,8 @@ Layout (Zarr v3, local directory)::
       models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
         acts/<layer>/activations   (sample, unit) float32, chunked along samples only
+      extrapolation/<id>/      attrs: status, tag; the model on the extrapolation samples:
+        acts/<layer>/activations   (extrapolation sample, unit) float32
       similarity/<layer>/      one xarray Dataset per layer (see docs/CONTRACTS.md)
       consensus/<layer>/
       distill/                 attrs: formulas (JSON records), tag
@@ -545,16 +547,80 @@ class StudyStore:
         staged = self._staging_dir(f"model@{model_id}")
         if keep_existing and self.has_model(model_id):
             shutil.copytree(self._model_dir(model_id), staged)
-        writer = ModelWriter(self, model_id, staged)
+        with self._written(ModelWriter(self, model_id, staged), self._model_dir(model_id)) as w:
+            yield w
+
+    @contextmanager
+    def _written(self, writer: ModelWriter, target: Path) -> Iterator[ModelWriter]:
+        """Yield ``writer``; swap its staged group in as ``target`` when the block succeeds,
+        else remove it."""
         try:
             yield writer
         except BaseException:
             writer.close()
-            shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(writer.dir, ignore_errors=True)
             raise
         writer.close()
         writer.set_attrs(status=COMPLETE)
-        self._swap_in(staged, self._model_dir(model_id))
+        self._swap_in(writer.dir, target)
+
+    # ---------------------------------------------------------------- extrapolation rows
+    @property
+    def n_extrapolation(self) -> int:
+        """How many extrapolation samples the probe keeps apart (0 when none)."""
+        ds = self.extrapolation_probe()
+        return 0 if ds is None else int(ds.sizes["sample"])
+
+    def extrapolation_inputs(self) -> xr.DataArray:
+        """Lazy (sample, variable) float32 inputs of the extrapolation samples, in the columns
+        of :attr:`probe_names` (what the networks take there)."""
+        if not self.n_extrapolation:
+            raise StoreError(f"store {self.path} has no extrapolation samples in its probe")
+        da = self._open("probe", cache=False)[f"{_EXTRAP_PREFIX}inputs"]
+        return da.rename({"extrapolation_sample": "sample"})
+
+    @contextmanager
+    def extrapolation_writer(self, model_id: str, tag: str) -> Iterator[ModelWriter]:
+        """Write one model's activations on the extrapolation samples (group
+        ``extrapolation/<id>``, attrs ``tag``), moved into place only when the block
+        succeeds; layers are written as by :meth:`model_writer`, one row per extrapolation
+        sample."""
+        self._writable()
+        _check_name("model id", model_id)
+        n = self.n_extrapolation
+        if not n:
+            raise StoreError(f"store {self.path} has no extrapolation samples in its probe")
+        staged = self._staging_dir(f"extrapolation@{model_id}")
+        writer = ModelWriter(self, model_id, staged, n_rows=n)
+        writer.set_attrs(tag=tag)
+        with self._written(writer, self.path / "extrapolation" / model_id) as w:
+            yield w
+
+    def extrapolation_tag(self, model_id: str) -> str | None:
+        """The tag of a model's complete recording on the extrapolation samples, or None."""
+        group = self.path / "extrapolation" / model_id
+        if not (group / "zarr.json").exists():
+            return None
+        attrs = _read_attrs(group)
+        return attrs.get("tag") if attrs.get("status") == COMPLETE else None
+
+    def extrapolation_layers(self, model_id: str) -> list[str]:
+        """Layers of a model's complete recording on the extrapolation samples, sorted."""
+        acts = self.path / "extrapolation" / model_id / "acts"
+        if self.extrapolation_tag(model_id) is None or not acts.exists():
+            return []
+        return sorted(p.name for p in acts.iterdir() if (p / "activations" / "zarr.json").exists())
+
+    def extrapolation_activations(self, model_id: str, layer: str) -> xr.DataArray:
+        """A model's (sample, unit) activations on the extrapolation samples (lazy), with
+        their sample ids; see :meth:`extrapolation_writer`."""
+        if layer not in self.extrapolation_layers(model_id):
+            raise StoreError(
+                f"model {model_id!r} has no layer {layer!r} recorded on the extrapolation samples"
+            )
+        da = self._open(f"extrapolation/{model_id}/acts/{layer}", cache=False)["activations"]
+        ids = self.extrapolation_probe()["sample_id"].values
+        return da.assign_coords(sample=ids, unit=np.arange(da.sizes["unit"]))
 
     def write_activations(
         self,
@@ -642,8 +708,11 @@ class StudyStore:
 class ModelWriter:
     """Writes one model's attributes, checkpoint and layers into its staging group."""
 
-    def __init__(self, store: StudyStore, model_id: str, staged: Path) -> None:
+    def __init__(
+        self, store: StudyStore, model_id: str, staged: Path, n_rows: int | None = None
+    ) -> None:
         self.store, self.model_id, self.dir = store, model_id, staged
+        self.n_rows = store.n_samples if n_rows is None else n_rows  # rows of every layer
         self._group = _zarr().open_group(str(staged), mode="a")
         self._group.attrs.update({"status": "recording", "model_id": model_id})
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{model_id}")
@@ -671,7 +740,7 @@ class ModelWriter:
     def layer(self, layer: str, width: int) -> LayerWriter:
         """An appender for one layer's (sample, unit) activations, in sample order."""
         _check_name("layer", layer)
-        n = self.store.n_samples
+        n = self.n_rows
         rows = chunk_rows(width, n)
         z = self._group.create_array(
             f"acts/{layer}/activations",

@@ -48,6 +48,16 @@ _FORMULA_STATS = (
 _TRUTH_KEYS = ("exact_recovery", "truth_name")
 
 
+def _extrapolation_note(rec: dict[str, Any]) -> str:
+    """What the extrapolation R² was measured against, or why it was not measured."""
+    ref = rec.get("extrapolation_reference")
+    if ref == "truth":
+        return note("R² extrapolation: against the truth on the extrapolation range.")
+    if ref:
+        return note(f"R² extrapolation: against the {ref} (no truth there).")
+    return note(rec["extrapolation_note"]) if rec.get("extrapolation_note") else ""
+
+
 def _front_table(front: list[dict[str, Any]], on_front: list[bool | None]) -> str:
     if not front:
         return note("No Pareto front recorded.")
@@ -89,7 +99,7 @@ def _formula_card(
             if rejected
             else "No formula found for this component."
         )
-        body = f'<p class="none">{what}{esc(reason)}</p>'
+        body = f'<p class="none">{what}{esc(reason)}</p>{_extrapolation_note(rec)}'
         return f'<div class="card">{title}{body}{_search_table(rec, check)}</div>'
     svg = formula_svg(rec.get("latex"))
     typeset = sink.figure(svg, f"formula: {rec['expression']}", show_caption=False)
@@ -103,6 +113,7 @@ def _formula_card(
         _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
     ]
     stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
+    stats += _extrapolation_note(rec)
     front = rec.get("front") or []
     pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
     crosses = "; crosses: dominated candidates" if False in check["front_on_pareto"] else ""

@@ -55,6 +55,7 @@ def test_without_truth_a_law_is_judged_by_seeds_members_and_extrapolation():
     assert rec["seed_agreement"] == 1.0 and rec["seeds_agreeing"] == [0, 1]
     assert rec["r2_extrapolation"] > 0.999  # the members' own values beyond the fitted range
     assert rec["stable"] is True and set(rec["drop_one_r2"]) == {"s0", "s1", "s2", "s3"}
+    assert "bootstrap_agreement" not in rec  # off by default: no extra searches
     assert rec["constants"]["pinned"]
     values = sorted(c["median"] for c in rec["constants"]["constants"])
     np.testing.assert_allclose(values, [0.5, 1.5], atol=0.01)
@@ -167,3 +168,21 @@ def test_a_formula_the_members_do_not_carry_is_not_a_result():
 )
 def test_support_below_the_share_fails(support, fails):
     assert (support_failure(support, 0.5) is not None) is fails
+
+
+def test_member_bootstrap_finds_the_form_again_or_flags_it():
+    boot = DistillSettings(backend="sparse", time_budget=2, seeds=(0,), bootstrap=4)
+    ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=boot).records
+    assert rec["bootstrap_resamples"] == 4 and rec["bootstrap_agreement"] == 1.0
+    assert rec["bootstrap_forms"] == 1 and "bootstrap" not in rec["flags"]
+    # each member holds the shared law plus a term of its own: the mean of all four has
+    # every term, most resamples miss one
+    ds, X, split = _study(lambda X: X[:, 0] * X[:, 1])
+    own = [X[:, 0] ** 2, X[:, 1] ** 2, X[:, 0], X[:, 1]]
+    M = ds["member_scores"].values + 0.6 * np.stack(own)[:, :, None]
+    ds["member_scores"] = (("model", "sample", "component"), M)
+    ds["components"] = (("sample", "component"), M.mean(0))
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=boot).records
+    assert rec["bootstrap_agreement"] < 0.8 and rec["bootstrap_forms"] > 1
+    assert "bootstrap" in rec["flags"] and "member resamples" in rec["bootstrap_note"]
