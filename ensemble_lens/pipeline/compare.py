@@ -127,6 +127,7 @@ def run_block(
 ) -> dict[str, Any]:
     """Executor task: every metric of one block, written to the store; returns the block's
     pair count and the warnings it raised (re-issued once by the driver)."""
+    from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
     from ..similarity.blocks import pairwise_block, permutation_block
 
@@ -141,8 +142,12 @@ def run_block(
     methods, at = {}, 0
     with blas_limit(1), warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
+        mom = None  # one moments pass for every moments-based metric of the block
+        if any(measure(name, **kw).moment is not None for _, name, kw in specs):
+            mom = compute_moments(load)
         for var, name, kw in specs:
-            fwd, bwd, methods[var] = pairwise_block(r, c, name, **kw)
+            shared = mom if measure(name, **kw).moment is not None else None
+            fwd, bwd, methods[var] = pairwise_block(r, c, name, moments=shared, **kw)
             values[at, 0], values[at, 1] = fwd, bwd.T
             at += 1
             if n_perm:
@@ -160,7 +165,7 @@ def run_block(
 def compare_layer(ctx: Any, layer: str, ids: list[str], tag: str) -> str:
     """All blocks of one layer (those not stored with ``tag``), then the assembled result."""
     store, scfg = ctx.store, ctx.cfg.similarity
-    widths = [store.activations(m, layer).sizes["unit"] for m in ids]
+    widths = [store.layer_width(m, layer) for m in ids]
     plan = plan_blocks(
         ids,
         store.n_samples,

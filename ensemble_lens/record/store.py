@@ -483,6 +483,13 @@ class StudyStore:
         )
         return da.rename(f"{model_id}/{layer}")
 
+    def layer_width(self, model_id: str, layer: str) -> int:
+        """Units of a member's layer, from the array's metadata (reads no data)."""
+        meta = self._require_model(model_id) / "acts" / layer / "activations" / "zarr.json"
+        if not meta.exists():
+            return int(self.activations(model_id, layer).sizes["unit"])  # raises, naming both
+        return int(json.loads(meta.read_text())["shape"][1])
+
     def activations(self, model_id: str, layer: str) -> xr.DataArray:
         """Lazy (sample, unit) float32 activations; slices read only what they touch."""
         return self._open_layer(model_id, layer, chunks=None)

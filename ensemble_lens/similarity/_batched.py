@@ -4,7 +4,8 @@ evaluated with batched matrix products and batched SVDs (numpy's stacked ``matmu
 
 Same formulas as :func:`._pairstate.eval_pairs` (linear CKA, Procrustes similarity, mean CCA,
 shape distance), so the values agree with it to round-off (~1e-15); the other moments-based
-measures (SVCCA, PWCCA) return ``None`` and go pair by pair.
+measures (SVCCA, PWCCA) return ``None`` and go pair by pair. Per-network quantities (live
+columns, norms, whitener, gains) are stacked once per network and gathered per pair by index.
 """
 
 from __future__ import annotations
@@ -23,9 +24,25 @@ BATCHED = frozenset({"linear_cka", "procrustes_similarity", "mean_cca", "shape_d
 _STACK_BYTES = 32 * 2**20  # one stack of cross-covariances
 
 
-def _cross(cov: np.ndarray, o: np.ndarray, a: NetState, b: NetState, i: int, j: int) -> np.ndarray:
-    c = cov[o[i] : o[i + 1], o[j] : o[j + 1]]
-    return c if a.live.all() and b.live.all() else c[np.ix_(a.live, b.live)]
+def _per_net(nets: dict[int, NetState], offsets: np.ndarray, name: str, kw: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Per network: absolute live columns, fro, trace, whitener and gains (whitened ones)."""
+    out = {}
+    for i, s in nets.items():
+        row: dict[str, Any] = {"cols": offsets[i] + np.flatnonzero(s.live), "fro": s.fro}
+        row["trace"] = s.trace
+        if name == "mean_cca":
+            row["w"], row["g"] = s.whitener, _ridge_scale(s.factor, kw.get("ridge", 0.0))  # type: ignore[arg-type]
+        elif name == "shape_distance":
+            row["w"], row["g"] = s.whitener, shape_gains(s.factor, kw.get("alpha", 1.0))  # type: ignore[arg-type]
+        out[i] = row
+    return out
+
+
+def _gather(per: dict[int, dict[str, Any]], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-pair stacks of one side: each network's arrays stacked once, then indexed."""
+    nets, inv = np.unique(idx, return_inverse=True)
+    keys = per[int(nets[0])].keys()
+    return {k: np.stack([np.asarray(per[int(i)][k]) for i in nets])[inv] for k in keys}
 
 
 def batched_values(
@@ -39,51 +56,39 @@ def batched_values(
     """``(len(pairs),)`` values of a symmetric batched measure, or None when it is not one."""
     if name not in BATCHED:
         return None
-    whiten = name in ("mean_cca", "shape_distance")
+    per = _per_net(nets, offsets, name, kw)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for p, (i, j) in enumerate(pairs):
-        a, b = nets[i], nets[j]
-        key = (int(a.live.sum()), int(b.live.sum()))
-        if whiten:  # the whitened cross product's shape: the two ranks
-            key += (a.whitener.shape[1], b.whitener.shape[1])  # type: ignore[union-attr]
+    for p, (i, j) in enumerate(pairs):  # stacks need equal shapes: live widths and ranks
+        key = (per[i]["cols"].size, per[j]["cols"].size)
+        if "w" in per[i]:
+            key += (per[i]["w"].shape[1], per[j]["w"].shape[1])
         groups[key].append(p)
+    ends = np.array(pairs)
     out = np.empty(len(pairs))
-    for idx in groups.values():
-        i0, j0 = pairs[idx[0]]
-        size = 8 * max(1, int(nets[i0].live.sum() * nets[j0].live.sum()))
-        step = max(1, _STACK_BYTES // size)
+    for key, idx in groups.items():
+        step = max(1, _STACK_BYTES // (8 * max(1, key[0] * key[1])))
         for s in range(0, len(idx), step):
-            part = idx[s : s + step]
-            ps = [pairs[p] for p in part]
-            left, right = [nets[i] for i, _ in ps], [nets[j] for _, j in ps]
-            c = np.stack([_cross(cov, offsets, nets[i], nets[j], i, j) for i, j in ps])
-            out[part] = _values(name, c, left, right, kw)
+            part = np.asarray(idx[s : s + step])
+            a, b = _gather(per, ends[part, 0]), _gather(per, ends[part, 1])
+            c = cov[a["cols"][:, :, None], b["cols"][:, None, :]]  # (P, d_a, d_b)
+            out[part] = _values(name, c, a, b, kw)
     return out
 
 
 def _values(
-    name: str, c: np.ndarray, left: list[NetState], right: list[NetState], kw: dict[str, Any]
+    name: str, c: np.ndarray, a: dict[str, np.ndarray], b: dict[str, np.ndarray], kw: dict
 ) -> np.ndarray:
     if name == "linear_cka":
-        fro = np.array([a.fro * b.fro for a, b in zip(left, right, strict=True)])
-        return np.square(c).sum(axis=(1, 2)) / fro
+        return np.square(c).sum(axis=(1, 2)) / (a["fro"] * b["fro"])
     if name == "procrustes_similarity":
-        tr = np.sqrt([a.trace * b.trace for a, b in zip(left, right, strict=True)])
-        return np.minimum(np.linalg.svd(c, compute_uv=False).sum(axis=1) / tr, 1.0)
-    wa = np.stack([a.whitener for a in left])  # (P, d_a, k_a)
-    wb = np.stack([b.whitener for b in right])
-    k = np.matmul(np.matmul(wa.transpose(0, 2, 1), c), wb)  # whitened cross, (P, k_a, k_b)
+        nuc = _svals(c).sum(axis=1)
+        return np.minimum(nuc / np.sqrt(a["trace"] * b["trace"]), 1.0)
+    k = np.matmul(np.matmul(a["w"].transpose(0, 2, 1), c), b["w"])  # whitened cross product
+    m = a["g"][:, :, None] * k * b["g"][:, None, :]
     if name == "mean_cca":
-        ridge = kw.get("ridge", 0.0)
-        ga = np.stack([_ridge_scale(a.factor, ridge) for a in left])  # type: ignore[arg-type]
-        gb = np.stack([_ridge_scale(b.factor, ridge) for b in right])  # type: ignore[arg-type]
-        rho = np.clip(_svals(ga[:, :, None] * k * gb[:, None, :]), 0.0, 1.0)
+        rho = np.clip(_svals(m), 0.0, 1.0)
         return rho[:, : _check_k(kw.get("n_components"), rho.shape[1])].mean(axis=1)
-    alpha = kw.get("alpha", 1.0)
-    ga = np.stack([shape_gains(a.factor, alpha) for a in left])  # type: ignore[arg-type]
-    gb = np.stack([shape_gains(b.factor, alpha) for b in right])  # type: ignore[arg-type]
-    nuc = _svals(ga[:, :, None] * k * gb[:, None, :]).sum(axis=1)
-    cos = nuc / (np.linalg.norm(ga, axis=1) * np.linalg.norm(gb, axis=1))
+    cos = _svals(m).sum(axis=1) / (np.linalg.norm(a["g"], axis=1) * np.linalg.norm(b["g"], axis=1))
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 

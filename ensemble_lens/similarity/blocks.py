@@ -26,7 +26,7 @@ from ._names import POST, Measure
 from ._pairstate import eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
 from .allpairs import _block, _pair_task, _prepare, materialise
-from .moments import compute_moments
+from .moments import Moments, compute_moments
 from .stats import permutation_test
 
 __all__ = ["pair_index", "pairwise_block", "permutation_block"]
@@ -52,10 +52,13 @@ def _pairs(ia: list[int], ib: list[int], symmetric: bool) -> list[tuple[int, int
     return [(i, j) for i in ia for j in ib]
 
 
-def _moment_block(data: dict, m: Measure, ia: list, ib: list, out: np.ndarray, chunk: int) -> None:
+def _moment_block(
+    data: dict, m: Measure, ia: list, ib: list, out: np.ndarray, mom: Moments | None, chunk: int
+) -> None:
     """Moments of the block's networks in one pass, each network prepared once, then pairs."""
     assert m.moment is not None
-    mom = compute_moments(data, chunk_size=chunk)
+    if mom is None:
+        mom = compute_moments(data, chunk_size=chunk)
     o, names = mom.offsets, mom.names
     need = ia if ia is ib else ia + ib
     nets = {}
@@ -102,6 +105,7 @@ def pairwise_block(
     metric: str | Callable[..., float],
     *,
     chunk_size: int = 8192,
+    moments: Moments | None = None,
     **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Values of one block of the all-pairs matrix of ``metric``.
@@ -115,6 +119,9 @@ def pairwise_block(
         As in :func:`pairwise`.
     chunk_size : int
         Samples per chunk of the moments pass.
+    moments : Moments, optional
+        :func:`compute_moments` of the rows then the columns, shared by several calls on the
+        same block (moments-based measures only).
     **kwargs
         Options of the measure's function.
 
@@ -142,7 +149,7 @@ def pairwise_block(
     data, ia, ib = _union(rows, cols)
     out = np.full((len(data), len(data)), np.nan)
     if m.moment is not None:
-        _moment_block(data, m, ia, ib, out, chunk_size)
+        _moment_block(data, m, ia, ib, out, moments, chunk_size)
         method = "moments"
     elif m.prepare is not None and m.combine is not None:
         _, arrays = materialise(data, m.keep_dead)
