@@ -157,7 +157,7 @@ COMPARE_METRICS = ["linear_cka", "mean_cca", "procrustes_similarity", "shape_dis
 
 
 def _old_compare(path: str, executor: object) -> None:
-    """The compare stage before blocks (ensemble_lens <= 24af3f2's ``_similarity_dataset``):
+    """The compare stage before blocks (``_similarity_dataset`` of 1938433):
     every member's activations in the driver, one shared moments pass, one ``pairwise`` call
     per metric through the executor (``executor=None``: in this process, one BLAS thread)."""
     from ensemble_lens.record.store import open_store

@@ -169,3 +169,15 @@ def test_a_bound_below_one_pair_is_refused_before_anything_is_written(tmp_path):
     assert store.result_tag("similarity", "h") is None
     with pytest.raises(ConfigError, match="expected a size like '1GB' or '512MiB', got '1XB'"):
         _ctx(store, block_memory="1XB")
+
+
+def test_warnings_of_all_blocks_come_once(tmp_path):
+    store = _store(tmp_path / "s.zarr")
+    ctx = _ctx(store, block_memory=200_000, metrics=["linear_cka", "linear_predictivity"])
+    with pytest.warns(Warning) as rec:
+        stage_similarity(ctx)
+    messages = [str(w.message) for w in rec if "'m5'" in str(w.message)]
+    assert sorted(messages) == [  # m5 is in several blocks: each warning once
+        "dropped constant (dead) units: 'm5' 1 of 5",
+        "network 'm5': dropped 1 of 5 constant (dead) units, e.g. [1]",
+    ]
