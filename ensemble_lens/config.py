@@ -163,6 +163,32 @@ def _check_metric_names(names: list[str]) -> list[str]:
     return names
 
 
+_BYTE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
+
+
+def byte_size(value: int | str) -> int:
+    """Bytes of ``1GB``, ``512MiB``, ``2e9`` or an int (a 10-line parser rather than importing
+    dask's ``parse_bytes``: the config module must stay light)."""
+    if isinstance(value, int):
+        size = value
+    else:
+        text = str(value).strip().upper().replace(" ", "")
+        num = text.rstrip("KMGTIB")
+        try:
+            size = int(float(num) * _BYTE_UNITS[text[len(num) :]])
+        except (KeyError, ValueError):
+            raise ValueError(f"expected a size like '1GB' or '512MiB', got {value!r}") from None
+    if size <= 0:
+        raise ValueError(f"expected a positive size, got {value!r}")
+    return size
+
+
+def _check_bytes(value: int | str) -> int | str:
+    byte_size(value)
+    return value
+
+
 class SimilarityConfig(_Strict):
     #: a Metric name or any standardized name of the similarity registry
     metrics: Annotated[list[str], AfterValidator(_check_metric_names)] = Field(
@@ -170,6 +196,9 @@ class SimilarityConfig(_Strict):
     )
     n_perm: int = Field(default=0, ge=0)
     seed: int = 0
+    #: memory bound of one block of the all-pairs stage (a worker's working set for it):
+    #: "1GB", "512MiB" or bytes; not part of the result's tag (the values do not depend on it)
+    block_memory: Annotated[int | str, AfterValidator(_check_bytes)] = "1GB"
 
 
 class ConsensusConfig(_Strict):

@@ -12,6 +12,10 @@ Reports, in one run (every ratio against a floor measured in the same run):
 * **n scaling, out of core**: one streaming moments pass over a zarr StudyStore of K=20
   networks of 32 units (float32 on disk) for each n, in a fresh process: time, the GEMM floor
   ``n D^2 / rate`` and the peak RSS growth (``bench_similarity.ooc_child``);
+* **compare stage alone** (``--compare K ...``): the all-pairs stage on a store of K synthetic
+  members (8 units, n=2000, the configs' four default metrics), in blocks against the stage
+  before blocks (``--old-max-k``: above it the old path runs in one process, since through
+  the executor it takes about an hour at K=1000), each in a fresh process;
 * **MCCA solvers** (``--mcca K``, and K=1000 with ``--full``): the iterative (Lanczos) and the
   dense solver of :class:`~ensemble_lens.align.MultisetCCA` on K networks, wall and CPU time.
 
@@ -22,6 +26,7 @@ Usage::
     python scripts/bench_scale.py --k 1000 --train-mode vmap --no-n
     python scripts/bench_scale.py --n 1000000 --no-k
     python scripts/bench_scale.py --no-k --no-n --mcca 1000
+    python scripts/bench_scale.py --no-k --no-n --compare 200 1000   # compare stage alone
 """
 
 from __future__ import annotations
@@ -148,6 +153,77 @@ def bench_n(ns: list[int], rate: float, k: int = 20, d: int = 32) -> None:
             )
 
 
+COMPARE_METRICS = ["linear_cka", "mean_cca", "procrustes_similarity", "shape_distance"]
+
+
+def _old_compare(path: str, executor: object) -> None:
+    """The compare stage before blocks (``_similarity_dataset`` of 1938433):
+    every member's activations in the driver, one shared moments pass, one ``pairwise`` call
+    per metric through the executor (``executor=None``: in this process, one BLAS thread)."""
+    from ensemble_lens.record.store import open_store
+    from ensemble_lens.similarity import compute_moments, pairwise
+
+    store = open_store(path)
+    data = {m: store.activations(m, "h") for m in store.complete_models}
+    shared = compute_moments(data, executor=executor)
+    for metric in COMPARE_METRICS:
+        pairwise(shared, metric, executor=executor, n_jobs=1)
+
+
+def compare_child(path: str, way: str, args: argparse.Namespace) -> None:
+    """Runs in a fresh process: one compare stage (``new``, ``old`` or ``old-inline``) over the
+    store at ``path``; prints JSON (seconds, peak RSS of this process and of the workers)."""
+    from ensemble_lens.config import load_config
+    from ensemble_lens.execution import make_executor
+    from ensemble_lens.pipeline.stages import StageContext, stage_similarity
+    from ensemble_lens.record.store import open_store
+
+    sim = {"metrics": COMPARE_METRICS, "block_memory": args.block_memory}
+    cfg = load_config({"name": "compare", "similarity": sim})
+    with make_executor("local", workers=args.workers) as ex:
+        t = time.perf_counter()
+        if way == "new":  # the stage itself (run_study wants a task or ingested members)
+            stage_similarity(StageContext(cfg, open_store(path, mode="a"), None, ex))
+        else:
+            _old_compare(path, ex if way == "old" else None)
+        out = {"seconds": time.perf_counter() - t, "main_mb": _maxrss_mb()}
+        out["worker_mb"] = max(ex.client.run(_maxrss_mb).values())
+    print(json.dumps(out))
+
+
+def bench_compare(ks: list[int], args: argparse.Namespace, n: int = 2000, d: int = 8) -> None:
+    """The compare stage alone on stores of K synthetic members, blocks against the stage
+    before blocks, each in a fresh process, same run."""
+    print(
+        f"\ncompare stage alone: K members of {d} units, n={n}, metrics {COMPARE_METRICS}, "
+        f"LocalCluster of {args.workers} workers, block_memory {args.block_memory}"
+    )
+    print(
+        f"{'K':>5} {'pairs':>8} {'way':<24} {'s':>8} {'us/pair':>8} {'main MB':>8} {'worker MB':>9}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in ks:
+            path = os.path.join(tmp, f"c{k}.zarr")
+            write_store(path, n, k, d)
+            pairs = k * (k - 1) // 2
+            ways = ["new", "old" if k <= args.old_max_k else "old-inline"]
+            for way in ways:
+                cmd = [sys.executable, __file__, "--compare-child", path, way]
+                cmd += ["--workers", str(args.workers), "--block-memory", args.block_memory]
+                res = json.loads(
+                    subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+                )
+                label = {"new": "blocks (executor)", "old": "before blocks (executor)",
+                         "old-inline": "before blocks (1 process)"}[way]  # fmt: skip
+                print(
+                    f"{k:>5} {pairs:>8} {label:<24} {res['seconds']:>8.1f} "
+                    f"{res['seconds'] / pairs * 1e6:>8.0f} {res['main_mb']:>8.0f} "
+                    f"{res['worker_mb']:>9.0f}",
+                    flush=True,
+                )
+    print("us/pair: wall time per member pair, all four metrics; MB: peak RSS (ru_maxrss)")
+
+
 def bench_mcca(k: int, n: int = 2000, d: int = 2) -> None:
     """MultisetCCA on K synthetic networks sharing 2 latents: iterative vs dense solver."""
     import numpy as np
@@ -177,10 +253,17 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--members-per-task", type=int, default=None)
     p.add_argument("--train-mode", choices=["member", "vmap"], default="vmap")
+    p.add_argument("--compare", type=int, nargs="*", help="compare stage alone at these K")
+    p.add_argument("--block-memory", default="1GB", help="similarity.block_memory (--compare)")
+    p.add_argument("--old-max-k", type=int, default=200, help="above: old path in 1 process")
     p.add_argument("--k-child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--compare-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.k_child:
         k_child(args.k_child, args)
+        return
+    if args.compare_child:
+        compare_child(*args.compare_child, args)
         return
     rate = gemm_rate()
     print(f"float64 GEMM: {rate / 1e9:.1f} GFLOP/s (best of 3, 3000^3)")
@@ -190,6 +273,8 @@ def main() -> None:
         bench_n(args.n or ([10**4, 10**5, 10**6] if args.full else [10**4, 10**5]), rate)
     if args.mcca or args.full:
         bench_mcca(args.mcca or 1000)
+    if args.compare:
+        bench_compare(args.compare, args)
 
 
 if __name__ == "__main__":

@@ -308,63 +308,23 @@ def _members_tag(ctx: StageContext, ids: list[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ similarity
 def stage_similarity(ctx: StageContext) -> dict[str, str]:
-    """All-pairs similarity matrices of every configured metric, per recorded layer."""
-    from ..similarity import pairwise
+    """All-pairs similarity matrices of every configured metric, per recorded layer, in blocks
+    of members run by the executor (:mod:`ensemble_lens.pipeline.compare`)."""
+    from .compare import compare_layer
 
     scfg = ctx.cfg.similarity
+    settings = scfg.model_dump(mode="json", exclude={"block_memory"})  # values do not depend on it
     out = {}
     for layer in recorded_layers(ctx):
         ids = analysed_members(ctx, layer)
-        tag = stable_hash(
-            {"members": _members_tag(ctx, ids), "similarity": scfg.model_dump(mode="json")}
-        )
+        tag = stable_hash({"members": _members_tag(ctx, ids), "similarity": settings})
         if ctx.store.result_tag("similarity", layer) == tag:
+            ctx.store.clear_blocks(layer)  # left by a run killed after its result was written
             out[layer] = "skipped"
             continue
         with damage_named(ctx.store, ids, layer):
-            data = {m: ctx.store.activations(m, layer) for m in ids}
-            tick = _pair_ticker(ctx, layer, len(ids), len(scfg.metrics) * (1 + bool(scfg.n_perm)))
-            ds = _similarity_dataset(data, scfg, ctx.executor, pairwise, tick)
-        ctx.store.write_result("similarity", layer, ds, tag)
-        out[layer] = "written"
+            out[layer] = compare_layer(ctx, layer, ids, tag)
     return out
-
-
-def _pair_ticker(ctx: StageContext, layer: str, k: int, n_matrices: int) -> Callable[[int], None]:
-    """``tick(matrices_done)`` -> progress of ``pairs <layer>`` counted in member pairs."""
-    n_pairs = k * (k - 1) // 2
-    return lambda done: ctx.tick(f"pairs {layer}", done * n_pairs, n_matrices * n_pairs)
-
-
-def _similarity_dataset(
-    data: dict[str, Any], scfg: Any, executor: Any, pairwise: Any, tick: Callable[[int], None]
-) -> Any:
-    """Every configured metric; the moments-based ones share one streaming pass.
-    ``tick(n)`` is called with the number of matrices done after each one."""
-    import xarray as xr
-
-    from ..similarity import compute_moments, measure, pairwise_permutation_test
-
-    def on_moments(metric: str) -> bool:  # config names are validated against the registry
-        return metric != "linear_cka_debiased" and measure(metric).moment is not None
-
-    width = sum(int(a.sizes["unit"]) for a in data.values())
-    shared = None
-    if any(on_moments(m) for m in scfg.metrics) and 8 * width**2 <= 2**30:
-        shared = compute_moments(data, executor=executor)
-    variables = {}
-    for metric in scfg.metrics:
-        name, kwargs = metric, {}
-        if metric == "linear_cka_debiased":
-            name, kwargs = "linear_cka", {"debiased": True}
-        source = shared if shared is not None and on_moments(metric) else data
-        variables[metric] = pairwise(source, name, executor=executor, **kwargs)
-        if scfg.n_perm:
-            variables[f"{metric}_pvalue"] = pairwise_permutation_test(
-                data, name, n_perm=scfg.n_perm, seed=scfg.seed, executor=executor, **kwargs
-            )
-        tick(len(variables))
-    return xr.Dataset(variables)
 
 
 # ------------------------------------------------------------------------------------ consensus

@@ -15,6 +15,8 @@ Layout (Zarr v3, local directory)::
       extrapolation/<id>/      attrs: status, tag; the model on the extrapolation samples:
         acts/<layer>/activations   (extrapolation sample, unit) float32
       similarity/<layer>/      one xarray Dataset per layer (see docs/CONTRACTS.md)
+      similarity_blocks/<layer>/<key>   the compare stage's finished blocks while it runs:
+                               (variable, 2, rows, cols) float64; attrs: tag, rows, cols
       consensus/<layer>/
       distill/                 attrs: formulas (JSON records), tag
       _staging/                work in progress; never read as results
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 COMPLETE = "complete"
 RESULT_KINDS = ("similarity", "consensus")
+BLOCKS = "similarity_blocks"  # the compare stage's blocks in progress
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TARGET_CHUNK_BYTES = 4 * 2**20
 _SPLIT_CODES = {"fit": 0, "test": 1}
@@ -497,6 +500,13 @@ class StudyStore:
         )
         return da.rename(f"{model_id}/{layer}")
 
+    def layer_width(self, model_id: str, layer: str) -> int:
+        """Units of a member's layer, from the array's metadata (reads no data)."""
+        meta = self._require_model(model_id) / "acts" / layer / "activations" / "zarr.json"
+        if not meta.exists():
+            return int(self.activations(model_id, layer).sizes["unit"])  # raises, naming both
+        return int(json.loads(meta.read_text())["shape"][1])
+
     def activations(self, model_id: str, layer: str) -> xr.DataArray:
         """Lazy (sample, unit) float32 activations; slices read only what they touch."""
         return self._open_layer(model_id, layer, chunks=None)
@@ -685,6 +695,49 @@ class StudyStore:
         with damage_named_in(self, f"{kind}/{layer}"):
             ds = self._open(f"{kind}/{layer}")
             return _decode_strings(ds.load())
+
+    # ---------------------------------------------------------------- similarity blocks
+    def _blocks_dir(self, layer: str) -> Path:
+        return self.path / BLOCKS / _check_name("layer", layer)
+
+    def open_blocks(self, layer: str) -> dict[str, dict[str, Any]]:
+        """Before a compare stage writes blocks of ``layer``: create their group, drop staged
+        block writes a killed run left, and return ``{key: attrs}`` of the stored blocks."""
+        self._writable()
+        for sub in (BLOCKS, f"{BLOCKS}/{layer}"):
+            _zarr().open_group(str(self.path / sub), mode="a")
+        for stale in (self.path / "_staging").glob(f"block@{layer}@*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        base = self._blocks_dir(layer)
+        return {
+            p.name: _read_attrs(p) for p in sorted(base.iterdir()) if (p / "zarr.json").exists()
+        }
+
+    def write_block(
+        self, layer: str, key: str, values: np.ndarray, attrs: Mapping[str, Any]
+    ) -> None:
+        """One block of a layer's all-pairs values, ``similarity_blocks/<layer>/<key>``, written
+        in staging and renamed into place: tasks may write distinct blocks at the same time."""
+        self._writable()
+        staged = self._staging_dir(f"block@{layer}@{_check_name('block', key)}")
+        array = _zarr().create_array(
+            store=str(staged), shape=values.shape, chunks=values.shape, dtype="float64",
+            fill_value=np.nan, config={"write_empty_chunks": True},
+        )  # fmt: skip
+        array[...] = values
+        array.attrs.update(_jsonable(dict(attrs)))
+        self._swap_in(staged, self._blocks_dir(layer) / key)
+
+    def block_attrs(self, layer: str, key: str) -> dict[str, Any]:
+        return _read_attrs(self._blocks_dir(layer) / key)
+
+    def read_block(self, layer: str, key: str) -> np.ndarray:
+        return np.asarray(_zarr().open_array(str(self._blocks_dir(layer) / key), mode="r")[...])
+
+    def clear_blocks(self, layer: str) -> None:
+        """Delete the blocks of ``layer`` (once its result is written)."""
+        self._writable()
+        shutil.rmtree(self._blocks_dir(layer), ignore_errors=True)
 
     def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
         """Store the distilled formulas (JSON-serialisable dicts) atomically."""
