@@ -91,3 +91,57 @@ def test_unknown_periodic_input_is_a_clear_error(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"templates.periodic: inputs \['c'\] are not probe"):
         run_study(cfg, store=tmp_path / "s.zarr", stages=("probe", "record", "templates"))
+
+
+def _law_members(tmp_path, n: int, seed: int) -> list[dict]:
+    """Bottleneck-task members: three carry u = x1 x2, three tanh(2 v) (v = x3^2 + x4^2, a
+    saturating image of v), each in its own random 4-unit basis."""
+    X = get_task("bottleneck").sample_probe(n, seed).astype(np.float64)
+    u, v = X[:, 0] * X[:, 1], X[:, 2] ** 2 + X[:, 3] ** 2
+    rng = np.random.default_rng(1)
+    out = []
+    for i, latent in enumerate([u] * 3 + [np.tanh(2 * v)] * 3):
+        acts = np.outer(latent, rng.normal(size=4)) + 1e-3 * rng.normal(size=(n, 4))
+        path = tmp_path / f"g{i}.npz"
+        np.savez(path, latent=acts.astype(np.float32))
+        out.append(
+            {"id": f"{'uv'[i // 3]}{i}", "kind": "activations", "path": str(path),
+             "sample_ids": "probe_order"}
+        )  # fmt: skip
+    return out
+
+
+@pytest.mark.slow
+def test_each_groups_law_gets_the_consensus_verdicts(tmp_path):
+    """Per-group formulas go through the consensus formulas' judge: the u group's law holds
+    with support over its own members and beyond the range; the other group's formula, a
+    polynomial of a saturating image of v, fails the extrapolation rule and is not a law."""
+    n, seed = 800, 3
+    cfg = {
+        "name": "laws",
+        "task": {"name": "bottleneck"},
+        "probe": {"n": n, "seed": seed, "n_extrapolation": 300},
+        "ensemble": {
+            "seeds": [],
+            "untrained_null": False,
+            "ingest": _law_members(tmp_path, n, seed),
+        },
+        "similarity": {"metrics": ["linear_cka"]},
+        "consensus": {"n_null": 5, "min_member_r2": None},
+        "distill": {"backend": "sparse", "time_budget": 2, "seeds": [0]},
+        "groups": {"enabled": True, "n_perm": 99},
+        "execution": {"scheduler": "serial"},
+    }
+    stages = ("probe", "record", "compare", "templates")
+    res = run_study(cfg, store=tmp_path / "s.zarr", stages=stages)
+    rec = res.store.study_attrs()["templates"]["latent"]["groups"]
+    assert rec["similarity"]["groups"] == [["u0", "u1", "u2"], ["v3", "v4", "v5"]]
+    (u_law,), (v_law,) = (g["formulas"] for g in rec["per_group"])
+    assert u_law["is_result"] and u_law["flags"] == []
+    assert u_law["truth_name"] == "u" and u_law["exact_recovery"]
+    assert u_law["support"] == 1.0 and set(u_law["member_r2"]) == {"u0", "u1", "u2"}
+    assert u_law["r2_extrapolation"] > 0.99
+    assert not v_law["is_result"] and v_law["expression"] is None
+    assert v_law["flags"] == ["extrapolation"] and v_law["rejected_expression"]
+    assert "extrapolation R^2" in v_law["reason"] and v_law["r2_extrapolation"] < 0.5
+    assert set(v_law["member_r2"]) == {"v3", "v4", "v5"}
