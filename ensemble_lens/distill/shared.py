@@ -12,12 +12,19 @@ shared form when its support reaches ``p_support``, and the verdict is "no share
 otherwise. The constants of every explained component are reported per member, with their
 spread across members; a frequency slot over a periodic input is reported as its folded
 frequency ``k``.
+
+Every candidate is judged by the rule of the consensus formulas
+(:func:`~ensemble_lens.distill.verdict.formula_failure`): its test R^2 (median over the
+supporting members of their best component), its extrapolation R^2 (each explained
+component's fitted template on the extrapolation range, median over members), and its
+support against ``min_support``. A candidate that fails is not a result (``is_result``
+False, ``flags``, ``reason``), and the verdict is "no shared form" with that reason.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +35,8 @@ from ._expr import affine_r2, evaluate
 from .backends import get_backend
 from .canonical import tidy
 from .periodic import MemberComponents
-from .template import Template, fit_template, make_template
+from .template import Template, fit_template, make_template, template_r2
+from .verdict import formula_failure
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,10 @@ __all__ = ["TemplateConsensus", "TemplateResult", "shared_templates"]
 
 #: fit-split rows (seeded subsample) each member's constants are fitted on
 FIT_POINTS = 400
+
+#: ``extrapolation(y)``: for a component's values ``y`` on every probe sample, the
+#: extrapolation inputs and that component's target there, or None
+ExtrapolationTarget = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 @dataclass
@@ -57,6 +69,18 @@ class TemplateResult:
         Per member, the fitted constants of each explained component (same order).
     frequencies : dict of str to list of float
         Per member, the folded frequencies ``k`` of the explained components (periodic only).
+    member_r2_extrapolation : dict of str to float
+        Per member with an explained component, the best extrapolation R^2 of its explained
+        components (empty without an extrapolation range).
+    r2_test, r2_extrapolation : float or None
+        Median over the supporting members of their best test R^2 and of their extrapolation
+        R^2 (None: no member supports it, or no extrapolation range).
+    is_result : bool
+        Whether it passes :func:`~ensemble_lens.distill.verdict.formula_failure`.
+    flags : list of str
+        ``"extrapolation"`` or ``"support"`` when it does not.
+    reason : str or None
+        Why it is not a result.
     """
 
     template: Template
@@ -66,6 +90,12 @@ class TemplateResult:
     explained: dict[str, list[str]] = field(default_factory=dict)
     constants: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     frequencies: dict[str, list[float]] = field(default_factory=dict)
+    member_r2_extrapolation: dict[str, float] = field(default_factory=dict)
+    r2_test: float | None = None
+    r2_extrapolation: float | None = None
+    is_result: bool = False
+    flags: list[str] = field(default_factory=list)
+    reason: str | None = None
 
     @property
     def n_explained(self) -> int:
@@ -99,16 +129,41 @@ class TemplateResult:
             "constants": self.constants,
             "constant_spread": self.constant_spread(),
             "frequencies": self.frequencies,
+            "member_r2_extrapolation": self.member_r2_extrapolation,
+            "r2_test": self.r2_test,
+            "r2_extrapolation": self.r2_extrapolation,
+            "is_result": self.is_result,
+            "flags": self.flags,
+            "reason": self.reason,
         }
+
+    def judge(self, *, max_extrapolation_drop: float, min_support: float) -> None:
+        """Set ``r2_test``, ``r2_extrapolation`` and the verdict from the member fits."""
+        backed = [m for m, v in self.explained.items() if v]
+        self.r2_test = float(np.median([self.member_r2[m] for m in backed])) if backed else None
+        ext = [self.member_r2_extrapolation[m] for m in backed if m in self.member_r2_extrapolation]
+        self.r2_extrapolation = float(np.median(ext)) if ext else None
+        failure = formula_failure(
+            self.r2_test,
+            self.r2_extrapolation,
+            self.support,
+            max_extrapolation_drop=max_extrapolation_drop,
+            min_support=min_support,
+        )
+        self.is_result = failure is None and bool(backed)
+        self.flags, self.reason = ([failure[0]], failure[1]) if failure else ([], None)
+        if not backed:
+            self.reason = "no member component is explained by this template"
 
 
 @dataclass
 class TemplateConsensus:
     """The verdict of :func:`shared_templates`.
 
-    ``verdict`` is ``"shared form"`` or ``"no shared form"``; ``best`` the top-ranked candidate
-    (None when no member yielded any formula); ``candidates`` all of them, ranked;
-    ``member_formulas`` every member component's own formula (None: no formula found).
+    ``verdict`` is ``"shared form"`` or ``"no shared form"`` (``reason`` says why not);
+    ``best`` the top-ranked candidate (None when no member yielded any formula);
+    ``candidates`` all of them, ranked (results first); ``member_formulas`` every member
+    component's own formula (None: no formula found).
     """
 
     verdict: str
@@ -117,10 +172,12 @@ class TemplateConsensus:
     member_formulas: dict[str, dict[str, str | None]]
     r2_threshold: float
     p_support: float
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "reason": self.reason,
             "best": None if self.best is None else self.best.to_dict(),
             "candidates": [c.to_dict() for c in self.candidates],
             "member_formulas": self.member_formulas,
@@ -207,6 +264,9 @@ def shared_templates(
     max_templates: int = 6,
     max_points: int = 800,
     seed: int = 0,
+    extrapolation: ExtrapolationTarget | None = None,
+    max_extrapolation_drop: float = 0.5,
+    min_support: float = 0.5,
     **options: Any,
 ) -> TemplateConsensus:
     """Distill each member's components and find the template they share.
@@ -233,6 +293,12 @@ def shared_templates(
         Fit rows given to the search (seeded subsample).
     seed : int
         Seed of the searches and of the constant fits' random starts.
+    extrapolation : callable, optional
+        ``extrapolation(y)`` -> ``(X_extrap, y_extrap)`` for a component's values ``y`` on
+        every probe sample (the members' own values on extrapolation rows, or the truth mapped
+        from the test split), or None; without it no extrapolation verdict.
+    max_extrapolation_drop, min_support : float
+        The rule of :func:`~ensemble_lens.distill.verdict.formula_failure`.
     **options
         Of the per-member searches: ``backend`` (a name or an SRBackend, default operon),
         ``backend_options``, ``time_budget`` (seconds per component), ``executor`` (one task
@@ -260,18 +326,22 @@ def shared_templates(
             c.support == 1.0 and len(c.template.slots) < len(r.template.slots) for c in candidates
         ):
             continue  # cannot outrank a simpler template every member supports
-        candidates.append(_judge(r, comps, X, fit, names, r2_threshold, seed))
-    candidates.sort(key=lambda r: (-r.support, len(r.template.slots), -r.n_explained))
+        candidates.append(_judge(r, comps, X, fit, names, r2_threshold, seed, extrapolation))
+        candidates[-1].judge(max_extrapolation_drop=max_extrapolation_drop, min_support=min_support)
+    candidates.sort(
+        key=lambda r: (not r.is_result, -r.support, len(r.template.slots), -r.n_explained)
+    )
     best = candidates[0] if candidates else None
-    shared = best is not None and best.support >= p_support
+    reason = _no_shared_form(best, p_support)
     log.info(
         "template consensus: %s (%s, support %.2f)",
-        "shared form" if shared else "no shared form",
+        "no shared form" if reason else "shared form",
         best.template if best else None,
         best.support if best else 0.0,
     )
     return TemplateConsensus(
-        verdict="shared form" if shared else "no shared form",
+        verdict="no shared form" if reason else "shared form",
+        reason=reason,
         best=best,
         candidates=candidates,
         member_formulas={
@@ -283,6 +353,20 @@ def shared_templates(
     )
 
 
+def _no_shared_form(best: TemplateResult | None, p_support: float) -> str | None:
+    """Why the best candidate is not the ensemble's shared form, or None when it is."""
+    if best is None:
+        return "no member component yielded a formula"
+    if not best.is_result:
+        return best.reason
+    if best.support < p_support:
+        return (
+            f"the best template explains {best.support:.2f} of the members, below "
+            f"templates.p_support = {p_support:g}"
+        )
+    return None
+
+
 def _judge(
     res: TemplateResult,
     comps: Mapping[str, MemberComponents],
@@ -291,8 +375,10 @@ def _judge(
     names: Sequence[str],
     r2_threshold: float,
     seed: int,
+    extrapolation: ExtrapolationTarget | None = None,
 ) -> TemplateResult:
-    """Fit the template to every member component; fill support, constants, frequencies."""
+    """Fit the template to every member component; fill support, constants, frequencies and
+    the explained components' extrapolation R^2."""
     test = ~fit
     rows = np.flatnonzero(fit)
     rows = np.sort(np.random.default_rng(seed).permutation(rows)[:FIT_POINTS])
@@ -309,6 +395,11 @@ def _judge(
                 res.explained[m].append(label)
                 res.constants[m].append(tf.constants)
                 res.frequencies[m].extend(tf.frequencies.values())
+                ext = None if extrapolation is None else extrapolation(y)
+                if ext is not None:
+                    r2e = template_r2(res.template, tf.constants, ext[0], ext[1], names)
+                    prev = res.member_r2_extrapolation.get(m, -np.inf)
+                    res.member_r2_extrapolation[m] = float(max(prev, r2e))
         res.member_r2[m] = float(best)
     res.support = float(np.mean([bool(v) for v in res.explained.values()])) if comps else 0.0
     return res

@@ -32,7 +32,14 @@ import sympy
 from ..errors import ShapeError
 from ._expr import check_names, r2_score
 
-__all__ = ["Template", "TemplateFit", "fit_template", "folded_frequency", "make_template"]
+__all__ = [
+    "Template",
+    "TemplateFit",
+    "fit_template",
+    "folded_frequency",
+    "make_template",
+    "template_r2",
+]
 
 
 def _key(expr: sympy.Expr, slots: set[sympy.Symbol]) -> str:
@@ -315,6 +322,22 @@ def fit_template(
             for name, (_, period) in template.frequencies.items()
         },
     )
+
+
+def template_r2(
+    template: Template,
+    constants: Mapping[str, float],
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+) -> float:
+    """R^2 of ``template`` with the given slot values on ``(X, y)`` (no refit): how a
+    member's fitted template does on other inputs, e.g. an extrapolation range; ``-inf``
+    when it is non-finite on any sample or ``y`` is constant (nothing to explain there)."""
+    if float(np.ptp(y)) == 0.0:
+        return -math.inf
+    c = np.array([constants[s.name] for s in template.slots], dtype=np.float64)
+    return _r2(_compiled(template, names), c, X, y)
 
 
 def _r2(fn: Callable[..., np.ndarray], c: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:

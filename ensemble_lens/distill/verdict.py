@@ -31,6 +31,7 @@ __all__ = [
     "NO_TRUTH",
     "drop_one_member",
     "extrapolation_failure",
+    "formula_failure",
     "judge",
     "on_consensus_scale",
     "seed_agreement",
@@ -137,6 +138,25 @@ def support_failure(support: float | None, min_support: float) -> str | None:
     )
 
 
+def formula_failure(
+    r2_test: float | None,
+    r2_extrapolation: float | None,
+    support: float | None,
+    *,
+    max_extrapolation_drop: float,
+    min_support: float,
+) -> tuple[str, str] | None:
+    """``(flag, reason)`` when a formula is not a result, else None: the extrapolation rule
+    (:func:`extrapolation_failure`, flag ``"extrapolation"``) first, then the support rule
+    (:func:`support_failure`, flag ``"support"``). One rule for consensus formulas, per-group
+    formulas and templates."""
+    failure = extrapolation_failure(r2_test, r2_extrapolation, max_extrapolation_drop)
+    if failure is not None:
+        return "extrapolation", failure
+    failure = support_failure(support, min_support)
+    return None if failure is None else ("support", failure)
+
+
 def judge(
     rec: dict[str, Any],
     pick: Any,
@@ -177,11 +197,15 @@ def judge(
                                    tolerance=stability_tolerance))  # fmt: skip
         if rec["stable"] is False:
             rec["flags"].append("unstable")
-    failure = extrapolation_failure(pick.r2_test, pick.r2_extrapolation, max_extrapolation_drop)
-    flag = "extrapolation"
-    if failure is None:
-        failure, flag = support_failure(rec.get("support"), min_support), "support"
+    failure = formula_failure(
+        pick.r2_test,
+        pick.r2_extrapolation,
+        rec.get("support"),
+        max_extrapolation_drop=max_extrapolation_drop,
+        min_support=min_support,
+    )
     if failure is not None:
+        flag, failure = failure
         rec["flags"].append(flag)
         rec.update(rejected_expression=rec["expression"], expression=None, srepr=None,
                    latex=None, reason=failure)  # fmt: skip

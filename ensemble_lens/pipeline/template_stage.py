@@ -4,7 +4,9 @@ Runs after ``distill`` when ``templates.enabled`` or ``groups.enabled``; the sci
 :mod:`ensemble_lens.distill.shared` (templates), :mod:`ensemble_lens.distill.periodic` (each
 member's own components, the Fourier basis over Z_p) and :mod:`ensemble_lens.consensus.groups`.
 Results are JSON records in the study attributes, ``templates -> {layer: record}``, tagged
-with the hash of the members and both config sections (a stage with the same tag is skipped).
+with the hash of the members, the probe, and the templates, groups, consensus and distill
+config sections (a stage with the same tag is skipped). Templates and per-group formulas are
+judged by the rule of the consensus formulas (test R^2, extrapolation, support).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
                 "templates": tcfg.model_dump(mode="json"),
                 "groups": gcfg.model_dump(mode="json"),
                 "distill": ctx.cfg.distill.model_dump(mode="json"),
+                # per-group consensus, and the probe's extrapolation rows or truth columns,
+                # change the verdicts without changing any member
+                "consensus": ctx.cfg.consensus.model_dump(mode="json"),
+                "probe": ctx.store.study_attrs().get("probe_tag"),
             }
         )
         if (done.get(layer) or {}).get("tag") == tag:
@@ -107,12 +113,11 @@ def layer_templates(ctx: StageContext, layer: str, ids: list[str]) -> dict[str, 
     members' component labels and the basis they came from)."""
     from ..distill.periodic import member_components
     from ..distill.shared import shared_templates
+    from .distill_stage import _probe
 
-    tcfg = ctx.cfg.templates
-    names = list(ctx.inputs.variables)  # the variables formulas may use (distill.variables)
-    probe = ctx.store.probe().sel(variable=names)
-    X = probe["inputs"].values.astype(np.float64)
-    fit = probe["split"].values != "test"
+    tcfg, dcfg = ctx.cfg.templates, ctx.cfg.distill
+    X, names, split = _probe(ctx)  # the variables formulas may use (distill.variables)
+    fit = (split != "test") & (split != "extrapolation")
     periodic = periodic_inputs(ctx)
     comps = {
         m: member_components(
@@ -137,18 +142,42 @@ def layer_templates(ctx: StageContext, layer: str, ids: list[str]) -> dict[str, 
         p_support=tcfg.p_support,
         max_points=tcfg.max_points,
         seed=tcfg.seed,
+        extrapolation=_extrapolation_target(ctx, X, split),
+        max_extrapolation_drop=dcfg.max_extrapolation_drop,
+        min_support=dcfg.min_support,
         backend=backend,
         backend_options=options,
         time_budget=tcfg.time_budget,
         executor=ctx.executor,
     )
     record = res.to_dict()
+    record["judge"] = {
+        "max_extrapolation_drop": dcfg.max_extrapolation_drop,
+        "min_support": dcfg.min_support,
+    }
     record["member_components"] = {
         m: {"labels": c.labels, "share": c.share.tolist(), "basis": c.basis}
         for m, c in comps.items()
     }
     log.info("layer %s templates: %s", layer, _summary({"templates": record}))
     return record
+
+
+def _extrapolation_target(ctx: StageContext, X: np.ndarray, split: np.ndarray) -> Any:
+    """``y -> (X_extrap, y_extrap)`` for a component's values on every probe sample: the
+    probe's extrapolation rows with the component's own values there, else the study's
+    extrapolation range with the truth the component matches on the test split; None when
+    the study has neither."""
+    from .distill_stage import _extrapolation
+
+    rows = split == "extrapolation"
+    if rows.any():
+        return lambda y: (X[rows], y[rows])
+    ext = _extrapolation(ctx)
+    if ext is None or len(ext.X) == 0:
+        return None
+    test = split == "test"
+    return lambda y: (ext.X, ext.targets(y[test][:, None])[:, 0])
 
 
 def layer_groups(
@@ -183,18 +212,61 @@ def layer_groups(
 
 
 def _group_template(members: list[str], templates: dict[str, Any] | None) -> dict[str, Any]:
-    """The judged template most of the group's members support (ties: fewer slots first),
-    and that share."""
+    """The template most of the group's members support (judged results first, then fewer
+    slots), with the verdict of the templates on the group: its support, test R^2 and
+    extrapolation R^2 over the group's members, by the consensus formulas' rule."""
     if templates is None or not templates["candidates"]:
         return {}
+    cfg = templates.get("judge") or {}
+    verdicts = [_template_on_group(c, members, cfg) for c in templates["candidates"]]
+    best = max(
+        verdicts,
+        key=lambda v: (v["template_is_result"], v["template_support"], -len(v["slots"])),
+    )
+    p_support = float(templates.get("p_support", 0.0))
+    shared = best["template_is_result"] and best["template_support"] >= p_support
+    if best["template_is_result"] and not shared:
+        best["template_reason"] = (
+            f"the best template explains {best['template_support']:.2f} of the group's "
+            f"members, below templates.p_support = {p_support:g}"
+        )
+    best["template_verdict"] = "shared form" if shared else "no shared form"
+    if not shared:
+        best["rejected_template"], best["template"] = best["template"], None
+    best.pop("slots")
+    return best
 
-    def share(c: dict[str, Any]) -> float:
-        return float(np.mean([bool(c["explained"].get(m)) for m in members]))
 
-    best = max(templates["candidates"], key=lambda c: (share(c), -len(c["slots"])))
+def _template_on_group(
+    c: dict[str, Any], members: list[str], cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """One candidate template judged on a group's members."""
+    from ..distill.verdict import formula_failure
+
+    backed = [m for m in members if c["explained"].get(m)]
+    share = len(backed) / len(members)
+    r2 = float(np.median([c["member_r2"][m] for m in backed])) if backed else None
+    ext = [c["member_r2_extrapolation"][m] for m in backed if m in c["member_r2_extrapolation"]]
+    r2e = float(np.median(ext)) if ext else None
+    failure = formula_failure(
+        r2,
+        r2e,
+        share,
+        max_extrapolation_drop=cfg.get("max_extrapolation_drop", 0.5),
+        min_support=cfg.get("min_support", 0.5),
+    )
+    if failure is None and not backed:
+        failure = ("support", "no member of the group is explained by any template")
     return {
-        "template": best["template"] if share(best) > 0 else None,
-        "template_support": share(best),
+        "template": c["template"],
+        "slots": c["slots"],
+        "template_support": share,
+        "template_r2_test": r2,
+        "template_r2_extrapolation": r2e,
+        "frequencies": {m: c["frequencies"].get(m, []) for m in backed},
+        "template_is_result": failure is None,
+        "template_flags": [] if failure is None else [failure[0]],
+        "template_reason": None if failure is None else failure[1],
     }
 
 
@@ -223,11 +295,23 @@ def _template_labels(ids: list[str], templates: dict[str, Any]) -> list[str]:
     return labels
 
 
+#: the keys of a formula record kept in a group's law (the full record is in ``distill/``
+#: for the study's consensus; a group's keeps what the report shows)
+GROUP_FORMULA_KEYS = (
+    "component", "expression", "rejected_expression", "r2_test", "r2_extrapolation",
+    "support", "member_r2", "is_result", "flags", "reason", "basis", "exact_recovery",
+    "truth_name", "complexity",
+)  # fmt: skip
+
+
 def group_law(ctx: StageContext, layer: str, members: list[str]) -> dict[str, Any]:
     """Consensus (same settings as the study's, no untrained null) and distillation of one
-    group's members; the best formula per consensus basis component."""
-    from ..consensus import find_consensus
-    from .distill_stage import distill_subspace
+    group's members, judged like the study's consensus formulas
+    (:func:`~ensemble_lens.distill.study.distill_consensus`: member skill, test R^2,
+    extrapolation, support across the group's members, ``distill.min_support``)."""
+    from ..consensus import find_consensus, member_skill
+    from ..distill.study import distill_consensus
+    from .distill_stage import _law, _probe
 
     record: dict[str, Any] = {"members": members, "size": len(members), "formulas": []}
     if len(members) < 2:
@@ -241,25 +325,19 @@ def group_law(ctx: StageContext, layer: str, members: list[str]) -> dict[str, An
         **consensus_settings(ccfg),
         executor=ctx.executor,
     )
-    keep = np.flatnonzero(ds["is_consensus"].values)
-    record["n_consensus"] = int(keep.size)
-    if keep.size == 0 or not ctx.cfg.distill.enabled:
-        record["reason"] = "no consensus component" if keep.size == 0 else "distill disabled"
-        return record
-    per_seed, _ = distill_subspace(
-        ctx,
-        layer,
-        ds["components"].values[:, keep],
-        ds["member_scores"].values[:, :, keep],
-        members,
-        variance=ds["variance"].values[keep],
-    )
-    for results, basis in per_seed:
-        good = [r for r in results if r.expr is not None]
-        best = max(good, key=lambda r: r.r2_test) if good else results[0]
-        rec = best.to_dict()
-        record["formulas"].append(
-            {k: rec[k] for k in ("component", "expression", "r2_test", "support")}
-            | {"basis": basis}
+    if ccfg.min_member_r2 is not None:
+        metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in members}
+        ds.attrs.update(
+            member_skill(metrics, min_r2=ccfg.min_member_r2, min_fraction=ccfg.p_support).attrs()
         )
+    record["n_consensus"] = int(ds["is_consensus"].values.sum())
+    if not ctx.cfg.distill.enabled or not ctx.inputs.variables:
+        record["reason"] = "distill disabled" if ctx.inputs.variables else "no input variables"
+        return record
+    X, names, split = _probe(ctx)
+    out = distill_consensus(ds, X, names, split, layer=layer, **_law(ctx))
+    record["formulas"] = [{k: rec.get(k) for k in GROUP_FORMULA_KEYS} for rec in out.records]
+    if not any(r["is_result"] for r in record["formulas"]):
+        reasons = {r.get("reason") for r in record["formulas"] if r.get("reason")}
+        record["reason"] = "; ".join(sorted(reasons)) or "no formula is a result"
     return record

@@ -419,3 +419,30 @@ def vector_scatter_svg(
         axes[0].legend(loc="upper left", frameon=False)
         fig.suptitle("Aligned vector components against the input basis", x=0.02, ha="left")
         return figure_to_svg(fig)
+
+
+def constants_strip_svg(values: dict[str, dict[str, list[float]]]) -> str:
+    """One panel per constant (slot): each member's fitted values as points on a strip, with
+    a box of all values; ``values`` maps slot -> member -> values (one per explained
+    component). Members keep one colour and marker across panels."""
+    slots = [s for s, per in values.items() if per]
+    members = sorted({m for per in values.values() for m in per})
+    with styled():
+        fig = new_figure(min(2.2 * len(slots) + 1.8, 13.0), 3.2)
+        axes = np.atleast_1d(fig.subplots(1, len(slots), squeeze=False)[0])
+        for ax, slot in zip(axes, slots, strict=True):
+            pooled = [v for vs in values[slot].values() for v in vs]
+            ax.boxplot([pooled], widths=0.5, showfliers=False)
+            for i, m in enumerate(members):
+                vs = values[slot].get(m, [])
+                jitter = 1 + 0.25 * (i / max(len(members) - 1, 1) - 0.5)
+                ax.scatter(
+                    [jitter] * len(vs), vs, s=22, color=OKABE_ITO[i % len(OKABE_ITO)],
+                    marker=MARKERS[i % len(MARKERS)], label=m, zorder=3,
+                )  # fmt: skip
+            ax.set_xticks([1], [slot])
+            ax.grid(alpha=0.3, axis="y")
+        axes[0].set_ylabel("fitted value")
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        fig.suptitle("Template constants across members", x=0.02, ha="left")
+        return figure_to_svg(fig)

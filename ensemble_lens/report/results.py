@@ -385,6 +385,9 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         "consensus": cons,
         "formulas": formulas,
         "formula_checks": formula_checks(formulas, prov.get("config")),
+        # the templates stage per layer: groups (sizes, members, permutation p), each group's
+        # law and template with verdicts, the shared template with its constants per member
+        "laws": to_json(store.study_attrs().get("templates") or {}),
         "ground_truth": ground_truth(store, formulas),
         "seed_rule": seed_rule(prov.get("config")),
         "notes": notes,

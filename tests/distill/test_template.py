@@ -191,3 +191,58 @@ def test_no_shared_form_on_noise():
     assert res.verdict == "no shared form"
     assert res.best is None
     assert all(v["pc0"] is None for v in res.member_formulas.values())
+
+
+def _quadratic_members(n=400, seed=5):
+    """Three members whose one component is ``c_k x^2 + d_k`` (own constants)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 1))
+    fit = np.arange(n) < 3 * n // 4
+    comps = {
+        f"m{k}": MemberComponents(
+            (c * X[:, 0] ** 2 + d + 1e-3 * rng.normal(size=n))[:, None], ["pc0"], np.ones(1), "pca"
+        )
+        for k, (c, d) in enumerate([(1.0, 0.2), (2.5, -0.4), (0.7, 1.1)])
+    }
+    return X, fit, comps
+
+
+@pytest.mark.parametrize("saturates", [False, True])
+def test_template_is_judged_by_the_extrapolation_rule(saturates):
+    """Members that hold the law beyond the fitted range give a shared form; members that
+    saturate there (as networks do) give "no shared form" with the extrapolation flag, by the
+    rule of the consensus formulas."""
+    X, fit, comps = _quadratic_members()
+    Xe = np.linspace(1.5, 2.5, 50)[:, None]
+
+    def extrapolation(y):
+        # the member's own values beyond the range: the same law, or nearly flat
+        c, d = np.polyfit(X[fit, 0] ** 2, y[fit], 1)
+        ye = c * (1 + 0.1 * Xe[:, 0]) + d if saturates else c * Xe[:, 0] ** 2 + d
+        return Xe, ye
+
+    res = shared_templates(
+        comps, X, ["x"], fit, backend="sparse", time_budget=1, extrapolation=extrapolation
+    )
+    best = res.best
+    assert best.support == 1.0 and best.r2_test > 0.99
+    assert set(best.member_r2_extrapolation) == {"m0", "m1", "m2"}
+    if saturates:
+        assert res.verdict == "no shared form" and not best.is_result
+        assert best.flags == ["extrapolation"] and best.r2_extrapolation < 0
+        assert "extrapolation R^2" in res.reason
+    else:
+        assert res.verdict == "shared form" and best.is_result and best.flags == []
+        assert best.r2_extrapolation > 0.99 and res.reason is None
+
+
+def test_template_below_min_support_is_not_a_result():
+    X, fit, comps = _quadratic_members()
+    rng = np.random.default_rng(0)
+    for k in range(3, 7):  # four members that carry noise: support 3/7
+        comps[f"m{k}"] = MemberComponents(rng.normal(size=(len(X), 1)), ["pc0"], np.ones(1), "pca")
+    res = shared_templates(comps, X, ["x"], fit, backend="sparse", time_budget=1)
+    best = res.best
+    assert best.support == pytest.approx(3 / 7)
+    assert not best.is_result and best.flags == ["support"]
+    assert res.verdict == "no shared form" and "support 0.43 is below 0.5" in res.reason
