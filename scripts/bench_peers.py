@@ -5,8 +5,10 @@ the peers that have the measure: rsatoolbox (RSA), repsim (kernel CKA, CCA), net
 metrics and CCA; not on PyPI: pass ``--netrep-src`` pointing at a checkout's root, it is never
 vendored here) and scikit-learn (ridge predictivity, pair by pair). Each side runs in its own
 process, so its peak resident memory (above the process's state after loading the data) is its
-own; all sides run with ``--threads`` BLAS threads (default 1). A second table compares
-``pairwise`` with a loop over pairs through the single-pair function of the same measure.
+own; all sides run with ``--threads`` BLAS threads (default 1). Wall and CPU seconds are both
+reported: on a shared, loaded machine the CPU time of a one-thread side is the steadier figure.
+A second table compares ``pairwise`` with a loop over pairs through the single-pair function of
+the same measure.
 
 Usage::
 
@@ -170,11 +172,11 @@ def run_side(side: str, measure: str, k: int, threads: int, full: bool = False) 
     nets = make_data(k, n, d)
     base = _rss_mb()
     with threadpool_limits(limits=threads):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         vals = SIDES[side](measure, nets)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     vals = np.asarray(vals, dtype=float)
-    return {"seconds": secs, "peak_mb": _rss_mb() - base, "sample": float(vals[0, 1])}
+    return {"seconds": secs, "cpu": cpu, "peak_mb": _rss_mb() - base, "sample": float(vals[0, 1])}
 
 
 def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -207,7 +209,7 @@ def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
 def _fmt(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"n/a ({r['error'][:60]})"
-    return f"{r['seconds']:8.2f} s {r['peak_mb']:8.1f} MB"
+    return f"{r['seconds']:8.2f} s {r['cpu']:8.2f} s cpu {r['peak_mb']:8.1f} MB"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(
         f"K={args.k}, {args.threads} BLAS thread(s), max_bytes={args.max_bytes}; "
-        "time and peak RSS above the loaded data"
+        "wall time, CPU time and peak RSS above the loaded data"
     )
     for measure in args.only.split(","):
         name = MEASURES[measure][0]
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         for side in sides:
             r = _child(side, measure, args)
             ratio = (
-                f"  x{r['seconds'] / mine['seconds']:.1f} time"
+                f"  x{r['seconds'] / mine['seconds']:.1f} time, x{r['cpu'] / mine['cpu']:.1f} cpu"
                 if "error" not in r and "error" not in mine
                 else ""
             )

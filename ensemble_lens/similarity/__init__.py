@@ -43,8 +43,17 @@ from .geometry import (
     rsm_norm_difference,
     uniformity_difference,
 )
+from .imd import imd
 from .kernels import kernel_cka
-from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
+from .knn import (
+    cycle_knn,
+    edit_distance_knn,
+    jaccard_knn,
+    lcs_knn,
+    mutual_knn,
+    rank_knn,
+    second_order_cosine,
+)
 from .layers import layer_correspondence
 from .matching import UnitMatch, match_units, permutation_distance
 from .moments import Moments, compute_moments
@@ -72,13 +81,16 @@ __all__ = [
     "correlation_match",
     "cycle_knn",
     "distance_correlation",
+    "edit_distance_knn",
     "eigenspace_overlap",
     "ensd",
     "gulp",
+    "imd",
     "jaccard_knn",
     "kendall_tau_a",
     "kernel_cka",
     "layer_correspondence",
+    "lcs_knn",
     "linear_cka",
     "linear_predictivity",
     "linear_reg_r2",

@@ -22,14 +22,23 @@ _WHITENED = frozenset({"mean_cca", "svcca", "pwcca", "shape_distance"})
 
 @dataclass(frozen=True)
 class NetState:
-    """One network's covariance summaries: live-unit mask, norms, factor and whitener."""
+    """One network's covariance summaries: live-unit mask, norms and, for the whitened
+    measures, the variances ``lam`` and whitener ``V lam^{-1/2}`` (V itself is not kept, so a
+    state holds one d x k matrix)."""
 
     live: np.ndarray
     width: int
     trace: float
     fro: float
-    factor: Factor | None
+    lam: np.ndarray | None
     whitener: np.ndarray | None
+
+    @property
+    def factor(self) -> Factor | None:
+        """The covariance factor, V rebuilt from the whitener (one d x k product)."""
+        if self.lam is None or self.whitener is None:
+            return None
+        return Factor(lam=self.lam, V=self.whitener * np.sqrt(self.lam))
 
 
 def live_mask(cov: np.ndarray, mean: np.ndarray, name: str) -> np.ndarray:
@@ -40,13 +49,12 @@ def live_mask(cov: np.ndarray, mean: np.ndarray, name: str) -> np.ndarray:
 def prepare_net(cov: np.ndarray, live: np.ndarray, metric: str) -> NetState:
     """Restrict to live units and factor the covariance once if the measure whitens."""
     c = cov[np.ix_(live, live)] if not live.all() else cov
-    factor = whitener = None
+    lam = whitener = None
     if metric in _WHITENED:
-        factor = factor_cov(c)
-        whitener = factor.V / np.sqrt(factor.lam)
-    return NetState(
-        live, cov.shape[0], float(np.trace(c)), float(np.linalg.norm(c)), factor, whitener
-    )
+        f = factor_cov(c)
+        lam, whitener = f.lam, f.V
+        whitener /= np.sqrt(lam)  # in place: factor_cov's V is a fresh array
+    return NetState(live, cov.shape[0], float(np.trace(c)), float(np.linalg.norm(c)), lam, whitener)
 
 
 def _value(a: NetState, b: NetState, cxy: np.ndarray, name: str, kw: dict[str, Any]):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..errors import ShapeError
@@ -14,6 +15,7 @@ from ._names import Built, Family, Measure, parse, tokens
 from ._table import FAMILIES
 from .cca import mean_cca, pwcca, svcca
 from .cka import linear_cka, rbf_cka
+from .kernels import check_kernel, kernel_combine, kernel_state
 from .knn import mutual_knn
 from .matching import permutation_distance
 from .predictivity import linear_predictivity
@@ -39,11 +41,27 @@ LEGACY: dict[str, tuple[Callable[..., float], str | None, str]] = {
 _LEGACY_FAMILY = Family("legacy", "", "legacy", (), lambda o, _: Built(linear_cka, {}))
 
 
+def _rbf_states(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Per-network work of legacy ``rbf_cka`` (the cka family's packed Gram states)."""
+    if not set(kwargs) <= {"sigma", "debiased", "sigma_fraction"}:
+        return {}  # pairwise reports the bad option
+    hsic = "song" if kwargs.get("debiased") else "gretton"
+    kw = {"sigma": kwargs.get("sigma"), "frac": kwargs.get("sigma_fraction", 0.8)}
+    check_kernel("rbf", hsic, kw["sigma"], kw["frac"])
+    return {
+        "prepare": partial(kernel_state, kernel="rbf", hsic=hsic, **kw),
+        "combine": partial(kernel_combine, hsic=hsic),
+        "shares": "gram",
+        "dot": True,
+    }
+
+
 def _legacy(name: str, kwargs: dict[str, Any]) -> Measure:
     fn, moment, kind = LEGACY[name]
     sym = not (name == "linear_predictivity" or (name == "pwcca" and not kwargs.get("symmetric")))
     if name == "linear_cka" and kwargs.get("debiased"):
         moment = None
+    states = _rbf_states(kwargs) if name == "rbf_cka" else {}
     return Measure(
         name,
         _LEGACY_FAMILY,
@@ -52,8 +70,8 @@ def _legacy(name: str, kwargs: dict[str, Any]) -> Measure:
         kind,
         sym,
         moment=moment,
-        shares="moments" if moment else "none",
         keep_dead=name == "rsa",
+        **{"shares": "moments" if moment else "none", **states},
     )
 
 

@@ -11,11 +11,9 @@ from . import geometry as geo
 from ._builders import (
     build_cca,
     build_cka,
-    build_cknna,
     build_ensd,
     build_fn,
     build_gulp,
-    build_knn,
     build_procrustes,
     build_pwcca,
     build_regression,
@@ -24,14 +22,11 @@ from ._builders import (
     build_shared,
     build_svcca,
 )
-from ._names import ANGULAR, Built, Family, Output, Param
-from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
+from ._names import ANGULAR, Family, Output, Param
+from ._table_knn import ORTHO, neighbour_families
 from .rsa import COMPARATORS, RDMS
 
 __all__ = ["FAMILIES"]
-
-ORTHO = ("orthogonal", "isotropic-scaling", "translation")
-_K = (Param("topk", "k", "int", 10, aliases=("k",)),)
 
 
 _REG_FLAGS = {
@@ -281,69 +276,7 @@ def _families() -> list[Family]:
             listed=("distance_correlation",),
             paper="Szekely et al. 2007",
         ),
-        Family(
-            "mutual_knn",
-            "mean overlap of k-nearest-neighbour sets",
-            "neighbours",
-            ORTHO[:2],
-            build_knn(mutual_knn, "mutual"),
-            (*_K, Param("metric", "metric", "str")),
-            listed=("mutual_knn-topk=10",),
-            paper="Huh et al. 2024",
-        ),
-        Family(
-            "cknna",
-            "CKA restricted to pairs that are mutual k-nearest neighbours",
-            "neighbours",
-            ORTHO[:2],
-            build_cknna,
-            _K,
-            listed=("cknna-topk=10",),
-            paper="Huh et al. 2024",
-        ),
-        Family(
-            "cycle_knn",
-            "share of samples recovered through a Y- then X-neighbour",
-            "neighbours",
-            ORTHO[:2],
-            build_knn(cycle_knn, "cycle"),
-            (*_K, Param("metric", "metric", "str")),
-            listed=("cycle_knn-topk=10",),
-            paper="Huh et al. 2024",
-        ),
-        Family(
-            "jaccard_similarity",
-            "mean Jaccard index of k-nearest-neighbour sets",
-            "neighbours",
-            ORTHO[:2],
-            build_knn(jaccard_knn, "jaccard"),
-            (*_K, Param("metric", "metric", "str")),
-            listed=("jaccard_similarity",),
-            paper="ReSi; Hryniowski & Wong 2020",
-        ),
-        Family(
-            "rank_similarity",
-            "rank agreement of shared nearest neighbours",
-            "neighbours",
-            ORTHO[:2],
-            build_knn(rank_knn, "rank"),
-            (*_K, Param("metric", "metric", "str")),
-            listed=("rank_similarity",),
-            paper="Wang et al. 2020",
-        ),
-        Family(
-            "second_order_cosine_similarity",
-            "cosine of similarities to the union of neighbours",
-            "neighbours",
-            ORTHO[:2],
-            lambda o, _: Built(
-                second_order_cosine, {"k": o["k"], **({"on": "distance"} if o.get("on") else {})}
-            ),
-            _K,
-            flags={"on_distance": {"on": True}},
-            listed=("second_order_cosine_similarity",),
-            paper="Hamilton et al. 2016",
-        ),
+        *neighbour_families(),
         Family(
             "hard_correlation_match",
             "mean correlation of the optimal one-to-one unit matching",

@@ -38,7 +38,8 @@ _KERNELS = ("linear", "rbf", "laplace")
 _HSIC = ("gretton", "lange", "song")
 
 
-def _check(kernel: str, hsic: str, sigma: float | None, frac: float) -> None:
+def check_kernel(kernel: str, hsic: str, sigma: float | None, frac: float) -> None:
+    """Raise for an unknown kernel or estimator, a non-positive sigma or fraction."""
     if kernel not in _KERNELS:
         raise ShapeError(f"kernel: expected one of {_KERNELS}, got {kernel!r}")
     if hsic not in _HSIC:
@@ -169,8 +170,8 @@ def kernel_cka(
         Activations on the same samples, dims ("sample", "unit").
     kernel : {"linear", "rbf", "laplace"}
     hsic : {"gretton", "lange", "song"}
-        Biased (Gretton), zero-diagonal (Lange) or unbiased (Song) estimator. ``song`` and
-        ``lange`` need n >= 4 and may be negative.
+        Biased (Gretton, n >= 2), zero-diagonal (Lange) or unbiased (Song) estimator.
+        ``song`` and ``lange`` need n >= 4 and may be negative.
     sigma : float, optional
         Absolute kernel width (rbf, laplace); default the median heuristic.
     frac : float
@@ -182,8 +183,9 @@ def kernel_cka(
         Symmetric; at most 1. Invariant to orthogonal maps and translation; to isotropic
         scaling for the linear kernel and for the others when ``sigma`` is None.
     """
-    _check(kernel, hsic, sigma, frac)
-    x, y = prepare_pair(X, Y, min_samples=4, rescale=kernel == "linear" or sigma is None)
+    check_kernel(kernel, hsic, sigma, frac)
+    scale_free = kernel == "linear" or sigma is None
+    x, y = prepare_pair(X, Y, min_samples=2 if hsic == "gretton" else 4, rescale=scale_free)
     a = kernel_state(x, kernel, hsic, sigma, frac)
     b = kernel_state(y, kernel, hsic, sigma, frac)
     return float(np.clip(kernel_combine(a, b, hsic), -1.0, 1.0))

@@ -467,6 +467,11 @@ def cross_covariance(
     return C
 
 
+def in_memory(spec: Any) -> bool:
+    """Whether every network of ``spec`` is a numpy array (re-reading it is only a copy)."""
+    return isinstance(spec, _ArraySpec) and all(isinstance(a, np.ndarray) for a in spec.arrays)
+
+
 def subset_spec(spec: Any, idx: Sequence[int]) -> Any:
     """The source spec restricted to the networks at positions ``idx`` (for tiling)."""
     if isinstance(spec, _StoreSpec):

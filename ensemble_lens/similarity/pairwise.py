@@ -12,7 +12,7 @@ import inspect
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,14 @@ from .allpairs import (
     pairs_of,
     prepared_matrix,
 )
-from .moments import Moments, cross_covariance, moments_of_spec, resolve_inputs, subset_spec
+from .moments import (
+    Moments,
+    cross_covariance,
+    in_memory,
+    moments_of_spec,
+    resolve_inputs,
+    subset_spec,
+)
 from .stats import permutation_test
 
 if TYPE_CHECKING:
@@ -41,6 +48,11 @@ logger = logging.getLogger(__name__)
 __all__ = ["pairwise", "pairwise_permutation_test"]
 
 _BATCH = 16
+
+#: Tile budget of the moments path for numpy inputs (``max_bytes`` bounds it further); other
+#: inputs (stores, dask) are read once per tile pair, so they use ``max_bytes`` itself.
+IN_MEMORY_TILE_BYTES = 8 * 2**20
+_MIN_ROWS = 256
 
 
 def _check_kwargs(m: Measure) -> None:
@@ -180,14 +192,25 @@ def _moments_matrix(
     if isinstance(inputs, Moments):
         _diag_tile(job, list(range(k)), inputs)
         return names, job.out
-    groups = _groups(widths, max_bytes)
+    # numpy inputs are cheap to re-read (a copy per tile), so they are tiled small by default
+    tile = min(max_bytes, IN_MEMORY_TILE_BYTES) if in_memory(spec) else max_bytes
+    groups = _groups(widths, tile)
     if len(groups) > 1:
         logger.info("pairwise %s: %d networks tiled in %d groups", name, k, len(groups))
-    moms = [_diag_tile(job, idx) for idx in groups]
+        widest = max(sum(widths[i] for i in g) for g in groups)
+        # the chunk buffer of a cross tile (two groups side by side) within the tile's budget
+        job.chunk = max(_MIN_ROWS, min(chunk, tile // (16 * widest)))
+    # only the means and scales of a group outlive its diagonal tile (not its covariance)
+    moms = [_light(_diag_tile(job, idx)) for idx in groups]
     for ga in range(len(groups)):
         for gb in range(ga + 1, len(groups)):
             _cross_tile(job, groups[ga], groups[gb], moms[ga], moms[gb])
     return names, job.out
+
+
+def _light(mom: Moments) -> Moments:
+    """``mom`` without its covariance (what the cross tiles need: means and scales)."""
+    return replace(mom, cov=np.empty((0, 0)))
 
 
 def _to_dataarray(names: Sequence[str], values: np.ndarray, attrs: dict[str, Any]) -> xr.DataArray:
@@ -238,8 +261,10 @@ def pairwise(
         Samples per chunk of the moments pass.
     max_bytes : int
         Memory budget: of one covariance tile for moments-based measures (networks grouped so
-        that a group's total width ``w`` has ``8 w^2 <= max_bytes``), and of the per-network
-        states (Gram matrices, RDMs...) held at once by the other measures.
+        that a group's total width ``w`` has ``8 w^2 <= max_bytes``; numpy inputs, which cost
+        only a copy to re-read per tile, are tiled at ``IN_MEMORY_TILE_BYTES`` = 8 MiB at most,
+        with the chunk buffer in the same budget: same time, a fraction of the memory), and of
+        the per-network states (Gram matrices, RDMs...) held at once by the other measures.
     n_jobs : int, optional
         Threads for per-network and per-pair work when no executor is given (default: the
         BLAS thread count). Each call runs with one BLAS thread.

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.stats import ortho_group
 
 from ensemble_lens.errors import ShapeError
-from ensemble_lens.similarity import linear_cka, rbf_cka
+from ensemble_lens.similarity import kernel_cka, linear_cka, measure, pairwise, rbf_cka
 
 
 def _hsic_ref(k, ell):
@@ -120,3 +120,27 @@ def test_errors():
         rbf_cka(x, y, sigma=0.0)
     with pytest.raises(ShapeError, match="X has 40 samples but Y has 39"):
         linear_cka(x, y[:39])
+
+
+def test_rbf_cka_is_kernel_cka_and_legacy_pairwise_shares_grams():
+    x, y = _pair(5)
+    assert rbf_cka(x, y) == kernel_cka(x, y, "rbf", "gretton", frac=0.8)
+    assert rbf_cka(x, y, sigma=2.0, debiased=True) == kernel_cka(x, y, "rbf", "song", sigma=2.0)
+    assert rbf_cka(x[:3], y[:3]) == pytest.approx(_cka_ref(*_rbf3(x, y), _hsic_ref), abs=1e-12)
+    rng = np.random.default_rng(1)
+    nets = {f"m{i}": rng.normal(size=(30, 3 + i)) for i in range(4)}
+    for kw in ({}, {"sigma": 1.5, "debiased": True}):
+        da = pairwise(nets, "rbf_cka", **kw)
+        ref = [[rbf_cka(nets[a], nets[b], **kw) for b in nets] for a in nets]
+        np.testing.assert_allclose(da.values, ref, atol=1e-14)
+    assert measure("rbf_cka").shares == "gram"
+
+
+def _rbf3(x, y):
+    """RBF Grams of three samples, median heuristic with fraction 0.8, by loops."""
+    out = []
+    for a in (x[:3], y[:3]):
+        d2 = np.array([[np.sum((p - q) ** 2) for q in a] for p in a])
+        s2 = 0.8**2 * np.median([d2[0, 1], d2[0, 2], d2[1, 2]])
+        out.append(np.exp(-d2 / (2 * s2)))
+    return out

@@ -164,3 +164,18 @@ def test_store_layer_input(tmp_path):
         assert list(out.coords["model"].values) == sorted(nets)
         ref = fn(f32["net0"].astype(np.float64), f32["net2"].astype(np.float64))
         assert out.sel(model="net0", model_="net2").item() == pytest.approx(ref, abs=1e-10)
+
+
+def test_numpy_inputs_are_tiled_by_default(monkeypatch, caplog):
+    """The moments pass over numpy inputs is tiled at IN_MEMORY_TILE_BYTES whatever max_bytes."""
+    import importlib
+    import logging
+
+    pw_module = importlib.import_module("ensemble_lens.similarity.pairwise")
+    nets = _nets(seed=2)
+    whole = {m: pairwise(nets, m).values for m in ("mean_cca", "procrustes_similarity", "pwcca")}
+    monkeypatch.setattr(pw_module, "IN_MEMORY_TILE_BYTES", 8 * 14**2)
+    with caplog.at_level(logging.INFO, logger="ensemble_lens.similarity.pairwise"):
+        for m, ref in whole.items():
+            np.testing.assert_allclose(pairwise(nets, m).values, ref, rtol=0, atol=1e-12)
+    assert "tiled in 2 groups" in caplog.text

@@ -1,0 +1,142 @@
+"""Rows of the registry table for the neighbour-graph families: the k-nearest-neighbour
+measures (Huh et al. 2024, ReSi) and IMD, whose per-network work is the neighbour lists or the
+kNN graph's heat-trace descriptor."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ._builders import build_cknna, build_knn
+from ._names import Built, Family, Output, Param
+from .imd import imd, imd_combine, imd_state
+from .knn import (
+    cycle_knn,
+    edit_distance_knn,
+    jaccard_knn,
+    lcs_knn,
+    mutual_knn,
+    rank_knn,
+    second_order_cosine,
+)
+
+__all__ = ["ORTHO", "neighbour_families"]
+
+ORTHO = ("orthogonal", "isotropic-scaling", "translation")
+_K = (Param("topk", "k", "int", 10, aliases=("k",)),)
+_KM = (*_K, Param("metric", "metric", "str"))
+
+
+def build_imd(o: dict[str, object], _out: str) -> Built:
+    """IMD as ReSi runs the authors' code: traces x 1e6, 8000 probes (one seeded run)."""
+    kw = {"m": 10, "niters": o.get("niters", 8000), "seed": o.get("seed", 0), "scale": 1e6}
+    return Built(
+        imd,
+        {"k": o.get("k", 5), **kw},
+        prepare=partial(imd_state, k=o.get("k", 5), **kw),
+        combine=imd_combine,
+        shares="spectrum",
+    )
+
+
+def neighbour_families() -> list[Family]:
+    """The neighbour-graph rows, in the order docs/MEASURES.md lists them."""
+    return [
+        Family(
+            "mutual_knn",
+            "mean overlap of k-nearest-neighbour sets",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(mutual_knn, "mutual"),
+            _KM,
+            listed=("mutual_knn-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "cknna",
+            "CKA restricted to pairs that are mutual k-nearest neighbours",
+            "neighbours",
+            ORTHO[:2],
+            build_cknna,
+            _K,
+            listed=("cknna-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "cycle_knn",
+            "share of samples recovered through a Y- then X-neighbour",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(cycle_knn, "cycle"),
+            _KM,
+            listed=("cycle_knn-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "jaccard_similarity",
+            "mean Jaccard index of k-nearest-neighbour sets",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(jaccard_knn, "jaccard"),
+            _KM,
+            listed=("jaccard_similarity",),
+            paper="ReSi; Hryniowski & Wong 2020",
+        ),
+        Family(
+            "rank_similarity",
+            "rank agreement of shared nearest neighbours",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(rank_knn, "rank"),
+            _KM,
+            listed=("rank_similarity",),
+            paper="Wang et al. 2020",
+        ),
+        Family(
+            "second_order_cosine_similarity",
+            "cosine of similarities to the union of neighbours",
+            "neighbours",
+            ORTHO[:2],
+            lambda o, _: Built(
+                second_order_cosine, {"k": o["k"], **({"on": "distance"} if o.get("on") else {})}
+            ),
+            _K,
+            flags={"on_distance": {"on": True}},
+            listed=("second_order_cosine_similarity",),
+            paper="Hamilton et al. 2016",
+        ),
+        Family(
+            "lcs_knn",
+            "mean longest common subsequence of sorted neighbour lists (in [0, k])",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(lcs_knn, "lcs"),
+            _KM,
+            listed=("lcs_knn-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "edit_distance_knn",
+            "1 - mean edit distance of sorted neighbour lists / k",
+            "neighbours",
+            ORTHO[:2],
+            build_knn(edit_distance_knn, "edit"),
+            _KM,
+            listed=("edit_distance_knn-topk=10",),
+            paper="Huh et al. 2024",
+        ),
+        Family(
+            "imd_score",
+            "multi-scale intrinsic distance: heat traces of kNN graphs (seeded SLQ)",
+            "neighbours",
+            (*ORTHO, "sample-permutation"),
+            build_imd,
+            (
+                Param("k", "k", "int", 5),
+                Param("niters", "niters", "int", 8000),
+                Param("seed", "seed", "int", 0),
+            ),
+            outputs={"score": Output("distance")},
+            listed=("imd_score",),
+            paper="Tsitsulin et al. 2020",
+        ),
+    ]
