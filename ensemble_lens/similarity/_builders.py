@@ -6,9 +6,21 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
+from scipy.spatial.distance import pdist
+
 from . import geometry as geo
 from ._input import safe_scale
 from ._names import Built
+from ._variants import (
+    neuroai_predictivity,
+    pls_singular_mean,
+    rdm_square,
+    ridge_r2_no_intercept,
+    rsm_norm_spectral,
+    spectral_diff,
+    svcca_squared,
+)
 from .cca import mean_cca, pwcca, svcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
 from .knn import (
@@ -72,6 +84,10 @@ def build_ensd(o: dict[str, Any], out: str) -> Built:
 def build_cka(o: dict[str, Any], _out: str) -> Built:
     lin_gretton = o["kernel"] == "linear" and o["hsic"] == "gretton"
     kw = {k: o[k] for k in ("kernel", "hsic", "sigma", "frac") if k in o}
+    if o["kernel"] == "laplace" and "sigma" in kw:
+        # the registry's laplace-sigma=s is repsim's Laplace(length_scale=s*sqrt(2)):
+        # exp(-|x-y| / (sqrt(2) s)), as its rbf-sigma=s is exp(-|x-y|^2 / (2 s^2))
+        kw["sigma"] = kw["sigma"] * np.sqrt(2.0)
     state = partial(kernel_state, **kw)
     return Built(
         kernel_cka,
@@ -144,14 +160,31 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     def build(o: dict[str, Any], _out: str) -> Built:
         if method == "ols" and "score" not in o:
             return Built(linear_reg_r2, {}, symmetric=False, shares="none")
+        if method == "pls" and "score" not in o and not o.get("cv"):
+            return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
+        variant = o.get("variant") or _registry_variant(method, o)
+        if variant == "neuroaimetrics":
+            kw = {
+                "method": "pls" if method == "pls" else "ridgecv",
+                "reverse": bool(o.get("reverse")),
+            }
+            return Built(
+                neuroai_predictivity,
+                {**kw, "n_components": o.get("n_components", 25)},
+                symmetric=False,
+            )
+        if variant == "brain_language_nlp":
+            return Built(ridge_r2_no_intercept, {"lam": o.get("lam") or 1.0}, symmetric=False)
+        deepdive = variant == "deepdive"
         opts = {
             "method": method,
-            "lam": o.get("lam", 1.0),
+            "lam": o.get("lam") or 1.0,
             "score": o.get("score", "pearsonr"),
             "cv": o.get("cv", 0),
             "reduce": o.get("reduce", "mean"),
             "n_components": o.get("n_components", 25),
-            "seed": o.get("seed", 0),
+            "seed": None if deepdive else o.get("seed", 0),
+            "pool": deepdive,
         }
         if o.get("reverse"):
             return Built(regression_score, {**opts, "reverse": True}, symmetric=False)
@@ -168,17 +201,34 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     return build
 
 
+def _registry_variant(method: str, o: dict[str, Any]) -> str:
+    """The registry's implementation behind a regression name: DeepDive for k-fold OLS and
+    fixed-lambda ridge, NeuroAIMetrics for ridge without lambda (RidgeCV) and k-fold PLS,
+    brain_language_nlp for in-sample ridge R^2; otherwise this package's own."""
+    cv = o.get("cv", 0)
+    if method == "pls" and cv:
+        return "neuroaimetrics"
+    if method == "ridge" and o.get("lam") is None and cv:
+        return "neuroaimetrics"
+    if method == "ridge" and not cv and o.get("score") == "r2":
+        return "brain_language_nlp"
+    return "deepdive" if cv and method != "pls" else "shuffled"
+
+
 def build_procrustes(o: dict[str, Any], out: str) -> Built:
     if out in ("distance=euclidean", "distance=squared_euclidean"):
         return Built(geo.procrustes_distance, {"squared": bool(o.get("squared"))})
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
-def build_pwcca(o: dict[str, Any], _out: str) -> Built:
-    google = o.get("variant") == "google"
+def build_pwcca(o: dict[str, Any], out: str) -> Built:
+    # the registry's pwcca-score is google/svcca's compute_pwcca (contrasim, resi, rtd, svcca);
+    # its pwcca-distance=one_minus_score is sim_metric's, the paper's weighting
+    variant = o.get("variant") or ("paper" if out == "distance=one_minus_score" else "google")
+    google = variant == "google"
     return Built(
         pwcca,
-        o,
+        {**o, "variant": variant},
         symmetric=bool(o.get("symmetric")) and not google,
         moment=None if google else "pwcca",
         shares="none" if google else "moments",
@@ -186,7 +236,8 @@ def build_pwcca(o: dict[str, Any], _out: str) -> Built:
 
 
 def build_shape(o: dict[str, Any], _out: str) -> Built:
-    raw = o.get("scale") == "raw"
+    # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
+    raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
     return Built(
         shape_distance,
         o,
@@ -206,5 +257,19 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
     )
 
 
-def build_svcca(o: dict[str, Any], _out: str) -> Built:
+def build_svcca(o: dict[str, Any], out: str) -> Built:
+    if out == "squared_score":
+        return Built(svcca_squared, {"keep_variance": None, **o})
+    if "keep_variance" not in o and "n_components" not in o:
+        # the registry's bare svcca-score (contrasim's compute_svcca) keeps every component
+        return Built(mean_cca, {}, moment="mean_cca", shares="moments")
     return Built(svcca, o, moment="svcca", shares="moments")
+
+
+def build_rsm_norm(o: dict[str, Any], _out: str) -> Built:
+    if o.get("variant") == "llm_repsim":
+        state = partial(pdist, metric="euclidean")
+        return Built(
+            geo.rsm_norm_difference, {}, prepare=state, combine=geo.diff_norm, shares="rdm"
+        )
+    return Built(rsm_norm_spectral, {}, prepare=rdm_square, combine=spectral_diff, shares="rdm")

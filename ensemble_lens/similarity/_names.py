@@ -6,7 +6,9 @@ own parameters may be grouped in parentheses: ``cka-kernel=(rbf-sigma=1.0)-hsic=
 bare flags (``pearsonr``, ``reverse``) and an output: ``score``, ``squared_score``,
 ``distance=angular`` (arccos of the score), ``distance=one_minus_score`` or a family's own
 distance (``distance=euclidean``...). An optional ``measure/`` or ``measure/<repo>/`` prefix
-is ignored.
+is ignored, and the registry's placeholders take the values its code uses when the keyword is
+not passed (``{sigma}`` 1.0, ``{topk}`` 10, ``{alpha}`` 1.0, ``{dim}`` 10), so a name can be
+copied from the registry's list as it is.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ from ..errors import ShapeError
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
+#: The registry's placeholders and the defaults of the functions behind them.
+PLACEHOLDERS = {"{sigma}": "1.0", "{topk}": "10", "{alpha}": "1.0", "{dim}": "10"}
+
 
 def tokens(name: str) -> list[str]:
     """Split a name at ``-`` before a letter (so ``1e-3`` stays whole), parentheses dropped."""
     body = name.strip()
     if body.startswith("measure/"):
         body = body.split("/")[-1]
+    for key, value in PLACEHOLDERS.items():
+        body = body.replace(key, value)
     return [t for t in _SPLIT.split(body.replace("(", "").replace(")", "")) if t]
 
 

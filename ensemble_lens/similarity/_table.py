@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 
-from scipy.spatial.distance import pdist
-
 from . import geometry as geo
 from ._builders import (
     build_cca,
@@ -20,6 +18,7 @@ from ._builders import (
     build_pwcca,
     build_regression,
     build_rsa,
+    build_rsm_norm,
     build_shape,
     build_shared,
     build_svcca,
@@ -32,6 +31,13 @@ __all__ = ["FAMILIES"]
 
 ORTHO = ("orthogonal", "isotropic-scaling", "translation")
 _K = (Param("topk", "k", "int", 10, aliases=("k",)),)
+# platonic's mutual/cycle kNN (the registry's) rank raw inner products; cosine = the paper's
+_KNN_DOT = Param("metric", "metric", "str", "dot", ("dot", "cosine", "euclidean"))
+_PROCRUSTES_OUT = {
+    **ANGULAR,
+    "distance=euclidean": Output("distance"),
+    "distance=squared_euclidean": Output("distance", options={"squared": True}),
+}
 
 
 _REG_FLAGS = {
@@ -41,7 +47,17 @@ _REG_FLAGS = {
     "median": {"reduce": "median"},
     "reverse": {"reverse": True},
 }
-_REG_PARAMS = (Param("cv", "cv", "int"), Param("seed", "seed", "int"))
+_REG_PARAMS = (
+    Param("cv", "cv", "int"),
+    Param("seed", "seed", "int"),
+    Param(
+        "variant",
+        "variant",
+        "str",
+        None,
+        ("deepdive", "shuffled", "neuroaimetrics", "brain_language_nlp"),
+    ),
+)
 _REG_ORDER = (
     "lambda",
     "pearsonr",
@@ -50,6 +66,7 @@ _REG_ORDER = (
     "components",
     "cv",
     "seed",
+    "variant",
     "median",
     "reverse",
 )
@@ -99,32 +116,36 @@ def _families() -> list[Family]:
         ),
         Family(
             "svcca",
-            "CCA on the top principal components (var = kept variance, dim = count)",
+            "CCA on the top principal components (var = kept variance, dim = count; "
+            "neither: all components, as the registry's svcca-score)",
             "cca",
             ORTHO,
             build_svcca,
-            (Param("var", "keep_variance", "float", 0.99), Param("dim", "n_components", "int")),
-            ANGULAR,
+            (Param("var", "keep_variance", "float"), Param("dim", "n_components", "int")),
+            {**ANGULAR, "squared_score": Output("similarity")},
             listed=(
                 "svcca-var=0.99-score",
                 "svcca-var=0.95-score",
                 "svcca-dim=10-score",
                 "svcca-var=0.99-distance=angular",
+                "svcca-var=0.99-squared_score",
+                "svcca-score",
             ),
             paper="Raghu et al. 2017",
         ),
         Family(
             "pwcca",
-            "projection-weighted CCA (weights from X's units; not symmetric)",
+            "projection-weighted CCA (weights from X's units; not symmetric); default "
+            "google/svcca's code (d < n), one_minus_score and variant=paper the paper's",
             "cca",
             ORTHO,
             build_pwcca,
-            (Param("variant", "variant", "str", "paper", ("paper", "google")),),
+            (Param("variant", "variant", "str", None, ("paper", "google")),),
             ANGULAR,
             flags={"symmetric": {"symmetric": True}},
             listed=(
                 "pwcca-score",
-                "pwcca-variant=google-score",
+                "pwcca-variant=paper-score",
                 "pwcca-distance=angular",
                 "pwcca-distance=one_minus_score",
             ),
@@ -137,11 +158,7 @@ def _families() -> list[Family]:
             ORTHO,
             build_procrustes,
             (),
-            {
-                **ANGULAR,
-                "distance=euclidean": Output("distance"),
-                "distance=squared_euclidean": Output("distance", options={"squared": True}),
-            },
+            _PROCRUSTES_OUT,
             listed=(
                 "procrustes-score",
                 "procrustes-distance=angular",
@@ -157,26 +174,28 @@ def _families() -> list[Family]:
             ORTHO,
             lambda o, out: build_procrustes(o, out),
             (),
-            ANGULAR,
-            listed=("nbs-score", "nbs-distance=angular"),
+            _PROCRUSTES_OUT,
+            listed=("nbs-score", "nbs-distance=angular", "nbs-distance=euclidean"),
             paper="Tang et al. 2020",
         ),
         Family(
             "shape_metric",
-            "angular shape metric with partial whitening alpha in [0, 1]",
+            "angular shape metric with partial whitening alpha in [0, 1]; scale=raw "
+            "(default) netrep's unnormalised scatter, scale=mean scale-free",
             "shape",
             ORTHO,
             build_shape,
             (
                 Param("alpha", "alpha", "float", 1.0, show=True),
-                Param("scale", "scale", "str", "mean", ("mean", "raw")),
+                Param("scale", "scale", "str", "raw", ("mean", "raw")),
             ),
-            {"distance=angular": Output("distance")},
+            {"distance=angular": Output("distance"), "score": Output("similarity", "cos")},
             default_output="distance=angular",
             bare_default=False,
             listed=(
                 "shape_metric-alpha=0.5-distance=angular",
-                "shape_metric-alpha=0.5-scale=raw-distance=angular",
+                "shape_metric-alpha=0.5-scale=mean-distance=angular",
+                "shape_metric-alpha=1.0-score",
             ),
             paper="Williams et al. 2021",
         ),
@@ -262,14 +281,14 @@ def _families() -> list[Family]:
         ),
         Family(
             "rsm_norm_difference",
-            "norm of the difference of the Euclidean distance matrices",
+            "norm of the difference of the Euclidean distance matrices: spectral (ReSi, "
+            "default) or over the sample pairs (variant=llm_repsim)",
             "rsa",
             ("orthogonal", "translation"),
-            build_shared(
-                geo.rsm_norm_difference, partial(pdist, metric="euclidean"), geo.diff_norm, "rdm"
-            ),
+            build_rsm_norm,
+            (Param("variant", "variant", "str", "resi", ("resi", "llm_repsim")),),
             outputs={"score": Output("distance")},
-            listed=("rsm_norm_difference",),
+            listed=("rsm_norm_difference", "rsm_norm_difference-variant=llm_repsim"),
             paper="ReSi",
         ),
         Family(
@@ -283,11 +302,12 @@ def _families() -> list[Family]:
         ),
         Family(
             "mutual_knn",
-            "mean overlap of k-nearest-neighbour sets",
+            "mean overlap of k-nearest-neighbour sets (default raw inner products as "
+            "platonic's code; metric=cosine the paper's normalised features)",
             "neighbours",
             ORTHO[:2],
             build_knn(mutual_knn, "mutual"),
-            (*_K, Param("metric", "metric", "str")),
+            (*_K, _KNN_DOT),
             listed=("mutual_knn-topk=10",),
             paper="Huh et al. 2024",
         ),
@@ -303,11 +323,12 @@ def _families() -> list[Family]:
         ),
         Family(
             "cycle_knn",
-            "share of samples recovered through a Y- then X-neighbour",
+            "share of samples recovered through a Y- then X-neighbour (default raw inner "
+            "products as platonic's code; metric=cosine the paper's)",
             "neighbours",
             ORTHO[:2],
             build_knn(cycle_knn, "cycle"),
-            (*_K, Param("metric", "metric", "str")),
+            (*_K, _KNN_DOT),
             listed=("cycle_knn-topk=10",),
             paper="Huh et al. 2024",
         ),
@@ -333,15 +354,17 @@ def _families() -> list[Family]:
         ),
         Family(
             "second_order_cosine_similarity",
-            "cosine of similarities to the union of neighbours",
+            "cosine of cosine distances (ReSi, default) or similarities (on_similarity, the "
+            "paper) to the union of neighbours",
             "neighbours",
             ORTHO[:2],
-            lambda o, _: Built(
-                second_order_cosine, {"k": o["k"], **({"on": "distance"} if o.get("on") else {})}
-            ),
+            lambda o, _: Built(second_order_cosine, {"k": o["k"], "on": o.get("on", "distance")}),
             _K,
-            flags={"on_distance": {"on": True}},
-            listed=("second_order_cosine_similarity",),
+            flags={"on_similarity": {"on": "similarity"}, "on_distance": {"on": "distance"}},
+            listed=(
+                "second_order_cosine_similarity",
+                "second_order_cosine_similarity-on_similarity",
+            ),
             paper="Hamilton et al. 2016",
         ),
         Family(
@@ -369,7 +392,8 @@ def _families() -> list[Family]:
         Family(
             "linear_regression",
             "least squares: bare = ReSi in-sample R^2 of X from Y; "
-            "with pearsonr/r2 = held-out predictivity of Y from X",
+            "with pearsonr/r2 = held-out predictivity of Y from X (cv: DeepDive's contiguous "
+            "folds, pooled scores; variant=shuffled: seeded folds, fold-averaged)",
             "regression",
             ("invertible-linear",),
             build_regression("ols"),
@@ -386,30 +410,36 @@ def _families() -> list[Family]:
         ),
         Family(
             "ridge",
-            "ridge regression of Y from X with absolute penalty lambda",
+            "ridge regression of Y from X with absolute penalty lambda (cv: DeepDive's "
+            "contiguous folds, pooled scores; no lambda: NeuroAIMetrics' RidgeCV; in-sample "
+            "r2: brain_language_nlp's fit without intercept)",
             "regression",
             ("orthogonal",),
             build_regression("ridge"),
-            (Param("lambda", "lam", "float", 1.0), *_REG_PARAMS),
+            (Param("lambda", "lam", "float"), *_REG_PARAMS),
             flags=_REG_FLAGS,
             order=_REG_ORDER,
             listed=(
                 "ridge-lambda=1-pearsonr-cv=5folds",
                 "ridge-lambda=1-r2-cv=5folds",
+                "ridge-lambda=1-pearsonr-cv=5folds-variant=shuffled",
+                "ridge-lambda=1-r2",
+                "ridge-pearsonr-cv=5folds",
                 "ridge-pearsonr-cv=5folds-reverse",
             ),
             paper="Schrimpf et al. 2018",
         ),
         Family(
             "pls",
-            "partial least squares regression of Y from X",
+            "partial least squares regression of Y from X (with cv: NeuroAIMetrics' z-scored "
+            "folds); bare pls: google/svcca's mean singular value of Cov(X, Y)",
             "regression",
             ("orthogonal",),
             build_regression("pls"),
             (Param("components", "n_components", "int", 25), *_REG_PARAMS),
             flags=_REG_FLAGS,
             order=_REG_ORDER,
-            listed=("pls-pearsonr-components=25-cv=5folds",),
+            listed=("pls-pearsonr-components=25-cv=5folds", "pls"),
             paper="Schrimpf et al. 2018",
         ),
         Family(

@@ -1,0 +1,137 @@
+"""Values of the registry's backing implementations where they are not the paper's definition.
+
+nacloos/similarity-repository (Cloos et al. 2024) maps each standardized name to one or more
+repositories' code; ``measure(name)`` returns that code's value. The functions here are the
+conventions of those implementations that no other module of this package computes (written
+from reading their code, see the docstrings); the paper's definitions stay in their modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import pdist, squareform
+
+from ._input import center, prepare_pair
+from ._linalg import factor_data, singular_values, whitened_cross_data
+from .cca import n_keep
+
+__all__ = [
+    "neuroai_predictivity",
+    "pls_singular_mean",
+    "ridge_r2_no_intercept",
+    "rsm_norm_spectral",
+    "svcca_squared",
+]
+
+
+def rsm_norm_spectral(X: Any, Y: Any) -> float:
+    """ReSi's ``RSMNormDifference``: the spectral norm ``||D_X - D_Y||_2`` of the difference of
+    the full (n, n) Euclidean distance matrices.
+
+    ReSi's code calls ``np.linalg.norm(S - S', ord=2)`` on the square matrices from
+    ``sklearn.metrics.pairwise_distances`` (its comment expects a condensed vector, for which
+    ``ord=2`` would be the Frobenius-type norm that llm_repsim computes; see
+    :func:`ensemble_lens.similarity.geometry.rsm_norm_difference`). A pseudo-metric; invariant
+    to orthogonal maps and translation, not to scaling.
+    """
+    x, y = prepare_pair(X, Y, rescale=False)
+    return spectral_diff(rdm_square(x), rdm_square(y))
+
+
+def rdm_square(x: np.ndarray) -> np.ndarray:
+    """One network's full Euclidean distance matrix (exact zero diagonal)."""
+    return squareform(pdist(x, metric="euclidean"))
+
+
+def spectral_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest singular value of ``a - b`` (symmetric: largest absolute eigenvalue)."""
+    if a.shape[0] < 2:
+        return 0.0
+    return float(np.abs(np.linalg.eigvalsh(a - b)).max())
+
+
+def svcca_squared(
+    X: Any, Y: Any, keep_variance: float | None = 0.99, n_components: int | None = None
+) -> float:
+    """Mean squared canonical correlation between the kept principal components (the registry's
+    ``svcca-...-squared_score``: PCA of each input, then google/svcca's mean of squared
+    ``cca_coef1``). Without ``keep_variance`` and ``n_components`` all components are kept
+    (= ``cca-squared_score``). Symmetric; in [0, 1]; invariant to orthogonal maps, isotropic
+    scaling and translation.
+    """
+    x, y = prepare_pair(X, Y)
+    fx, fy = factor_data(center(x)), factor_data(center(y))
+    keep = 1.0 if keep_variance is None else keep_variance
+    kx, ky = n_keep(fx.lam, keep, n_components), n_keep(fy.lam, keep, n_components)
+    if keep_variance is None and n_components is None:
+        kx, ky = fx.lam.size, fy.lam.size
+    rho = np.clip(singular_values(whitened_cross_data(fx, fy)[:kx, :ky]), 0.0, 1.0)
+    return float(np.mean(rho**2))
+
+
+def neuroai_predictivity(
+    X: Any, Y: Any, method: str = "ridgecv", n_components: int = 25, reverse: bool = False
+) -> float:
+    """NeuroAIMetrics' ``LinearPredictivity`` / ``PLSreg`` (the registry's
+    ``ridge-pearsonr-cv=5folds`` and ``pls-pearsonr-components=25-cv=5folds``).
+
+    scikit-learn's ``KFold(5, shuffle=True, random_state=42)``; in each fold X's training and
+    test rows are z-scored per unit with their own fold's mean and standard deviation, Y is
+    predicted by ``RidgeCV(alphas=logspace(-8, 8, 17))`` (efficient leave-one-out choice of
+    the penalty) or ``PLSRegression(n_components)`` (clamped to the fold's rank), and the
+    Pearson r of each unit of Y on the test rows is averaged over units (NaN ignored), then
+    over folds. ``reverse`` predicts X from Y. Not symmetric.
+    """
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+
+    x, y = prepare_pair(X, Y, min_samples=10, rescale=False)
+    if reverse:
+        x, y = y, x
+    scores = []
+    for tr, te in KFold(n_splits=5, shuffle=True, random_state=42).split(x):
+        xtr, xte = _zscore(x[tr]), _zscore(x[te])
+        if method == "pls":
+            k = max(1, min(n_components, xtr.shape[1], len(tr) - 1))
+            model: Any = PLSRegression(n_components=k)
+        else:
+            model = RidgeCV(alphas=np.logspace(-8, 8, 17))
+        pred = np.asarray(model.fit(xtr, y[tr]).predict(xte)).reshape(len(te), -1)
+        scores.append(np.nanmean(_unit_corr(pred, y[te])))
+    return float(np.mean(scores))
+
+
+def _zscore(a: np.ndarray) -> np.ndarray:
+    sd = a.std(axis=0)
+    return np.divide(a - a.mean(axis=0), sd, out=np.zeros_like(a), where=sd > 0)
+
+
+def _unit_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ac, bc = a - a.mean(axis=0), b - b.mean(axis=0)
+    den = np.sqrt((ac * ac).sum(axis=0) * (bc * bc).sum(axis=0))
+    return np.divide((ac * bc).sum(axis=0), den, out=np.full(den.shape, np.nan), where=den > 0)
+
+
+def ridge_r2_no_intercept(X: Any, Y: Any, lam: float = 1.0) -> float:
+    """brain_language_nlp's in-sample ridge (the registry's ``ridge-lambda=1-r2``):
+    ``W = (X^T X + lam I)^{-1} X^T Y`` without intercept or centring, and the mean over Y's
+    units of ``R^2 = 1 - mean((Y - X W)^2) / var(Y)``. Not symmetric; not scale-invariant.
+    """
+    x, y = prepare_pair(X, Y, rescale=False)
+    w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+    var = y.var(axis=0)
+    sse = ((y - x @ w) ** 2).mean(axis=0)
+    return float(np.mean(1.0 - np.divide(sse, var, out=np.full_like(sse, np.inf), where=var > 0)))
+
+
+def pls_singular_mean(X: Any, Y: Any) -> float:
+    """google/svcca's ``get_pls_similarity`` "mean" (the registry's bare ``pls``): the mean of
+    the singular values of the cross-covariance ``Cov(X, Y)`` (d1, d2), ``ddof=1``.
+    Symmetric; invariant to orthogonal maps and translation, not to scaling.
+    """
+    x, y = prepare_pair(X, Y, rescale=False)
+    cxy = center(x).T @ center(y) / (x.shape[0] - 1)
+    return float(singular_values(cxy).mean())
