@@ -4,6 +4,7 @@ options, symmetry, kind, invariances, per-network work and standardized names.""
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from . import geometry as geo
 from ._builders import (
@@ -24,6 +25,7 @@ from ._builders import (
     build_svcca,
 )
 from ._names import ANGULAR, Built, Family, Output, Param
+from ._variants import aligned_cossim, permutation_euclidean
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
 from .rsa import COMPARATORS, RDMS
 
@@ -204,15 +206,21 @@ def _families() -> list[Family]:
             "angle between centred units after the best unit permutation (netrep)",
             "shape",
             ("permutation", "isotropic-scaling", "translation"),
-            build_fn(geo.permutation_angle),
+            _build_permutation,
             (),
-            {"distance=angular": Output("distance"), "score": Output("similarity", "cos")},
+            {
+                "distance=angular": Output("distance"),
+                "score": Output("similarity", "cos"),
+                "distance=euclidean": Output("distance"),
+                "distance=squared_euclidean": Output("distance", options={"squared": True}),
+            },
             flags={"standardized": {"standardize": True}},
             default_output="distance=angular",
             listed=(
                 "permutation_metric-distance=angular",
                 "permutation_metric-score",
                 "permutation_metric-standardized-distance=angular",
+                "permutation_metric-distance=euclidean",
             ),
             paper="Williams et al. 2021",
         ),
@@ -265,6 +273,15 @@ def _families() -> list[Family]:
             build_fn(geo.aligned_cosine),
             listed=("aligned_cosine_similarity",),
             paper="Hamilton et al. 2016",
+        ),
+        Family(
+            "aligned_cossim",
+            "aligned cosine similarity of the column-centred inputs (llm_repsim)",
+            "shape",
+            ORTHO,
+            build_fn(aligned_cossim),
+            listed=("aligned_cossim",),
+            paper="Klabunde et al. 2023 (llm_repsim)",
         ),
         Family(
             "rsa",
@@ -521,6 +538,12 @@ def _families() -> list[Family]:
             paper="Wang & Isola 2020",
         ),
     ]
+
+
+def _build_permutation(o: dict[str, Any], out: str) -> Built:
+    if out.startswith("distance=") and "euclidean" in out:
+        return Built(permutation_euclidean, {"squared": bool(o.get("squared"))})
+    return Built(geo.permutation_angle, o)
 
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _families()}

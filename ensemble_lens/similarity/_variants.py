@@ -18,7 +18,9 @@ from ._linalg import factor_data, singular_values, whitened_cross_data
 from .cca import n_keep
 
 __all__ = [
+    "aligned_cossim",
     "neuroai_predictivity",
+    "permutation_euclidean",
     "pls_singular_mean",
     "ridge_r2_no_intercept",
     "rsm_norm_spectral",
@@ -135,3 +137,29 @@ def pls_singular_mean(X: Any, Y: Any) -> float:
     x, y = prepare_pair(X, Y, rescale=False)
     cxy = center(x).T @ center(y) / (x.shape[0] - 1)
     return float(singular_values(cxy).mean())
+
+
+def permutation_euclidean(X: Any, Y: Any, squared: bool = False) -> float:
+    """netrep's ``PermutationMetric(score_method="euclidean")`` (the registry's
+    ``permutation_metric-distance=euclidean``): ``min_P ||Xc - Yc P||_F`` over unit
+    permutations of the centred inputs, the narrower one zero-padded. Symmetric; invariant to
+    permutations and translation, not to scaling.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    x, y = prepare_pair(X, Y, rescale=False)
+    xc, yc = center(x), center(y)
+    rows, cols = linear_sum_assignment(xc.T @ yc, maximize=True)
+    cross = float(np.sum(xc[:, rows] * yc[:, cols]))
+    d2 = max(float(np.sum(xc * xc) + np.sum(yc * yc) - 2.0 * cross), 0.0)
+    return d2 if squared else float(np.sqrt(d2))
+
+
+def aligned_cossim(X: Any, Y: Any) -> float:
+    """llm_repsim's ``aligned_cossim`` (the registry's name): ReSi's aligned cosine similarity
+    (:func:`ensemble_lens.similarity.geometry.aligned_cosine`) of the column-centred inputs,
+    as the registry centres columns before calling it."""
+    from .geometry import aligned_cosine
+
+    x, y = prepare_pair(X, Y)
+    return aligned_cosine(center(x), center(y))

@@ -229,6 +229,9 @@ def test_procrustes_and_shape_metric_names(shape):
         _close(f"shape_metric-alpha={alpha}-distance=angular", x, y, ang)
         _close(f"shape_metric-alpha={alpha}-score", x, y, np.cos(ang))
     _close("shape_metric-alpha={alpha}-distance=angular", x, y, np.arccos(score))
+    xa = xc @ orthogonal_procrustes(xc, yc)[0]  # llm_repsim aligned_cossim, centred columns
+    cos = np.sum(xa * yc, axis=1) / np.linalg.norm(xa, axis=1) / np.linalg.norm(yc, axis=1)
+    _close("aligned_cossim", x, y, np.mean(cos))
 
 
 @pytest.mark.parametrize("shape", [(30, 5, 5), (30, 4, 6)])
@@ -240,6 +243,9 @@ def test_permutation_metric_names(shape):
     cos = np.sum(xc[:, rows] * yc[:, cols]) / np.linalg.norm(xc) / np.linalg.norm(yc)
     _close("permutation_metric-distance=angular", x, y, np.arccos(cos))
     _close("permutation_metric-score", x, y, cos)
+    eu = np.linalg.norm(xc[:, rows] - yc[:, cols])  # netrep score_method="euclidean"
+    _close("permutation_metric-distance=euclidean", x, y, eu)
+    _close("permutation_metric-distance=squared_euclidean", x, y, eu**2, tol=1e-8)
     xr, yr = _pad(x, d), _pad(y, d)  # ReSi PermutationProcrustes: raw units
     best = min(np.linalg.norm(xr - yr[:, list(p)]) for p in itertools.permutations(range(d)))
     _close("permutation_procrustes", x, y, best)
