@@ -72,12 +72,16 @@ _REG_ORDER = (
     "median",
     "reverse",
 )
-_RSA_LISTED = tuple(
-    f"rsa-rdm={r}-compare={c}"
-    for r in RDMS
-    if r != "crossnobis"
-    for c in COMPARATORS
-    if c not in ("corr", "kendall_tau_a", "kendall")
+_RSA_LISTED = (
+    *(
+        f"rsa-rdm={r}-compare={c}"
+        for r in RDMS
+        if r not in ("crossnobis", "gaussian")
+        for c in COMPARATORS
+        if c not in ("corr", "kendall_tau_a", "kendall")
+    ),
+    "rsa-rdm=gaussian-compare=pearson",
+    "rsa-rdm=gaussian-compare=spearman",
 )
 _CKA_LISTED = tuple(
     f"cka-kernel={k}-hsic={h}-{o}"

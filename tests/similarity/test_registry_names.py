@@ -287,6 +287,8 @@ def test_rsa_names_of_thingsvision_and_resi(shape):
         "correlation": (pdist(x, "correlation"), pdist(y, "correlation")),
         "cosine": (pdist(x, "cosine"), pdist(y, "cosine")),
     }
+    sq = [squareform(pdist(a, "sqeuclidean")) for a in (x, y)]  # thingsvision gaussian_kernel
+    rdms["gaussian"] = tuple(squareform(1 - np.exp(-d / d.mean()), checks=False) for d in sq)
     for rdm, (a, b) in rdms.items():
         _close(f"rsa-rdm={rdm}-compare=pearson", x, y, pearsonr(a, b)[0])
         _close(f"rsa-rdm={rdm}-compare=spearman", x, y, spearmanr(a, b)[0])
