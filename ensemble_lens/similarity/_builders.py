@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import pdist
 
+from ..errors import ShapeError
 from . import geometry as geo
 from ._input import safe_scale
 from ._names import Built
 from ._variants import (
+    brainscore_predictivity,
     neuroai_predictivity,
     pls_singular_mean,
     rdm_square,
@@ -163,18 +165,8 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
         if method == "pls" and "score" not in o and not o.get("cv"):
             return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
         variant = o.get("variant") or _registry_variant(method, o)
-        if variant == "neuroaimetrics":
-            kw = {
-                "method": "pls" if method == "pls" else "ridgecv",
-                "reverse": bool(o.get("reverse")),
-            }
-            return Built(
-                neuroai_predictivity,
-                {**kw, "n_components": o.get("n_components", 25)},
-                symmetric=False,
-            )
-        if variant == "brain_language_nlp":
-            return Built(ridge_r2_no_intercept, {"lam": o.get("lam") or 1.0}, symmetric=False)
+        if variant in _PEER_FITS:
+            return _peer_fit(method, variant, o)
         deepdive = variant == "deepdive"
         opts = {
             "method": method,
@@ -182,7 +174,7 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             "score": o.get("score", "pearsonr"),
             "cv": o.get("cv", 0),
             "reduce": o.get("reduce", "mean"),
-            "n_components": o.get("n_components", 25),
+            "n_components": o.get("n_components") or 25,
             "seed": None if deepdive else o.get("seed", 0),
             "pool": deepdive,
         }
@@ -201,18 +193,46 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     return build
 
 
+#: Variants computed by a peer's own procedure (scikit-learn fits), with the scores they give.
+_PEER_FITS = {
+    "neuroaimetrics": ("pearsonr",),
+    "brainscore": ("pearsonr",),
+    "brain_language_nlp": ("r2",),
+}
+
+
+def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
+    score = o.get("score", "pearsonr")
+    if score not in _PEER_FITS[variant] or "reduce" in o:
+        raise ShapeError(
+            f"variant={variant} computes only {_PEER_FITS[variant][0]} averaged as its code "
+            f"does, got score {score!r}{' with median' if 'reduce' in o else ''}; "
+            "use variant=deepdive or variant=shuffled"
+        )
+    reverse, lam, nc = bool(o.get("reverse")), o.get("lam") or 1.0, o.get("n_components") or 25
+    if variant == "neuroaimetrics":
+        kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
+        return Built(neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+    if variant == "brainscore":
+        kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}
+        return Built(brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+    return Built(ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False)
+
+
 def _registry_variant(method: str, o: dict[str, Any]) -> str:
     """The registry's implementation behind a regression name: DeepDive for k-fold OLS and
-    fixed-lambda ridge, NeuroAIMetrics for ridge without lambda (RidgeCV) and k-fold PLS,
-    brain_language_nlp for in-sample ridge R^2; otherwise this package's own."""
-    cv = o.get("cv", 0)
-    if method == "pls" and cv:
+    fixed-lambda ridge, NeuroAIMetrics for k-fold ridge without lambda (RidgeCV) and k-fold
+    PLS with components, Brain-Score for other PLS Pearson r, brain_language_nlp for
+    in-sample ridge R^2; otherwise this package's own (seeded folds, or in-sample)."""
+    cv, score = o.get("cv", 0), o.get("score", "pearsonr")
+    plain = score == "pearsonr" and "reduce" not in o
+    if method == "pls" and plain:  # NeuroAIMetrics names its 25 components; Brain-Score not
+        return "neuroaimetrics" if cv and o.get("n_components") else "brainscore"
+    if method == "ridge" and o.get("lam") is None and cv and plain:
         return "neuroaimetrics"
-    if method == "ridge" and o.get("lam") is None and cv:
-        return "neuroaimetrics"
-    if method == "ridge" and not cv and o.get("score") == "r2":
-        return "brain_language_nlp"
-    return "deepdive" if cv and method != "pls" else "shuffled"
+    if method in ("ridge", "ols") and not cv and score == "r2" and "reduce" not in o:
+        return "brain_language_nlp" if method == "ridge" else "shuffled"
+    return "deepdive" if cv else "shuffled"
 
 
 def build_procrustes(o: dict[str, Any], out: str) -> Built:

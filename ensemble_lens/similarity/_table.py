@@ -57,7 +57,7 @@ _REG_PARAMS = (
         "variant",
         "str",
         None,
-        ("deepdive", "shuffled", "neuroaimetrics", "brain_language_nlp"),
+        ("deepdive", "shuffled", "neuroaimetrics", "brainscore", "brain_language_nlp"),
     ),
 )
 _REG_ORDER = (
@@ -452,15 +452,21 @@ def _families() -> list[Family]:
         ),
         Family(
             "pls",
-            "partial least squares regression of Y from X (with cv: NeuroAIMetrics' z-scored "
-            "folds); bare pls: google/svcca's mean singular value of Cov(X, Y)",
+            "partial least squares regression of Y from X (Brain-Score's splits; with "
+            "components and cv: NeuroAIMetrics' z-scored folds); bare pls: google/svcca's mean "
+            "singular value of Cov(X, Y)",
             "regression",
             ("orthogonal",),
             build_regression("pls"),
-            (Param("components", "n_components", "int", 25), *_REG_PARAMS),
+            (Param("components", "n_components", "int"), *_REG_PARAMS),
             flags=_REG_FLAGS,
             order=_REG_ORDER,
-            listed=("pls-pearsonr-components=25-cv=5folds", "pls"),
+            listed=(
+                "pls-pearsonr-components=25-cv=5folds",
+                "pls-pearsonr-cv=5folds",
+                "pls-pearsonr",
+                "pls",
+            ),
             paper="Schrimpf et al. 2018",
         ),
         Family(

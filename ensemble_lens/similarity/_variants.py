@@ -19,6 +19,7 @@ from .cca import n_keep
 
 __all__ = [
     "aligned_cossim",
+    "brainscore_predictivity",
     "neuroai_predictivity",
     "permutation_euclidean",
     "pls_singular_mean",
@@ -117,12 +118,15 @@ def _unit_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide((ac * bc).sum(axis=0), den, out=np.full(den.shape, np.nan), where=den > 0)
 
 
-def ridge_r2_no_intercept(X: Any, Y: Any, lam: float = 1.0) -> float:
+def ridge_r2_no_intercept(X: Any, Y: Any, lam: float = 1.0, reverse: bool = False) -> float:
     """brain_language_nlp's in-sample ridge (the registry's ``ridge-lambda=1-r2``):
     ``W = (X^T X + lam I)^{-1} X^T Y`` without intercept or centring, and the mean over Y's
-    units of ``R^2 = 1 - mean((Y - X W)^2) / var(Y)``. Not symmetric; not scale-invariant.
+    units of ``R^2 = 1 - mean((Y - X W)^2) / var(Y)`` (X from Y with ``reverse``). Not
+    symmetric; not scale-invariant.
     """
     x, y = prepare_pair(X, Y, rescale=False)
+    if reverse:
+        x, y = y, x
     w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
     var = y.var(axis=0)
     sse = ((y - x @ w) ** 2).mean(axis=0)
@@ -163,3 +167,51 @@ def aligned_cossim(X: Any, Y: Any) -> float:
 
     x, y = prepare_pair(X, Y)
     return aligned_cosine(center(x), center(y))
+
+
+def brainscore_predictivity(
+    X: Any,
+    Y: Any,
+    method: str = "pls",
+    cv: int = 0,
+    n_components: int = 25,
+    lam: float = 1.0,
+    reverse: bool = False,
+) -> float:
+    """Brain-Score's ``CrossRegressedCorrelation`` (the registry's ``pls-pearsonr`` and
+    ``pls-pearsonr-cv=5folds``; its linear and ridge names run PLS too, through a loop
+    variable bound late, so only the PLS names are its values).
+
+    Splits: without ``cv``, scikit-learn's ``StratifiedShuffleSplit(10, train_size=0.9,
+    random_state=1)`` over one stratum; with ``cv``, ``KFold(cv, shuffle=True,
+    random_state=1)``. In each split ``PLSRegression(n_components, scale=False)`` (clamped to
+    the split's rank), ``Ridge(lam)`` or ``LinearRegression()`` predicts Y from X (X from Y
+    with ``reverse``); the score is the median over Y's units of the
+    Pearson r on the test rows; the value is the mean over splits. Not symmetric.
+    """
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.model_selection import KFold, StratifiedShuffleSplit
+
+    x, y = prepare_pair(X, Y, min_samples=10, rescale=False)
+    if reverse:
+        x, y = y, x
+    n = x.shape[0]
+    if cv:
+        splits = KFold(n_splits=cv, shuffle=True, random_state=1).split(x)
+    else:
+        sss = StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1)
+        splits = sss.split(np.zeros(n), np.zeros(n))
+    scores = []
+    for tr, te in splits:
+        k = max(1, min(n_components, x.shape[1], len(tr) - 1))
+        model: Any = (
+            PLSRegression(n_components=k, scale=False)
+            if method == "pls"
+            else Ridge(alpha=lam)
+            if method == "ridge"
+            else LinearRegression()
+        )
+        pred = np.asarray(model.fit(x[tr], y[tr]).predict(x[te])).reshape(len(te), -1)
+        scores.append(np.median(_unit_corr(pred, y[te])))
+    return float(np.mean(scores))

@@ -424,12 +424,28 @@ def test_regression_names(shape):
     _close("pls", x, y, np.linalg.svd(c, compute_uv=False).mean())
 
 
-def test_pls_name():
+def _brainscore_pls(x, y, splits):
+    """Brain-Score CrossRegressedCorrelation(pls_regression()): median unit r, mean over splits."""
     from sklearn.cross_decomposition import PLSRegression
+
+    out = []
+    for tr, te in splits:
+        pred = PLSRegression(n_components=25, scale=False).fit(x[tr], y[tr]).predict(x[te])
+        out.append(np.median([pearsonr(pred[:, j], y[te, j])[0] for j in range(y.shape[1])]))
+    return np.mean(out)
+
+
+def test_pls_names():
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.model_selection import KFold, StratifiedShuffleSplit
 
     x, y = _data((150, 30, 28), 11)
     ref = _neuroai(x, y, lambda: PLSRegression(n_components=25))
     _close("pls-pearsonr-components=25-cv=5folds", x, y, ref, tol=1e-8)
+    folds = KFold(5, shuffle=True, random_state=1).split(x)
+    _close("pls-pearsonr-cv=5folds", x, y, _brainscore_pls(x, y, folds), tol=1e-8)
+    shuffles = StratifiedShuffleSplit(10, train_size=0.9, random_state=1).split(x, np.zeros(150))
+    _close("pls-pearsonr", x, y, _brainscore_pls(x, y, shuffles), tol=1e-8)
 
 
 # ---------------------------------------------------------------------- spectral, ENSD
