@@ -212,6 +212,7 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
     reverse, lam, nc = bool(o.get("reverse")), o.get("lam") or 1.0, o.get("n_components") or 25
     if variant == "neuroaimetrics":
         kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
+        kw["cv"] = o.get("cv") or 5
         return Built(neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False)
     if variant == "brainscore":
         kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}

@@ -120,7 +120,11 @@ def measure(name: str, **kwargs: Any) -> Measure:
 
     Parameters are parsed from the name (see :mod:`._names`); ``kwargs`` add options of the
     underlying function (``conditions=`` for crossnobis RSA...). Legacy names
-    (``"linear_cka"``...) take their options only as keyword arguments.
+    (``"linear_cka"``...) take their options only as keyword arguments. A name that
+    nacloos/similarity-repository also has gives the value of the code the registry runs for
+    it (e.g. ``"pwcca-score"`` is google/svcca's ``compute_pwcca``); where that differs from
+    the paper, the paper's form is an explicit option (``"pwcca-variant=paper-score"``; see
+    docs/MEASURES.md and README, "Registry values").
 
     Raises
     ------

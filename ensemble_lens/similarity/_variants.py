@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
+from ..errors import ShapeError
 from ._input import center, prepare_pair
 from ._linalg import factor_data, singular_values, whitened_cross_data
 from .cca import n_keep
@@ -75,17 +76,22 @@ def svcca_squared(
 
 
 def neuroai_predictivity(
-    X: Any, Y: Any, method: str = "ridgecv", n_components: int = 25, reverse: bool = False
+    X: Any,
+    Y: Any,
+    method: str = "ridgecv",
+    n_components: int = 25,
+    reverse: bool = False,
+    cv: int = 5,
 ) -> float:
     """NeuroAIMetrics' ``LinearPredictivity`` / ``PLSreg`` (the registry's
     ``ridge-pearsonr-cv=5folds`` and ``pls-pearsonr-components=25-cv=5folds``).
 
-    scikit-learn's ``KFold(5, shuffle=True, random_state=42)``; in each fold X's training and
-    test rows are z-scored per unit with their own fold's mean and standard deviation, Y is
-    predicted by ``RidgeCV(alphas=logspace(-8, 8, 17))`` (efficient leave-one-out choice of
-    the penalty) or ``PLSRegression(n_components)`` (clamped to the fold's rank), and the
-    Pearson r of each unit of Y on the test rows is averaged over units (NaN ignored), then
-    over folds. ``reverse`` predicts X from Y. Not symmetric.
+    scikit-learn's ``KFold(cv, shuffle=True, random_state=42)`` (the registry: 5); in each
+    fold X's training and test rows are z-scored per unit with their own fold's mean and
+    standard deviation, Y is predicted by ``RidgeCV(alphas=logspace(-8, 8, 17))`` (efficient
+    leave-one-out choice of the penalty) or ``PLSRegression(n_components)`` (clamped to the
+    fold's rank), and the Pearson r of each unit of Y on the test rows is averaged over units
+    (NaN ignored), then over folds. ``reverse`` predicts X from Y. Not symmetric.
     """
     from sklearn.cross_decomposition import PLSRegression
     from sklearn.linear_model import RidgeCV
@@ -94,8 +100,10 @@ def neuroai_predictivity(
     x, y = prepare_pair(X, Y, min_samples=10, rescale=False)
     if reverse:
         x, y = y, x
+    if not 2 <= cv <= x.shape[0] // 2:
+        raise ShapeError(f"cv: expected 2 <= cv <= n/2 = {x.shape[0] // 2}, got {cv}")
     scores = []
-    for tr, te in KFold(n_splits=5, shuffle=True, random_state=42).split(x):
+    for tr, te in KFold(n_splits=cv, shuffle=True, random_state=42).split(x):
         xtr, xte = _zscore(x[tr]), _zscore(x[te])
         if method == "pls":
             k = max(1, min(n_components, xtr.shape[1], len(tr) - 1))
@@ -197,6 +205,8 @@ def brainscore_predictivity(
     if reverse:
         x, y = y, x
     n = x.shape[0]
+    if cv and not 2 <= cv <= n // 2:
+        raise ShapeError(f"cv: expected 0 (shuffle splits) or 2 <= cv <= n/2 = {n // 2}, got {cv}")
     if cv:
         splits = KFold(n_splits=cv, shuffle=True, random_state=1).split(x)
     else:
