@@ -15,6 +15,7 @@ from ._input import safe_scale
 from ._names import Built
 from ._variants import (
     brainscore_predictivity,
+    netrep_shape_euclidean,
     neuroai_predictivity,
     pls_singular_mean,
     rdm_square,
@@ -256,7 +257,10 @@ def build_pwcca(o: dict[str, Any], out: str) -> Built:
     )
 
 
-def build_shape(o: dict[str, Any], _out: str) -> Built:
+def build_shape(o: dict[str, Any], out: str) -> Built:
+    if out in ("distance=euclidean", "distance=squared_euclidean"):
+        squared = out == "distance=squared_euclidean"
+        return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})
     # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
     raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
     return Built(

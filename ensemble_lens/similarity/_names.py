@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,12 @@ ANGULAR = {
     "score": Output("similarity"),
     "distance=angular": Output("distance", "arccos"),
     "distance=one_minus_score": Output("distance", "one_minus"),
+}
+#: The registry's derived Euclidean outputs of a score s (its angular_to_euclidean_shape_metric):
+#: ``sqrt(|Xc|^2 + |Yc|^2 - 2 |Xc| |Yc| s)`` (squared: without the root), from the score.
+EUCLIDEAN = {
+    "distance=euclidean": Output("distance", "euclidean"),
+    "distance=squared_euclidean": Output("distance", "squared_euclidean"),
 }
 
 
@@ -232,6 +239,8 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             raise ShapeError(f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}")
     out = family.outputs[output]
     opts.update(out.options)
+    if out.post in ("euclidean", "squared_euclidean"):
+        return _euclidean(family, family.build(opts, family.default_output), given, output)
     built = family.build(opts, output)
     return Measure(
         name=canonical(family, given, output),
@@ -248,6 +257,24 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+    )
+
+
+def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
+    """A registry-derived Euclidean distance from the family's score (pair by pair)."""
+    from ._variants import euclidean_from_score
+
+    squared = output == "distance=squared_euclidean"
+    # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
+    pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
+    fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    return Measure(
+        name=canonical(family, given, output),
+        family=family,
+        fn=fn,
+        options=dict(built.options),
+        kind="distance",
+        symmetric=built.symmetric,
     )
 
 

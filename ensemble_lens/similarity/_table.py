@@ -24,7 +24,7 @@ from ._builders import (
     build_shared,
     build_svcca,
 )
-from ._names import ANGULAR, Built, Family, Output, Param
+from ._names import ANGULAR, EUCLIDEAN, Built, Family, Output, Param
 from ._variants import aligned_cossim, permutation_euclidean
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
 from .rsa import COMPARATORS, RDMS
@@ -83,11 +83,14 @@ _RSA_LISTED = (
     "rsa-rdm=gaussian-compare=pearson",
     "rsa-rdm=gaussian-compare=spearman",
 )
-_CKA_LISTED = tuple(
-    f"cka-kernel={k}-hsic={h}-{o}"
-    for k in ("linear", "(rbf-sigma=1.0)", "(laplace-sigma=1.0)")
-    for h in ("gretton", "lange", "song")
-    for o in ("score", "distance=angular")
+_CKA_LISTED = (
+    *(
+        f"cka-kernel={k}-hsic={h}-{o}"
+        for k in ("linear", "(rbf-sigma=1.0)", "(laplace-sigma=1.0)")
+        for h in ("gretton", "lange", "song")
+        for o in ("score", "distance=angular")
+    ),
+    "cka-kernel=linear-hsic=gretton-distance=euclidean",
 )
 
 
@@ -105,7 +108,7 @@ def _families() -> list[Family]:
                 Param("frac", "frac", "float", inside="kernel"),
                 Param("hsic", "hsic", "str", "gretton", ("gretton", "lange", "song"), True),
             ),
-            ANGULAR,
+            {**ANGULAR, **EUCLIDEAN},
             listed=_CKA_LISTED,
             paper="Kornblith et al. 2019; Lange et al. 2023; Song et al. 2012",
         ),
@@ -116,8 +119,13 @@ def _families() -> list[Family]:
             ("invertible-linear", "translation"),
             build_cca,
             (Param("ridge", "ridge", "float"),),
-            {**ANGULAR, "squared_score": Output("similarity")},
-            listed=("cca-score", "cca-squared_score", "cca-distance=angular"),
+            {**ANGULAR, **EUCLIDEAN, "squared_score": Output("similarity")},
+            listed=(
+                "cca-score",
+                "cca-squared_score",
+                "cca-distance=angular",
+                "cca-distance=euclidean",
+            ),
             paper="Hotelling 1936",
         ),
         Family(
@@ -128,13 +136,14 @@ def _families() -> list[Family]:
             ORTHO,
             build_svcca,
             (Param("var", "keep_variance", "float"), Param("dim", "n_components", "int")),
-            {**ANGULAR, "squared_score": Output("similarity")},
+            {**ANGULAR, **EUCLIDEAN, "squared_score": Output("similarity")},
             listed=(
                 "svcca-var=0.99-score",
                 "svcca-var=0.95-score",
                 "svcca-dim=10-score",
                 "svcca-var=0.99-distance=angular",
                 "svcca-var=0.99-squared_score",
+                "svcca-var=0.99-distance=euclidean",
                 "svcca-score",
             ),
             paper="Raghu et al. 2017",
@@ -147,13 +156,14 @@ def _families() -> list[Family]:
             ORTHO,
             build_pwcca,
             (Param("variant", "variant", "str", None, ("paper", "google")),),
-            ANGULAR,
+            {**ANGULAR, **EUCLIDEAN},
             flags={"symmetric": {"symmetric": True}},
             listed=(
                 "pwcca-score",
                 "pwcca-variant=paper-score",
                 "pwcca-distance=angular",
                 "pwcca-distance=one_minus_score",
+                "pwcca-distance=euclidean",
             ),
             paper="Morcos et al. 2018",
         ),
@@ -195,13 +205,19 @@ def _families() -> list[Family]:
                 Param("alpha", "alpha", "float", 1.0, show=True),
                 Param("scale", "scale", "str", "raw", ("mean", "raw")),
             ),
-            {"distance=angular": Output("distance"), "score": Output("similarity", "cos")},
+            {
+                "distance=angular": Output("distance"),
+                "score": Output("similarity", "cos"),
+                "distance=euclidean": Output("distance"),
+                "distance=squared_euclidean": Output("distance"),
+            },
             default_output="distance=angular",
             bare_default=False,
             listed=(
                 "shape_metric-alpha=0.5-distance=angular",
                 "shape_metric-alpha=0.5-scale=mean-distance=angular",
                 "shape_metric-alpha=1.0-score",
+                "shape_metric-alpha=0.5-distance=euclidean",
             ),
             paper="Williams et al. 2021",
         ),

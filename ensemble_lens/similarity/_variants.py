@@ -8,6 +8,7 @@ from reading their code, see the docstrings); the paper's definitions stay in th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from .cca import n_keep
 __all__ = [
     "aligned_cossim",
     "brainscore_predictivity",
+    "euclidean_from_score",
+    "netrep_shape_euclidean",
     "neuroai_predictivity",
     "permutation_euclidean",
     "pls_singular_mean",
@@ -225,3 +228,65 @@ def brainscore_predictivity(
         pred = np.asarray(model.fit(x[tr], y[tr]).predict(x[te])).reshape(len(te), -1)
         scores.append(np.median(_unit_corr(pred, y[te])))
     return float(np.mean(scores))
+
+
+def euclidean_from_score(
+    X: Any,
+    Y: Any,
+    score_fn: Callable[..., float],
+    squared: bool = False,
+    pca: bool = False,
+    **options: Any,
+) -> float:
+    """The registry's derived ``...-distance=euclidean`` of a score ``s`` in [-1, 1] (its
+    ``angular_to_euclidean_shape_metric`` applied to ``arccos(s)``):
+    ``sqrt(|Xc|_F^2 + |Yc|_F^2 - 2 |Xc|_F |Yc|_F s)`` on the column-centred inputs (with
+    ``pca``, on their kept principal-component scores, as the registry derives SVCCA's from
+    CCA's), squared without the root. Not scale-invariant.
+    """
+    s = float(score_fn(X, Y, **options))
+    x, y = prepare_pair(X, Y, rescale=False)
+    xc, yc = center(x), center(y)
+    if pca:
+        keep, nc = options.get("keep_variance") or 1.0, options.get("n_components")
+        nx2, ny2 = (_kept_scatter(a, keep, nc) for a in (xc, yc))
+    else:
+        nx2, ny2 = float(np.sum(xc * xc)), float(np.sum(yc * yc))
+    d2 = max(nx2 + ny2 - 2.0 * np.sqrt(nx2 * ny2) * min(max(s, -1.0), 1.0), 0.0)
+    return d2 if squared else float(np.sqrt(d2))
+
+
+def _kept_scatter(ac: np.ndarray, keep: float, nc: int | None) -> float:
+    """Squared norm of the kept principal-component scores of centred data."""
+    lam = np.linalg.svd(ac, compute_uv=False) ** 2
+    return float(lam[: n_keep(lam, keep, nc)].sum())
+
+
+def netrep_shape_euclidean(X: Any, Y: Any, alpha: float = 1.0, squared: bool = False) -> float:
+    """netrep's ``LinearMetric(alpha, score_method="euclidean")`` (the registry's
+    ``shape_metric-alpha=a-distance=euclidean``): both inputs centred and zero-padded to the
+    larger width, partially whitened by ``alpha I + (1 - alpha) (X^T X)^{-1/2}`` (eigenvalues
+    clipped at 1e-7) rescaled to keep the total variance, rotated into alignment; the Frobenius
+    distance. For alpha = 1 the Procrustes size-and-shape distance. Not scale-invariant.
+    """
+    x, y = prepare_pair(X, Y, rescale=False)
+    d = max(x.shape[1], y.shape[1])
+    xw, yw = (_netrep_whiten(_pad(center(a), d), alpha) for a in (x, y))
+    nuc = float(singular_values(xw.T @ yw).sum())
+    d2 = max(float(np.sum(xw * xw) + np.sum(yw * yw)) - 2.0 * nuc, 0.0)
+    return d2 if squared else float(np.sqrt(d2))
+
+
+def _pad(a: np.ndarray, d: int) -> np.ndarray:
+    return np.hstack([a, np.zeros((a.shape[0], d - a.shape[1]))]) if a.shape[1] < d else a
+
+
+def _netrep_whiten(a: np.ndarray, alpha: float, tol: float = 1e-7) -> np.ndarray:
+    if alpha > 1 - tol:
+        return a
+    lam, v = np.linalg.eigh(a.T @ a)
+    lam = np.maximum(lam, tol)
+    g = alpha + (1 - alpha) * lam**-0.5
+    new_var = np.sum(alpha**2 * lam + 2 * alpha * (1 - alpha) * lam**0.5 + (1 - alpha) ** 2)
+    g = g * np.sqrt(lam.sum() / new_var)
+    return a @ (v * g) @ v.T

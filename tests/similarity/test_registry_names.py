@@ -36,6 +36,12 @@ def _data(shape, seed=0, scale=1.0):
     return x * scale, y * scale
 
 
+def _euclid(a, b, score):
+    """The registry's angular_to_euclidean_shape_metric(a, b, arccos(score))."""
+    na, nb = np.linalg.norm(a - a.mean(0)), np.linalg.norm(b - b.mean(0))
+    return np.sqrt(na**2 + nb**2 - 2 * na * nb * score)
+
+
 def _close(name, x, y, ref, tol=1e-9):
     got = measure(name)(x, y)
     assert got == pytest.approx(ref, abs=tol, rel=tol), name
@@ -75,6 +81,7 @@ def test_cka_names(kernel, how, shape):
     spec = "linear" if kernel == "linear" else f"({kernel}-sigma={{sigma}})"
     _close(f"cka-kernel={spec}-hsic={how}-score", x, y, cka)
     _close(f"cka-kernel={spec}-hsic={how}-distance=angular", x, y, np.arccos(cka))
+    _close(f"cka-kernel={spec}-hsic={how}-distance=euclidean", x, y, _euclid(x, y, cka))
     if kernel == "linear" and how == "gretton":
         _close("cka-kernel=linear-hsic=gretton-distance=one_minus_score", x, y, 1 - cka)
 
@@ -118,12 +125,15 @@ def test_cca_family_names(shape):
     _close("cca-score", x, y, rho.mean())
     _close("cca-distance=angular", x, y, np.arccos(rho.mean()))
     _close("cca-squared_score", x, y, np.mean(rho**2))
+    _close("cca-distance=euclidean", x, y, _euclid(x, y, rho.mean()))
     for var in (0.99, 0.95):
         r = _google_cca(_pca(x, var), _pca(y, var))[1]
         _close(f"svcca-var={var}-score", x, y, r.mean())
         _close(f"svcca-var={var}-squared_score", x, y, np.mean(r**2))
     r = _google_cca(_pca(x, 0.99), _pca(y, 0.99))[1]
     _close("svcca-var=0.99-distance=angular", x, y, np.arccos(r.mean()))
+    e = _euclid(_pca(x, 0.99), _pca(y, 0.99), r.mean())  # derived from CCA on the PCA scores
+    _close("svcca-var=0.99-distance=squared_euclidean", x, y, e**2, tol=1e-8)
     _close("svcca-score", x, y, _google_cca(_contrasim_svd(x), _contrasim_svd(y))[1].mean())
     if min(shape[1:]) >= 10:
         r = _google_cca(_pca(x, 10), _pca(y, 10))[1]
@@ -165,6 +175,7 @@ def test_pwcca_names(shape):
     ref = _google_pwcca(x, y)
     _close("pwcca-score", x, y, ref)
     _close("pwcca-distance=angular", x, y, np.arccos(ref))
+    _close("pwcca-distance=euclidean", x, y, _euclid(x, y, ref))
     _close("pwcca-distance=one_minus_score", x, y, _sim_metric_pwcca_dist(x, y))
     assert measure("pwcca-variant=paper-score")(x, y) == pytest.approx(
         1 - _sim_metric_pwcca_dist(x, y), abs=1e-9
@@ -186,11 +197,14 @@ def _pad(a, d):
 
 
 def _netrep_whiten(a, alpha):
+    """netrep.utils.whiten(a, alpha, preserve_variance=True)[0]."""
     if alpha == 1:
         return a
     lam, v = np.linalg.eigh(a.T @ a)
     lam = np.maximum(lam, 1e-7)
-    return a @ v @ np.diag(alpha + (1 - alpha) * lam**-0.5) @ v.T
+    g = alpha + (1 - alpha) * lam**-0.5
+    new = np.sum(alpha**2 * lam + 2 * alpha * (1 - alpha) * np.sqrt(lam) + (1 - alpha) ** 2)
+    return a @ v @ np.diag(g * np.sqrt(lam.sum() / new)) @ v.T
 
 
 def _netrep_angle(a, b, alpha):
@@ -201,7 +215,7 @@ def _netrep_angle(a, b, alpha):
     aw, bw = _netrep_whiten(a, alpha), _netrep_whiten(b, alpha)
     u, _, vt = np.linalg.svd(aw.T @ bw)
     cos = np.sum((aw @ u) * (bw @ vt.T)) / np.linalg.norm(aw) / np.linalg.norm(bw)
-    return np.arccos(np.clip(cos, -1, 1))
+    return np.arccos(np.clip(cos, -1, 1)), np.linalg.norm(aw @ u - bw @ vt.T)
 
 
 @pytest.mark.parametrize("shape", [*SHAPES, WIDE])
@@ -225,8 +239,9 @@ def test_procrustes_and_shape_metric_names(shape):
     for alpha in (0.0, 0.5, 1.0):
         if alpha == 0.0 and shape == WIDE:
             continue  # fully whitened with d >= n: every alignment is perfect
-        ang = _netrep_angle(x, y, alpha)
+        ang, eu = _netrep_angle(x, y, alpha)
         _close(f"shape_metric-alpha={alpha}-distance=angular", x, y, ang)
+        _close(f"shape_metric-alpha={alpha}-distance=euclidean", x, y, eu, tol=1e-8)
         _close(f"shape_metric-alpha={alpha}-score", x, y, np.cos(ang))
     _close("shape_metric-alpha={alpha}-distance=angular", x, y, np.arccos(score))
     xa = xc @ orthogonal_procrustes(xc, yc)[0]  # llm_repsim aligned_cossim, centred columns
