@@ -17,7 +17,6 @@ from ._builders import (
     build_knn,
     build_procrustes,
     build_pwcca,
-    build_regression,
     build_rsa,
     build_rsm_norm,
     build_shape,
@@ -25,6 +24,7 @@ from ._builders import (
     build_svcca,
 )
 from ._names import ANGULAR, EUCLIDEAN, Built, Family, Output, Param
+from ._table_regression import regression_families
 from ._variants import aligned_cossim, permutation_euclidean
 from .knn import cycle_knn, jaccard_knn, mutual_knn, rank_knn, second_order_cosine
 from .rsa import COMPARATORS, RDMS
@@ -42,36 +42,6 @@ _PROCRUSTES_OUT = {
 }
 
 
-_REG_FLAGS = {
-    "pearsonr": {"score": "pearsonr"},
-    "pearsonr2": {"score": "pearsonr2"},
-    "r2": {"score": "r2"},
-    "median": {"reduce": "median"},
-    "reverse": {"reverse": True},
-}
-_REG_PARAMS = (
-    Param("cv", "cv", "int"),
-    Param("seed", "seed", "int"),
-    Param(
-        "variant",
-        "variant",
-        "str",
-        None,
-        ("deepdive", "shuffled", "neuroaimetrics", "brainscore", "brain_language_nlp"),
-    ),
-)
-_REG_ORDER = (
-    "lambda",
-    "pearsonr",
-    "pearsonr2",
-    "r2",
-    "components",
-    "cv",
-    "seed",
-    "variant",
-    "median",
-    "reverse",
-)
 _RSA_LISTED = (
     *(
         f"rsa-rdm={r}-compare={c}"
@@ -426,65 +396,7 @@ def _families() -> list[Family]:
             listed=("soft_correlation_match",),
             paper="Li et al. 2015",
         ),
-        Family(
-            "linear_regression",
-            "least squares: bare = ReSi in-sample R^2 of X from Y; "
-            "with pearsonr/r2 = held-out predictivity of Y from X (cv: DeepDive's contiguous "
-            "folds, pooled scores; variant=shuffled: seeded folds, fold-averaged)",
-            "regression",
-            ("invertible-linear",),
-            build_regression("ols"),
-            _REG_PARAMS,
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=(
-                "linear_regression",
-                "linear_regression-pearsonr-cv=5folds",
-                "linear_regression-r2-cv=5folds",
-                "linear_regression-pearsonr2-cv=5folds",
-            ),
-            paper="ReSi; Yamins et al. 2014",
-        ),
-        Family(
-            "ridge",
-            "ridge regression of Y from X with absolute penalty lambda (cv: DeepDive's "
-            "contiguous folds, pooled scores; no lambda: NeuroAIMetrics' RidgeCV; in-sample "
-            "r2: brain_language_nlp's fit without intercept)",
-            "regression",
-            ("orthogonal",),
-            build_regression("ridge"),
-            (Param("lambda", "lam", "float"), *_REG_PARAMS),
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=(
-                "ridge-lambda=1-pearsonr-cv=5folds",
-                "ridge-lambda=1-r2-cv=5folds",
-                "ridge-lambda=1-pearsonr-cv=5folds-variant=shuffled",
-                "ridge-lambda=1-r2",
-                "ridge-pearsonr-cv=5folds",
-                "ridge-pearsonr-cv=5folds-reverse",
-            ),
-            paper="Schrimpf et al. 2018",
-        ),
-        Family(
-            "pls",
-            "partial least squares regression of Y from X (Brain-Score's splits; with "
-            "components and cv: NeuroAIMetrics' z-scored folds); bare pls: google/svcca's mean "
-            "singular value of Cov(X, Y)",
-            "regression",
-            ("orthogonal",),
-            build_regression("pls"),
-            (Param("components", "n_components", "int"), *_REG_PARAMS),
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=(
-                "pls-pearsonr-components=25-cv=5folds",
-                "pls-pearsonr-cv=5folds",
-                "pls-pearsonr",
-                "pls",
-            ),
-            paper="Schrimpf et al. 2018",
-        ),
+        *regression_families(),
         Family(
             "eigenspace_overlap_score",
             "overlap of the column spaces",
