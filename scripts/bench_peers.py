@@ -113,13 +113,12 @@ def sklearn_side(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     k, n = len(nets), nets[0].shape[0]
     out = np.zeros((k, k))
     for i in range(k):
-        for j in range(k):
-            per = []
-            for tr, te in folds(n, 5, 0):
-                pred = Ridge(alpha=1.0).fit(nets[i][tr], nets[j][tr]).predict(nets[i][te])
-                yc, pc = nets[j][te] - nets[j][te].mean(0), pred - pred.mean(0)
-                per.append((yc * pc).sum(0) / np.sqrt((yc**2).sum(0) * (pc**2).sum(0)))
-            out[i, j] = np.mean(np.mean(per, axis=0))
+        for j in range(k):  # DeepDive's procedure (the name's): contiguous folds, pooled
+            pred = np.empty_like(nets[j])
+            for tr, te in folds(n, 5, None):
+                pred[te] = Ridge(alpha=1.0).fit(nets[i][tr], nets[j][tr]).predict(nets[i][te])
+            yc, pc = nets[j] - nets[j].mean(0), pred - pred.mean(0)
+            out[i, j] = np.mean((yc * pc).sum(0) / np.sqrt((yc**2).sum(0) * (pc**2).sum(0)))
     return out
 
 

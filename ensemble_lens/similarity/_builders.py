@@ -6,9 +6,24 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
+from scipy.spatial.distance import pdist
+
+from ..errors import ShapeError
 from . import geometry as geo
 from ._input import safe_scale
 from ._names import Built
+from ._variants import (
+    brainscore_predictivity,
+    netrep_shape_euclidean,
+    neuroai_predictivity,
+    pls_singular_mean,
+    rdm_square,
+    ridge_r2_no_intercept,
+    rsm_norm_spectral,
+    spectral_diff,
+    svcca_squared,
+)
 from .cca import mean_cca, pwcca, svcca
 from .kernels import kernel_cka, kernel_combine, kernel_state
 from .knn import (
@@ -72,6 +87,10 @@ def build_ensd(o: dict[str, Any], out: str) -> Built:
 def build_cka(o: dict[str, Any], _out: str) -> Built:
     lin_gretton = o["kernel"] == "linear" and o["hsic"] == "gretton"
     kw = {k: o[k] for k in ("kernel", "hsic", "sigma", "frac") if k in o}
+    if o["kernel"] == "laplace" and "sigma" in kw:
+        # the registry's laplace-sigma=s is repsim's Laplace(length_scale=s*sqrt(2)):
+        # exp(-|x-y| / (sqrt(2) s)), as its rbf-sigma=s is exp(-|x-y|^2 / (2 s^2))
+        kw["sigma"] = kw["sigma"] * np.sqrt(2.0)
     state = partial(kernel_state, **kw)
     return Built(
         kernel_cka,
@@ -144,14 +163,21 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     def build(o: dict[str, Any], _out: str) -> Built:
         if method == "ols" and "score" not in o:
             return Built(linear_reg_r2, {}, symmetric=False, shares="none")
+        if method == "pls" and "score" not in o and not o.get("cv"):
+            return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
+        variant = o.get("variant") or _registry_variant(method, o)
+        if variant in _PEER_FITS:
+            return _peer_fit(method, variant, o)
+        deepdive = variant == "deepdive"
         opts = {
             "method": method,
-            "lam": o.get("lam", 1.0),
+            "lam": o.get("lam") or 1.0,
             "score": o.get("score", "pearsonr"),
             "cv": o.get("cv", 0),
             "reduce": o.get("reduce", "mean"),
-            "n_components": o.get("n_components", 25),
-            "seed": o.get("seed", 0),
+            "n_components": o.get("n_components") or 25,
+            "seed": None if deepdive else o.get("seed", 0),
+            "pool": deepdive,
         }
         if o.get("reverse"):
             return Built(regression_score, {**opts, "reverse": True}, symmetric=False)
@@ -168,25 +194,75 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     return build
 
 
+#: Variants computed by a peer's own procedure (scikit-learn fits), with the scores they give.
+_PEER_FITS = {
+    "neuroaimetrics": ("pearsonr",),
+    "brainscore": ("pearsonr",),
+    "brain_language_nlp": ("r2",),
+}
+
+
+def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
+    score = o.get("score", "pearsonr")
+    if score not in _PEER_FITS[variant] or "reduce" in o:
+        raise ShapeError(
+            f"variant={variant} computes only {_PEER_FITS[variant][0]} averaged as its code "
+            f"does, got score {score!r}{' with median' if 'reduce' in o else ''}; "
+            "use variant=deepdive or variant=shuffled"
+        )
+    reverse, lam, nc = bool(o.get("reverse")), o.get("lam") or 1.0, o.get("n_components") or 25
+    if variant == "neuroaimetrics":
+        kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
+        kw["cv"] = o.get("cv") or 5
+        return Built(neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+    if variant == "brainscore":
+        kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}
+        return Built(brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+    return Built(ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False)
+
+
+def _registry_variant(method: str, o: dict[str, Any]) -> str:
+    """The registry's implementation behind a regression name: DeepDive for k-fold OLS and
+    fixed-lambda ridge, NeuroAIMetrics for k-fold ridge without lambda (RidgeCV) and k-fold
+    PLS with components, Brain-Score for other PLS Pearson r, brain_language_nlp for
+    in-sample ridge R^2; otherwise this package's own (seeded folds, or in-sample)."""
+    cv, score = o.get("cv", 0), o.get("score", "pearsonr")
+    plain = score == "pearsonr" and "reduce" not in o
+    if method == "pls" and plain:  # NeuroAIMetrics names its 25 components; Brain-Score not
+        return "neuroaimetrics" if cv and o.get("n_components") else "brainscore"
+    if method == "ridge" and o.get("lam") is None and cv and plain:
+        return "neuroaimetrics"
+    if method in ("ridge", "ols") and not cv and score == "r2" and "reduce" not in o:
+        return "brain_language_nlp" if method == "ridge" else "shuffled"
+    return "deepdive" if cv else "shuffled"
+
+
 def build_procrustes(o: dict[str, Any], out: str) -> Built:
     if out in ("distance=euclidean", "distance=squared_euclidean"):
         return Built(geo.procrustes_distance, {"squared": bool(o.get("squared"))})
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
-def build_pwcca(o: dict[str, Any], _out: str) -> Built:
-    google = o.get("variant") == "google"
+def build_pwcca(o: dict[str, Any], out: str) -> Built:
+    # the registry's pwcca-score is google/svcca's compute_pwcca (contrasim, resi, rtd, svcca);
+    # its pwcca-distance=one_minus_score is sim_metric's, the paper's weighting
+    variant = o.get("variant") or ("paper" if out == "distance=one_minus_score" else "google")
+    google = variant == "google"
     return Built(
         pwcca,
-        o,
+        {**o, "variant": variant},
         symmetric=bool(o.get("symmetric")) and not google,
         moment=None if google else "pwcca",
         shares="none" if google else "moments",
     )
 
 
-def build_shape(o: dict[str, Any], _out: str) -> Built:
-    raw = o.get("scale") == "raw"
+def build_shape(o: dict[str, Any], out: str) -> Built:
+    if out in ("distance=euclidean", "distance=squared_euclidean"):
+        squared = out == "distance=squared_euclidean"
+        return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})
+    # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
+    raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
     return Built(
         shape_distance,
         o,
@@ -206,5 +282,19 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
     )
 
 
-def build_svcca(o: dict[str, Any], _out: str) -> Built:
+def build_svcca(o: dict[str, Any], out: str) -> Built:
+    if out == "squared_score":
+        return Built(svcca_squared, {"keep_variance": None, **o})
+    if "keep_variance" not in o and "n_components" not in o:
+        # the registry's bare svcca-score (contrasim's compute_svcca) keeps every component
+        return Built(mean_cca, {}, moment="mean_cca", shares="moments")
     return Built(svcca, o, moment="svcca", shares="moments")
+
+
+def build_rsm_norm(o: dict[str, Any], _out: str) -> Built:
+    if o.get("variant") == "llm_repsim":
+        state = partial(pdist, metric="euclidean")
+        return Built(
+            geo.rsm_norm_difference, {}, prepare=state, combine=geo.diff_norm, shares="rdm"
+        )
+    return Built(rsm_norm_spectral, {}, prepare=rdm_square, combine=spectral_diff, shares="rdm")

@@ -6,7 +6,9 @@ own parameters may be grouped in parentheses: ``cka-kernel=(rbf-sigma=1.0)-hsic=
 bare flags (``pearsonr``, ``reverse``) and an output: ``score``, ``squared_score``,
 ``distance=angular`` (arccos of the score), ``distance=one_minus_score`` or a family's own
 distance (``distance=euclidean``...). An optional ``measure/`` or ``measure/<repo>/`` prefix
-is ignored.
+is ignored, and the registry's placeholders take the values its code uses when the keyword is
+not passed (``{sigma}`` 1.0, ``{topk}`` 10, ``{alpha}`` 1.0, ``{dim}`` 10), so a name can be
+copied from the registry's list as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,12 +25,17 @@ from ..errors import ShapeError
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
+#: The registry's placeholders and the defaults of the functions behind them.
+PLACEHOLDERS = {"{sigma}": "1.0", "{topk}": "10", "{alpha}": "1.0", "{dim}": "10"}
+
 
 def tokens(name: str) -> list[str]:
     """Split a name at ``-`` before a letter (so ``1e-3`` stays whole), parentheses dropped."""
     body = name.strip()
     if body.startswith("measure/"):
         body = body.split("/")[-1]
+    for key, value in PLACEHOLDERS.items():
+        body = body.replace(key, value)
     return [t for t in _SPLIT.split(body.replace("(", "").replace(")", "")) if t]
 
 
@@ -84,6 +92,12 @@ ANGULAR = {
     "score": Output("similarity"),
     "distance=angular": Output("distance", "arccos"),
     "distance=one_minus_score": Output("distance", "one_minus"),
+}
+#: The registry's derived Euclidean outputs of a score s (its angular_to_euclidean_shape_metric):
+#: ``sqrt(|Xc|^2 + |Yc|^2 - 2 |Xc| |Yc| s)`` (squared: without the root), from the score.
+EUCLIDEAN = {
+    "distance=euclidean": Output("distance", "euclidean"),
+    "distance=squared_euclidean": Output("distance", "squared_euclidean"),
 }
 
 
@@ -225,6 +239,8 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             raise ShapeError(f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}")
     out = family.outputs[output]
     opts.update(out.options)
+    if out.post in ("euclidean", "squared_euclidean"):
+        return _euclidean(family, family.build(opts, family.default_output), given, output)
     built = family.build(opts, output)
     return Measure(
         name=canonical(family, given, output),
@@ -241,6 +257,24 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+    )
+
+
+def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
+    """A registry-derived Euclidean distance from the family's score (pair by pair)."""
+    from ._variants import euclidean_from_score
+
+    squared = output == "distance=squared_euclidean"
+    # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
+    pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
+    fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    return Measure(
+        name=canonical(family, given, output),
+        family=family,
+        fn=fn,
+        options=dict(built.options),
+        kind="distance",
+        symmetric=built.symmetric,
     )
 
 

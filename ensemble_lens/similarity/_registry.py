@@ -101,7 +101,9 @@ def measures_markdown() -> str:
         "values than listed (`cka-kernel=(rbf-sigma=0.5)-hsic=song-score`, `svcca-var=0.9-score`,",
         "`mutual_knn-topk=5`, `shape_metric-alpha=0.25-distance=angular`). Use a name with",
         "`ensemble_lens.similarity.measure(name)(X, Y)`, `pairwise(inputs, name)` or in a study",
-        "config under `similarity.metrics`.",
+        "config under `similarity.metrics`. A name the registry also has gives the value of the",
+        "registry's own code for it; the paper's form, where it differs, is the option in the",
+        'family\'s line (README, "Registry values").',
         "",
         "Shared work = what `pairwise` computes once per network (moments: one streaming pass of",
         "second moments for all networks; gram / rdm / neighbours / factor: per-network states",
@@ -136,7 +138,11 @@ def measure(name: str, **kwargs: Any) -> Measure:
 
     Parameters are parsed from the name (see :mod:`._names`); ``kwargs`` add options of the
     underlying function (``conditions=`` for crossnobis RSA...). Legacy names
-    (``"linear_cka"``...) take their options only as keyword arguments.
+    (``"linear_cka"``...) take their options only as keyword arguments. A name that
+    nacloos/similarity-repository also has gives the value of the code the registry runs for
+    it (e.g. ``"pwcca-score"`` is google/svcca's ``compute_pwcca``); where that differs from
+    the paper, the paper's form is an explicit option (``"pwcca-variant=paper-score"``; see
+    docs/MEASURES.md and README, "Registry values").
 
     Raises
     ------

@@ -4,8 +4,7 @@ options, symmetry, kind, invariances, per-network work and standardized names.""
 from __future__ import annotations
 
 from functools import partial
-
-from scipy.spatial.distance import pdist
+from typing import Any
 
 from . import geometry as geo
 from ._builders import (
@@ -16,50 +15,46 @@ from ._builders import (
     build_gulp,
     build_procrustes,
     build_pwcca,
-    build_regression,
     build_rsa,
+    build_rsm_norm,
     build_shape,
     build_shared,
     build_svcca,
 )
-from ._names import ANGULAR, Family, Output, Param
+from ._names import ANGULAR, EUCLIDEAN, Built, Family, Output, Param
 from ._table_knn import ORTHO, neighbour_families
+from ._table_regression import regression_families
+from ._variants import aligned_cossim, permutation_euclidean
 from .rsa import COMPARATORS, RDMS
 
 __all__ = ["FAMILIES"]
 
-
-_REG_FLAGS = {
-    "pearsonr": {"score": "pearsonr"},
-    "pearsonr2": {"score": "pearsonr2"},
-    "r2": {"score": "r2"},
-    "median": {"reduce": "median"},
-    "reverse": {"reverse": True},
+_PROCRUSTES_OUT = {
+    **ANGULAR,
+    "distance=euclidean": Output("distance"),
+    "distance=squared_euclidean": Output("distance", options={"squared": True}),
 }
-_REG_PARAMS = (Param("cv", "cv", "int"), Param("seed", "seed", "int"))
-_REG_ORDER = (
-    "lambda",
-    "pearsonr",
-    "pearsonr2",
-    "r2",
-    "components",
-    "cv",
-    "seed",
-    "median",
-    "reverse",
+
+
+_RSA_LISTED = (
+    *(
+        f"rsa-rdm={r}-compare={c}"
+        for r in RDMS
+        if r not in ("crossnobis", "gaussian")
+        for c in COMPARATORS
+        if c not in ("corr", "kendall_tau_a", "kendall")
+    ),
+    "rsa-rdm=gaussian-compare=pearson",
+    "rsa-rdm=gaussian-compare=spearman",
 )
-_RSA_LISTED = tuple(
-    f"rsa-rdm={r}-compare={c}"
-    for r in RDMS
-    if r != "crossnobis"
-    for c in COMPARATORS
-    if c not in ("corr", "kendall_tau_a", "kendall")
-)
-_CKA_LISTED = tuple(
-    f"cka-kernel={k}-hsic={h}-{o}"
-    for k in ("linear", "(rbf-sigma=1.0)", "(laplace-sigma=1.0)")
-    for h in ("gretton", "lange", "song")
-    for o in ("score", "distance=angular")
+_CKA_LISTED = (
+    *(
+        f"cka-kernel={k}-hsic={h}-{o}"
+        for k in ("linear", "(rbf-sigma=1.0)", "(laplace-sigma=1.0)")
+        for h in ("gretton", "lange", "song")
+        for o in ("score", "distance=angular")
+    ),
+    "cka-kernel=linear-hsic=gretton-distance=euclidean",
 )
 
 
@@ -77,7 +72,7 @@ def _families() -> list[Family]:
                 Param("frac", "frac", "float", inside="kernel"),
                 Param("hsic", "hsic", "str", "gretton", ("gretton", "lange", "song"), True),
             ),
-            ANGULAR,
+            {**ANGULAR, **EUCLIDEAN},
             listed=_CKA_LISTED,
             paper="Kornblith et al. 2019; Lange et al. 2023; Song et al. 2012",
         ),
@@ -88,40 +83,51 @@ def _families() -> list[Family]:
             ("invertible-linear", "translation"),
             build_cca,
             (Param("ridge", "ridge", "float"),),
-            {**ANGULAR, "squared_score": Output("similarity")},
-            listed=("cca-score", "cca-squared_score", "cca-distance=angular"),
+            {**ANGULAR, **EUCLIDEAN, "squared_score": Output("similarity")},
+            listed=(
+                "cca-score",
+                "cca-squared_score",
+                "cca-distance=angular",
+                "cca-distance=euclidean",
+            ),
             paper="Hotelling 1936",
         ),
         Family(
             "svcca",
-            "CCA on the top principal components (var = kept variance, dim = count)",
+            "CCA on the top principal components (var = kept variance, dim = count; "
+            "neither: all components, as the registry's svcca-score)",
             "cca",
             ORTHO,
             build_svcca,
-            (Param("var", "keep_variance", "float", 0.99), Param("dim", "n_components", "int")),
-            ANGULAR,
+            (Param("var", "keep_variance", "float"), Param("dim", "n_components", "int")),
+            {**ANGULAR, **EUCLIDEAN, "squared_score": Output("similarity")},
             listed=(
                 "svcca-var=0.99-score",
                 "svcca-var=0.95-score",
                 "svcca-dim=10-score",
                 "svcca-var=0.99-distance=angular",
+                "svcca-var=0.99-squared_score",
+                "svcca-var=0.99-distance=euclidean",
+                "svcca-score",
             ),
             paper="Raghu et al. 2017",
         ),
         Family(
             "pwcca",
-            "projection-weighted CCA (weights from X's units; not symmetric)",
+            "projection-weighted CCA (weights from X's units; not symmetric); default "
+            "google/svcca's code (d < n), one_minus_score and variant=paper the paper's",
             "cca",
             ORTHO,
             build_pwcca,
-            (Param("variant", "variant", "str", "paper", ("paper", "google")),),
-            ANGULAR,
+            (Param("variant", "variant", "str", None, ("paper", "google")),),
+            {**ANGULAR, **EUCLIDEAN},
             flags={"symmetric": {"symmetric": True}},
             listed=(
                 "pwcca-score",
-                "pwcca-variant=google-score",
+                "pwcca-variant=paper-score",
                 "pwcca-distance=angular",
                 "pwcca-distance=one_minus_score",
+                "pwcca-distance=euclidean",
             ),
             paper="Morcos et al. 2018",
         ),
@@ -132,11 +138,7 @@ def _families() -> list[Family]:
             ORTHO,
             build_procrustes,
             (),
-            {
-                **ANGULAR,
-                "distance=euclidean": Output("distance"),
-                "distance=squared_euclidean": Output("distance", options={"squared": True}),
-            },
+            _PROCRUSTES_OUT,
             listed=(
                 "procrustes-score",
                 "procrustes-distance=angular",
@@ -152,26 +154,34 @@ def _families() -> list[Family]:
             ORTHO,
             lambda o, out: build_procrustes(o, out),
             (),
-            ANGULAR,
-            listed=("nbs-score", "nbs-distance=angular"),
+            _PROCRUSTES_OUT,
+            listed=("nbs-score", "nbs-distance=angular", "nbs-distance=euclidean"),
             paper="Tang et al. 2020",
         ),
         Family(
             "shape_metric",
-            "angular shape metric with partial whitening alpha in [0, 1]",
+            "angular shape metric with partial whitening alpha in [0, 1]; scale=raw "
+            "(default) netrep's unnormalised scatter, scale=mean scale-free",
             "shape",
             ORTHO,
             build_shape,
             (
                 Param("alpha", "alpha", "float", 1.0, show=True),
-                Param("scale", "scale", "str", "mean", ("mean", "raw")),
+                Param("scale", "scale", "str", "raw", ("mean", "raw")),
             ),
-            {"distance=angular": Output("distance")},
+            {
+                "distance=angular": Output("distance"),
+                "score": Output("similarity", "cos"),
+                "distance=euclidean": Output("distance"),
+                "distance=squared_euclidean": Output("distance"),
+            },
             default_output="distance=angular",
             bare_default=False,
             listed=(
                 "shape_metric-alpha=0.5-distance=angular",
-                "shape_metric-alpha=0.5-scale=raw-distance=angular",
+                "shape_metric-alpha=0.5-scale=mean-distance=angular",
+                "shape_metric-alpha=1.0-score",
+                "shape_metric-alpha=0.5-distance=euclidean",
             ),
             paper="Williams et al. 2021",
         ),
@@ -180,15 +190,21 @@ def _families() -> list[Family]:
             "angle between centred units after the best unit permutation (netrep)",
             "shape",
             ("permutation", "isotropic-scaling", "translation"),
-            build_fn(geo.permutation_angle),
+            _build_permutation,
             (),
-            {"distance=angular": Output("distance"), "score": Output("similarity", "cos")},
+            {
+                "distance=angular": Output("distance"),
+                "score": Output("similarity", "cos"),
+                "distance=euclidean": Output("distance"),
+                "distance=squared_euclidean": Output("distance", options={"squared": True}),
+            },
             flags={"standardized": {"standardize": True}},
             default_output="distance=angular",
             listed=(
                 "permutation_metric-distance=angular",
                 "permutation_metric-score",
                 "permutation_metric-standardized-distance=angular",
+                "permutation_metric-distance=euclidean",
             ),
             paper="Williams et al. 2021",
         ),
@@ -243,6 +259,15 @@ def _families() -> list[Family]:
             paper="Hamilton et al. 2016",
         ),
         Family(
+            "aligned_cossim",
+            "aligned cosine similarity of the column-centred inputs (llm_repsim)",
+            "shape",
+            ORTHO,
+            build_fn(aligned_cossim),
+            listed=("aligned_cossim",),
+            paper="Klabunde et al. 2023 (llm_repsim)",
+        ),
+        Family(
             "rsa",
             "RSA: RDM (rsatoolbox kinds) compared by a comparator",
             "rsa",
@@ -257,14 +282,14 @@ def _families() -> list[Family]:
         ),
         Family(
             "rsm_norm_difference",
-            "norm of the difference of the Euclidean distance matrices",
+            "norm of the difference of the Euclidean distance matrices: spectral (ReSi, "
+            "default) or over the sample pairs (variant=llm_repsim)",
             "rsa",
             ("orthogonal", "translation"),
-            build_shared(
-                geo.rsm_norm_difference, partial(pdist, metric="euclidean"), geo.diff_norm, "rdm"
-            ),
+            build_rsm_norm,
+            (Param("variant", "variant", "str", "resi", ("resi", "llm_repsim")),),
             outputs={"score": Output("distance")},
-            listed=("rsm_norm_difference",),
+            listed=("rsm_norm_difference", "rsm_norm_difference-variant=llm_repsim"),
             paper="ReSi",
         ),
         Family(
@@ -299,52 +324,7 @@ def _families() -> list[Family]:
             listed=("soft_correlation_match",),
             paper="Li et al. 2015",
         ),
-        Family(
-            "linear_regression",
-            "least squares: bare = ReSi in-sample R^2 of X from Y; "
-            "with pearsonr/r2 = held-out predictivity of Y from X",
-            "regression",
-            ("invertible-linear",),
-            build_regression("ols"),
-            _REG_PARAMS,
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=(
-                "linear_regression",
-                "linear_regression-pearsonr-cv=5folds",
-                "linear_regression-r2-cv=5folds",
-                "linear_regression-pearsonr2-cv=5folds",
-            ),
-            paper="ReSi; Yamins et al. 2014",
-        ),
-        Family(
-            "ridge",
-            "ridge regression of Y from X with absolute penalty lambda",
-            "regression",
-            ("orthogonal",),
-            build_regression("ridge"),
-            (Param("lambda", "lam", "float", 1.0), *_REG_PARAMS),
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=(
-                "ridge-lambda=1-pearsonr-cv=5folds",
-                "ridge-lambda=1-r2-cv=5folds",
-                "ridge-pearsonr-cv=5folds-reverse",
-            ),
-            paper="Schrimpf et al. 2018",
-        ),
-        Family(
-            "pls",
-            "partial least squares regression of Y from X",
-            "regression",
-            ("orthogonal",),
-            build_regression("pls"),
-            (Param("components", "n_components", "int", 25), *_REG_PARAMS),
-            flags=_REG_FLAGS,
-            order=_REG_ORDER,
-            listed=("pls-pearsonr-components=25-cv=5folds",),
-            paper="Schrimpf et al. 2018",
-        ),
+        *regression_families(),
         Family(
             "eigenspace_overlap_score",
             "overlap of the column spaces",
@@ -424,6 +404,12 @@ def _families() -> list[Family]:
             paper="Wang & Isola 2020",
         ),
     ]
+
+
+def _build_permutation(o: dict[str, Any], out: str) -> Built:
+    if out.startswith("distance=") and "euclidean" in out:
+        return Built(permutation_euclidean, {"squared": bool(o.get("squared"))})
+    return Built(geo.permutation_angle, o)
 
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _families()}

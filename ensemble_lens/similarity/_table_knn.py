@@ -24,6 +24,9 @@ __all__ = ["ORTHO", "neighbour_families"]
 ORTHO = ("orthogonal", "isotropic-scaling", "translation")
 _K = (Param("topk", "k", "int", 10, aliases=("k",)),)
 _KM = (*_K, Param("metric", "metric", "str"))
+# platonic's mutual/cycle/LCS/edit-distance kNN (the registry's code) rank raw inner products;
+# metric=cosine is the paper's normalised features
+_KNN_DOT = (*_K, Param("metric", "metric", "str", "dot", ("dot", "cosine", "euclidean")))
 
 
 def build_imd(o: dict[str, object], _out: str) -> Built:
@@ -43,11 +46,12 @@ def neighbour_families() -> list[Family]:
     return [
         Family(
             "mutual_knn",
-            "mean overlap of k-nearest-neighbour sets",
+            "mean overlap of k-nearest-neighbour sets (default raw inner products as "
+            "platonic's code; metric=cosine the paper's normalised features)",
             "neighbours",
             ORTHO[:2],
             build_knn(mutual_knn, "mutual"),
-            _KM,
+            _KNN_DOT,
             listed=("mutual_knn-topk=10",),
             paper="Huh et al. 2024",
         ),
@@ -63,11 +67,12 @@ def neighbour_families() -> list[Family]:
         ),
         Family(
             "cycle_knn",
-            "share of samples recovered through a Y- then X-neighbour",
+            "share of samples recovered through a Y- then X-neighbour (default raw inner "
+            "products as platonic's code; metric=cosine the paper's)",
             "neighbours",
             ORTHO[:2],
             build_knn(cycle_knn, "cycle"),
-            _KM,
+            _KNN_DOT,
             listed=("cycle_knn-topk=10",),
             paper="Huh et al. 2024",
         ),
@@ -93,15 +98,17 @@ def neighbour_families() -> list[Family]:
         ),
         Family(
             "second_order_cosine_similarity",
-            "cosine of similarities to the union of neighbours",
+            "cosine of cosine distances (ReSi, default) or similarities (on_similarity, the "
+            "paper) to the union of neighbours",
             "neighbours",
             ORTHO[:2],
-            lambda o, _: Built(
-                second_order_cosine, {"k": o["k"], **({"on": "distance"} if o.get("on") else {})}
-            ),
+            lambda o, _: Built(second_order_cosine, {"k": o["k"], "on": o.get("on", "distance")}),
             _K,
-            flags={"on_distance": {"on": True}},
-            listed=("second_order_cosine_similarity",),
+            flags={"on_similarity": {"on": "similarity"}, "on_distance": {"on": "distance"}},
+            listed=(
+                "second_order_cosine_similarity",
+                "second_order_cosine_similarity-on_similarity",
+            ),
             paper="Hamilton et al. 2016",
         ),
         Family(
@@ -110,7 +117,7 @@ def neighbour_families() -> list[Family]:
             "neighbours",
             ORTHO[:2],
             build_knn(lcs_knn, "lcs"),
-            _KM,
+            _KNN_DOT,
             listed=("lcs_knn-topk=10",),
             paper="Huh et al. 2024",
         ),
@@ -120,7 +127,7 @@ def neighbour_families() -> list[Family]:
             "neighbours",
             ORTHO[:2],
             build_knn(edit_distance_knn, "edit"),
-            _KM,
+            _KNN_DOT,
             listed=("edit_distance_knn-topk=10",),
             paper="Huh et al. 2024",
         ),

@@ -212,6 +212,12 @@ def pwcca(X: Any, Y: Any, symmetric: bool = False, variant: str = "paper") -> fl
     x, y = prepare_pair(X, Y)
     _warn_if_d_ge_n(x.shape[1], y.shape[1], x.shape[0], 0.0)
     if variant == "google":
+        if max(x.shape[1], y.shape[1]) >= x.shape[0]:
+            raise ShapeError(
+                f"pwcca variant='google' (google/svcca's code) needs fewer units than samples, "
+                f"got {x.shape[1]} and {y.shape[1]} units on {x.shape[0]} samples; "
+                "use variant='paper'"
+            )
         return _pwcca_google(x, y)
     fx, fy = factor_data(center(x)), factor_data(center(y))
     kxy = whitened_cross_data(fx, fy)

@@ -6,11 +6,13 @@
 (``"ridge"``, ``lam``: ``min |Y - X B|^2 + lam |B|^2``, as scikit-learn's ``Ridge(alpha)``;
 not scale-free) or partial least squares (``"pls"``, scikit-learn's ``PLSRegression`` with
 ``scale=False`` and ``n_components``, as Brain-Score). With ``cv`` folds (samples shuffled by
-``seed``), every sample is predicted by the model fit on the other folds; with ``cv=0`` the
-fit is in-sample. Scores per unit of Y: ``pearsonr`` (correlation of predicted and actual),
-``pearsonr2`` (its square) or ``r2`` (coefficient of determination); units are summarised
-by ``reduce`` = ``mean`` or ``median``. Per-unit scores are computed on each fold's test
-samples and averaged over folds (the registry's convention).
+``seed``, or contiguous as scikit-learn's ``KFold(cv)`` when ``seed`` is None), every sample
+is predicted by the model fit on the other folds; with ``cv=0`` the fit is in-sample. Scores
+per unit of Y: ``pearsonr`` (correlation of predicted and actual), ``pearsonr2`` (its square)
+or ``r2`` (coefficient of determination); units are summarised by ``reduce`` = ``mean`` or
+``median``. Per-unit scores are computed on each fold's test samples and averaged over folds
+(Brain-Score's averaging over splits), or with ``pool=True`` once on the pooled held-out
+predictions of all samples (DeepDive's ``kfold_regression``, the registry's values).
 
 ``linear_reg_r2`` is ReSi's "linear_regression": the in-sample share of X's variance that
 a least-squares map from Y explains, ``|Q_Y^T Xc|^2 / |Xc|^2`` (note: it predicts the FIRST
@@ -36,12 +38,13 @@ Method = Literal["ols", "ridge", "pls"]
 Score = Literal["pearsonr", "pearsonr2", "r2"]
 
 
-def folds(n: int, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs: ``cv`` shuffled folds, or in-sample when ``cv`` is 0."""
+def folds(n: int, cv: int, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs: ``cv`` shuffled folds (contiguous when ``seed`` is None, as
+    scikit-learn's unshuffled ``KFold``), or in-sample when ``cv`` is 0."""
     if cv == 0:
         idx = np.arange(n)
         return [(idx, idx)]
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
     parts = np.array_split(perm, cv)
     return [
         (np.sort(np.concatenate(parts[:i] + parts[i + 1 :])), np.sort(p))
@@ -63,7 +66,7 @@ def _factor(xtr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return mx, U, s, Vt
 
 
-def reg_state(x: np.ndarray, method: str, cv: int, seed: int) -> RegState:
+def reg_state(x: np.ndarray, method: str, cv: int, seed: int | None) -> RegState:
     """Factor each fold's training rows once (OLS/ridge); PLS keeps only the data."""
     if method != "ridge":
         x = safe_scale(x)  # as regression_score: the scale-free methods see rescaled extremes
@@ -122,6 +125,7 @@ def reg_combine_many(
     method, lam, score = opts["method"], opts["lam"], opts["score"]
     y = np.hstack([t.x for t in targets])
     per: list[list[np.ndarray]] = [[] for _ in sources]
+    pooled = [np.empty_like(y) for _ in sources] if opts.get("pool") else None
     for f, (tr, te) in enumerate(folds(y.shape[0], opts["cv"], opts["seed"])):
         ytr, yte = y[tr], y[te]
         my = ytr.mean(axis=0)
@@ -133,7 +137,12 @@ def reg_combine_many(
                 )
             else:
                 pred = _predict(a.fits[f], a.x[te], ytr_c, my, method, lam)
-            per[k].append(_unit_scores(yte, pred, score))
+            if pooled is not None:
+                pooled[k][te] = pred
+            else:
+                per[k].append(_unit_scores(yte, pred, score))
+    if pooled is not None:
+        per = [[_unit_scores(y, p, score)] for p in pooled]
     edges = np.cumsum([0] + [t.x.shape[1] for t in targets])
     red = np.nanmedian if opts["reduce"] == "median" else np.nanmean
     out = np.empty((len(sources), len(targets)))
@@ -166,7 +175,8 @@ def regression_score(
     reduce: Literal["mean", "median"] = "mean",
     n_components: int = 25,
     reverse: bool = False,
-    seed: int = 0,
+    seed: int | None = 0,
+    pool: bool = False,
 ) -> float:
     """Held-out predictivity of Y's units from X (see the module docstring).
 
@@ -189,6 +199,7 @@ def regression_score(
         "reduce": reduce,
         "n_components": n_components,
         "seed": seed,
+        "pool": pool,
     }
     return reg_combine(reg_state(x, method, cv, seed), RegState(y, ()), opts)
 

@@ -10,7 +10,9 @@ a ``noise`` precision matrix; identity by default, then equal to ``squared_eucli
 ``poisson`` (symmetrised KL divergence of Poisson rates with rsatoolbox's prior: rates
 ``(x + 0.1) / 1.1``, needs x > -0.1) and ``crossnobis`` (cross-validated squared distance
 over repeated measurements: ``conditions`` and ``runs`` give each row's condition and
-partition; the RDM is over conditions, averaged over leave-one-run-out folds).
+partition; the RDM is over conditions, averaged over leave-one-run-out folds); ``gaussian``
+is thingsvision's ``1 - exp(-d^2 / m)`` with ``m`` the mean squared distance over all (i, j),
+the diagonal included.
 
 Comparators: ``pearson`` (``corr``), ``spearman``, ``kendall``/``tau_b``, ``tau_a``, ``rho_a``
 (Spearman's rho under random tie breaking, Nili et al. 2014), ``cosine``, ``cosine_cov`` and
@@ -43,7 +45,7 @@ __all__ = ["COMPARATORS", "RDMS", "kendall_tau_a", "rdm", "rsa"]
 
 RDMS = (
     "correlation", "cosine", "euclidean", "squared_euclidean", "mahalanobis", "poisson",
-    "crossnobis",
+    "crossnobis", "gaussian",
 )  # fmt: skip
 COMPARATORS = (
     "pearson", "corr", "spearman", "kendall", "tau_b", "tau_a", "kendall_tau_a", "rho_a",
@@ -57,7 +59,7 @@ DOT_COMPARATORS = _DOT = frozenset(
 )
 RDMKind = Literal[
     "correlation", "cosine", "euclidean", "squared_euclidean", "mahalanobis", "poisson",
-    "crossnobis",
+    "crossnobis", "gaussian",
 ]  # fmt: skip
 Compare = str
 
@@ -134,6 +136,10 @@ def rdm(x: np.ndarray, kind: str = "correlation", name: str = "X", **opts: Any) 
         return pdist(x, kind)
     if kind == "euclidean":
         return pdist(x, "euclidean")
+    if kind == "gaussian":  # thingsvision: 1 - exp(-d^2 / mean of the full d^2 matrix)
+        d2 = pdist(x, "sqeuclidean")
+        mean = 2.0 * d2.sum() / x.shape[0] ** 2
+        return 1.0 - np.exp(-d2 / mean) if mean > 0 else np.zeros_like(d2)
     if kind == "poisson":
         return _poisson(x)
     if kind == "crossnobis":

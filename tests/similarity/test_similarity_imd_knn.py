@@ -58,8 +58,11 @@ def test_lcs_and_edit_distance_knn_match_definitions(k):
     nx, ny = _knn_lists(x, k), _knn_lists(y, k)
     lcs = np.mean([_lcs(a, b) for a, b in zip(nx, ny, strict=True)])
     edit = 1.0 - np.mean([_levenshtein(a, b) for a, b in zip(nx, ny, strict=True)]) / k
-    assert measure(f"lcs_knn-topk={k}")(x, y) == pytest.approx(lcs, abs=1e-14)
-    assert measure(f"edit_distance_knn-topk={k}")(x, y) == pytest.approx(edit, abs=1e-14)
+    assert measure(f"lcs_knn-topk={k}-metric=cosine")(x, y) == pytest.approx(lcs, abs=1e-14)
+    edit_name = f"edit_distance_knn-topk={k}-metric=cosine"
+    assert measure(edit_name)(x, y) == pytest.approx(edit, abs=1e-14)
+    # the registry's bare names rank raw inner products, as platonic's code does
+    assert measure(f"lcs_knn-topk={k}")(x, y) == lcs_knn(x, y, k=k, metric="dot")
     assert lcs_knn(y, x, k=k) == pytest.approx(lcs, abs=1e-14)  # symmetric
     assert edit_distance_knn(y, x, k=k) == pytest.approx(edit, abs=1e-14)
 

@@ -63,6 +63,8 @@ def test_kernel_cka_matches_definition(kernel, est):
     x, y = _pair(1, n=25)
     kind = kernel.strip("()").split("-")[0]
     sigma = float(kernel.split("=")[-1].rstrip(")")) if "sigma" in kernel else None
+    if kind == "laplace":  # the registry's laplace-sigma=s is exp(-|x-y| / (sqrt(2) s)) (repsim)
+        sigma *= np.sqrt(2)
     k, ell = _kernel(x, kind, sigma), _kernel(y, kind, sigma)
     ref = _hsic(k, ell, est) / np.sqrt(_hsic(k, k, est) * _hsic(ell, ell, est))
     m = measure(f"cka-kernel={kernel}-hsic={est}-score")
@@ -224,11 +226,11 @@ def test_neighbour_measures_match_definitions():
         u = sorted(set(nx[i]) | set(ny[i]))
         a, b = ux[u] @ ux[i], uy[u] @ uy[i]
         soc.append(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-    assert measure(f"mutual_knn-topk={k}")(x, y) == pytest.approx(mutual, abs=1e-14)
+    assert measure(f"mutual_knn-topk={k}-metric=cosine")(x, y) == pytest.approx(mutual, abs=1e-14)
     assert measure(f"jaccard_similarity-k={k}")(x, y) == pytest.approx(jac, abs=1e-14)
-    assert measure(f"cycle_knn-topk={k}")(x, y) == pytest.approx(cycle, abs=1e-14)
+    assert measure(f"cycle_knn-topk={k}-metric=cosine")(x, y) == pytest.approx(cycle, abs=1e-14)
     assert measure(f"rank_similarity-k={k}")(x, y) == pytest.approx(np.mean(rank), abs=1e-14)
-    assert measure(f"second_order_cosine_similarity-k={k}")(x, y) == pytest.approx(
+    assert measure(f"second_order_cosine_similarity-k={k}-on_similarity")(x, y) == pytest.approx(
         np.mean(soc), abs=1e-12
     )
 
@@ -284,8 +286,11 @@ def test_statistics_and_spectral_match_definitions():
     assert measure("uniformity_difference")(x, y) == pytest.approx(
         abs(unif(x) - unif(y)), abs=1e-12
     )
-    assert measure("rsm_norm_difference")(x, y) == pytest.approx(
+    assert measure("rsm_norm_difference-variant=llm_repsim")(x, y) == pytest.approx(
         np.linalg.norm(pdist(x) - pdist(y)), abs=1e-12
+    )
+    assert measure("rsm_norm_difference")(x, y) == pytest.approx(
+        np.linalg.norm(squareform(pdist(x)) - squareform(pdist(y)), ord=2), abs=1e-10
     )
     ux, uy = np.linalg.qr(x)[0], np.linalg.qr(y)[0]
     assert measure("eigenspace_overlap_score")(x, y) == pytest.approx(
@@ -350,7 +355,7 @@ def test_regression_matches_sklearn():
         "ridge-lambda=2.5": Ridge(alpha=2.5),
         "pls-components=2": PLSRegression(n_components=2, scale=False),
     }
-    for prefix, model in models.items():
+    for prefix, model in models.items():  # seeded folds, scores averaged over folds
         per_r, per_r2 = [], []
         for tr, te in folds(60, 5, 0):
             pred = model.fit(x[tr], y[tr]).predict(x[te])
@@ -358,13 +363,15 @@ def test_regression_matches_sklearn():
             res = ((y[te] - pred) ** 2).sum(0)
             per_r2.append(1 - res / ((y[te] - y[te].mean(0)) ** 2).sum(0))
         r_units, r2_units = np.mean(per_r, axis=0), np.mean(per_r2, axis=0)
-        assert measure(f"{prefix}-pearsonr-cv=5folds")(x, y) == pytest.approx(
+        assert measure(f"{prefix}-pearsonr-cv=5folds-variant=shuffled")(x, y) == pytest.approx(
             r_units.mean(), abs=1e-9
         )
-        assert measure(f"{prefix}-r2-cv=5folds")(x, y) == pytest.approx(r2_units.mean(), abs=1e-9)
-        assert measure(f"{prefix}-pearsonr-cv=5folds-median")(x, y) == pytest.approx(
-            np.median(r_units), abs=1e-9
+        assert measure(f"{prefix}-r2-cv=5folds-variant=shuffled")(x, y) == pytest.approx(
+            r2_units.mean(), abs=1e-9
         )
+        assert measure(f"{prefix}-pearsonr-cv=5folds-variant=shuffled-median")(
+            x, y
+        ) == pytest.approx(np.median(r_units), abs=1e-9)
     # ReSi's in-sample linear regression: share of X's variance explained from Y
     xc, yc = x - x.mean(0), y - y.mean(0)
     fit = yc @ np.linalg.lstsq(yc, xc, rcond=None)[0]
