@@ -16,7 +16,9 @@ the linear term removes most of the probe noise); ``method="exact"`` takes all e
 instead (O(n^3), for small n).
 
 The estimate is stochastic: ``seed`` fixes the probes, and networks of the same size get the
-same probes (so ``imd(X, X) == 0`` and all pairs equal the single pairs). Where peers differ:
+same probes (so ``imd(X, X) == 0`` and all pairs equal the single pairs; the authors' code and
+ReSi draw new probes per network, whose noise the max over t turns into a small upward bias of
+the estimate). Where peers differ:
 the authors' code (``msid``) multiplies the traces by 1e6 (``scale=1e6``), and ReSi averages
 five runs of 8000 probes; the registry name ``imd_score`` uses ``scale=1e6`` and
 ``niters=8000`` (one run). Invariant to orthogonal maps, translation and isotropic scaling,

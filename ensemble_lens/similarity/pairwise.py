@@ -49,8 +49,10 @@ __all__ = ["pairwise", "pairwise_permutation_test"]
 
 _BATCH = 16
 
-#: Tile budget of the moments path for numpy inputs (``max_bytes`` bounds it further); other
-#: inputs (stores, dask) are read once per tile pair, so they use ``max_bytes`` itself.
+#: Largest tile budget of the moments path for numpy inputs, which use the size of their widest
+#: network (at least 1 MiB) up to this (``max_bytes`` bounds it further): about the memory of a
+#: pair-by-pair loop. Other inputs (stores, dask) are read once per tile pair, so they use
+#: ``max_bytes`` itself.
 IN_MEMORY_TILE_BYTES = 8 * 2**20
 _MIN_ROWS = 256
 
@@ -192,8 +194,9 @@ def _moments_matrix(
     if isinstance(inputs, Moments):
         _diag_tile(job, list(range(k)), inputs)
         return names, job.out
-    # numpy inputs are cheap to re-read (a copy per tile), so they are tiled small by default
-    tile = min(max_bytes, IN_MEMORY_TILE_BYTES) if in_memory(spec) else max_bytes
+    tile = max_bytes
+    if in_memory(spec):  # cheap to re-read (a copy per tile): tiles about one network's size
+        tile = min(max_bytes, IN_MEMORY_TILE_BYTES, max(2**20, 8 * n * max(widths)))
     groups = _groups(widths, tile)
     if len(groups) > 1:
         logger.info("pairwise %s: %d networks tiled in %d groups", name, k, len(groups))
@@ -262,8 +265,8 @@ def pairwise(
     max_bytes : int
         Memory budget: of one covariance tile for moments-based measures (networks grouped so
         that a group's total width ``w`` has ``8 w^2 <= max_bytes``; numpy inputs, which cost
-        only a copy to re-read per tile, are tiled at ``IN_MEMORY_TILE_BYTES`` = 8 MiB at most,
-        with the chunk buffer in the same budget: same time, a fraction of the memory), and of
+        only a copy to re-read per tile, are tiled at the size of their widest network, 1 MiB
+        to ``IN_MEMORY_TILE_BYTES`` = 8 MiB, with the chunk buffer in the same budget), and of
         the per-network states (Gram matrices, RDMs...) held at once by the other measures.
     n_jobs : int, optional
         Threads for per-network and per-pair work when no executor is given (default: the
