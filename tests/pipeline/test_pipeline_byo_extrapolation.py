@@ -281,3 +281,37 @@ def test_members_in_memory_on_the_extrapolation_rows(trained_folder, ext_nets):
     (g,) = run_study(cfg, members=arrays, stages=stages).formulas
     assert g["extrapolation_reference"] is None
     assert "given as activations in memory" in g["extrapolation_note"]
+
+
+def test_trained_members_are_rebuilt_from_their_checkpoints_there(tmp_path, user_task_path):
+    """A task study whose probe file has extrapolation rows: each trained member is run on
+    them from the checkpoint its group stores, as it would be on a probe of those rows."""
+    from user_tasks import ProductTask, tiny_config
+
+    from ensemble_lens.models.spec import ArchSpec
+    from ensemble_lens.models.train import load_checkpoint
+    from ensemble_lens.record.recorder import record_activations
+    from ensemble_lens.record.store import open_store
+
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.uniform(-1, 1, (400, 3)), rng.uniform(1, 1.5, (80, 3))]
+    split = np.r_[np.where(rng.random(400) < 0.3, "test", "fit"), ["extrapolation"] * 80]
+    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "part": split})
+    frame.to_csv(tmp_path / "probe.csv", index=False)
+    cfg = tiny_config(tmp_path / "study.zarr", probe={"path": "probe.csv", "split": "part"})
+    cfg["ensemble"]["seeds"] = [0, 1]
+    store = run_study(_write(tmp_path, cfg), stages=["probe", "train", "consensus"]).store
+    ds = store.read_result("consensus", "latent")
+    assert ds.sizes["extrapolation_sample"] == 80
+    task = ProductTask()
+    arch = ArchSpec(**store.model_attrs("s1")["architecture"])
+    model = load_checkpoint(task, arch, store.checkpoint("s1"), seed=1)
+    alone = open_store(tmp_path / "alone.zarr", mode="w")
+    alone.write_probe(X[400:].astype(np.float32), ["x1", "x2", "x3"])
+    record_activations(task.probe_module(model), alone, "s1", ["latent"])
+    np.testing.assert_allclose(
+        store.extrapolation_activations("s1", "latent").values,
+        alone.activations("s1", "latent").values,
+        rtol=1e-6,
+        atol=1e-6,
+    )
