@@ -186,12 +186,15 @@ def test_extrapolation_without_truth_against_the_consensus_there(trained_folder)
     assert g["r2_extrapolation"] == pytest.approx(f["r2_extrapolation"], abs=1e-6)
 
 
-def _activation_files(folder, X, split, name="h", with_extrapolation=True):
+def _activation_files(folder, X, split, name="h", with_extrapolation=True, collapse=False):
     """Four activations-only members holding u = x1 * x2 (mixed with noise units): one file
-    per member on the probe's fit/test rows, one on its extrapolation rows."""
+    per member on the probe's fit/test rows, one on its extrapolation rows (where, with
+    ``collapse``, u is 0: members that do not follow the law beyond the range)."""
     rng = np.random.default_rng(3)
     u = X[:, 0] * X[:, 1]
     inside = split != "extrapolation"
+    if collapse:
+        u = np.where(inside, u, 0.0)
     for k in range(4):
         acts = np.c_[u, 0.2 * rng.normal(size=(len(u), 2))] @ rng.normal(size=(3, 3))
         ids = np.arange(len(u))
@@ -223,6 +226,12 @@ def test_activations_members_with_and_without_extrapolation_files(tmp_path):
     assert f["is_result"] and f["extrapolation_note"] is None
     assert f["extrapolation_reference"] == "consensus of the networks on the extrapolation rows"
     assert f["r2_extrapolation"] > f["r2_test"] - 0.05
+
+    _activation_files(tmp_path, X, split, collapse=True)  # changed files: recorded again
+    (f,) = run_study(_write(tmp_path, cfg), stages=STAGES).formulas
+    assert f["r2_extrapolation"] < 0 and f["r2_test"] > 0.95
+    assert f["is_result"] is False and "extrapolation" in f["flags"]
+    assert "not presented as a result" in f["reason"]
 
     np.savez(tmp_path / "ext" / "h2.npz", hidden=np.zeros((119, 3)))
     with pytest.raises(
