@@ -189,8 +189,8 @@ def _rebuilt(task: Any, member: MemberSpec, store: Any) -> tuple[Any, Any]:
 
 def check_extrapolation_file(store: Any, member: MemberSpec) -> dict[str, np.ndarray]:
     """The layers of an activations member's ``extrapolation_path`` file, checked: the
-    member's layers, one finite row per extrapolation sample (in their order when the file
-    carries ``sample_ids``).
+    member's layers (those of its entry, else of its file), one finite row per extrapolation
+    sample (in their order when the file carries ``sample_ids``).
 
     Raises
     ------
@@ -202,7 +202,7 @@ def check_extrapolation_file(store: Any, member: MemberSpec) -> dict[str, np.nda
     path = member.ingest["extrapolation_path"]
     where = f"member {member.id!r} extrapolation file {path}"
     arrays, ids = _read_source(path, member.id)
-    layers = member.ingest.get("layers") or list(arrays)
+    layers = member.ingest.get("layers") or list(_read_source(member.ingest["path"], member.id)[0])
     missing = [k for k in layers if k not in arrays]
     if missing:
         raise IngestError(f"{where}: no layer {missing[0]!r} (has {sorted(arrays)})")

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ensemble_lens.errors import IngestError, ShapeError
+from ensemble_lens.errors import ConfigError, IngestError, ShapeError
 from ensemble_lens.pipeline.runner import run_study
+from ensemble_lens.record.store import open_store
 
 STAGES = ["probe", "train", "record", "compare", "consensus", "distill"]
 
@@ -300,7 +301,6 @@ def test_trained_members_are_rebuilt_from_their_checkpoints_there(tmp_path, user
     from ensemble_lens.models.spec import ArchSpec
     from ensemble_lens.models.train import load_checkpoint
     from ensemble_lens.record.recorder import record_activations
-    from ensemble_lens.record.store import open_store
 
     rng = np.random.default_rng(4)
     X = np.r_[rng.uniform(-1, 1, (400, 3)), rng.uniform(1, 1.5, (80, 3))]
@@ -324,3 +324,47 @@ def test_trained_members_are_rebuilt_from_their_checkpoints_there(tmp_path, user
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"layer": "other"}, IngestError, r"member 'h0' extrapolation file .*h0.npz: no layer"),
+        ({"ids": True}, ShapeError, r"sample ids differ from the probe's extrapolation samples"),
+        ({"nan": True}, ShapeError, r"h0.npz layer 'hidden': non-finite activation values"),
+        ({"template": "ext/{folder}.npz"}, ConfigError, r"expected placeholders \{stem\}"),
+    ],
+)
+def test_extrapolation_files_that_do_not_fit_are_refused_first(tmp_path, change, error, message):
+    rng = np.random.default_rng(1)
+    X, split = _law_inputs(rng, 200, 40)
+    pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "part": split}).to_csv(tmp_path / "p.csv")
+    _activation_files(tmp_path, X, split)
+    bad = np.load(tmp_path / "ext" / "h0.npz")["hidden"]
+    arrays = {change.get("layer", "hidden"): bad}
+    if change.get("ids"):
+        arrays["sample_ids"] = np.arange(40)[::-1]
+    if change.get("nan"):
+        arrays["hidden"] = np.where(np.arange(40)[:, None] == 3, np.nan, bad)
+    np.savez(tmp_path / "ext" / "h0.npz", **arrays)
+    entry = {"id": "{stem}", "kind": "activations", "path": "h*.npz"}
+    entry["extrapolation_path"] = change.get("template", "ext/{stem}.npz")
+    cfg = _byo_config(tmp_path, [entry], probe={"path": "p.csv", "split": "part"})
+    with pytest.raises(error, match=message):
+        run_study(_write(tmp_path, cfg), stages=STAGES)
+    store = tmp_path / "study.zarr"
+    assert not store.exists() or open_store(store).models == []  # before any is recorded
+
+
+def test_extrapolation_errors_of_the_store_and_the_config(tmp_path):
+    from ensemble_lens.config import load_config
+    from ensemble_lens.errors import StoreError
+
+    with pytest.raises(ConfigError, match=r"'extrapolation_path' is for kind 'activations'"):
+        load_config({"ensemble": {"ingest": [{**STATE, "extrapolation_path": "e.npz"}]}})
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(np.zeros((10, 2), np.float32), ["x1", "x2"])
+    with pytest.raises(StoreError, match=r"has no extrapolation samples in its probe"):
+        store.extrapolation_inputs()
+    with pytest.raises(StoreError, match=r"model 'm' has no layer 'h' recorded on the extrap"):
+        store.extrapolation_activations("m", "h")
