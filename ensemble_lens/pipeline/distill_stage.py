@@ -98,8 +98,9 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     if "extrapolation_components" in ds:
         full, X, split = _with_extrapolation_rows(ctx, ds, X, names, split)
     out = distill_consensus(full, X, names, split, layer=layer, **_law(ctx))
-    for rec in out.records:
-        rec["extrapolation_note"] = ds.attrs.get("extrapolation_unchecked")
+    for rec in out.records:  # why there is no extrapolation check, when there is none
+        unchecked = rec.get("extrapolation_reference") is None
+        rec["extrapolation_note"] = ds.attrs.get("extrapolation_unchecked") if unchecked else None
     if out.view.get("basis") == "equivariant":
         view = {**out.view, "Y": out.view["Y"][:n], "input_basis": out.view["input_basis"][:n]}
         _store_equivariant_view(ctx, layer, ds, view)

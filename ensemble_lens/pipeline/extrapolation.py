@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import stable_hash
-from ..errors import ExecutionError, IngestError, ShapeError
+from ..errors import ConfigError, ExecutionError, IngestError, ShapeError
 from ..record.store import open_store
 from .members import MemberSpec, _ingested, _layers, is_done, one_torch_thread, task_of
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "check_extrapolation_file",
+    "extrapolation_file",
     "extrapolation_reason",
     "record_extrapolations",
     "run_extrapolation",
@@ -47,6 +49,25 @@ def extrapolation_reason(member: MemberSpec) -> str | None:
             "on the extrapolation rows"
         )
     return None
+
+
+def extrapolation_file(cfg: Any, ing: Any, p: Path, index: int) -> str | None:
+    """An entry's ``extrapolation_path`` for the member of file ``p``, resolved."""
+    if not ing.extrapolation_path:
+        return None
+    where = f"ingest entry {ing.id!r}: extrapolation_path {ing.extrapolation_path!r}"
+    try:
+        name = ing.extrapolation_path.format(
+            stem=p.stem, name=p.name, parent=p.parent.name, index=index
+        )
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"{where}: expected placeholders {{stem}}, {{name}}, {{parent}} or {{index}} ({err})"
+        ) from err
+    path = cfg.resolve(name)
+    if not path.exists():
+        raise IngestError(f"{where}: file {path} (for {p.name}) does not exist")
+    return str(path)
 
 
 def _tag(member: MemberSpec, inputs_digest: str) -> str:
@@ -66,9 +87,9 @@ def inputs_digest(store: Any) -> str:
 
 def record_extrapolations(ctx: Any, members: list[MemberSpec]) -> dict[str, Any]:
     """Record every complete member network on the extrapolation samples, unless recorded
-    there with the same tag already; untrained twins are not (the null uses fit and test
-    samples only). Writes the study attribute ``extrapolation_members``: id -> "recorded" or
-    why not.
+    there with the same tag already (and not named in ``--redo``); untrained twins are not
+    (the null uses fit and test samples only). Writes the study attribute
+    ``extrapolation_members``: id -> "recorded" or why not.
 
     Raises
     ------
@@ -87,7 +108,8 @@ def record_extrapolations(ctx: Any, members: list[MemberSpec]) -> dict[str, Any]
             continue
         reason = extrapolation_reason(m)
         status[m.id] = reason or "recorded"
-        if reason is None and store.extrapolation_tag(m.id) != _tag(m, digest):
+        stale = store.extrapolation_tag(m.id) != _tag(m, digest) or m.id in ctx.redo
+        if reason is None and stale:
             todo.append(m)
     for m in todo:
         if m.ingest.get("kind") == "activations":
@@ -167,8 +189,8 @@ def _rebuilt(task: Any, member: MemberSpec, store: Any) -> tuple[Any, Any]:
 
 def check_extrapolation_file(store: Any, member: MemberSpec) -> dict[str, np.ndarray]:
     """The layers of an activations member's ``extrapolation_path`` file, checked: the
-    member's layers, one finite row per extrapolation sample (in their order when the file
-    carries ``sample_ids``).
+    member's layers (those of its entry, else of its file), one finite row per extrapolation
+    sample (in their order when the file carries ``sample_ids``).
 
     Raises
     ------
@@ -180,7 +202,7 @@ def check_extrapolation_file(store: Any, member: MemberSpec) -> dict[str, np.nda
     path = member.ingest["extrapolation_path"]
     where = f"member {member.id!r} extrapolation file {path}"
     arrays, ids = _read_source(path, member.id)
-    layers = member.ingest.get("layers") or list(arrays)
+    layers = member.ingest.get("layers") or list(_read_source(member.ingest["path"], member.id)[0])
     missing = [k for k in layers if k not in arrays]
     if missing:
         raise IngestError(f"{where}: no layer {missing[0]!r} (has {sorted(arrays)})")

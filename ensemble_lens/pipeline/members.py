@@ -114,6 +114,7 @@ def expand_ingest(cfg: StudyConfig, ing: Any) -> list[dict[str, Any]]:
     the ``file_sha256`` of the file (a changed file is recorded again).
     """
     from ..record.probe_file import file_digest
+    from .extrapolation import extrapolation_file
 
     spec = ing.model_dump(mode="json")
     if ing.path is None:
@@ -155,29 +156,10 @@ def expand_ingest(cfg: StudyConfig, ing: Any) -> list[dict[str, Any]]:
                 "pattern": ing.path,
                 "index": index,
                 "file_sha256": digest,
-                "extrapolation_path": _extrapolation_file(cfg, ing, p, index),
+                "extrapolation_path": extrapolation_file(cfg, ing, p, index),
             }
         )
     return out
-
-
-def _extrapolation_file(cfg: StudyConfig, ing: Any, p: Path, index: int) -> str | None:
-    """An entry's ``extrapolation_path`` for the member of file ``p``, resolved."""
-    if not ing.extrapolation_path:
-        return None
-    where = f"ingest entry {ing.id!r}: extrapolation_path {ing.extrapolation_path!r}"
-    try:
-        name = ing.extrapolation_path.format(
-            stem=p.stem, name=p.name, parent=p.parent.name, index=index
-        )
-    except (KeyError, IndexError, ValueError) as err:
-        raise ConfigError(
-            f"{where}: expected placeholders {{stem}}, {{name}}, {{parent}} or {{index}} ({err})"
-        ) from err
-    path = cfg.resolve(name)
-    if not path.exists():
-        raise IngestError(f"{where}: file {path} (for {p.name}) does not exist")
-    return str(path)
 
 
 def _has_twin(spec: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..distill.extrapolation import REFERENCE_TRUTH
 from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
 from .html import FigureSink, Num, Raw, details, duration, esc, note, table
 
@@ -51,7 +52,7 @@ _TRUTH_KEYS = ("exact_recovery", "truth_name")
 def _extrapolation_note(rec: dict[str, Any]) -> str:
     """What the extrapolation R² was measured against, or why it was not measured."""
     ref = rec.get("extrapolation_reference")
-    if ref == "truth":
+    if ref == REFERENCE_TRUTH:
         return note("R² extrapolation: against the truth on the extrapolation range.")
     if ref:
         return note(f"R² extrapolation: against the {ref} (no truth there).")

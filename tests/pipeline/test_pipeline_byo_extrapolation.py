@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ensemble_lens.errors import IngestError, ShapeError
+from ensemble_lens.errors import ConfigError, IngestError, ShapeError
 from ensemble_lens.pipeline.runner import run_study
+from ensemble_lens.record.store import open_store
 
 STAGES = ["probe", "train", "record", "compare", "consensus", "distill"]
 
@@ -186,12 +187,15 @@ def test_extrapolation_without_truth_against_the_consensus_there(trained_folder)
     assert g["r2_extrapolation"] == pytest.approx(f["r2_extrapolation"], abs=1e-6)
 
 
-def _activation_files(folder, X, split, name="h", with_extrapolation=True):
+def _activation_files(folder, X, split, name="h", with_extrapolation=True, collapse=False):
     """Four activations-only members holding u = x1 * x2 (mixed with noise units): one file
-    per member on the probe's fit/test rows, one on its extrapolation rows."""
+    per member on the probe's fit/test rows, one on its extrapolation rows (where, with
+    ``collapse``, u is 0: members that do not follow the law beyond the range)."""
     rng = np.random.default_rng(3)
     u = X[:, 0] * X[:, 1]
     inside = split != "extrapolation"
+    if collapse:
+        u = np.where(inside, u, 0.0)
     for k in range(4):
         acts = np.c_[u, 0.2 * rng.normal(size=(len(u), 2))] @ rng.normal(size=(3, 3))
         ids = np.arange(len(u))
@@ -223,6 +227,12 @@ def test_activations_members_with_and_without_extrapolation_files(tmp_path):
     assert f["is_result"] and f["extrapolation_note"] is None
     assert f["extrapolation_reference"] == "consensus of the networks on the extrapolation rows"
     assert f["r2_extrapolation"] > f["r2_test"] - 0.05
+
+    _activation_files(tmp_path, X, split, collapse=True)  # changed files: recorded again
+    (f,) = run_study(_write(tmp_path, cfg), stages=STAGES).formulas
+    assert f["r2_extrapolation"] < 0 and f["r2_test"] > 0.95
+    assert f["is_result"] is False and "extrapolation" in f["flags"]
+    assert "not presented as a result" in f["reason"]
 
     np.savez(tmp_path / "ext" / "h2.npz", hidden=np.zeros((119, 3)))
     with pytest.raises(
@@ -281,3 +291,80 @@ def test_members_in_memory_on_the_extrapolation_rows(trained_folder, ext_nets):
     (g,) = run_study(cfg, members=arrays, stages=stages).formulas
     assert g["extrapolation_reference"] is None
     assert "given as activations in memory" in g["extrapolation_note"]
+
+
+def test_trained_members_are_rebuilt_from_their_checkpoints_there(tmp_path, user_task_path):
+    """A task study whose probe file has extrapolation rows: each trained member is run on
+    them from the checkpoint its group stores, as it would be on a probe of those rows."""
+    from user_tasks import ProductTask, tiny_config
+
+    from ensemble_lens.models.spec import ArchSpec
+    from ensemble_lens.models.train import load_checkpoint
+    from ensemble_lens.record.recorder import record_activations
+
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.uniform(-1, 1, (400, 3)), rng.uniform(1, 1.5, (80, 3))]
+    split = np.r_[np.where(rng.random(400) < 0.3, "test", "fit"), ["extrapolation"] * 80]
+    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "part": split})
+    frame.to_csv(tmp_path / "probe.csv", index=False)
+    cfg = tiny_config(tmp_path / "study.zarr", probe={"path": "probe.csv", "split": "part"})
+    cfg["ensemble"]["seeds"] = [0, 1]
+    store = run_study(_write(tmp_path, cfg), stages=["probe", "train", "consensus"]).store
+    ds = store.read_result("consensus", "latent")
+    assert ds.sizes["extrapolation_sample"] == 80
+    task = ProductTask()
+    arch = ArchSpec(**store.model_attrs("s1")["architecture"])
+    model = load_checkpoint(task, arch, store.checkpoint("s1"), seed=1)
+    alone = open_store(tmp_path / "alone.zarr", mode="w")
+    alone.write_probe(X[400:].astype(np.float32), ["x1", "x2", "x3"])
+    record_activations(task.probe_module(model), alone, "s1", ["latent"])
+    np.testing.assert_allclose(
+        store.extrapolation_activations("s1", "latent").values,
+        alone.activations("s1", "latent").values,
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"layer": "other"}, IngestError, r"member 'h0' extrapolation file .*h0.npz: no layer"),
+        ({"ids": True}, ShapeError, r"sample ids differ from the probe's extrapolation samples"),
+        ({"nan": True}, ShapeError, r"h0.npz layer 'hidden': non-finite activation values"),
+        ({"template": "ext/{folder}.npz"}, ConfigError, r"expected placeholders \{stem\}"),
+    ],
+)
+def test_extrapolation_files_that_do_not_fit_are_refused_first(tmp_path, change, error, message):
+    rng = np.random.default_rng(1)
+    X, split = _law_inputs(rng, 200, 40)
+    pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "part": split}).to_csv(tmp_path / "p.csv")
+    _activation_files(tmp_path, X, split)
+    bad = np.load(tmp_path / "ext" / "h0.npz")["hidden"]
+    arrays = {change.get("layer", "hidden"): bad}
+    if change.get("ids"):
+        arrays["sample_ids"] = np.arange(40)[::-1]
+    if change.get("nan"):
+        arrays["hidden"] = np.where(np.arange(40)[:, None] == 3, np.nan, bad)
+    np.savez(tmp_path / "ext" / "h0.npz", **arrays)
+    entry = {"id": "{stem}", "kind": "activations", "path": "h*.npz"}
+    entry["extrapolation_path"] = change.get("template", "ext/{stem}.npz")
+    cfg = _byo_config(tmp_path, [entry], probe={"path": "p.csv", "split": "part"})
+    with pytest.raises(error, match=message):
+        run_study(_write(tmp_path, cfg), stages=STAGES)
+    store = tmp_path / "study.zarr"
+    assert not store.exists() or open_store(store).models == []  # before any is recorded
+
+
+def test_extrapolation_errors_of_the_store_and_the_config(tmp_path):
+    from ensemble_lens.config import load_config
+    from ensemble_lens.errors import StoreError
+
+    with pytest.raises(ConfigError, match=r"'extrapolation_path' is for kind 'activations'"):
+        load_config({"ensemble": {"ingest": [{**STATE, "extrapolation_path": "e.npz"}]}})
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(np.zeros((10, 2), np.float32), ["x1", "x2"])
+    with pytest.raises(StoreError, match=r"has no extrapolation samples in its probe"):
+        store.extrapolation_inputs()
+    with pytest.raises(StoreError, match=r"model 'm' has no layer 'h' recorded on the extrap"):
+        store.extrapolation_activations("m", "h")
