@@ -9,6 +9,7 @@ constant across members.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .figures import constants_strip_svg
@@ -41,9 +42,8 @@ def _groups_block(groups: dict[str, Any]) -> str:
     sim = groups["similarity"]
     lead = (
         f"<p>Groups from the <code>{esc(sim['method'])}</code> matrix: "
-        f"<b>{sim['n_groups']} group(s)</b>; {esc(sim['reason'])} (separation "
-        f"{esc(fmt(sim.get('statistic')))}, permutation p = {esc(fmt(sim.get('p_value')))} over "
-        f"{sim.get('n_null', 0)} null draws).</p>"
+        f"<b>{sim['n_groups']} group(s)</b>; {esc(sim['reason'])} (permutation p = "
+        f"{esc(fmt(sim.get('p_value')))} over {sim.get('n_null', 0)} null draws).</p>"
     )
     per = groups.get("per_group") or []
     rows = []
@@ -55,7 +55,7 @@ def _groups_block(groups: dict[str, Any]) -> str:
                 i,
                 len(members),
                 ", ".join(members),
-                Raw("<br>".join(_law_cell(f) for f in laws)) if laws else g.get("reason", "—"),
+                Raw("<br>".join(_law_cell(f) for f in laws)) if laws else _no_law(g, sim),
                 Raw("<br>".join(esc(fmt(f.get("support"))) for f in laws)) if laws else "—",
                 Raw("<br>".join(esc(fmt(f.get("r2_extrapolation"))) for f in laws))
                 if laws
@@ -84,6 +84,12 @@ def _groups_block(groups: dict[str, Any]) -> str:
     return out
 
 
+def _no_law(g: dict[str, Any], sim: dict[str, Any]) -> str:
+    if sim["n_groups"] == 1:
+        return "one group: its law is the study's consensus (Formulas section)"
+    return str(g.get("reason", "—"))
+
+
 def _group_template_cell(g: dict[str, Any]) -> Any:
     if "template_verdict" not in g:
         return "—"
@@ -102,6 +108,27 @@ def _frequencies_table(best: dict[str, Any]) -> str:
     return "<h4>Each member's frequencies k</h4>" + table(["member", "k"], rows)
 
 
+def _slot_values(best: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per slot (a frequency slot as its folded frequency ``k``), each member's values."""
+    freq = best.get("frequency_slots") or {}
+    out = {}
+    for slot in best["slots"]:
+        label = f"{slot}: k over {freq[slot][0]}" if slot in freq else slot
+        out[label] = {
+            m: [_folded(c[slot], freq[slot][1]) if slot in freq else c[slot] for c in cs]
+            for m, cs in best["constants"].items()
+            if cs
+        }
+    return out
+
+
+def _folded(omega: float, period: int) -> float:
+    """``k`` of ``cos(omega v + phi)`` on Z_period, in ``[0, period / 2]`` (as
+    :func:`ensemble_lens.distill.template.folded_frequency`, without importing sympy)."""
+    k = (omega * period / (2 * math.pi)) % period
+    return min(k, period - k)
+
+
 def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink) -> str:
     out = _verdict_box(tmpl["verdict"], tmpl.get("reason"))
     best = tmpl.get("best")
@@ -113,10 +140,7 @@ def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink) -> str:
         f"test R² {esc(fmt(tmpl['r2_threshold']))}), test R² {esc(fmt(best.get('r2_test')))}, "
         f"extrapolation R² {esc(fmt(best.get('r2_extrapolation')))}.</p>"
     )
-    values = {
-        slot: {m: [c[slot] for c in cs] for m, cs in best["constants"].items() if cs}
-        for slot in best["slots"]
-    }
+    values = _slot_values(best)
     svg = constants_strip_svg(values) if any(values.values()) else None
     out += sink.figure(svg, f"Layer {name}: each constant of the template across members")
     out += _frequencies_table(best)

@@ -107,3 +107,69 @@ class NoiseTask(ProductTask):
         x = torch.from_numpy(self.sample_probe(n, seed))
         gen = torch.Generator().manual_seed(seed + 999)
         return {"x": x, "target": torch.randn(n, 1, generator=gen)}
+
+
+class TwoLawTask(ProductTask):
+    """Two target laws mixed per member: a member of family ``law_u`` learns u = x1 * x2, one
+    of family ``law_v`` learns v = x3^2 + x4^2, from the same inputs x1..x4, through a
+    ``latent_dim``-unit bottleneck with a linear head (so its latent is an image of its law)."""
+
+    name = "two_laws"
+    input_names = ("x1", "x2", "x3", "x4")
+    default_arch = ArchSpec(family="law_u", width=32, depth=2, activation="tanh", latent_dim=1)
+    default_train = TrainSpec(
+        epochs=15, batch_size=64, lr=5e-3, n_train=2000, n_val=400, patience=5
+    )
+    families = ("law_u", "law_v")
+
+    def __init__(self) -> None:
+        x1, x2, x3, x4 = sympy.symbols("x1 x2 x3 x4")
+        self.latents = {"u": x1 * x2, "v": x3**2 + x4**2}
+
+    def sample_probe(self, n, seed, *, extrapolate=False):
+        lim = 1.3 if extrapolate else 1.0
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-lim, lim, size=(n, 4)).astype(np.float32)
+
+    def make_data(self, n, seed):
+        import torch
+
+        x = torch.from_numpy(self.sample_probe(n, seed))
+        u, v = x[:, 0] * x[:, 1], x[:, 2] ** 2 + x[:, 3] ** 2
+        return {"x": x, "target": torch.stack([u, v], dim=1)}
+
+    def build_model(self, arch, seed):
+        import torch
+        from torch import nn
+
+        if arch.family not in self.families:
+            raise ValueError(f"task 'two_laws': expected a family in {self.families}")
+        torch.manual_seed(seed)
+        layers = [nn.Linear(4, arch.width), nn.Tanh()]
+        for _ in range(arch.depth - 1):
+            layers += [nn.Linear(arch.width, arch.width), nn.Tanh()]
+        model = nn.Sequential()
+        model.add_module("enc", nn.Sequential(*layers))
+        model.add_module("latent", nn.Linear(arch.width, arch.latent_dim))
+        model.add_module("head", nn.Linear(arch.latent_dim, 1))
+        model.law = self.families.index(arch.family)
+        return model
+
+    def _own(self, model, data):
+        x = data["x"] if isinstance(data, dict) else data
+        return model(x), data["target"][:, model.law : model.law + 1]
+
+    def loss(self, model, batch):
+        import torch.nn.functional as F
+
+        pred, target = self._own(model, batch)
+        return F.mse_loss(pred, target)
+
+    def score(self, model, data):
+        import torch
+
+        from ensemble_lens.tasks.base import r2_score
+
+        with torch.no_grad():
+            pred, target = self._own(model, data)
+        return {"val_r2": r2_score(target.numpy(), pred.numpy())}
