@@ -205,10 +205,10 @@ def judge(
         min_support=min_support,
     )
     if failure is not None:
-        flag, failure = failure
+        flag, reason = failure
         rec["flags"].append(flag)
         rec.update(rejected_expression=rec["expression"], expression=None, srepr=None,
-                   latex=None, reason=failure)  # fmt: skip
+                   latex=None, reason=reason)  # fmt: skip
         return rec
     rec["is_result"] = True
     return rec
