@@ -244,9 +244,9 @@ def consensus_rows(store: Any, ids: list[str], layer: str) -> tuple[dict[str, st
         by_reason.setdefault(reason, []).append(m)
     detail = "; ".join(f"{', '.join(ms)}: {r}" for r, ms in by_reason.items())
     return {}, (
-        f"extrapolation not checked: {len(missing)} of {len(ids)} members have no "
-        f"activations of layer {layer!r} on the probe's {store.n_extrapolation} extrapolation "
-        f"rows ({detail})"
+        f"extrapolation not checked against the networks: {len(missing)} of {len(ids)} members "
+        f"have no activations of layer {layer!r} on the probe's {store.n_extrapolation} "
+        f"extrapolation rows ({detail})"
     )
 
 

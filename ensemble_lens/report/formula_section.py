@@ -49,6 +49,23 @@ _FORMULA_STATS = (
 _TRUTH_KEYS = ("exact_recovery", "truth_name")
 
 
+def _bootstrap_note(rec: dict[str, Any]) -> str:
+    """The member bootstrap's verdict, when it ran (``distill.bootstrap``)."""
+    share = rec.get("bootstrap_agreement")
+    if share is None:
+        return ""
+    flagged = (
+        " Flagged: it depends on which members are in the ensemble."
+        if ("bootstrap" in (rec.get("flags") or []))
+        else ""
+    )
+    return note(
+        f"Member bootstrap: this form came back in {share:.0%} of "
+        f"{rec.get('bootstrap_resamples')} resamples of the members "
+        f"({rec.get('bootstrap_forms')} distinct forms).{flagged}"
+    )
+
+
 def _extrapolation_note(rec: dict[str, Any]) -> str:
     """What the extrapolation R² was measured against, or why it was not measured."""
     ref = rec.get("extrapolation_reference")
@@ -114,7 +131,7 @@ def _formula_card(
         _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
     ]
     stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
-    stats += _extrapolation_note(rec)
+    stats += _extrapolation_note(rec) + _bootstrap_note(rec)
     front = rec.get("front") or []
     pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
     crosses = "; crosses: dominated candidates" if False in check["front_on_pareto"] else ""

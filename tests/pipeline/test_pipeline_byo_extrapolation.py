@@ -217,7 +217,9 @@ def test_activations_members_with_and_without_extrapolation_files(tmp_path):
     (f,) = result.formulas
     assert f["is_result"] is True and f["extrapolation_reference"] is None
     assert f["r2_extrapolation"] is None
-    assert f["extrapolation_note"].startswith("extrapolation not checked: 4 of 4 members")
+    assert f["extrapolation_note"].startswith(
+        "extrapolation not checked against the networks: 4 of 4 members"
+    )
     assert "activations-only member without an 'extrapolation_path'" in f["extrapolation_note"]
 
     cfg["ensemble"]["ingest"] = [{**entry, "extrapolation_path": "ext/{stem}.npz"}]

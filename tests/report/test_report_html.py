@@ -261,3 +261,33 @@ def test_a_file_where_the_report_folder_goes_is_one_clear_error(models_only) -> 
     with pytest.raises(StoreError, match=r"study\.report: expected a directory, found a file"):
         build_report(models_only.path)
     assert blocker.read_text() == "not a folder"
+
+
+def test_extrapolation_reference_and_member_bootstrap_are_said(models_only, tmp_path: Path) -> None:
+    store = open_store(models_only.path, "a")
+    shown = {"component": 0, "layer": "h", "expression": "x", "r2_extrapolation": 0.98}
+    store.write_formulas(
+        [
+            {
+                **shown,
+                "extrapolation_reference": "consensus of the networks on the extrapolation rows",
+                "bootstrap_agreement": 0.5,
+                "bootstrap_resamples": 4,
+                "bootstrap_forms": 3,
+                "flags": ["bootstrap"],
+            },
+            {
+                **shown,
+                "component": 1,
+                "extrapolation_reference": None,
+                "extrapolation_note": "extrapolation not checked: 2 of 2 members have none",
+            },
+        ],
+        tag="t",
+    )
+    page, _ = _parse(build_report(store, out_dir=tmp_path).html)
+    text = " ".join(page.text)
+    assert "R² extrapolation: against the consensus of the networks on the extrapolation" in text
+    assert "Member bootstrap: this form came back in 50% of 4 resamples" in text
+    assert "it depends on which members are in the ensemble" in text
+    assert "extrapolation not checked: 2 of 2 members have none" in text
