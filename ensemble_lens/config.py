@@ -245,6 +245,10 @@ class DistillConfig(_Strict):
     #: a formula that explains (R^2 >= 0.9) fewer than this share of the members' own
     #: components is not a result: it fits the average, not what the members carry
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: a formula is a closed form only if its search front has a knee: somewhere up to the
+    #: chosen formula one added node cuts the unexplained variance by at least exp(min_knee)
+    #: (0 switches the check off; see ensemble_lens.distill.verdict.front_knee)
+    min_knee: float = Field(default=0.5, ge=0.0)
     #: member bootstrap: this many resamples of the members (with replacement), each searched
     #: again (that many more searches per component); 0: off (drop-one stability only)
     bootstrap: int = Field(default=0, ge=0)

@@ -71,7 +71,7 @@ class DistillSettings:
     reduce : bool
         Reduce invariants modulo one another (:func:`~ensemble_lens.distill.reduce.
         reduce_modulo_others`) when the latent is known only up to a monotone map.
-    max_extrapolation_drop, stability_tolerance, min_support : float
+    max_extrapolation_drop, stability_tolerance, min_support, min_knee : float
         See :mod:`ensemble_lens.distill.verdict`.
     bootstrap : int
         Member resamples, each searched again (:mod:`ensemble_lens.distill.bootstrap`;
@@ -88,6 +88,7 @@ class DistillSettings:
     max_extrapolation_drop: float = 0.5
     stability_tolerance: float = 0.02
     min_support: float = 0.5
+    min_knee: float = 0.5
     bootstrap: int = 0
     bootstrap_min_agreement: float = 0.8
 
@@ -288,6 +289,7 @@ def _judged(
         max_extrapolation_drop=problem.settings.max_extrapolation_drop,
         stability_tolerance=problem.settings.stability_tolerance,
         min_support=problem.settings.min_support,
+        min_knee=problem.settings.min_knee,
     )
 
 

@@ -208,6 +208,7 @@ def _law(ctx: StageContext) -> dict[str, Any]:
             max_extrapolation_drop=dcfg.max_extrapolation_drop,
             stability_tolerance=dcfg.stability_tolerance,
             min_support=dcfg.min_support,
+            min_knee=dcfg.min_knee,
             bootstrap=dcfg.bootstrap,
             bootstrap_min_agreement=dcfg.bootstrap_min_agreement,
         ),

@@ -16,6 +16,8 @@ from ensemble_lens.distill.verdict import (
     NO_TRUTH,
     drop_one_member,
     extrapolation_failure,
+    front_knee,
+    knee_failure,
     support_failure,
 )
 
@@ -186,3 +188,33 @@ def test_member_bootstrap_finds_the_form_again_or_flags_it():
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=boot).records
     assert rec["bootstrap_agreement"] < 0.8 and rec["bootstrap_forms"] > 1
     assert "bootstrap" in rec["flags"] and "member resamples" in rec["bootstrap_note"]
+
+
+def _front(sizes, r2s):
+    return [{"complexity": c, "loss": 1.0 - r} for c, r in zip(sizes, r2s, strict=True)]
+
+
+def test_front_knee_is_the_steepest_step_up_to_the_chosen_formula():
+    # a law: the error drops 480x when the formula reaches the law's size (3 nodes more)
+    law = _front([3, 4, 7, 12], [0.05, 0.67, 0.9993, 0.9994])
+    assert front_knee(law, 7) == pytest.approx(np.log(0.33 / 0.0007) / 3)
+    assert knee_failure(front_knee(law, 7), 0.5) is None
+    # a smooth fit: every node buys a little (the shuffled-target null of the README)
+    sizes = [3, 4, 7, 13, 20, 26, 29, 31, 33, 36, 40]
+    r2s = [0.163, 0.287, 0.472, 0.591, 0.776, 0.900, 0.922, 0.953, 0.976, 0.983, 0.985]
+    knee = front_knee(_front(sizes, r2s), 36)
+    assert 0.3 < knee < 0.4
+    assert knee_failure(knee, 0.5).startswith("no knee on the search front (steepest step 0.3")
+    assert knee_failure(knee, 0.0) is None  # switched off
+    assert front_knee(law[:1], 3) is None and front_knee(law, None) is None  # nothing to measure
+    assert front_knee(law, 4) == pytest.approx(np.log(0.95 / 0.33))  # steps beyond do not count
+
+
+def test_a_formula_without_a_knee_is_not_a_result():
+    ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
+    assert rec["is_result"] is True and rec["knee"] > 2  # a law: a sharp knee
+    strict = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1), min_knee=50.0)
+    (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=strict).records
+    assert rec["is_result"] is False and rec["flags"] == ["no_knee"]
+    assert rec["expression"] is None and rec["reason"].startswith("no knee")

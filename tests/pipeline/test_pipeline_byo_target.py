@@ -73,7 +73,7 @@ def _config(root, kind, tmp_path, **probe):
         "probe": {
             "path": str(root / "probe.parquet"),
             "split": 0.3,
-            "target": ["u"],
+            "target": probe.pop("target", ["u"]),
             "variables": ["x1", "x2", "x3"],
             **probe,
         },
@@ -117,6 +117,15 @@ def test_a_shuffled_target_ensemble_stops_short_of_formulas(lab, tmp_path):
     assert result.formulas and all(r["expression"] is None for r in result.formulas)
     assert all(r["member_skill"] == "unskilled" for r in result.formulas)
     assert "0 of 3 members predict their own targets" in result.formulas[0]["reason"]
+
+
+def test_without_targets_the_null_is_stopped_by_its_formulas_verdicts(lab, tmp_path):
+    # no skill to check: the shared fit of the shuffled targets reaches the search, and what
+    # stops it is how its formulas look (no knee on the front, or members not carrying it)
+    result = run_study(_config(lab, "null", tmp_path, target=None))
+    assert result.formulas and not any(r["is_result"] for r in result.formulas)
+    flags = {f for r in result.formulas for f in r["flags"]}
+    assert flags & {"no_knee", "support", "extrapolation"}, result.formulas
 
 
 def test_output_width_must_match_the_target_columns(lab, tmp_path):
