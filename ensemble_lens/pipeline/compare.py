@@ -186,10 +186,13 @@ def compare_layer(ctx: Any, layer: str, ids: list[str], tag: str) -> str:
         layer, len(ids), len(plan.groups), len(plan.groups[0]), len(plan.blocks()),
         len(plan.blocks()) - len(todo), plan.block_bytes / 1e6,
     )  # fmt: skip
-    ctx.tick(f"pairs {layer}", done, total)
-    _run_blocks(
-        ctx, layer, plan, todo, settings, tag, lambda n: ctx.tick(f"pairs {layer}", n, total), done
-    )
+    per = len(specs) * (1 + bool(scfg.n_perm))  # progress in member pairs x matrices
+
+    def tick(n: int) -> None:
+        ctx.tick(f"pairs {layer}", n * per, total * per)
+
+    tick(done)
+    _run_blocks(ctx, layer, plan, todo, settings, tag, tick, done)
     ctx.store.write_result("similarity", layer, _assemble(store, layer, plan, ids, scfg), tag)
     store.clear_blocks(layer)
     reused = len(plan.blocks()) - len(todo)
