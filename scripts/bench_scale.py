@@ -206,7 +206,9 @@ def bench_compare(ks: list[int], args: argparse.Namespace, n: int = 2000, d: int
             path = os.path.join(tmp, f"c{k}.zarr")
             write_store(path, n, k, d)
             pairs = k * (k - 1) // 2
-            ways = ["new", "old" if k <= args.old_max_k else "old-inline"]
+            ways = ["new"] + (
+                [] if args.no_old else ["old" if k <= args.old_max_k else "old-inline"]
+            )
             for way in ways:
                 cmd = [sys.executable, __file__, "--compare-child", path, way]
                 cmd += ["--workers", str(args.workers), "--block-memory", args.block_memory]
@@ -256,6 +258,7 @@ def main() -> None:
     p.add_argument("--compare", type=int, nargs="*", help="compare stage alone at these K")
     p.add_argument("--block-memory", default="1GB", help="similarity.block_memory (--compare)")
     p.add_argument("--old-max-k", type=int, default=200, help="above: old path in 1 process")
+    p.add_argument("--no-old", action="store_true", help="--compare: blocks only")
     p.add_argument("--k-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--compare-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()

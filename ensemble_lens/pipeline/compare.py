@@ -129,7 +129,7 @@ def run_block(
     pair count and the warnings it raised (re-issued once by the driver)."""
     from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
-    from ..similarity.blocks import pairwise_block, permutation_block
+    from ..similarity.blocks import block_moments, pairwise_block, permutation_block
 
     store = open_store(store_path, mode="a")
     rows, cols = groups
@@ -144,7 +144,7 @@ def run_block(
         warnings.simplefilter("always")
         mom = None  # one moments pass for every moments-based metric of the block
         if any(measure(name, **kw).moment is not None for _, name, kw in specs):
-            mom = compute_moments(load)
+            mom = compute_moments(load) if c is None else block_moments(r, c)
         for var, name, kw in specs:
             shared = mom if measure(name, **kw).moment is not None else None
             fwd, bwd, methods[var] = pairwise_block(r, c, name, moments=shared, **kw)
@@ -186,10 +186,13 @@ def compare_layer(ctx: Any, layer: str, ids: list[str], tag: str) -> str:
         layer, len(ids), len(plan.groups), len(plan.groups[0]), len(plan.blocks()),
         len(plan.blocks()) - len(todo), plan.block_bytes / 1e6,
     )  # fmt: skip
-    ctx.tick(f"pairs {layer}", done, total)
-    _run_blocks(
-        ctx, layer, plan, todo, settings, tag, lambda n: ctx.tick(f"pairs {layer}", n, total), done
-    )
+    per = len(specs) * (1 + bool(scfg.n_perm))  # progress in member pairs x matrices
+
+    def tick(n: int) -> None:
+        ctx.tick(f"pairs {layer}", n * per, total * per)
+
+    tick(done)
+    _run_blocks(ctx, layer, plan, todo, settings, tag, tick, done)
     ctx.store.write_result("similarity", layer, _assemble(store, layer, plan, ids, scfg), tag)
     store.clear_blocks(layer)
     reused = len(plan.blocks()) - len(todo)

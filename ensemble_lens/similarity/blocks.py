@@ -26,10 +26,10 @@ from ._names import POST, Measure
 from ._pairstate import eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
 from .allpairs import _block, _pair_task, _prepare, materialise
-from .moments import Moments, compute_moments
+from .moments import Moments, compute_moments, cross_covariance, resolve_inputs
 from .stats import permutation_test
 
-__all__ = ["pair_index", "pairwise_block", "permutation_block"]
+__all__ = ["block_moments", "pair_index", "pairwise_block", "permutation_block"]
 
 
 def _union(rows: Mapping[str, Any], cols: Mapping[str, Any] | None) -> tuple[dict, list, list]:
@@ -164,6 +164,32 @@ def pairwise_block(
     if m.kind == "distance" and ia is ib:
         np.fill_diagonal(out, 0.0)
     return out[np.ix_(ia, ib)], out[np.ix_(ib, ia)], method
+
+
+def block_moments(
+    rows: Mapping[str, Any], cols: Mapping[str, Any], chunk_size: int = 8192
+) -> Moments:
+    """:class:`Moments` of an off-diagonal block (rows then cols) with only what its pairs use:
+    each network's own covariance and the rows x cols cross-covariance (the rows x rows and
+    cols x cols cross terms are left 0), half the products of the whole block's pass."""
+    own = [compute_moments({k: x}, chunk_size=chunk_size) for k, x in {**rows, **cols}.items()]
+    names_r, spec_r, n, widths_r = resolve_inputs(dict(rows))
+    names_c, spec_c, _, widths_c = resolve_inputs(dict(cols))
+    mean = np.concatenate([m.mean for m in own])
+    scales = np.concatenate([np.ones(m.mean.size) if m.scales is None else m.scales for m in own])
+    r = sum(widths_r)
+    cross = cross_covariance(
+        (spec_r, spec_c), (names_r, names_c), (mean[:r], mean[r:]), n, chunk_size,
+        scales=(scales[:r], scales[r:]),
+    )  # fmt: skip
+    cov = np.zeros((mean.size, mean.size))
+    cov[:r, r:], cov[r:, :r] = cross, cross.T
+    at = 0
+    for m in own:
+        cov[at : at + m.mean.size, at : at + m.mean.size] = m.cov
+        at += m.mean.size
+    widths = widths_r + widths_c
+    return Moments(n, names_r + names_c, widths, mean, cov, None if (scales == 1).all() else scales)
 
 
 def pair_index(i: int, j: int, k: int, symmetric: bool) -> int:

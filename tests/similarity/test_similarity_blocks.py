@@ -8,7 +8,12 @@ import pytest
 
 from ensemble_lens.errors import ShapeError
 from ensemble_lens.similarity import pairwise, pairwise_permutation_test
-from ensemble_lens.similarity.blocks import pair_index, pairwise_block, permutation_block
+from ensemble_lens.similarity.blocks import (
+    block_moments,
+    pair_index,
+    pairwise_block,
+    permutation_block,
+)
 
 METRICS = [
     "linear_cka",
@@ -95,3 +100,15 @@ def test_permutation_blocks_equal_the_full_test(nets, metric):
 def test_a_network_both_row_and_column_is_refused(nets):
     with pytest.raises(ShapeError, match=r"networks \['n0'\] are both rows and columns"):
         pairwise_block({"n0": nets["n0"]}, {"n0": nets["n0"]}, "linear_cka")
+
+
+@pytest.mark.parametrize("metric", ["linear_cka", "mean_cca", "shape_distance", "pwcca"])
+def test_off_diagonal_moments_give_the_same_values(nets, metric):
+    big = {**nets, "n5": nets["n5"].astype(np.float64) * 1e30 + 1e31}  # rescaled network
+    rows = {k: big[k] for k in ["n0", "n4"]}
+    cols = {k: big[k] for k in ["n1", "n2", "n5"]}
+    full = pairwise(big, metric, n_jobs=1).values
+    fwd, bwd, _ = pairwise_block(rows, cols, metric, moments=block_moments(rows, cols))
+    ri, ci = [0, 4], [1, 2, 5]
+    np.testing.assert_allclose(fwd, full[np.ix_(ri, ci)], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bwd, full[np.ix_(ci, ri)], rtol=0, atol=1e-12)
