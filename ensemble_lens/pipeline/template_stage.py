@@ -300,7 +300,7 @@ def _template_labels(ids: list[str], templates: dict[str, Any]) -> list[str]:
 GROUP_FORMULA_KEYS = (
     "component", "expression", "rejected_expression", "r2_test", "r2_extrapolation",
     "support", "member_r2", "is_result", "flags", "reason", "basis", "exact_recovery",
-    "truth_name", "complexity",
+    "truth_name", "complexity", "knee",
 )  # fmt: skip
 
 
