@@ -126,7 +126,7 @@ def run_block(
     tag: str,
 ) -> dict[str, Any]:
     """Executor task: every metric of one block, written to the store; returns the block's
-    pair count and the warnings it raised (re-issued once by the driver)."""
+    key and the warnings it raised (re-issued once by the driver)."""
     from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
     from ..similarity.blocks import block_moments, pairwise_block, permutation_block
