@@ -27,6 +27,7 @@ Usage::
     python scripts/bench_scale.py --n 1000000 --no-k
     python scripts/bench_scale.py --no-k --no-n --mcca 1000
     python scripts/bench_scale.py --no-k --no-n --compare 200 1000   # compare stage alone
+    python scripts/bench_scale.py --k 1000 --no-n --slurm   # on SLURM jobs (scripts/slurm_local.sh)
 """
 
 from __future__ import annotations
@@ -80,12 +81,11 @@ def _maxrss_mb() -> float:
 def k_child(k: int, args: argparse.Namespace) -> None:
     """Runs in a fresh process: one study of K members; prints JSON (times, peak RSS)."""
     from ensemble_lens import run_study
-    from ensemble_lens.execution import make_executor
 
     out: dict = {"K": k}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = study_config(k, os.path.join(tmp, "s.zarr"), args)
-        with make_executor("local", workers=args.workers) as ex:
+        with _executor(args, tmp) as ex:
             for stage in STAGES:
                 t = time.perf_counter()
                 run_study(cfg, executor=ex, stages=[stage])
@@ -97,10 +97,34 @@ def k_child(k: int, args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def _executor(args: argparse.Namespace, tmp: str):  # type: ignore[no-untyped-def]
+    """A LocalCluster of ``--workers`` processes, or with ``--slurm`` as many one-core SLURM
+    jobs through dask-jobqueue (the site values of the one-node cluster that
+    scripts/slurm_local.sh starts: partition ``debug``, no --exclusive)."""
+    from ensemble_lens.config import JobqueueConfig
+    from ensemble_lens.execution import make_executor
+
+    if not args.slurm:
+        return make_executor("local", workers=args.workers)
+    options = {
+        "queue": "debug",
+        "walltime": "01:00:00",
+        "job_extra_directives": [],
+        "python": sys.executable,
+        "log_directory": os.path.join(tmp, "logs"),
+        "local_directory": os.path.join(tmp, "logs"),
+    }
+    jobqueue = JobqueueConfig(
+        kind="slurm", jobs=args.workers, cores=1, memory=args.slurm_memory, options=options
+    )
+    return make_executor("jobqueue", jobqueue=jobqueue)
+
+
 def bench_k(ks: list[int], rate: float, args: argparse.Namespace) -> None:
     print(
         f"\nK scaling: bottleneck members (width 8, depth 1, 512 examples, 3 epochs), probe "
-        f"n={args.probe}, {args.workers} workers, train_mode={args.train_mode}, "
+        f"n={args.probe}, {args.workers} {'SLURM jobs' if args.slurm else 'workers'}, "
+        f"train_mode={args.train_mode}, "
         f"members_per_task={args.members_per_task or 'auto'}"
     )
     head = (
@@ -127,6 +151,8 @@ def bench_k(ks: list[int], rate: float, args: argparse.Namespace) -> None:
 def _child_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--probe", str(args.probe), "--workers", str(args.workers)]
     flags += ["--train-mode", args.train_mode]
+    if args.slurm:
+        flags += ["--slurm", "--slurm-memory", args.slurm_memory]
     if args.members_per_task:
         flags += ["--members-per-task", str(args.members_per_task)]
     return flags
@@ -259,6 +285,8 @@ def main() -> None:
     p.add_argument("--block-memory", default="1GB", help="similarity.block_memory (--compare)")
     p.add_argument("--old-max-k", type=int, default=200, help="above: old path in 1 process")
     p.add_argument("--no-old", action="store_true", help="--compare: blocks only")
+    p.add_argument("--slurm", action="store_true", help="K studies on SLURM jobs (jobqueue)")
+    p.add_argument("--slurm-memory", default="3GB", help="memory per SLURM worker job")
     p.add_argument("--k-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--compare-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
