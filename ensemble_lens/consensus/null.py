@@ -80,6 +80,11 @@ def null_agreement_batch(
     return np.stack(out)
 
 
+def _shared_batch(data: tuple, method: Method, n_components: int, seeds: Any) -> np.ndarray:
+    fit, test = data
+    return null_agreement_batch(fit, test, method, n_components, seeds)
+
+
 def run_permutation_null(
     fit: Sequence[np.ndarray],
     test: Sequence[np.ndarray],
@@ -99,8 +104,7 @@ def run_permutation_null(
     if executor is None:
         return null_agreement_batch(fit, test, method, n_components, seeds)
     batches = [seeds[i::8] for i in range(min(8, n_null))]
-    futures = [
-        executor.submit(null_agreement_batch, list(fit), list(test), method, n_components, b)
-        for b in batches
-    ]
+    share = getattr(executor, "share", lambda value: value)
+    data = share((list(fit), list(test)))  # sent once, not with each of the batches
+    futures = [executor.submit(_shared_batch, data, method, n_components, b) for b in batches]
     return np.concatenate([f.result() for f in futures])

@@ -42,6 +42,10 @@ class SerialExecutor:
             future.set_exception(err)
         return future
 
+    def share(self, value: Any) -> Any:
+        """``value`` itself: tasks run here."""
+        return value
+
     def close(self) -> None:
         return None
 
@@ -82,6 +86,11 @@ class DaskExecutor:
         return self.client.submit(
             fn, *args, key=task_key, pure=False, retries=self.retries, **kwargs
         )
+
+    def share(self, value: Any) -> Any:
+        """``value`` sent once to every worker (``Client.scatter(broadcast=True)``); pass the
+        returned future to many tasks instead of the value, which would travel with each."""
+        return self.client.scatter([value], broadcast=True)[0]
 
     def close(self) -> None:
         with _quiet_shutdown():
