@@ -87,6 +87,11 @@ class ProbeConfig(_Strict):
     def _split_value(self) -> ProbeConfig:
         if isinstance(self.split, float) and not 0.0 < self.split < 1.0:
             raise ValueError(f"split: a test fraction must be in (0, 1), got {self.split}")
+        if self.target and self.path is None:
+            raise ValueError(
+                f"target {self.target}: target columns are read from a probe file; expected "
+                "probe.path (a task's members carry their own validation R^2)"
+            )
         return self
 
 

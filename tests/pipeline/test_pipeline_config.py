@@ -42,6 +42,11 @@ def test_ingest_entry_needs_factory():
         )
 
 
+def test_probe_target_needs_a_probe_file():
+    with pytest.raises(ConfigError, match=r"probe: Value error, target \['y'\]: .*probe.path"):
+        load_config({"task": {"name": "gravity"}, "probe": {"target": ["y"]}})
+
+
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
