@@ -4,8 +4,13 @@ Selection rule: every candidate on the backend's front is canonicalised
 (:func:`~ensemble_lens.distill.canonical.canonicalize`) and scored by R^2 on the test split.
 If the best test R^2 is below ``min_r2`` the result says "no formula" (``expression`` is None):
 a formula fitted to noise is never presented. Otherwise the *simplest* candidate whose test R^2
-is within ``r2_tolerance`` of the best is chosen (a knee rule in accuracy units: extra terms
-must buy more than ``r2_tolerance`` of explained variance on held-out data).
+is within :func:`accuracy_tolerance` of the best is chosen (a knee rule in accuracy units:
+extra terms must buy more than that much explained variance on held-out data). The tolerance
+is ``r2_tolerance`` (0.01), narrowed when the best formula is nearly exact to ten times its
+unexplained variance (never below a tenth of ``r2_tolerance``): against a best test R^2 of
+0.99997, a simpler formula at 0.991 has 300 times its error and is a different law, not the
+same law written shorter (a 3-D screened force's x component was written ``dx*m_j/r**3``
+instead of ``dx*m_j*exp(-r)/r**2`` that way, while its y and z components were right).
 """
 
 from __future__ import annotations
@@ -162,11 +167,18 @@ def _safe_rounding(
     return exact
 
 
+def accuracy_tolerance(best_r2: float, r2_tolerance: float = 0.01) -> float:
+    """How far below the best test R^2 a simpler formula may be and still be chosen:
+    ``min(r2_tolerance, max(r2_tolerance / 10, 10 * (1 - best_r2)))`` (module docstring)."""
+    return min(r2_tolerance, max(r2_tolerance / 10, 10.0 * (1.0 - best_r2)))
+
+
 def select(scored: Sequence[Scored], *, r2_tolerance: float) -> Scored:
-    """Simplest candidate whose test R^2 is within ``r2_tolerance`` of the best one."""
+    """Simplest candidate whose test R^2 is within :func:`accuracy_tolerance` of the best."""
     best = max(s.r2_test for s in scored)
+    tol = accuracy_tolerance(best, r2_tolerance)
     return min(
-        (s for s in scored if s.r2_test >= best - r2_tolerance),
+        (s for s in scored if s.r2_test >= best - tol),
         key=lambda s: (s.complexity, -s.r2_test),
     )
 

@@ -11,14 +11,18 @@ __all__ = ["no_consensus_record", "pick", "record", "unskilled_record"]
 
 
 def pick(results: list[Any]) -> Any:
-    """The simplest seed result within 0.01 test R^2 of the best one (or the first result
-    when no seed found a formula)."""
+    """The simplest seed result within :func:`~ensemble_lens.distill.distill.
+    accuracy_tolerance` of the best test R^2 (or the first result when no seed found a
+    formula)."""
+    from .distill import accuracy_tolerance
+
     good = [r for r in results if r.expr is not None]
     if not good:
         return results[0]
     best = max(r.r2_test for r in good)
+    tol = accuracy_tolerance(best)
     return min(
-        (r for r in good if r.r2_test >= best - 0.01), key=lambda r: (r.complexity, -r.r2_test)
+        (r for r in good if r.r2_test >= best - tol), key=lambda r: (r.complexity, -r.r2_test)
     )
 
 

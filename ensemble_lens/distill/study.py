@@ -10,10 +10,12 @@ a basis that can have simple formulas, from the inputs alone (never from the ans
   pivot monomial of its own.
 
 Each basis component is then searched with every configured SR seed; among the seeds' results
-the simplest one within 0.01 test R^2 of the best is kept. Each formula is judged on the test
-split, on the extrapolation range (against the ground truth calibrated affinely on the test
-split, because networks themselves do not extrapolate), by gradient agreement, by support
-across members (their own aligned components mapped the same way), and by exact recovery.
+the simplest one within the selection tolerance of the best is kept (0.01 test R^2, narrowed
+for nearly exact formulas: :func:`~ensemble_lens.distill.distill.accuracy_tolerance`). Each
+formula is judged on the test split, on the extrapolation range (against the ground truth
+calibrated affinely on the test split, because networks themselves do not extrapolate), by
+gradient agreement, by support across members (their own aligned components mapped the same
+way), and by exact recovery.
 
 Everything here takes plain parameters (names, primitives, the equivariant vector, the latent
 kind, truths or None, the consensus Dataset, settings); nothing reads a store or a task.

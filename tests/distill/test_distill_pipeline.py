@@ -7,7 +7,7 @@ import sympy
 from force_law import DX, NAMES, TRUTH, M, R, force
 
 from ensemble_lens.distill import distill_component, distill_components, select
-from ensemble_lens.distill.distill import Scored
+from ensemble_lens.distill.distill import Scored, accuracy_tolerance
 from ensemble_lens.errors import ExecutionError, ShapeError
 
 
@@ -75,6 +75,20 @@ def test_selection_takes_the_simplest_candidate_near_the_best():
     ]
     assert select(scored, r2_tolerance=0.01).complexity == 3
     assert select(scored, r2_tolerance=0.001).complexity == 5
+
+
+def test_a_simpler_formula_with_far_more_error_than_a_nearly_exact_one_is_another_law():
+    # a 3-D screened force's x component: dx*m_j/r**3 (test R^2 0.9911) is within 0.01 of
+    # dx*m_j*exp(-r)/r**2 (0.99997) but has 300x its error; 0.9999 against 0.99996 is the
+    # same law written shorter (an overfit longer formula gains nothing)
+    x = sympy.Symbol("x")
+    wrong, law, longer = x**3, sympy.exp(-x) / x**2, sympy.exp(-x) / x**2 + x / 1000
+    assert select([Scored(wrong, wrong, 7, 0.003, 0.9911), Scored(law, law, 11, 3e-5, 0.99997)],
+                  r2_tolerance=0.01).complexity == 11  # fmt: skip
+    assert select([Scored(law, law, 11, 1e-4, 0.9999), Scored(longer, longer, 16, 4e-5, 0.99996)],
+                  r2_tolerance=0.01).complexity == 11  # fmt: skip
+    assert accuracy_tolerance(0.99, 0.01) == 0.01 and accuracy_tolerance(0.99997) == 0.001
+    assert accuracy_tolerance(0.9995) == pytest.approx(0.005)
 
 
 def test_distill_components_runs_inline_and_on_an_executor_alike(splits):
