@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "gravity": "ensemble_lens.tasks.nbody:GravityTask",
     "spring": "ensemble_lens.tasks.nbody:SpringTask",
     "charge": "ensemble_lens.tasks.nbody:ChargeTask",
+    "screened": "ensemble_lens.tasks.nbody:ScreenedTask",
     "pair_energy": "ensemble_lens.tasks.pair_energy:PairEnergyTask",
     "harmonic": "ensemble_lens.tasks.conserved:HarmonicTask",
     "pendulum": "ensemble_lens.tasks.conserved:PendulumTask",

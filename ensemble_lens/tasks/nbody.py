@@ -22,7 +22,7 @@ e.g. send ``q_j d / r^3`` and multiply by ``q_i`` at the receiver: a receiver ga
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import sympy
@@ -229,3 +229,31 @@ class ChargeTask(NBodyTask):
 
     def _receiver_factor(self, node: np.ndarray) -> np.ndarray:
         return -np.ones_like(node)
+
+
+class ScreenedTask(NBodyTask):
+    """A screened (Yukawa-like) attraction: ``a_i = sum_j m_j exp(-r / L) d / r^2``.
+
+    Outside the inverse-power grammar of the other n-body laws: the search needs ``exp``
+    (declared in :attr:`sr_functions`), and the decay length ``L`` is a constant inside a
+    non-linear function, which the constants-across-members step refits on every member and
+    on the extrapolation range. Works in 2-D and 3-D (``dim``).
+
+    Parameters
+    ----------
+    decay_length : float
+        ``L`` > 0 (default 1).
+    **kwargs
+        Passed to :class:`NBodyTask` (``dim``, ``n_bodies``, ``box``, ...).
+    """
+
+    name = "screened"
+    sr_functions = ("exp",)
+
+    def __init__(self, *, decay_length: float = 1.0, **kwargs: Any) -> None:
+        if not decay_length > 0:
+            raise TaskError(f"task 'screened': expected decay_length > 0, got {decay_length}")
+        self.decay_length = float(decay_length)
+        length = sympy.Integer(1) if decay_length == 1 else sympy.Float(decay_length)
+        self.pair_law = sympy.Symbol("m_j") * sympy.exp(-_r / length) / _r**2
+        super().__init__(**kwargs)

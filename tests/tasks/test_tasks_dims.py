@@ -107,3 +107,19 @@ def test_a_3d_gravity_study_searches_the_three_component_input_basis(tmp_path):
     assert [f["component"] for f in formulas] == ["dx-component", "dy-component", "dz-component"]
     assert all(f["basis"] == "equivariant" for f in formulas)
     assert all(f["r2_test"] > 0.8 for f in formulas)
+
+
+def test_screened_task_truth_and_primitives_in_3d():
+    task = get_task("screened", dim=3, n_bodies=2, decay_length=2.0)
+    assert task.sr_functions == ("exp",) and sorted(task.latents) == ["fx", "fy", "fz"]
+    # sender of mass 2 at (2, 3, 6): r = 7, m_j exp(-r / 2) d / r^2
+    truth = task.truth(np.array([[2.0, 3.0, 6.0, 7.0, 1.0, 2.0]]))
+    s = 2.0 * np.exp(-3.5) / 49.0
+    np.testing.assert_allclose([truth[k][0] for k in ("fx", "fy", "fz")], [2 * s, 3 * s, 6 * s])
+    pos = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]]])
+    acc = task.accelerations(pos, np.array([[1.0, 3.0]]))  # receiver 0 pulled up by mass 3
+    np.testing.assert_allclose(acc[0, 0], [0, 0, 3 * np.exp(-1.0) * 2 / 4])
+    r, mj = sympy.symbols("r m_j")
+    assert get_task("screened").latents["fx"] == mj * sympy.exp(-r) * sympy.Symbol("dx") / r**2
+    with pytest.raises(TaskError, match="decay_length > 0"):
+        get_task("screened", decay_length=0)

@@ -23,6 +23,7 @@ BUILTIN = [
     "modular",
     "pair_energy",
     "pendulum",
+    "screened",
     "spring",
 ]
 
