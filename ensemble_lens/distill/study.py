@@ -291,7 +291,8 @@ def _judged(
         max_extrapolation_drop=problem.settings.max_extrapolation_drop,
         stability_tolerance=problem.settings.stability_tolerance,
         min_support=problem.settings.min_support,
-        min_knee=problem.settings.min_knee,
+        # a latent known up to a monotone map is chosen by gradient agreement, not values
+        min_knee=0.0 if problem.latent_kind == "monotone" else problem.settings.min_knee,
     )
 
 

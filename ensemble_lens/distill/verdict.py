@@ -15,7 +15,8 @@ Every formula record gets, besides test R^2 and support:
   ones add nothing), while a smooth function that no short formula describes (what a null
   ensemble fitted to shuffled targets shares) lowers the error gradually, node by node. A
   formula whose front has no step steeper than ``min_knee`` (log error per added node) up to
-  it is flagged ``no_knee`` and is not a result;
+  it is flagged ``no_knee`` and is not a result (not measured for formulas chosen by gradient
+  agreement or reduced modulo other components: the front's errors do not rank those);
 * **the extrapolation verdict**: a formula whose extrapolation R^2 is negative, or more than
   ``max_extrapolation_drop`` below its test R^2, does not hold beyond the probe's range and is
   not a result: its expression moves to ``rejected_expression`` and ``expression`` is None.
@@ -236,7 +237,12 @@ def judge(
     )  # fmt: skip
     if pick.expr is None:
         return rec
-    rec["knee"] = front_knee(rec.get("front") or [], pick.complexity)
+    # the front ranks by values: not for a formula chosen by gradient agreement (a latent
+    # known up to a monotone map) nor for one rewritten modulo other components
+    # (the caller passes min_knee=0 for the first)
+    rec["knee"] = (
+        front_knee(rec.get("front") or [], pick.complexity) if pick.reduced_modulo is None else None
+    )
     rec.update(seed_agreement(pick, results))
     member_y = on_consensus_scale(member_y, y)
     if pick.reduced_modulo is None:  # members' remainders are not kept for reduced formulas
