@@ -253,37 +253,29 @@ def run_member(
     with one_torch_thread():
         task = task_of(cfg)
         built = _build(task, member, cfg.execution.device)
-        if member.source == "ingested":
-            built = _with_skill(store, member, built)
-        record_member(store, cfg, task, member, built)
+        metrics = record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
-    return {"id": member.id, "action": member.source, "seconds": seconds, **built[2]}
-
-
-def _with_skill(store: Any, member: MemberSpec, built: tuple) -> tuple:
-    """An ingested network's val_r2 from its outputs on the probe's target columns, unless
-    its entry's ``attrs`` give one (see :mod:`ensemble_lens.record.skill`)."""
-    from ..record.skill import output_skill
-
-    model, probe_model, metrics, ckpt, input_fn = built
-    if "val_r2" in metrics or not store.target_names():
-        return built
-    r2 = output_skill(store, probe_model, input_fn)
-    metrics = {**metrics, "val_r2": r2, "val_r2_on": "probe.target"}
-    return model, probe_model, metrics, ckpt, input_fn
+    return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
 
 
 def record_member(
     store: Any, cfg: StudyConfig, task: Any, member: MemberSpec, built: tuple
-) -> None:
+) -> dict[str, Any]:
     """Record one built member (model, probe module, metrics, checkpoint, input_fn) into its
-    model group, written through the store's staging."""
+    model group, written through the store's staging; returns its metrics.
+
+    An ingested network is scored on the probe's target columns (``probe.target``) from the
+    outputs the recording computes (:class:`~ensemble_lens.record.skill.OutputSkill`): that
+    R^2 is its ``val_r2``, unless its entry's ``attrs`` give one."""
     from ..record.hooks import resolve_layers
     from ..record.recorder import record_into
+    from ..record.skill import OutputSkill
 
     _model, probe_model, metrics, ckpt, input_fn = built
     layers = _layers(cfg, task, member)
     modules = resolve_layers(probe_model, layers, member.id)
+    scored = member.source == "ingested" and "val_r2" not in metrics and bool(store.target_names())
+    skill = OutputSkill(store) if scored else None
     with store.model_writer(member.id, overwrite=True) as writer:
         writer.set_attrs(
             tag=member.tag,
@@ -298,7 +290,11 @@ def record_member(
         )
         if ckpt is not None:
             writer.write_checkpoint(ckpt)
-        record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn)
+        record_into(writer, probe_model, modules, cfg.record.batch_size, input_fn, on_output=skill)
+        if skill is not None:
+            metrics = {**metrics, "val_r2": skill.r2(), "val_r2_on": "probe.target"}
+            writer.set_attrs(metrics=metrics)
+    return metrics
 
 
 def _ingest_arrays(store: Any, member: MemberSpec, start: float) -> dict[str, Any]:

@@ -106,12 +106,14 @@ def record_into(
     input_fn: InputFn | None = None,
     progress: Callable[[int, int], None] | None = None,
     inputs: Any = None,
+    on_output: Callable[[Any], None] | None = None,
 ) -> dict[str, int]:
     """Stream the probe through ``model`` and append every captured layer to ``writer``.
 
     ``inputs``: lazy rows to stream instead of the probe's (the extrapolation samples,
     :meth:`~ensemble_lens.record.store.StudyStore.extrapolation_inputs`), as many as the
-    writer's layers have."""
+    writer's layers have. ``on_output(tensor)`` is called with the model's own output of each
+    batch, in row order (what :class:`~ensemble_lens.record.skill.OutputSkill` scores)."""
     import torch
 
     if inputs is None:
@@ -126,6 +128,8 @@ def record_into(
                 batch = _batch(inputs, start, batch_size)
                 rows = min(batch_size, n - start)
                 output = _call(model, batch, input_fn)
+                if on_output is not None:
+                    on_output(first_tensor(output))
                 if "" in modules:
                     captured[""] = first_tensor(output).detach().to("cpu", torch.float32)
                 for name in modules:

@@ -18,26 +18,7 @@ from .hooks import first_tensor
 from .recorder import InputFn, _batch, _call
 from .store import StudyStore
 
-__all__ = ["check_output_width", "output_skill"]
-
-
-def _outputs(store: StudyStore, model: Any, stop: int, batch_size: int, input_fn: Any) -> Any:
-    """The model's outputs on probe rows ``0:stop``, (row, value) float64."""
-    import torch
-
-    inputs = store.model_inputs()
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, stop, batch_size):
-                rows = min(batch_size, stop - start)
-                y = first_tensor(_call(model, _batch(inputs, start, rows), input_fn))
-                out.append(y.detach().to("cpu", torch.float64).reshape(rows, -1).numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out)
+__all__ = ["OutputSkill", "check_output_width"]
 
 
 def _targets(store: StudyStore) -> tuple[list[str], np.ndarray]:
@@ -54,7 +35,17 @@ def check_output_width(
     names = list(store.target_names())
     if not names:
         return
-    width = _outputs(store, model, min(4, store.n_samples), 4, input_fn).shape[1]
+    import torch
+
+    k = min(4, store.n_samples)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            output = first_tensor(_call(model, _batch(store.model_inputs(), 0, k), input_fn))
+    finally:
+        model.train(was_training)
+    width = int(output.reshape(k, -1).shape[1])
     if width != len(names):
         raise ShapeError(
             f"{where}: the network gives {width} output value(s) per sample, expected "
@@ -62,26 +53,35 @@ def check_output_width(
         )
 
 
-def output_skill(
-    store: StudyStore, model: Any, input_fn: InputFn | None = None, batch_size: int = 4096
-) -> float | None:
-    """R^2 of the network's outputs against the probe's target columns on the test rows (all
-    rows when the probe has no test rows), averaged over the columns; None without targets.
+class OutputSkill:
+    """A network's skill on the probe's target columns, from the outputs that recording
+    computes anyway (``record_into(..., on_output=skill)``): no second pass over the probe.
 
-    R^2 = 1 - SSE / SST per column (scikit-learn's ``r2_score``), so predicting the mean scores
-    0 and a network fitted to shuffled targets scores near 0 on fresh rows.
+    R^2 = 1 - SSE / SST per column (scikit-learn's ``r2_score``) on the test rows (all rows
+    when the probe has none), averaged over the columns: predicting the mean scores 0, and a
+    network fitted to shuffled targets scores near 0 on fresh rows.
     """
-    from sklearn.metrics import r2_score
 
-    if not store.target_names():
-        return None
-    names, Y = _targets(store)
-    P = _outputs(store, model, store.n_samples, batch_size, input_fn)
-    if P.shape[1] != Y.shape[1]:
-        raise ShapeError(
-            f"network output: {P.shape[1]} value(s) per sample, expected {Y.shape[1]} "
-            f"(probe.target {names})"
-        )
-    test = store.probe()["split"].values == "test"
-    rows = test if test.any() else np.ones(len(Y), bool)
-    return float(r2_score(Y[rows], P[rows], multioutput="uniform_average"))
+    def __init__(self, store: StudyStore) -> None:
+        self.names, self.Y = _targets(store)
+        self.test = store.probe()["split"].values == "test"
+        self._parts: list[np.ndarray] = []
+
+    def __call__(self, output: Any) -> None:
+        import torch
+
+        rows = output.detach().to("cpu", torch.float64)
+        self._parts.append(rows.reshape(len(rows), -1).numpy())
+
+    def r2(self) -> float:
+        """The score of the outputs seen (every probe row, in order)."""
+        from sklearn.metrics import r2_score
+
+        P = np.concatenate(self._parts)
+        if P.shape[1] != self.Y.shape[1]:
+            raise ShapeError(
+                f"network output: {P.shape[1]} value(s) per sample, expected {self.Y.shape[1]} "
+                f"(probe.target {self.names})"
+            )
+        rows = self.test if self.test.any() else np.ones(len(self.Y), bool)
+        return float(r2_score(self.Y[rows], P[rows], multioutput="uniform_average"))
