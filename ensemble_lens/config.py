@@ -318,8 +318,10 @@ class ExecutionConfig(_Strict):
     #: members built per executor task (None: enough tasks for ~4 per worker, at most 64
     #: members each); a finished member is stored at once, so resume stays per member
     members_per_task: int | None = Field(default=None, ge=1)
-    #: where members train: ``cpu``, ``cuda`` (error when there is none) or ``auto``
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    #: where members train: ``cpu``, ``cuda`` (error when there is none) or ``auto``; the
+    #: moments pass of compare and consensus too (``cpu``: numpy; ``cuda``/``auto``: torch
+    #: GEMMs on the GPU, ``auto`` falling back to numpy; ``torch-cpu``: torch GEMMs on the CPU)
+    device: Literal["cpu", "cuda", "auto", "torch-cpu"] = "cpu"
     #: ``member``: one network at a time (bit-reproducible); ``vmap``: members of one
     #: architecture and training spec in a task train together (torch.func, stacked params)
     train_mode: Literal["member", "vmap"] = "member"

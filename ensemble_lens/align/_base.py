@@ -34,7 +34,7 @@ class AlignerBase(ABC):
     def _fit_pca(self, inputs: Sequence[Any] | Mapping[str, Any]) -> tuple[list[np.ndarray], Any]:
         """Validate the networks, compute their moments once and reduce each by PCA."""
         names, arrays = as_matrices(inputs)
-        moments = fit_moments(arrays)
+        moments = fit_moments(arrays, getattr(self, "device", "cpu"))
         self.names_ = names
         self.n_models_ = len(arrays)
         self.widths_ = [x.shape[1] for x in arrays]

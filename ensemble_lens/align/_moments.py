@@ -11,23 +11,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..similarity._device import Device
 from ..similarity.moments import Moments, compute_moments
 
 __all__ = ["correlation_from_cov", "fit_moments"]
 
 
-def fit_moments(arrays: Sequence[np.ndarray]) -> Moments:
+def fit_moments(arrays: Sequence[np.ndarray], device: Device = "cpu") -> Moments:
     """Shared moments (mean, covariance and per-network blocks) of validated networks.
 
     Parameters
     ----------
     arrays : sequence of ndarray, each (n, d_k)
+    device : {"cpu", "cuda", "auto", "torch-cpu"}
+        Where the moments pass runs (float64; see
+        :func:`ensemble_lens.similarity.compute_moments`).
 
     Returns
     -------
     ensemble_lens.similarity.moments.Moments
     """
-    return compute_moments(list(arrays))
+    return compute_moments(list(arrays), device=device)
 
 
 def correlation_from_cov(cov: np.ndarray, tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:

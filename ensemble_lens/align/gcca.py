@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from ..similarity._device import Device
 from ._base import AlignerBase
 from ._linalg import sym_eigh
 from ._validate import check_like_fit
@@ -59,6 +60,8 @@ class MultisetCCA(AlignerBase):
         operator ``T^T C T`` without forming ``C_w``; ``auto``: iterative when ``P > 2000``
         and fewer than ``P / 4`` components are asked for. Asking for ``P - 1`` or more
         components always uses the dense solver (Lanczos needs fewer).
+    device : {"cpu", "cuda", "auto", "torch-cpu"}
+        Where the fit's moments pass runs (see :func:`~ensemble_lens.similarity.compute_moments`).
 
     Attributes
     ----------
@@ -99,12 +102,14 @@ class MultisetCCA(AlignerBase):
         max_components: int | None = None,
         ridge: float = 1e-3,
         solver: Literal["auto", "dense", "iterative"] = "auto",
+        device: Device = "cpu",
     ) -> None:
         self.n_components = n_components
         self.variance_keep = variance_keep
         self.max_components = max_components
         self.ridge = ridge
         self.solver = solver
+        self.device = device
 
     def fit(self, inputs: Sequence[Any] | Mapping[str, Any]) -> MultisetCCA:
         """Fit on networks (sequence or dict of (n, d_k) arrays) observed on the same samples."""

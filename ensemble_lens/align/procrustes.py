@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..similarity._device import Device
 from ._base import AlignerBase
 from ._linalg import sym_eigh
 
@@ -43,6 +44,8 @@ class GeneralizedProcrustes(AlignerBase):
         Convergence tolerance on the relative change of the GPA objective.
     max_iter : int
         Iteration cap (a log message reports non-convergence).
+    device : {"cpu", "cuda", "auto", "torch-cpu"}
+        Where the fit's moments pass runs (see :func:`~ensemble_lens.similarity.compute_moments`).
 
     Attributes
     ----------
@@ -77,6 +80,7 @@ class GeneralizedProcrustes(AlignerBase):
         scale: bool = True,
         tol: float = 1e-6,
         max_iter: int = 500,
+        device: Device = "cpu",
     ) -> None:
         self.n_components = n_components
         self.variance_keep = variance_keep
@@ -84,6 +88,7 @@ class GeneralizedProcrustes(AlignerBase):
         self.scale = scale
         self.tol = tol
         self.max_iter = max_iter
+        self.device = device
 
     def fit(self, inputs: Sequence[Any] | Mapping[str, Any]) -> GeneralizedProcrustes:
         """Fit on networks (sequence or dict of (n, d_k) arrays) observed on the same samples."""

@@ -41,6 +41,7 @@ import xarray as xr
 from .._arrays import sample_ids_of
 from ..align._validate import as_matrices
 from ..errors import ShapeError
+from ..similarity._device import Device
 from .null import Method, make_aligner, run_permutation_null
 from .scoring import member_agreement, variance_carried
 from .untrained import untrained_null
@@ -131,6 +132,7 @@ def find_consensus(
     min_learned_share: float = 0.02,
     member_weights: Sequence[float] | Mapping[str, float] | None = None,
     executor: Any = None,
+    device: Device = "cpu",
 ) -> xr.Dataset:
     """Find the aligned components that an ensemble of networks shares beyond chance.
 
@@ -182,6 +184,10 @@ def find_consensus(
         Default: equal weights. Agreement, variance, support and the nulls do not use them.
     executor : object with ``submit``, optional
         Runs the null refits in up to 8 batches.
+    device : {"cpu", "cuda", "auto", "torch-cpu"}
+        Where the alignment's shared moments pass (all members side by side on the fit
+        samples) runs, as in :func:`ensemble_lens.similarity.compute_moments`; the null
+        refits, on the members' few PCA scores, stay on numpy.
 
     Returns
     -------
@@ -215,7 +221,7 @@ def find_consensus(
         method, n_components, variance_keep, n_null, alpha, p_support, min_variance, seed
     )
     rows = ([x[fit] for x in arrays], [x[test] for x in arrays])
-    aligner = make_aligner(method, n_components, variance_keep)
+    aligner = make_aligner(method, n_components, variance_keep, device)
     aligner.fit(dict(zip(names, rows[0], strict=True)))
     scores = aligner.transform(dict(zip(names, arrays, strict=True)))
     agree = member_agreement([s[test] for s in scores])

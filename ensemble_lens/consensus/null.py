@@ -27,13 +27,14 @@ Method = Literal["gcca", "procrustes"]
 
 
 def make_aligner(
-    method: Method, n_components: int | None, variance_keep: float
+    method: Method, n_components: int | None, variance_keep: float, device: str = "cpu"
 ) -> MultisetCCA | GeneralizedProcrustes:
-    """The aligner used by consensus for ``method``."""
+    """The aligner used by consensus for ``method`` (``device``: of its moments pass)."""
+    kw: dict[str, Any] = {"n_components": n_components, "variance_keep": variance_keep}
     if method == "gcca":
-        return MultisetCCA(n_components=n_components, variance_keep=variance_keep)
+        return MultisetCCA(**kw, device=device)  # type: ignore[arg-type]
     if method == "procrustes":
-        return GeneralizedProcrustes(n_components=n_components, variance_keep=variance_keep)
+        return GeneralizedProcrustes(**kw, device=device)  # type: ignore[arg-type]
     raise ValueError(f"method: expected 'gcca' or 'procrustes', got {method!r}")
 
 

@@ -105,7 +105,8 @@ def load_checkpoint(task: Task, arch: ArchSpec, data: bytes, *, seed: int = 0) -
 def resolve_device(device: str = "cpu") -> torch.device:
     """The torch device for ``execution.device``: ``cpu``, ``cuda`` or ``auto``.
 
-    ``auto`` is ``cuda`` when :func:`torch.cuda.is_available`, else ``cpu``.
+    ``auto`` is ``cuda`` when :func:`torch.cuda.is_available`, else ``cpu``; ``torch-cpu``
+    (which picks the torch path of the moments pass) trains on the ``cpu``.
 
     Raises
     ------
@@ -114,7 +115,7 @@ def resolve_device(device: str = "cpu") -> torch.device:
     ConfigError
         Any other name.
     """
-    if device not in ("cpu", "cuda", "auto"):
+    if device not in ("cpu", "cuda", "auto", "torch-cpu"):
         raise ConfigError(f"execution.device: expected 'cpu', 'cuda' or 'auto', got {device!r}")
     has_cuda = torch.cuda.is_available()
     if device == "cuda" and not has_cuda:

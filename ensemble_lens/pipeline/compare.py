@@ -142,9 +142,11 @@ def run_block(
     methods, at = {}, 0
     with blas_limit(1), warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        mom = None  # one moments pass for every moments-based metric of the block
+        mom, dev = None, settings.get("device", "cpu")  # one pass for every moments metric
         if any(measure(name, **kw).moment is not None for _, name, kw in specs):
-            mom = compute_moments(load) if c is None else block_moments(r, c)
+            mom = (
+                compute_moments(load, device=dev) if c is None else block_moments(r, c, device=dev)
+            )
         for var, name, kw in specs:
             shared = mom if measure(name, **kw).moment is not None else None
             fwd, bwd, methods[var] = pairwise_block(r, c, name, moments=shared, **kw)
@@ -176,7 +178,8 @@ def compare_layer(ctx: Any, layer: str, ids: list[str], tag: str) -> str:
         layer,
     )
     specs = metric_specs(scfg)
-    settings = {"specs": specs, "n_perm": scfg.n_perm, "seed": scfg.seed, "k": len(ids)}
+    settings = {"specs": specs, "n_perm": scfg.n_perm, "seed": scfg.seed, "k": len(ids),
+                "device": ctx.cfg.execution.device}  # fmt: skip
     stored = store.open_blocks(layer)
     todo = [b for b in plan.blocks() if not _reusable(stored.get(plan.key(*b)), plan, b, tag)]
     total = sum(plan.n_pairs(*b) for b in plan.blocks())

@@ -157,6 +157,7 @@ def run_study(
     task = task_of(cfg)
     # everything checked before writing
     check_members(cfg, task, path, wanted, tuple(redo), in_memory=tuple(members or ()))
+    check_device(cfg, wanted, executor)
     with StoreLock(path, wait=wait):
         if not isinstance(store, StudyStore):
             store = open_store(path, mode="a")
@@ -243,6 +244,22 @@ def check_members(
             if pattern and glob.has_magic(pattern) and (m.id not in done or m.id in redo):
                 where = f"member {m.id!r} (pattern {pattern!r})"
                 check_ingest_file(m.ingest["path"], m.ingest["kind"], where)
+
+
+def check_device(cfg: StudyConfig, wanted: Sequence[str], executor: Any = None) -> None:
+    """Refuse, before anything is written, ``execution.device: cuda`` where torch sees no CUDA
+    device and a stage that uses it (train, compare, consensus) is to run. Checked by one small
+    task on the given executor (where the work will run), else here for the ``local`` and
+    ``serial`` schedulers (their workers run on this machine); the workers of a remote
+    scheduler raise the same error when their first task starts."""
+    if cfg.execution.device != "cuda" or not {"train", "compare", "consensus"} & set(wanted):
+        return
+    from ..similarity._device import moments_backend
+
+    if executor is not None:
+        executor.submit(moments_backend, "cuda", "execution.device").result()
+    elif cfg.execution.scheduler in ("local", "serial"):
+        moments_backend("cuda", "execution.device")
 
 
 def _built_by(source: str, wanted: Sequence[str]) -> bool:

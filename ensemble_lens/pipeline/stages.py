@@ -377,6 +377,7 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             min_learned_share=ccfg.min_learned_share,
             member_weights=weights,
             executor=ctx.executor,
+            device=ctx.cfg.execution.device,
         )
         if ext_tags:
             ds = split_off(ds, len(split), ctx.store)

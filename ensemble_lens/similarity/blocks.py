@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import EnsembleLensWarning, ShapeError
 from ._batched import batched_values
+from ._device import Device, Precision
 from ._names import POST, Measure
 from ._pairstate import eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
@@ -53,12 +54,19 @@ def _pairs(ia: list[int], ib: list[int], symmetric: bool) -> list[tuple[int, int
 
 
 def _moment_block(
-    data: dict, m: Measure, ia: list, ib: list, out: np.ndarray, mom: Moments | None, chunk: int
+    data: dict,
+    m: Measure,
+    ia: list,
+    ib: list,
+    out: np.ndarray,
+    mom: Moments | None,
+    chunk: int,
+    how: tuple[Device, Precision] = ("cpu", "float64"),
 ) -> None:
     """Moments of the block's networks in one pass, each network prepared once, then pairs."""
     assert m.moment is not None
     if mom is None:
-        mom = compute_moments(data, chunk_size=chunk)
+        mom = compute_moments(data, chunk_size=chunk, device=how[0], precision=how[1])
     o, names = mom.offsets, mom.names
     need = ia if ia is ib else ia + ib
     nets = {}
@@ -106,6 +114,8 @@ def pairwise_block(
     *,
     chunk_size: int = 8192,
     moments: Moments | None = None,
+    device: Device = "cpu",
+    precision: Precision = "float64",
     **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Values of one block of the all-pairs matrix of ``metric``.
@@ -122,6 +132,9 @@ def pairwise_block(
     moments : Moments, optional
         :func:`compute_moments` of the rows then the columns, shared by several calls on the
         same block (moments-based measures only).
+    device, precision : str
+        Where the moments pass runs when ``moments`` is not given (see
+        :func:`compute_moments`).
     **kwargs
         Options of the measure's function.
 
@@ -149,7 +162,7 @@ def pairwise_block(
     data, ia, ib = _union(rows, cols)
     out = np.full((len(data), len(data)), np.nan)
     if m.moment is not None:
-        _moment_block(data, m, ia, ib, out, moments, chunk_size)
+        _moment_block(data, m, ia, ib, out, moments, chunk_size, (device, precision))
         method = "moments"
     elif m.prepare is not None and m.combine is not None:
         _, arrays = materialise(data, m.keep_dead)
@@ -167,12 +180,21 @@ def pairwise_block(
 
 
 def block_moments(
-    rows: Mapping[str, Any], cols: Mapping[str, Any], chunk_size: int = 8192
+    rows: Mapping[str, Any],
+    cols: Mapping[str, Any],
+    chunk_size: int = 8192,
+    device: Device = "cpu",
+    precision: Precision = "float64",
 ) -> Moments:
     """:class:`Moments` of an off-diagonal block (rows then cols) with only what its pairs use:
     each network's own covariance and the rows x cols cross-covariance (the rows x rows and
-    cols x cols cross terms are left 0), half the products of the whole block's pass."""
-    own = [compute_moments({k: x}, chunk_size=chunk_size) for k, x in {**rows, **cols}.items()]
+    cols x cols cross terms are left 0), half the products of the whole block's pass; the
+    products run where ``device`` says (see :func:`compute_moments`)."""
+    how = (device, precision)
+    own = [
+        compute_moments({k: x}, chunk_size=chunk_size, device=device, precision=precision)
+        for k, x in {**rows, **cols}.items()
+    ]
     names_r, spec_r, n, widths_r = resolve_inputs(dict(rows))
     names_c, spec_c, _, widths_c = resolve_inputs(dict(cols))
     mean = np.concatenate([m.mean for m in own])
@@ -180,7 +202,7 @@ def block_moments(
     r = sum(widths_r)
     cross = cross_covariance(
         (spec_r, spec_c), (names_r, names_c), (mean[:r], mean[r:]), n, chunk_size,
-        scales=(scales[:r], scales[r:]),
+        scales=(scales[:r], scales[r:]), how=how,
     )  # fmt: skip
     cov = np.zeros((mean.size, mean.size))
     cov[:r, r:], cov[r:, :r] = cross, cross.T

@@ -58,6 +58,7 @@ def layer_pairwise(
     max_bytes: int,
     n_jobs: int | None,
     progress: Any,
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> xr.DataArray:
     """The (model, layer, model_, layer_) matrix: all networks in one ``pairwise`` call."""
     import xarray as xr
@@ -74,6 +75,8 @@ def layer_pairwise(
         max_bytes=max_bytes,
         n_jobs=n_jobs,
         progress=progress,
+        device=how[0],  # type: ignore[arg-type]
+        precision=how[1],  # type: ignore[arg-type]
     )
     k, nl = len(models), len(layers)
     vals = flat_da.values.reshape(k, nl, k, nl)

@@ -20,20 +20,30 @@ computes the partial sums of one block (opening the study store by path when the
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.linalg.blas import dgemm, dsyr, dsyrk
 
-from .._arrays import check_real, sample_ids_of, torch_to_numpy
-from ..errors import ShapeError, StoreError
+from .._arrays import check_real
+from ..errors import ShapeError
+from ._device import Device, Precision, TorchSums, check_device, moments_backend
 from ._input import SAFE_EXP
+from ._sources import in_memory, resolve_inputs, slice_rows, subset_spec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Moments", "compute_moments"]
+__all__ = [
+    "Moments",
+    "compute_moments",
+    "cross_covariance",
+    "in_memory",
+    "moments_of_spec",
+    "resolve_inputs",
+    "subset_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -77,137 +87,6 @@ class Moments:
         return self.cov[o[i] : o[i + 1], o[j] : o[j + 1]]
 
 
-# ----------------------------------------------------------------------------- sources
-
-
-def _is_store_pair(inputs: Any) -> bool:
-    return (
-        isinstance(inputs, tuple)
-        and len(inputs) == 2
-        and hasattr(inputs[0], "activations")
-        and hasattr(inputs[0], "models")
-        and isinstance(inputs[1], str)
-    )
-
-
-def _slice_rows(x: Any, a: int, b: int) -> np.ndarray:
-    """Rows ``a:b`` of one (sample, unit) array-like as float64 numpy."""
-    mod = type(x).__module__
-    if mod.startswith("torch"):
-        part = torch_to_numpy(x[a:b])
-    elif hasattr(x, "dims") and hasattr(x, "isel"):  # xarray (possibly dask-backed)
-        part = np.asarray(x.isel(sample=slice(a, b)).values)
-    else:
-        part = x[a:b]
-        if hasattr(part, "compute") and hasattr(part, "chunks"):  # dask
-            part = part.compute()
-        part = np.asarray(part)
-    return part
-
-
-@dataclass(frozen=True)
-class _ArraySpec:
-    """In-memory (or dask) arrays; picklable for process executors."""
-
-    arrays: tuple[Any, ...]
-
-    def open(self) -> tuple[Any, ...]:
-        return self.arrays
-
-
-@dataclass(frozen=True)
-class _StoreSpec:
-    """Coordinates of activations in a study store: what executor tasks receive.
-
-    ``store`` (the caller's open store) is used in this process and dropped when pickled, so a
-    task in another process re-opens the store by path.
-    """
-
-    path: str
-    layer: str
-    model_ids: tuple[str, ...]
-    store: Any = field(default=None, compare=False, repr=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "layer": self.layer, "model_ids": self.model_ids}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for key, value in {**state, "store": None}.items():
-            object.__setattr__(self, key, value)
-
-    def open(self) -> tuple[Any, ...]:
-        store = self.store
-        if store is None:
-            from ..record.store import open_store
-
-            store = open_store(self.path, mode="r")
-        acts = (store.activations(m, self.layer) for m in self.model_ids)
-        return tuple(a.transpose("sample", ...) for a in acts)
-
-
-def _shape_of(x: Any, name: str) -> tuple[int, int]:
-    if hasattr(x, "dims") and hasattr(x, "isel"):
-        if x.ndim != 2 or "sample" not in x.dims:
-            raise ShapeError(f"network {name!r}: expected dims ('sample', 'unit'), got {x.dims}")
-        x = x.transpose("sample", ...)
-    shape = tuple(int(s) for s in x.shape)
-    if len(shape) != 2:
-        raise ShapeError(f"network {name!r}: expected a 2-D (sample, unit) array, got {shape}")
-    return shape  # type: ignore[return-value]
-
-
-def _resolve(inputs: Any) -> tuple[tuple[str, ...], Any, int, tuple[int, ...]]:
-    """Normalise inputs to (names, spec, n, widths), validating shapes and sample ids."""
-    if _is_store_pair(inputs):
-        store, layer = inputs
-        names = tuple(str(m) for m in store.models)
-        if not names:
-            raise StoreError(f"store {store.path}: no models to compute moments of")
-        spec: Any = _StoreSpec(str(store.path), layer, names, store)
-        arrays = spec.open()
-    else:
-        if isinstance(inputs, Mapping):
-            names, arrays = tuple(str(k) for k in inputs), tuple(inputs.values())
-        elif isinstance(inputs, Sequence) and not isinstance(inputs, str):
-            arrays = tuple(inputs)
-            names = tuple(str(i) for i in range(len(arrays)))
-        else:
-            raise ShapeError(
-                "inputs: expected a list/dict of (sample, unit) arrays or a (StudyStore, layer) "
-                f"pair, got {type(inputs).__name__}"
-            )
-        if not arrays:
-            raise ShapeError("inputs: expected at least one network, got none")
-        arrays = tuple(a.transpose("sample", ...) if hasattr(a, "isel") else a for a in arrays)
-        spec = _ArraySpec(arrays)
-    shapes = [_shape_of(a, nm) for a, nm in zip(arrays, names, strict=True)]
-    n = shapes[0][0]
-    for (nk, dk), nm in zip(shapes, names, strict=True):
-        if nk != n:
-            raise ShapeError(f"network {nm!r}: expected {n} samples like {names[0]!r}, got {nk}")
-        if dk == 0:
-            raise ShapeError(f"network {nm!r}: expected at least one unit, got 0")
-    if n < 2:
-        raise ShapeError(f"inputs: expected at least 2 samples, got {n}")
-    _check_ids(arrays, names)
-    return names, spec, n, tuple(s[1] for s in shapes)
-
-
-def _check_ids(arrays: Sequence[Any], names: Sequence[str]) -> None:
-    ref, ref_name = None, None
-    for a, nm in zip(arrays, names, strict=True):
-        ids = sample_ids_of(a)
-        if ids is None:
-            continue
-        if ref is None:
-            ref, ref_name = ids, nm
-        elif not np.array_equal(ids, ref):
-            raise ShapeError(
-                f"network {nm!r} has different sample ids from {ref_name!r}; "
-                "align them on the same probe set first"
-            )
-
-
 # ----------------------------------------------------------------------------- accumulation
 
 
@@ -222,7 +101,7 @@ def _fill(
     """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``)."""
     col = 0
     for x, nm in zip(arrays, names, strict=True):
-        part = _slice_rows(x, a, b)
+        part = slice_rows(x, a, b)
         check_real(part, f"network {nm!r}")
         if not np.isfinite(part).all():
             raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
@@ -265,12 +144,16 @@ def _block_sums(
     shift: np.ndarray,
     chunk_size: int,
     scales: np.ndarray | None = None,
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Module-level task: shifted sums ``(sum z, upper(sum z z^T))`` over samples a:b."""
+    """Module-level task: shifted sums ``(sum z, upper(sum z z^T))`` over samples a:b, with
+    numpy (``dsyrk``) or torch GEMMs (``how``: the (device, precision) of :mod:`._device`)."""
     arrays = spec.open()
     width = shift.shape[0]
+    backend = moments_backend(how[0])
+    acc = None if backend is None else TorchSums(backend, how[1], width)
     s = np.zeros(width)
-    S = np.zeros((width, width), order="F")
+    S = np.zeros((width, width) if acc is None else (0, 0), order="F")
     chunk_size = _rows(chunk_size, width)
     buf = np.empty((min(chunk_size, b - a), width))
     for start in range(a, b, chunk_size):
@@ -278,9 +161,12 @@ def _block_sums(
         _fill(buf, arrays, names, start, stop, scales)
         z = buf[: stop - start]
         z -= shift
+        if acc is not None:
+            acc.add(z)
+            continue
         s += z.sum(axis=0)
         S = dsyrk(1.0, z.T, beta=1.0, c=S, trans=0, lower=0, overwrite_c=1)
-    return s, S
+    return (s, S) if acc is None else acc.result()  # type: ignore[return-value]
 
 
 def _cross_block_sums(
@@ -292,13 +178,16 @@ def _cross_block_sums(
     means: tuple[np.ndarray, np.ndarray],
     chunk_size: int,
     scales: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> np.ndarray:
     """Module-level task: ``sum (x_a - mu_a)^T (x_b - mu_b)`` over samples a:b (two groups)."""
     arrs_a, arrs_b = spec_a.open(), spec_b.open()
     chunk_size = _rows(chunk_size, means[0].size + means[1].size)
     m = min(chunk_size, b - a)
     buf_a, buf_b = np.empty((m, means[0].size)), np.empty((m, means[1].size))
-    C = np.zeros((means[0].size, means[1].size), order="F")
+    backend = moments_backend(how[0])
+    acc = None if backend is None else TorchSums(backend, how[1], means[0].size, means[1].size)
+    C = np.zeros((means[0].size, means[1].size) if acc is None else (0, 0), order="F")
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
         _fill(buf_a, arrs_a, names[0], start, stop, scales[0])
@@ -306,8 +195,11 @@ def _cross_block_sums(
         za, zb = buf_a[: stop - start], buf_b[: stop - start]
         za -= means[0]
         zb -= means[1]
-        C = dgemm(1.0, za.T, zb.T, beta=1.0, c=C, trans_b=1, overwrite_c=1)
-    return C
+        if acc is not None:
+            acc.add(za, zb)
+        else:
+            C = dgemm(1.0, za.T, zb.T, beta=1.0, c=C, trans_b=1, overwrite_c=1)
+    return C if acc is None else acc.result()[1]
 
 
 def _symmetrize_upper(S: np.ndarray, step: int = 512) -> None:
@@ -363,21 +255,30 @@ def _run(fn: Any, ranges: list[tuple[int, int]], executor: Any, *args: Any, **kw
 
 
 def _task_block_sums(
-    a: int, b: int, spec: Any, names: Any, shift: Any, chunk: int, scales: Any = None
-) -> Any:
-    return _block_sums(spec, names, a, b, shift, chunk, scales)
+    a: int, b: int, spec: Any, names: Any, shift: Any, chunk: int, scales: Any = None,
+    how: tuple[str, str] = ("cpu", "float64"),
+) -> Any:  # fmt: skip
+    return _block_sums(spec, names, a, b, shift, chunk, scales, how)
 
 
 def _task_cross_sums(
-    a: int, b: int, specs: Any, names: Any, means: Any, chunk: int, scales: Any = (None, None)
-) -> Any:
-    return _cross_block_sums(specs[0], specs[1], names, a, b, means, chunk, scales)
+    a: int, b: int, specs: Any, names: Any, means: Any, chunk: int, scales: Any = (None, None),
+    how: tuple[str, str] = ("cpu", "float64"),
+) -> Any:  # fmt: skip
+    return _cross_block_sums(specs[0], specs[1], names, a, b, means, chunk, scales, how)
 
 
 # ----------------------------------------------------------------------------- public
 
 
-def compute_moments(inputs: Any, *, chunk_size: int = 8192, executor: Any = None) -> Moments:
+def compute_moments(
+    inputs: Any,
+    *,
+    chunk_size: int = 8192,
+    executor: Any = None,
+    device: Device = "cpu",
+    precision: Precision = "float64",
+) -> Moments:
     """Means and covariance of all networks side by side, in one streaming pass.
 
     Parameters
@@ -394,6 +295,16 @@ def compute_moments(inputs: Any, *, chunk_size: int = 8192, executor: Any = None
         module-level tasks and tree-summed (at most ``EXECUTOR_BLOCKS`` = 4 blocks, each with
         its own partial ``D x D`` sum). Store inputs are re-opened by path in each task;
         in-memory arrays travel with the task, so prefer a thread pool or a store for them.
+    device : {"cpu", "cuda", "auto", "torch-cpu"}
+        Where the chunk products run: ``"cpu"`` numpy/BLAS (float64); ``"cuda"`` torch GEMMs on
+        the CUDA device; ``"auto"`` cuda when torch sees one, else numpy; ``"torch-cpu"``
+        torch GEMMs on the CPU. The torch path gives the numpy path's moments within rounding
+        (float64: ~1e-15 relative; see :mod:`ensemble_lens.similarity._device`). With an
+        executor, each task resolves ``device`` where it runs.
+    precision : {"float64", "float32"}
+        Dtype of the torch path's per-chunk GEMMs (float32: products over at most 1024 rows
+        in float32, accumulated in float64; ~1e-7 relative error on the covariance). The
+        numpy path is always float64.
 
     Returns
     -------
@@ -404,6 +315,11 @@ def compute_moments(inputs: Any, *, chunk_size: int = 8192, executor: Any = None
     ------
     ShapeError
         Mismatched sample counts or ids, fewer than 2 samples, non-finite values.
+    BackendUnavailableError
+        ``device="cuda"`` and torch sees no CUDA device (raised before any work when there is
+        no executor; otherwise by the first task).
+    ConfigError
+        An unknown ``device`` or ``precision``.
 
     Notes
     -----
@@ -422,13 +338,23 @@ def compute_moments(inputs: Any, *, chunk_size: int = 8192, executor: Any = None
     """
     if chunk_size < 1:
         raise ShapeError(f"chunk_size: expected a positive integer, got {chunk_size}")
-    names, spec, n, widths = _resolve(inputs)
-    return _moments_of(spec, names, n, widths, chunk_size, executor)
+    check_device(device, precision)
+    if executor is None:
+        moments_backend(device)  # a missing CUDA device is an error before any work
+    names, spec, n, widths = resolve_inputs(inputs)
+    return moments_of_spec(spec, names, n, widths, chunk_size, executor, (device, precision))
 
 
-def _moments_of(
-    spec: Any, names: tuple[str, ...], n: int, widths: tuple[int, ...], chunk: int, executor: Any
+def moments_of_spec(
+    spec: Any,
+    names: tuple[str, ...],
+    n: int,
+    widths: tuple[int, ...],
+    chunk: int,
+    executor: Any,
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> Moments:
+    """:func:`compute_moments` on already-resolved inputs (``how``: (device, precision))."""
     D = sum(widths)
     first = np.empty((min(_rows(chunk, D), n), D))
     _fill(first, spec.open(), names, 0, first.shape[0])
@@ -439,7 +365,7 @@ def _moments_of(
     del first
     logger.debug("moments: n=%d K=%d D=%d chunk=%d", n, len(widths), D, chunk)
     ranges = _ranges(n, chunk, executor)
-    s, S = _run(_task_block_sums, ranges, executor, spec, names, shift, chunk, scales)
+    s, S = _run(_task_block_sums, ranges, executor, spec, names, shift, chunk, scales, how)
     _symmetrize_upper(S)
     mean = shift + s / n
     u = s / np.sqrt(n)
@@ -458,35 +384,11 @@ def cross_covariance(
     chunk: int,
     executor: Any = None,
     scales: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> np.ndarray:
     """Centered cross-covariance between two groups of networks with known means (tiling);
-    ``scales`` are the groups' :attr:`Moments.scales`."""
+    ``scales`` are the groups' :attr:`Moments.scales`, ``how`` the (device, precision)."""
     ranges = _ranges(n, chunk, executor)
-    C = _run(_task_cross_sums, ranges, executor, specs, names, means, chunk, scales)
+    C = _run(_task_cross_sums, ranges, executor, specs, names, means, chunk, scales, how)
     C /= n - 1
     return C
-
-
-def in_memory(spec: Any) -> bool:
-    """Whether every network of ``spec`` is a numpy array (re-reading it is only a copy)."""
-    return isinstance(spec, _ArraySpec) and all(isinstance(a, np.ndarray) for a in spec.arrays)
-
-
-def subset_spec(spec: Any, idx: Sequence[int]) -> Any:
-    """The source spec restricted to the networks at positions ``idx`` (for tiling)."""
-    if isinstance(spec, _StoreSpec):
-        ids = tuple(spec.model_ids[i] for i in idx)
-        return _StoreSpec(spec.path, spec.layer, ids, spec.store)
-    return _ArraySpec(tuple(spec.arrays[i] for i in idx))
-
-
-def resolve_inputs(inputs: Any) -> tuple[tuple[str, ...], Any, int, tuple[int, ...]]:
-    """Validate list/dict/(store, layer) inputs: ``(names, spec, n, widths)``."""
-    return _resolve(inputs)
-
-
-def moments_of_spec(
-    spec: Any, names: tuple[str, ...], n: int, widths: tuple[int, ...], chunk: int, executor: Any
-) -> Moments:
-    """:func:`compute_moments` on already-resolved inputs."""
-    return _moments_of(spec, names, n, widths, chunk, executor)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import EnsembleLensWarning, IllConditionedWarning, ShapeError
+from ._device import Device, Precision, check_device, moments_backend
 from ._names import POST, Measure
 from ._pairstate import eval_pairs, live_mask, prepare_net
 from ._registry import resolve_metric
@@ -110,6 +111,7 @@ class _Job:
     n_jobs: int
     nets: list[Any]
     out: np.ndarray
+    how: tuple[str, str] = ("cpu", "float64")  # (device, precision) of the moments pass
 
     def store(self, pairs: list[tuple[int, int]], vals: list[tuple[float, float]]) -> None:
         for (i, j), (vij, vji) in zip(pairs, vals, strict=True):
@@ -126,6 +128,7 @@ def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> Moments
             tuple(job.widths[i] for i in idx),
             job.chunk,
             job.executor,
+            job.how,
         )
     o = mom.offsets
     blocks = [mom.block(a, a) for a in range(len(idx))]
@@ -148,8 +151,9 @@ def _cross_tile(job: _Job, ia: list[int], ib: list[int], ma: Moments, mb: Moment
     specs = (subset_spec(job.spec, ia), subset_spec(job.spec, ib))
     nm = (tuple(job.names[i] for i in ia), tuple(job.names[i] for i in ib))
     c = cross_covariance(
-        specs, nm, (ma.mean, mb.mean), job.n, job.chunk, job.executor, (ma.scales, mb.scales)
-    )
+        specs, nm, (ma.mean, mb.mean), job.n, job.chunk, job.executor, (ma.scales, mb.scales),
+        job.how,
+    )  # fmt: skip
     oa = np.concatenate([[0], np.cumsum([job.widths[i] for i in ia])])
     ob = np.concatenate([[0], np.cumsum([job.widths[j] for j in ib])])
     pa, pb = {i: a for a, i in enumerate(ia)}, {j: b for b, j in enumerate(ib)}
@@ -181,6 +185,7 @@ def _moments_matrix(
     chunk: int,
     max_bytes: int,
     n_jobs: int,
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> tuple[tuple[str, ...], np.ndarray]:
     if isinstance(inputs, Moments):
         names, spec, n, widths = inputs.names, None, inputs.n, inputs.widths
@@ -188,8 +193,9 @@ def _moments_matrix(
         names, spec, n, widths = resolve_inputs(inputs)
     k = len(widths)
     job = _Job(
-        spec, names, n, widths, chunk, executor, name, kw, n_jobs, [None] * k, np.empty((k, k))
-    )
+        spec, names, n, widths, chunk, executor, name, kw, n_jobs, [None] * k, np.empty((k, k)),
+        how,
+    )  # fmt: skip
     _warn_cca(job)
     if isinstance(inputs, Moments):
         _diag_tile(job, list(range(k)), inputs)
@@ -237,6 +243,8 @@ def pairwise(
     max_bytes: int = 2**30,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    device: Device = "cpu",
+    precision: Precision = "float64",
     **kwargs: Any,
 ) -> xr.DataArray:
     """K x K matrix of a measure between every pair of networks (or every (model, layer)).
@@ -273,6 +281,10 @@ def pairwise(
         BLAS thread count). Each call runs with one BLAS thread.
     progress : callable, optional
         ``progress(done, total)`` after each block of pairs (the library is otherwise quiet).
+    device, precision : str
+        Where and in what dtype the moments pass of moments-based measures runs, as in
+        :func:`compute_moments` (``"cpu"``: numpy; ``"cuda"``, ``"auto"``, ``"torch-cpu"``:
+        torch GEMMs). Other measures ignore them.
     **kwargs
         Options of the measure's function (``ridge=``, ``alpha=``, ``conditions=``...).
 
@@ -285,13 +297,21 @@ def pairwise(
     """
     m = resolve_metric(metric, **kwargs)
     _check_kwargs(m)
+    check_device(device, precision)
+    how = (device, precision)
+    if m.moment is not None and executor is None:
+        moments_backend(device)  # a missing CUDA device is an error before any work
     if layers is not None:
         from .layers import layer_pairwise
 
-        return layer_pairwise(inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress)
+        return layer_pairwise(
+            inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress, how
+        )
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        names, out, method = _matrix(inputs, m, executor, chunk_size, max_bytes, n_jobs, progress)
+        names, out, method = _matrix(
+            inputs, m, executor, chunk_size, max_bytes, n_jobs, progress, how
+        )
     aggregate_warnings(rec)
     attrs = {"metric": m.name, "kind": m.kind, "method": method,
              **{k: repr(v) for k, v in kwargs.items()}}  # fmt: skip
@@ -306,12 +326,13 @@ def _matrix(
     max_bytes: int,
     n_jobs: int | None,
     progress: Callable[[int, int], None] | None,
+    how: tuple[str, str] = ("cpu", "float64"),
 ) -> tuple[tuple[str, ...], np.ndarray, str]:
     """(names, values, method) of one all-pairs call."""
     jobs = n_jobs if n_jobs is not None else default_jobs()
     if m.moment is not None:
         names, out = _moments_matrix(
-            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs
+            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs, how
         )
         method = "moments"
         if progress is not None:

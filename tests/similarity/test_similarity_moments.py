@@ -97,7 +97,7 @@ def test_store_pair_inline_and_by_path(monkeypatch):
     monkeypatch.setitem(sys.modules, "ensemble_lens.record.store", fake)
     import pickle
 
-    from ensemble_lens.similarity import moments as mod
+    from ensemble_lens.similarity import _sources as mod
 
     spec = pickle.loads(pickle.dumps(mod._StoreSpec(store.path, "edge", ("m0",), store)))
     assert spec.store is None
@@ -166,7 +166,7 @@ def test_real_study_store(tmp_path):
     # what a task in another process gets: coordinates only, re-opened by path
     import pickle
 
-    from ensemble_lens.similarity import moments as mod
+    from ensemble_lens.similarity import _sources as mod
 
     spec = pickle.loads(pickle.dumps(mod._StoreSpec(str(store.path), "h", ("m1",), store)))
     np.testing.assert_array_equal(spec.open()[0].values, xs[1].astype(np.float32))

@@ -1,0 +1,123 @@
+"""Where the moments pass runs: numpy on the CPU (BLAS ``dsyrk``/``dgemm``), or torch GEMMs on a
+device.
+
+``device`` follows the study's ``execution.device``: ``"cpu"`` is the numpy path, unchanged;
+``"cuda"`` is torch on the current CUDA device (an error when torch sees none); ``"auto"`` is
+``"cuda"`` when :func:`torch.cuda.is_available` and the numpy path otherwise; ``"torch-cpu"``
+forces the torch path on the CPU (what the tests run where there is no GPU, and the baseline of
+``scripts/bench_scale.py --device``).
+
+Torch is imported here, lazily, and only when a torch path is asked for: ``import
+ensemble_lens.similarity`` stays free of torch, and the numpy path never loads it.
+
+The torch path accumulates the same shifted sums as the numpy path, chunk by chunk, in a
+float64 accumulator on the device: with ``precision="float64"`` each chunk's product is one
+float64 GEMM of all networks side by side (``Z^T Z``, ``D x D``); with ``"float32"`` a chunk is
+cut into sub-chunks of :data:`FLOAT32_ROWS` rows whose products are float32 GEMMs (float32
+accumulation over at most that many rows), each added into the float64 accumulator. Only the
+float32 products need the default full float32 matmul precision
+(``torch.get_float32_matmul_precision() == "highest"``); TF32 ("high") would lose ~3 digits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ConfigError
+
+__all__ = ["Device", "Precision", "TorchSums", "check_device", "moments_backend"]
+
+Device = Literal["cpu", "cuda", "auto", "torch-cpu"]
+Precision = Literal["float64", "float32"]
+DEVICES = ("cpu", "cuda", "auto", "torch-cpu")
+PRECISIONS = ("float64", "float32")
+
+#: Rows of one float32 product of the float32 path (float32 sums over at most this many rows).
+FLOAT32_ROWS = 1024
+
+
+def check_device(device: str, precision: str = "float64", where: str = "device") -> None:
+    """Refuse an unknown ``device`` or ``precision`` name (no torch import)."""
+    if device not in DEVICES:
+        raise ConfigError(
+            f"{where}: expected one of {', '.join(map(repr, DEVICES))}, got {device!r}"
+        )
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected 'float64' or 'float32', got {precision!r}")
+
+
+def moments_backend(device: str, where: str = "device") -> str | None:
+    """The torch device the moments pass runs on (``"cuda"`` or ``"cpu"``), or None for numpy.
+
+    Raises
+    ------
+    BackendUnavailableError
+        ``device="cuda"`` and torch sees no CUDA device.
+    ConfigError
+        An unknown name.
+    """
+    check_device(device, where=where)
+    if device == "cpu":
+        return None
+    if device == "torch-cpu":
+        return "cpu"
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise BackendUnavailableError(
+            f"{where}: 'cuda' asked for, but torch {torch.__version__} sees no CUDA device; "
+            "use 'auto' (falls back to cpu) or 'cpu'"
+        )
+    return "cuda" if has_cuda else None
+
+
+class TorchSums:
+    """Float64 accumulators of ``sum z`` and ``sum za^T zb`` on a torch device.
+
+    Parameters
+    ----------
+    device : str
+        A torch device name (``"cuda"``, ``"cpu"``).
+    precision : {"float64", "float32"}
+        Dtype of the per-chunk GEMMs; the accumulators are float64 either way.
+    wa, wb : int
+        Widths of the two sides (``wb=None``: the self product ``z^T z``, with ``sum z``).
+    """
+
+    def __init__(self, device: str, precision: str, wa: int, wb: int | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self._dev = torch.device(device)
+        self._f32 = precision == "float32"
+        self.s = torch.zeros(wa, dtype=torch.float64, device=self._dev) if wb is None else None
+        shape = (wa, wa if wb is None else wb)
+        self.S = torch.zeros(shape, dtype=torch.float64, device=self._dev)
+
+    def _up(self, z: np.ndarray) -> Any:
+        return self._torch.from_numpy(z).to(self._dev, non_blocking=True)
+
+    def add(self, za: np.ndarray, zb: np.ndarray | None = None) -> None:
+        """Add one chunk: ``za`` (rows, wa) and, for a cross product, ``zb`` (rows, wb)."""
+        ta = self._up(za)
+        tb = ta if zb is None else self._up(zb)
+        if self.s is not None:
+            self.s += ta.sum(dim=0)
+        if not self._f32:
+            self.S.addmm_(ta.T, tb)
+            return
+        for r in range(0, ta.shape[0], FLOAT32_ROWS):
+            a = ta[r : r + FLOAT32_ROWS].float()
+            b = a if zb is None else tb[r : r + FLOAT32_ROWS].float()
+            self.S += (a.T @ b).double()
+
+    def result(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(sum z or None, S)`` as float64 numpy; ``S`` is Fortran-ordered like the numpy
+        path's accumulators (the transpose of the device matrix for a self product, which is
+        the same matrix up to rounding; only its upper triangle is used)."""
+        s = None if self.s is None else self.s.cpu().numpy()
+        S = self.S.cpu().numpy()
+        return s, (S.T if self.s is not None else np.asfortranarray(S))
