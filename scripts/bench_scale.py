@@ -18,6 +18,11 @@ Reports, in one run (every ratio against a floor measured in the same run):
   the executor it takes about an hour at K=1000), each in a fresh process;
 * **MCCA solvers** (``--mcca K``, and K=1000 with ``--full``): the iterative (Lanczos) and the
   dense solver of :class:`~ensemble_lens.align.MultisetCCA` on K networks, wall and CPU time.
+* **moments pass per device** (``--device torch-cpu cuda``): ``compute_moments`` of K networks
+  of ``--device-d`` units (float32 in memory, like recorded activations) on the numpy path and
+  on each torch device, float64 and float32 products, same run: seconds (best of 2),
+  speed-up over numpy and the largest covariance error relative to the numpy result's largest
+  entry.
 
 Usage::
 
@@ -28,6 +33,9 @@ Usage::
     python scripts/bench_scale.py --no-k --no-n --mcca 1000
     python scripts/bench_scale.py --no-k --no-n --compare 200 1000   # compare stage alone
     python scripts/bench_scale.py --k 1000 --no-n --slurm   # on SLURM jobs (scripts/slurm_local.sh)
+    python scripts/bench_scale.py --no-k --no-n --device torch-cpu       # numpy vs torch on CPU
+    python scripts/bench_scale.py --no-k --no-n --device torch-cpu cuda \
+        --device-k 50 200 --device-n 100000                              # when a GPU is lent
 """
 
 from __future__ import annotations
@@ -269,6 +277,54 @@ def bench_mcca(k: int, n: int = 2000, d: int = 2) -> None:
         print(f"{solver:>9} {wall:8.1f} {cpu:8.1f}  {np.round(fit.maxvar_eigenvalues_, 4)}")
 
 
+def _moments_timed(nets: dict, device: str, precision: str, repeats: int = 2):  # type: ignore
+    """(moments, best seconds of ``repeats`` passes)."""
+    from ensemble_lens.similarity import compute_moments
+
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        mom = compute_moments(nets, device=device, precision=precision)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - t)
+    return mom, best
+
+
+def bench_device(devices: list[str], ks: list[int], n: int, d: int, rate: float) -> None:
+    """The moments pass on the numpy path against the torch path on each device, same run."""
+    import numpy as np
+    import torch
+
+    print(
+        f"\nmoments pass per device: K networks of {d} units, n={n} (float32 in memory); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads"
+        + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
+    print(f"{'K':>5} {'D':>6} {'path':<11} {'precision':<9} {'s':>8} {'x numpy':>8} "
+          f"{'rel err':>9} {'GEMM floor s':>12}")  # fmt: skip
+    rng = np.random.default_rng(0)
+    for dev in devices:  # warm up (CUDA context, kernels) outside the timings
+        _moments_timed({"w": rng.normal(size=(256, 8))}, dev, "float64", 1)
+    for k in ks:
+        z = rng.normal(size=(n, 16)).astype(np.float32)
+        nets = {f"m{i}": np.tanh(z @ rng.normal(size=(16, d)).astype(np.float32)) + 0.5
+                for i in range(k)}  # fmt: skip
+        ref, base = _moments_timed(nets, "cpu", "float64")
+        floor = n * (k * d) ** 2 / rate
+        rows = [("numpy", "float64", base, 0.0)]
+        for dev in devices:
+            for prec in ("float64", "float32"):
+                mom, sec = _moments_timed(nets, dev, prec)
+                err = float(np.abs(mom.cov - ref.cov).max() / np.abs(ref.cov).max())
+                rows.append((dev, prec, sec, err))
+        for path, prec, sec, err in rows:
+            print(f"{k:>5} {k * d:>6} {path:<11} {prec:<9} {sec:>8.2f} {base / sec:>8.2f} "
+                  f"{err:>9.1e} {floor:>12.2f}", flush=True)  # fmt: skip
+    print(
+        "x numpy: numpy s / these s; rel err: max |cov - cov_numpy| / max |cov_numpy|; "
+        "floor: n D^2 / (this CPU's float64 GEMM rate)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--full", action="store_true", help="K up to 1000 and n up to 1e6")
@@ -287,6 +343,10 @@ def main() -> None:
     p.add_argument("--no-old", action="store_true", help="--compare: blocks only")
     p.add_argument("--slurm", action="store_true", help="K studies on SLURM jobs (jobqueue)")
     p.add_argument("--slurm-memory", default="3GB", help="memory per SLURM worker job")
+    p.add_argument("--device", nargs="*", help="moments pass: numpy vs these torch devices")
+    p.add_argument("--device-k", type=int, nargs="*", default=[20, 50], help="K (--device)")
+    p.add_argument("--device-n", type=int, default=20_000, help="samples (--device)")
+    p.add_argument("--device-d", type=int, default=32, help="units per network (--device)")
     p.add_argument("--k-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--compare-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -306,6 +366,8 @@ def main() -> None:
         bench_mcca(args.mcca or 1000)
     if args.compare:
         bench_compare(args.compare, args)
+    if args.device:
+        bench_device(args.device, args.device_k, args.device_n, args.device_d, rate)
 
 
 if __name__ == "__main__":
