@@ -98,7 +98,7 @@ class TorchSums:
         self.S = torch.zeros(shape, dtype=torch.float64, device=self._dev)
 
     def _up(self, z: np.ndarray) -> Any:
-        return self._torch.from_numpy(z).to(self._dev, non_blocking=True)
+        return self._torch.from_numpy(z).to(self._dev)  # blocking: the caller reuses z's buffer
 
     def add(self, za: np.ndarray, zb: np.ndarray | None = None) -> None:
         """Add one chunk: ``za`` (rows, wa) and, for a cross product, ``zb`` (rows, wb)."""
@@ -112,7 +112,7 @@ class TorchSums:
         for r in range(0, ta.shape[0], FLOAT32_ROWS):
             a = ta[r : r + FLOAT32_ROWS].float()
             b = a if zb is None else tb[r : r + FLOAT32_ROWS].float()
-            self.S += (a.T @ b).double()
+            self.S.add_(a.T @ b)  # float32 product, added in float64 (no float64 temporary)
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray]:
         """``(sum z or None, S)`` as float64 numpy; ``S`` is Fortran-ordered like the numpy
