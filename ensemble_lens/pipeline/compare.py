@@ -15,6 +15,7 @@ stored with that tag and those members; the driver then assembles the matrices, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -130,6 +131,7 @@ def run_block(
     from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
     from ..similarity.blocks import block_moments, pairwise_block, permutation_block
+    from .members import one_torch_thread
 
     store = open_store(store_path, mode="a")
     rows, cols = groups
@@ -140,9 +142,11 @@ def run_block(
     variables = [v for var, _, _ in specs for v in (var, f"{var}_pvalue")[: 1 + bool(n_perm)]]
     values = np.empty((len(variables), 2, len(rows), len(cols or rows)))
     methods, at = {}, 0
-    with blas_limit(1), warnings.catch_warnings(record=True) as rec:
+    dev = settings.get("device", "cpu")
+    torch_threads = one_torch_thread() if dev == "torch-cpu" else contextlib.nullcontext()
+    with blas_limit(1), torch_threads, warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        mom, dev = None, settings.get("device", "cpu")  # one pass for every moments metric
+        mom = None  # one moments pass for every moments-based metric of the block
         if any(measure(name, **kw).moment is not None for _, name, kw in specs):
             mom = (
                 compute_moments(load, device=dev) if c is None else block_moments(r, c, device=dev)
