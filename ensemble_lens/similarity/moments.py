@@ -90,6 +90,18 @@ class Moments:
 # ----------------------------------------------------------------------------- accumulation
 
 
+def _parts(arrays: Sequence[Any], names: Sequence[str], a: int, b: int) -> list[np.ndarray]:
+    """Rows a:b of every network as numpy (its own dtype), checked real and finite."""
+    out = []
+    for x, nm in zip(arrays, names, strict=True):
+        part = slice_rows(x, a, b)
+        check_real(part, f"network {nm!r}")
+        if not np.isfinite(part).all():
+            raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
+        out.append(part)
+    return out
+
+
 def _fill(
     buf: np.ndarray,
     arrays: Sequence[Any],
@@ -100,11 +112,7 @@ def _fill(
 ) -> None:
     """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``)."""
     col = 0
-    for x, nm in zip(arrays, names, strict=True):
-        part = slice_rows(x, a, b)
-        check_real(part, f"network {nm!r}")
-        if not np.isfinite(part).all():
-            raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
+    for part in _parts(arrays, names, a, b):
         dst = buf[: b - a, col : col + part.shape[1]]
         dst[...] = part
         if scales is not None:
@@ -150,23 +158,24 @@ def _block_sums(
     numpy (``dsyrk``) or torch GEMMs (``how``: the (device, precision) of :mod:`._device`)."""
     arrays = spec.open()
     width = shift.shape[0]
-    backend = moments_backend(how[0])
-    acc = None if backend is None else TorchSums(backend, how[1], width)
-    s = np.zeros(width)
-    S = np.zeros((width, width) if acc is None else (0, 0), order="F")
     chunk_size = _rows(chunk_size, width)
+    backend = moments_backend(how[0])
+    if backend is not None:  # the chunks go to the device as read; shifted and summed there
+        acc = TorchSums(backend, how[1], (shift, scales))
+        for start in range(a, b, chunk_size):
+            acc.add(_parts(arrays, names, start, min(start + chunk_size, b)))
+        return acc.result()  # type: ignore[return-value]
+    s = np.zeros(width)
+    S = np.zeros((width, width), order="F")
     buf = np.empty((min(chunk_size, b - a), width))
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
         _fill(buf, arrays, names, start, stop, scales)
         z = buf[: stop - start]
         z -= shift
-        if acc is not None:
-            acc.add(z)
-            continue
         s += z.sum(axis=0)
         S = dsyrk(1.0, z.T, beta=1.0, c=S, trans=0, lower=0, overwrite_c=1)
-    return (s, S) if acc is None else acc.result()  # type: ignore[return-value]
+    return s, S
 
 
 def _cross_block_sums(
@@ -183,11 +192,16 @@ def _cross_block_sums(
     """Module-level task: ``sum (x_a - mu_a)^T (x_b - mu_b)`` over samples a:b (two groups)."""
     arrs_a, arrs_b = spec_a.open(), spec_b.open()
     chunk_size = _rows(chunk_size, means[0].size + means[1].size)
+    backend = moments_backend(how[0])
+    if backend is not None:
+        acc = TorchSums(backend, how[1], (means[0], scales[0]), (means[1], scales[1]))
+        for start in range(a, b, chunk_size):
+            stop = min(start + chunk_size, b)
+            acc.add(_parts(arrs_a, names[0], start, stop), _parts(arrs_b, names[1], start, stop))
+        return acc.result()[1]
     m = min(chunk_size, b - a)
     buf_a, buf_b = np.empty((m, means[0].size)), np.empty((m, means[1].size))
-    backend = moments_backend(how[0])
-    acc = None if backend is None else TorchSums(backend, how[1], means[0].size, means[1].size)
-    C = np.zeros((means[0].size, means[1].size) if acc is None else (0, 0), order="F")
+    C = np.zeros((means[0].size, means[1].size), order="F")
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
         _fill(buf_a, arrs_a, names[0], start, stop, scales[0])
@@ -195,11 +209,8 @@ def _cross_block_sums(
         za, zb = buf_a[: stop - start], buf_b[: stop - start]
         za -= means[0]
         zb -= means[1]
-        if acc is not None:
-            acc.add(za, zb)
-        else:
-            C = dgemm(1.0, za.T, zb.T, beta=1.0, c=C, trans_b=1, overwrite_c=1)
-    return C if acc is None else acc.result()[1]
+        C = dgemm(1.0, za.T, zb.T, beta=1.0, c=C, trans_b=1, overwrite_c=1)
+    return C
 
 
 def _symmetrize_upper(S: np.ndarray, step: int = 512) -> None:

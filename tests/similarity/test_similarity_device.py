@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from ensemble_lens.align import MultisetCCA
-from ensemble_lens.errors import BackendUnavailableError, ConfigError
+from ensemble_lens.errors import BackendUnavailableError, ConfigError, ShapeError
 from ensemble_lens.record.store import open_store
-from ensemble_lens.similarity import compute_moments, pairwise
+from ensemble_lens.similarity import _device, compute_moments, pairwise
 from ensemble_lens.similarity.blocks import block_moments, pairwise_block
 
 TORCH = ["torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -46,7 +46,7 @@ def torch_chunks(monkeypatch):
     real = TorchSums.add
 
     def add(self, za, zb=None):
-        seen.append(za.shape[0])
+        seen.append(len(za[0]))  # rows of the first network's part
         return real(self, za, zb)
 
     monkeypatch.setattr(TorchSums, "add", add)
@@ -84,6 +84,25 @@ def test_large_offsets_and_power_of_two_scales_on_the_torch_path():
     got = compute_moments(nets, chunk_size=333, device="torch-cpu")
     np.testing.assert_array_equal(got.scales, ref.scales)
     assert _rel(got.cov, ref.cov) < 1e-12
+
+
+@pytest.mark.parametrize("on_host", [True, False])
+def test_any_real_dtype_layout_and_source_on_the_torch_path(on_host, monkeypatch):
+    # on_host=False: the parts are placed and cast by torch, as on a GPU
+    monkeypatch.setattr(_device, "places_on_host", lambda device: on_host)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(900, 4)) * [1, 10, 100, 1000]
+    ro = x.astype(np.float32)
+    ro.flags.writeable = False
+    nets = {"read-only": ro, "big-endian": x.astype(">f8"), "int": (10 * x).astype(np.int32),
+            "torch": torch.tensor(x), "strided": np.asfortranarray(x)[:, ::-1]}  # fmt: skip
+    ref = compute_moments(nets, chunk_size=128)
+    got = compute_moments(nets, chunk_size=128, device="torch-cpu")
+    assert _rel(got.cov, ref.cov) < 1e-12
+    bad = x.copy()
+    bad[700, 2] = np.nan
+    with pytest.raises(ShapeError, match=r"network 'b': non-finite values .* in samples 640:768"):
+        compute_moments({"a": x, "b": bad}, chunk_size=128, device="torch-cpu")
 
 
 def test_executor_blocks_and_a_store_on_the_torch_path(tmp_path):
