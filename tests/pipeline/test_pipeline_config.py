@@ -72,6 +72,7 @@ def test_execution_profiles_are_valid_and_apply():
         "serial": "serial",
         "scheduler": "tcp://127.0.0.1:8786",
         "slurm": "jobqueue",
+        "gpu": "local",
     }
     found = {
         p.stem: with_profile(cfg, p).execution.scheduler for p in (root / "profiles").glob("*.yaml")
@@ -79,6 +80,8 @@ def test_execution_profiles_are_valid_and_apply():
     assert found == expected
     slurm = with_profile(cfg, root / "profiles" / "slurm.yaml")
     assert slurm.execution.jobqueue.kind == "slurm" and slurm.execution.jobqueue.jobs == 4
+    gpu = with_profile(cfg, root / "profiles" / "gpu.yaml").execution
+    assert (gpu.device, gpu.train_mode) == ("cuda", "vmap")
 
 
 def test_bad_profile_names_its_path(tmp_path):
