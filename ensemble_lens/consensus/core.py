@@ -187,7 +187,8 @@ def find_consensus(
     device : {"cpu", "cuda", "auto", "torch-cpu"}
         Where the alignment's shared moments pass (all members side by side on the fit
         samples) runs, as in :func:`ensemble_lens.similarity.compute_moments`; the null
-        refits, on the members' few PCA scores, stay on numpy.
+        refits (on the members' few PCA scores) and the untrained null's alignment stay on
+        numpy.
 
     Returns
     -------

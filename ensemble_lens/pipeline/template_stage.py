@@ -324,6 +324,7 @@ def group_law(ctx: StageContext, layer: str, members: list[str]) -> dict[str, An
         split=ctx.store.probe()["split"].values,
         **consensus_settings(ccfg),
         executor=ctx.executor,
+        device=ctx.cfg.execution.device,
     )
     if ccfg.min_member_r2 is not None:
         metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in members}
