@@ -15,6 +15,10 @@ Memory: the accumulators are ``D`` floats and one ``D x D`` float64 matrix; the 
 Execution: with an ``executor`` the sample range is split into blocks; a module-level task
 computes the partial sums of one block (opening the study store by path when the inputs are a
 ``(store, layer)`` pair) and the partial sums are added in a tree.
+
+Device: ``device="cpu"`` is the numpy path above; ``"cuda"``, ``"auto"`` and ``"torch-cpu"``
+accumulate the same shifted sums with torch GEMMs on that device (:mod:`._device`), with the
+same chunks, blocks and float64 accumulators.
 """
 
 from __future__ import annotations
