@@ -25,7 +25,8 @@ def test_torch_path_in_compare_and_consensus_gives_the_numpy_results(
     run_study(tiny_config(base), stages=stages)
     rows = []  # spy: the chunks the torch accumulators receive (the real method runs)
     real = TorchSums.add
-    monkeypatch.setattr(TorchSums, "add", lambda s, a, b=None: rows.append(len(a[0])) or real(s, a, b))
+    spy = lambda s, a, b=None: rows.append(len(a[0])) or real(s, a, b)  # noqa: E731
+    monkeypatch.setattr(TorchSums, "add", spy)
     cfg = tiny_config(tmp_path / "torch.zarr", execution={"device": "torch-cpu"})
     res = run_study(cfg, stages=stages)
     assert res.outcomes == {"compare": {"latent": "written"}, "consensus": {"latent": "written"}}
