@@ -33,7 +33,7 @@ from .procrustes import shape_gains
 #: Measures evaluated here.
 BATCHED = frozenset({"linear_cka", "procrustes_similarity", "mean_cca", "shape_distance"})
 #: One stack of cross-covariances (the temporaries of a stack are a few times this).
-STACK_BYTES = 2 * 2**20
+STACK_BYTES = 2**19
 #: Largest accepted first-order error bound of the Gram route, relative to the values' sum
 #: (observed errors are 20-100x below the bound).
 GRAM_RTOL = 1e-11
