@@ -440,7 +440,6 @@ def _moments_of(
     logger.debug("moments: n=%d K=%d D=%d chunk=%d", n, len(widths), D, chunk)
     ranges = _ranges(n, chunk, executor)
     s, S = _run(_task_block_sums, ranges, executor, spec, names, shift, chunk, scales)
-    _symmetrize_upper(S)
     mean = shift + s / n
     u = s / np.sqrt(n)
     S = dsyr(-1.0, u, a=S, lower=0, overwrite_a=1)  # S - u u^T in place (upper triangle)
