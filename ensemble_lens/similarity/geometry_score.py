@@ -16,9 +16,10 @@ landmarks is the MRLT. The score (Algorithm 2) is the squared L2 distance betwee
 
 0 for identical clouds and larger for clouds with different numbers of holes at comparable
 scales. Witness complexes and persistence come from GUDHI (``pip install
-ensemble-lens[topology]``), with the witness relation on plain Euclidean distances (a simplex
-is alpha-witnessed by w when each of its landmarks is within ``alpha`` of w's nearest landmark
-outside it), homology over Z/2 and simplices up to dimension 2, as in the authors' code.
+ensemble-lens[topology]``): GUDHI's ``WitnessComplex`` on a table of plain Euclidean
+distances, as in the authors' code, where a simplex enters at the smallest ``alpha`` for which
+one witness w has ``d(w, l) <= d(w, L) + alpha`` for each of its landmarks l (``d(w, L)``: w's
+distance to its nearest landmark); simplices up to dimension 2, homology over Z/2.
 
 Defaults follow the authors' code: ``L_0 = 64``, ``gamma = N / (128 * 5000)`` for N samples,
 ``i_max = 100``, ``n = 1000`` draws. Where we differ from it: landmarks are a random *subset*
