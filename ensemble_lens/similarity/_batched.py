@@ -58,10 +58,9 @@ def _per_net(nets: Mapping[int, NetState], idx: Any, off: Offsets, name: str, kw
 
 
 def _gather(per: dict[int, dict[str, Any]], idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-pair stacks of one side: each network's arrays stacked once, then indexed."""
-    nets, inv = np.unique(idx, return_inverse=True)
-    keys = per[int(nets[0])].keys()
-    return {k: np.stack([np.asarray(per[int(i)][k]) for i in nets])[inv] for k in keys}
+    """Per-pair stacks of one side (one copy of each pair's arrays)."""
+    rows = [per[int(i)] for i in idx]
+    return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
 
 
 def pair_values(
