@@ -218,14 +218,19 @@ def _fill(
     a: int,
     b: int,
     scales: np.ndarray | None = None,
+    check: bool = True,
 ) -> None:
-    """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``)."""
+    """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``);
+    ``check=False`` for networks already read through a checked pass (cross tiles)."""
     col = 0
     for x, nm in zip(arrays, names, strict=True):
         part = _slice_rows(x, a, b)
-        check_real(part, f"network {nm!r}")
-        if not np.isfinite(part).all():
-            raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
+        if check:
+            check_real(part, f"network {nm!r}")
+            if not np.isfinite(part).all():
+                raise ShapeError(
+                    f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}"
+                )
         dst = buf[: b - a, col : col + part.shape[1]]
         dst[...] = part
         if scales is not None:
@@ -301,8 +306,8 @@ def _cross_block_sums(
     C = np.zeros((means[0].size, means[1].size), order="F")
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
-        _fill(buf_a, arrs_a, names[0], start, stop, scales[0])
-        _fill(buf_b, arrs_b, names[1], start, stop, scales[1])
+        _fill(buf_a, arrs_a, names[0], start, stop, scales[0], check=False)
+        _fill(buf_b, arrs_b, names[1], start, stop, scales[1], check=False)
         za, zb = buf_a[: stop - start], buf_b[: stop - start]
         za -= means[0]
         zb -= means[1]
@@ -459,7 +464,8 @@ def cross_covariance(
     scales: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """Centered cross-covariance between two groups of networks with known means (tiling);
-    ``scales`` are the groups' :attr:`Moments.scales`."""
+    ``scales`` are the groups' :attr:`Moments.scales`. The networks are not checked again
+    (real, finite): their means came from a checked pass over the same samples."""
     ranges = _ranges(n, chunk, executor)
     C = _run(_task_cross_sums, ranges, executor, specs, names, means, chunk, scales)
     C /= n - 1
