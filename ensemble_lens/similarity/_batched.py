@@ -104,13 +104,13 @@ def _stacked(
     pb = _per_net(nets, np.unique(ends[:, 1]), off[1], name, kw)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for p, (i, j) in enumerate(ends.tolist()):  # stacks need equal shapes: widths and ranks
-        key = (pa[i]["cols"].size, pb[j]["cols"].size)
+        key: tuple[int, ...] = (pa[i]["cols"].size, pb[j]["cols"].size)
         if "w" in pa[i]:
             key += (pa[i]["w"].shape[1], pb[j]["w"].shape[1])
         groups[key].append(p)
     out = np.empty(len(ends))
-    for key, idx in groups.items():
-        step = max(1, STACK_BYTES // (8 * max(1, key[0] * key[1])))
+    for shape, idx in groups.items():
+        step = max(1, STACK_BYTES // (8 * max(1, shape[0] * shape[1])))
         for s in range(0, len(idx), step):
             part = np.asarray(idx[s : s + step])
             a, b = _gather(pa, ends[part, 0]), _gather(pb, ends[part, 1])

@@ -6,6 +6,7 @@ relative living times of holes."""
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from ._builders import build_cknna, build_knn
 from ._names import Built, Family, Output, Param
@@ -45,7 +46,7 @@ def build_imd(o: dict[str, object], _out: str) -> Built:
 
 def build_gs(o: dict[str, object], _out: str) -> Built:
     """Geometry Score with the authors' defaults; per network its MRLT."""
-    kw = {k: o[k] for k in ("n_landmarks", "gamma", "i_max", "n", "seed") if k in o}
+    kw: dict[str, Any] = {k: o[k] for k in ("n_landmarks", "gamma", "i_max", "n", "seed") if k in o}
     return Built(
         geometry_score, kw, prepare=partial(mean_rlt, **kw), combine=gs_combine, shares="mrlt"
     )

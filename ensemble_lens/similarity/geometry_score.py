@@ -170,5 +170,11 @@ def geometry_score(
     True
     """
     x, y = prepare_pair(X, Y)
-    kw = {"n_landmarks": n_landmarks, "gamma": gamma, "i_max": i_max, "n": n, "seed": seed}
+    kw: dict[str, Any] = {
+        "n_landmarks": n_landmarks,
+        "gamma": gamma,
+        "i_max": i_max,
+        "n": n,
+        "seed": seed,
+    }
     return gs_combine(mean_rlt(x, **kw), mean_rlt(y, **kw))

@@ -108,8 +108,8 @@ def _run_pairs(
         nets = {i: job.nets[i] for pair in part for i in pair}
         sub = {i: roff[i] - lo for i in rows}
         args.append((nets, cov[lo:hi], sub, part, job.metric, job.kw, coff))
-    for part, vals in zip(args, _map(job, pair_values, args), strict=True):
-        job.store(part[3], vals)
+    for arg, vals in zip(args, _map(job, pair_values, args), strict=True):
+        job.store(arg[3], vals)
 
 
 @dataclass
