@@ -43,6 +43,7 @@ from .geometry import (
     rsm_norm_difference,
     uniformity_difference,
 )
+from .geometry_score import geometry_score
 from .imd import imd
 from .kernels import kernel_cka
 from .knn import (
@@ -84,6 +85,7 @@ __all__ = [
     "edit_distance_knn",
     "eigenspace_overlap",
     "ensd",
+    "geometry_score",
     "gulp",
     "imd",
     "jaccard_knn",

@@ -1,13 +1,16 @@
-"""Rows of the registry table for the neighbour-graph families: the k-nearest-neighbour
-measures (Huh et al. 2024, ReSi) and IMD, whose per-network work is the neighbour lists or the
-kNN graph's heat-trace descriptor."""
+"""Rows of the registry table for the neighbour-graph and shape-of-data families: the
+k-nearest-neighbour measures (Huh et al. 2024, ReSi), IMD and the Geometry Score, whose
+per-network work is the neighbour lists, the kNN graph's heat-trace descriptor or the mean
+relative living times of holes."""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from ._builders import build_cknna, build_knn
 from ._names import Built, Family, Output, Param
+from .geometry_score import geometry_score, gs_combine, mean_rlt
 from .imd import imd, imd_combine, imd_state
 from .knn import (
     cycle_knn,
@@ -38,6 +41,14 @@ def build_imd(o: dict[str, object], _out: str) -> Built:
         prepare=partial(imd_state, k=o.get("k", 5), **kw),
         combine=imd_combine,
         shares="spectrum",
+    )
+
+
+def build_gs(o: dict[str, object], _out: str) -> Built:
+    """Geometry Score with the authors' defaults; per network its MRLT."""
+    kw: dict[str, Any] = {k: o[k] for k in ("n_landmarks", "gamma", "i_max", "n", "seed") if k in o}
+    return Built(
+        geometry_score, kw, prepare=partial(mean_rlt, **kw), combine=gs_combine, shares="mrlt"
     )
 
 
@@ -145,5 +156,23 @@ def neighbour_families() -> list[Family]:
             outputs={"score": Output("distance")},
             listed=("imd_score",),
             paper="Tsitsulin et al. 2020",
+        ),
+        Family(
+            "gs",
+            "Geometry Score: squared L2 between mean relative living times of holes (H1 of "
+            "witness complexes on random landmarks; needs gudhi)",
+            "topology",
+            (*ORTHO, "sample-permutation"),
+            build_gs,
+            (
+                Param("landmarks", "n_landmarks", "int", 64),
+                Param("gamma", "gamma", "float"),
+                Param("i_max", "i_max", "int", 100),
+                Param("n", "n", "int", 1000),
+                Param("seed", "seed", "int", 0),
+            ),
+            outputs={"score": Output("distance")},
+            listed=("gs",),
+            paper="Khrulkov & Oseledets 2018",
         ),
     ]

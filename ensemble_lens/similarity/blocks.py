@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import EnsembleLensWarning, ShapeError
-from ._batched import batched_values
+from ._batched import pair_values
 from ._device import Device, Precision
 from ._names import POST, Measure
-from ._pairstate import eval_pairs, live_mask, prepare_net
+from ._pairstate import live_mask, prepare_net
 from ._registry import resolve_metric
 from .allpairs import _block, _pair_task, _prepare, materialise
 from .moments import Moments, compute_moments, cross_covariance, resolve_inputs
@@ -74,13 +74,9 @@ def _moment_block(
         cov = mom.block(a, a)
         nets[a] = prepare_net(cov, live_mask(cov, mom.mean[o[a] : o[a + 1]], names[a]), m.moment)
     pairs = _pairs(ia, ib, True)
-    fast = batched_values(nets, mom.cov, o, pairs, m.moment, dict(m.options))
-    if fast is not None:
-        rows, cols = np.array(pairs).T
-        out[rows, cols] = out[cols, rows] = fast
-        return _post(out, m, ia, ib)
-    items = [(nets[i], nets[j], mom.block(i, j)) for i, j in pairs]
-    for (i, j), (vij, vji) in zip(pairs, eval_pairs(items, m.moment, dict(m.options)), strict=True):
+    for (i, j), (vij, vji) in zip(
+        pairs, pair_values(nets, mom.cov, o, pairs, m.moment, dict(m.options)), strict=True
+    ):
         out[i, j], out[j, i] = vij, vji
     _post(out, m, ia, ib)
 

@@ -94,14 +94,20 @@ class Moments:
 # ----------------------------------------------------------------------------- accumulation
 
 
-def _parts(arrays: Sequence[Any], names: Sequence[str], a: int, b: int) -> list[np.ndarray]:
-    """Rows a:b of every network as numpy (its own dtype), checked real and finite."""
+def _parts(
+    arrays: Sequence[Any], names: Sequence[str], a: int, b: int, check: bool = True
+) -> list[np.ndarray]:
+    """Rows a:b of every network as numpy (its own dtype), checked real and finite unless
+    ``check=False`` (networks already read through a checked pass: cross tiles)."""
     out = []
     for x, nm in zip(arrays, names, strict=True):
         part = slice_rows(x, a, b)
-        check_real(part, f"network {nm!r}")
-        if not np.isfinite(part).all():
-            raise ShapeError(f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}")
+        if check:
+            check_real(part, f"network {nm!r}")
+            if not np.isfinite(part).all():
+                raise ShapeError(
+                    f"network {nm!r}: non-finite values (NaN or inf) in samples {a}:{b}"
+                )
         out.append(part)
     return out
 
@@ -113,10 +119,12 @@ def _fill(
     a: int,
     b: int,
     scales: np.ndarray | None = None,
+    check: bool = True,
 ) -> None:
-    """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``)."""
+    """Write rows a:b of every network side by side into ``buf[: b - a]`` (times ``scales``);
+    ``check=False`` for networks already read through a checked pass (cross tiles)."""
     col = 0
-    for part in _parts(arrays, names, a, b):
+    for part in _parts(arrays, names, a, b, check):
         dst = buf[: b - a, col : col + part.shape[1]]
         dst[...] = part
         if scales is not None:
@@ -201,15 +209,18 @@ def _cross_block_sums(
         acc = TorchSums(backend, how[1], (means[0], scales[0]), (means[1], scales[1]))
         for start in range(a, b, chunk_size):
             stop = min(start + chunk_size, b)
-            acc.add(_parts(arrs_a, names[0], start, stop), _parts(arrs_b, names[1], start, stop))
+            acc.add(
+                _parts(arrs_a, names[0], start, stop, False),
+                _parts(arrs_b, names[1], start, stop, False),
+            )
         return acc.result()[1]
     m = min(chunk_size, b - a)
     buf_a, buf_b = np.empty((m, means[0].size)), np.empty((m, means[1].size))
     C = np.zeros((means[0].size, means[1].size), order="F")
     for start in range(a, b, chunk_size):
         stop = min(start + chunk_size, b)
-        _fill(buf_a, arrs_a, names[0], start, stop, scales[0])
-        _fill(buf_b, arrs_b, names[1], start, stop, scales[1])
+        _fill(buf_a, arrs_a, names[0], start, stop, scales[0], check=False)
+        _fill(buf_b, arrs_b, names[1], start, stop, scales[1], check=False)
         za, zb = buf_a[: stop - start], buf_b[: stop - start]
         za -= means[0]
         zb -= means[1]
@@ -381,7 +392,6 @@ def moments_of_spec(
     logger.debug("moments: n=%d K=%d D=%d chunk=%d", n, len(widths), D, chunk)
     ranges = _ranges(n, chunk, executor)
     s, S = _run(_task_block_sums, ranges, executor, spec, names, shift, chunk, scales, how)
-    _symmetrize_upper(S)
     mean = shift + s / n
     u = s / np.sqrt(n)
     S = dsyr(-1.0, u, a=S, lower=0, overwrite_a=1)  # S - u u^T in place (upper triangle)
@@ -402,7 +412,9 @@ def cross_covariance(
     how: tuple[str, str] = ("cpu", "float64"),
 ) -> np.ndarray:
     """Centered cross-covariance between two groups of networks with known means (tiling);
-    ``scales`` are the groups' :attr:`Moments.scales`, ``how`` the (device, precision)."""
+    ``scales`` are the groups' :attr:`Moments.scales`, ``how`` the (device, precision). The
+    networks are not checked again (real, finite): their means came from a checked pass over
+    the same samples."""
     ranges = _ranges(n, chunk, executor)
     C = _run(_task_cross_sums, ranges, executor, specs, names, means, chunk, scales, how)
     C /= n - 1

@@ -2,8 +2,11 @@
 
 Linear measures (linear CKA, mean CCA, SVCCA, PWCCA, Procrustes, shape distance) are computed
 from one streaming pass of shared second moments (:mod:`.moments`): each network's covariance
-block is eigendecomposed once, and each pair costs two small GEMMs and one small SVD of its
-whitened cross-covariance. Other measures loop over pairs through the single-pair functions.
+block is eigendecomposed once, and the pairs of a tile are evaluated together by
+:func:`._batched.pair_values` (stacked products and eigenvalue routines; the same evaluator as
+the compare stage's blocks). Measures with per-network work (kernel CKA, RSA, kNN, regression)
+go through :func:`.allpairs.prepared_matrix`; the rest loop over pairs through the single-pair
+functions.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import EnsembleLensWarning, IllConditionedWarning, ShapeError
+from ._batched import pair_values
 from ._device import Device, Precision, check_device, moments_backend
 from ._names import POST, Measure
-from ._pairstate import eval_pairs, live_mask, prepare_net
+from ._pairstate import live_mask, prepare_net
 from ._registry import resolve_metric
 from .allpairs import (
     aggregate_warnings,
@@ -47,8 +51,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["pairwise", "pairwise_permutation_test"]
-
-_BATCH = 16
 
 #: Largest tile budget of the moments path for numpy inputs, which use the size of their widest
 #: network (at least 1 MiB) up to this (``max_bytes`` bounds it further): about the memory of a
@@ -83,17 +85,32 @@ def _map(job: Any, fn: Callable[..., Any], arglist: list[tuple[Any, ...]]) -> li
     return map_calls(job.executor, job.n_jobs, fn, arglist)
 
 
+def _parts(pairs: list[tuple[int, int]], n: int) -> list[list[tuple[int, int]]]:
+    """Pairs (sorted by row network) cut into at most ``n`` runs of whole row networks with
+    about equal numbers of pairs (one task each)."""
+    target, parts = -(-len(pairs) // max(1, n)), [[]]  # type: ignore[var-annotated]
+    for p, pair in enumerate(pairs):
+        if len(parts[-1]) >= target and pair[0] != pairs[p - 1][0]:
+            parts.append([])
+        parts[-1].append(pair)
+    return parts
+
+
 def _run_pairs(
-    pairs: list[tuple[int, int]], cross: Callable[[int, int], np.ndarray], job: Any
-) -> list[tuple[float, float]]:
-    """Evaluate ``(v_ij, v_ji)`` for pairs, in batches."""
-    batches = [pairs[i : i + _BATCH] for i in range(0, len(pairs), _BATCH)]
-    nets = job.nets
-    args = [
-        ([(nets[i], nets[j], cross(i, j)) for i, j in batch], job.metric, job.kw)
-        for batch in batches
-    ]
-    return [v for batch in _map(job, eval_pairs, args) for v in batch]
+    job: Any, pairs: list[tuple[int, int]], cov: np.ndarray, roff: dict, coff: dict
+) -> None:
+    """Evaluate and store ``(v_ij, v_ji)`` for the pairs of one tile through the shared pair
+    evaluator (batched where the measure allows); a task gets its row networks' slab of the
+    tile (a view, copied only by process executors)."""
+    args = []
+    for part in _parts(pairs, job.n_jobs):
+        rows = sorted({i for i, _ in part})
+        lo, hi = roff[rows[0]], roff[rows[-1]] + job.widths[rows[-1]]
+        nets = {i: job.nets[i] for pair in part for i in pair}
+        sub = {i: roff[i] - lo for i in rows}
+        args.append((nets, cov[lo:hi], sub, part, job.metric, job.kw, coff))
+    for arg, vals in zip(args, _map(job, pair_values, args), strict=True):
+        job.store(arg[3], vals)
 
 
 @dataclass
@@ -140,9 +157,9 @@ def _diag_tile(job: _Job, idx: list[int], mom: Moments | None = None) -> Moments
     )
     for i, state in zip(idx, states, strict=True):
         job.nets[i] = state
-    pos = {i: a for a, i in enumerate(idx)}
+    off = {i: int(mom.offsets[a]) for a, i in enumerate(idx)}
     pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a:]]
-    job.store(pairs, _run_pairs(pairs, lambda i, j: mom.block(pos[i], pos[j]), job))
+    _run_pairs(job, pairs, mom.cov, off, off)
     return mom
 
 
@@ -156,12 +173,9 @@ def _cross_tile(job: _Job, ia: list[int], ib: list[int], ma: Moments, mb: Moment
     )  # fmt: skip
     oa = np.concatenate([[0], np.cumsum([job.widths[i] for i in ia])])
     ob = np.concatenate([[0], np.cumsum([job.widths[j] for j in ib])])
-    pa, pb = {i: a for a, i in enumerate(ia)}, {j: b for b, j in enumerate(ib)}
-    pairs = [(i, j) for i in ia for j in ib]
-    vals = _run_pairs(
-        pairs, lambda i, j: c[oa[pa[i]] : oa[pa[i] + 1], ob[pb[j]] : ob[pb[j] + 1]], job
-    )
-    job.store(pairs, vals)
+    roff = {i: int(oa[a]) for a, i in enumerate(ia)}
+    coff = {j: int(ob[b]) for b, j in enumerate(ib)}
+    _run_pairs(job, [(i, j) for i in ia for j in ib], c, roff, coff)
 
 
 def _warn_cca(job: _Job) -> None:
