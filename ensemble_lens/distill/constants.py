@@ -59,12 +59,14 @@ import numpy as np
 import sympy
 
 from ._expr import evaluate, r2_score
+from .canonical import round_constants
 
 __all__ = [
     "Template",
     "best_expression",
     "constants_across_members",
     "form_key",
+    "pinned_summary",
     "refit_constants",
     "template",
 ]
@@ -306,7 +308,9 @@ def constants_across_members(
         ``members`` (K), ``pin_tol``, ``constants``: one dict per constant (see
         docs/CONTRACTS.md "Formulas"), ``member_values`` {member: [values]}, ``condition``,
         ``extrapolation_r2``, ``extrapolation_reference``, ``best_expression`` (the formula
-        with every constant at its best-supported value), ``pinned`` (every constant pinned,
+        with every constant at its best-supported value, rounded to 4 significant figures),
+        ``best_from_extrapolation`` (any best value taken from the extrapolation range),
+        ``pinned`` (every constant pinned,
         by the fit range or the extrapolation range).
 
     Examples
@@ -323,7 +327,7 @@ def constants_across_members(
     t = template(expr)
     if not t.slots:
         return {"template": str(expr), "constants": [], "pinned": True, "members": 0,
-                "best_expression": str(expr)}  # fmt: skip
+                "best_expression": str(expr), "best_from_extrapolation": False}  # fmt: skip
     base = _evidence(t, X, y, names, pin_tol)
     se, cond = _condition(base.fit)
     fits = [_refit(t, *_subset(X, my), names) for my in member_y]
@@ -358,7 +362,11 @@ def constants_across_members(
         "condition": _num(cond),
         "extrapolation_r2": None if ext is None else _num(ext.fit.r2),
         "extrapolation_reference": extrapolation_reference if ext is not None else None,
-        "best_expression": str(_substitute(t, best)),
+        # shown rounded like every formula; best_expression() rebuilds it unrounded
+        "best_expression": str(round_constants(_substitute(t, best))),
+        "best_from_extrapolation": any(
+            c["best_source"] == "extrapolation range" for c in constants
+        ),
         "pinned": all(c["verdict"] in PINNED for c in constants),
     }
 
@@ -456,6 +464,20 @@ def best_expression(expr: sympy.Expr, constants: dict[str, Any]) -> sympy.Expr:
         return expr
     vals = [c["best"] if c.get("best") is not None else c["value"] for c in constants["constants"]]
     return _substitute(t, vals)
+
+
+def pinned_summary(constants: dict[str, Any] | None) -> str | None:
+    """One line for tables: how many constants are pinned, and each one that is not, with
+    its verdict (e.g. ``"1/2 pinned; _c1: fit and extrapolation disagree"``); None without
+    a constants verdict, ``"no constants"`` for a formula without any."""
+    if not constants:
+        return None
+    rows = constants.get("constants") or []
+    if not rows:
+        return "no constants"
+    loose = [f"{c['name']}: {c['verdict']}" for c in rows if c.get("verdict") not in PINNED]
+    pinned = sum(c.get("verdict") in PINNED for c in rows)
+    return "; ".join([f"{pinned}/{len(rows)} pinned", *loose])
 
 
 def _num(x: float) -> float | None:
