@@ -257,7 +257,9 @@ def _evidence(
     n = len(t.slots)
     out = np.full((3, n), np.nan)
     for i in range(n) if only is None else only:
-        out[:, i] = _profile(t, X, y, names, fit, i, step)
+        # a form that is non-finite on the data pins nothing: an unbounded, sloppy interval
+        out[:, i] = _profile(t, X, y, names, fit, i, step) if np.isfinite(fit.ssr) else (
+            -np.inf, np.inf, 0.0)  # fmt: skip
     return _Evidence(fit, out[0], out[1], out[2])
 
 
@@ -410,7 +412,9 @@ def _verdict(
     (the rule of the module docstring, in its order)."""
     e = row["extrapolation"]
     fit = f"fit range [{row['fit_low']:.4g}, {row['fit_high']:.4g}]"
-    if row["sloppy"]:
+    if not np.isfinite(row["profile_low"]):
+        loose = "the form is not finite on every sample"
+    elif row["sloppy"]:
         loose = f"sloppy: moving it by {pin_tol:.0%} adds {row['profile_cost']:.2g} x the misfit"
     else:
         loose = f"{fit} wider than +-{pin_tol:.0%}"
