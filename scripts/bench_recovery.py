@@ -107,6 +107,7 @@ def best_constants_hits(view: dict[str, Any], test: np.ndarray, X_test, names, t
     components and the extrapolation range); a formula reduced modulo other components has no
     constants verdict and keeps the default one."""
     labels, ext = list(view["labels"]), view["extrapolation"]
+    verdicts: dict[int, dict[str, Any]] = {}
 
     def hits(r: Any) -> set[str]:
         if r.reduced_modulo or r.expr is None or r.truth_name is None:
@@ -116,10 +117,33 @@ def best_constants_hits(view: dict[str, Any], test: np.ndarray, X_test, names, t
             r.expr, X_test, view["Y"][test, j], view["M"][:, test, j], ids, names,
             extrapolation=None if ext is None else (ext[0], ext[1][:, j]),
         )  # fmt: skip
+        verdicts[id(r)] = cons
         found = recovered_with_best_constants(r.expr, cons, truths[r.truth_name], X_test, names)
         return {r.truth_name} if found else set()
 
+    hits.verdicts = verdicts  # type: ignore[attr-defined]
     return hits
+
+
+def constants_brief(cons: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each constant's verdict, consensus value, fit-range interval, extrapolation refit and
+    best-supported value (4 significant figures), for the row."""
+
+    def r4(v: Any) -> Any:
+        return None if v is None else float(f"{v:.4g}")
+
+    return [
+        {
+            "verdict": c["verdict"],
+            "value": r4(c["value"]),
+            "fit_range": [r4(c["fit_low"]), r4(c["fit_high"])],
+            "members": [r4(c["low"]), r4(c["high"])],
+            "extrapolation": r4(c["extrapolation"]),
+            "best": r4(c["best"]),
+            "best_source": c["best_source"],
+        }
+        for c in (cons or {}).get("constants", [])
+    ]
 
 
 def scores(per_component, truths: set[str], n_seeds: int, strict_hits, best_hits) -> dict[str, Any]:
@@ -201,6 +225,7 @@ def run_task(task_name: str, args: argparse.Namespace, root: Path, ex: Any) -> d
         best = best_constants_hits(view, test, X_test, names, task.latents, ids)
         cons = scores(per, truths, n_seeds, strict, best)
         row["formulas"] = [_shown(rs[0]) for rs, _ in per]
+        row["constants"] = [constants_brief(best.verdicts.get(id(rs[0]))) for rs, _ in per]
     row.update(
         consensus_rate=cons["rate"],
         consensus_strict_rate=cons["strict"],

@@ -77,6 +77,9 @@ MAX_POINTS = 1000
 MIN_FOR_PERCENTILES = 20
 #: condition number of the column-scaled Jacobian above which constants are not identifiable
 MAX_CONDITION = 1e6
+#: relative half-width below which a profile interval is not narrowed (the optimiser's
+#: precision: refits of exact data on two ranges differ at this level)
+PRECISION = 1e-6
 #: refit R^2 an extrapolation range needs before its constants count as evidence
 MIN_EXTRAPOLATION_R2 = 0.9
 
@@ -218,7 +221,8 @@ def _profile(
         tiny = 1e-9 * fit.ssr
         costs.append(added / fit.ssr if fit.ssr > 0 else np.inf)
         half.append(step * unit * np.sqrt(fit.ssr / added) if added > tiny else np.inf)
-    return c - half[0], c + half[1], float(min(costs))
+    floor = PRECISION * unit  # two refits of exact data differ by the optimiser's precision
+    return c - max(half[0], floor), c + max(half[1], floor), float(min(costs))
 
 
 def _condition(fit: ConstantFit) -> tuple[np.ndarray, float]:

@@ -169,3 +169,15 @@ def test_a_decay_the_data_cannot_determine_is_not_pinned_until_a_wider_range_pin
     assert decay["verdict"] == "pinned by the extrapolation range"
     assert decay["best_source"] == "extrapolation range" and abs(decay["best"] + 0.02) < 1e-6
     assert decay["best_note"] is not None and "ground truth" not in decay["best_note"]
+
+
+def test_exact_data_on_both_ranges_agree_to_the_optimisers_precision():
+    X, Xe = _inputs(), _inputs(200, 2, r_range=(3.0, 4.0))
+    y = _screened(X)
+    expr = sympy.Float(2.1) * dx * m * sympy.exp(sympy.Float(-0.9) * r) / r**2
+    out = constants_across_members(
+        expr, X, y, np.stack([y, y]), ["a", "b"], NAMES, X_extrap=Xe, y_extrap=_screened(Xe)
+    )
+    assert [c["verdict"] for c in out["constants"]] == ["pinned", "pinned"] and out["pinned"]
+    assert [c["best_source"] for c in out["constants"]] == ["fit range", "fit range"]
+    assert not out["best_from_extrapolation"] and out["best_expression"] == "2*dx*m*exp(-r)/r**2"
