@@ -105,7 +105,7 @@ def _constants_block(rec: dict[str, Any]) -> str:
         verdict = rec.get("exact_recovery_best")
         said = "" if verdict is None else (" (exact recovery)" if verdict else " (not exact)")
         notes += note(f"With the best-supported constants: {cons['best_expression']}{said}.")
-    return details("Constants", lead + table(headers, rows) + notes)
+    return lead + notes + details("Constants (table)", table(headers, rows))
 
 
 def _extrapolation_note(rec: dict[str, Any]) -> str:
