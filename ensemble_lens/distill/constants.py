@@ -355,7 +355,7 @@ def constants_across_members(
                             pin_tol, extrapolation_reference))  # fmt: skip
         constants.append({"name": slot, **{k: _num(v) if isinstance(v, float) else v
                                            for k, v in row.items()}})  # fmt: skip
-    best = [c["best"] if c["best"] is not None else c["value"] for c in constants]
+    best = [float(np.nan if c["best"] is None else c["best"]) for c in constants]
     return {
         "template": str(t.expr),
         "interval": "5-95 %" if K >= MIN_FOR_PERCENTILES else "min-max",
