@@ -39,7 +39,7 @@ from .extrapolation import EXTRAPOLATION, Extrapolation, reference
 from .judge import exact_recovery
 from .records import no_consensus_record, pick, record, unskilled_record
 from .reduce import Split, reduce_modulo_others
-from .verdict import NO_TRUTH, judge
+from .verdict import NO_TRUTH, judge, recovered_with_best_constants
 
 __all__ = [
     "DistillSettings",
@@ -277,7 +277,7 @@ def _judged(
         problem.truths, chosen, problem.X[test], problem.names
     )
     ext = view["extrapolation"]
-    return judge(
+    rec = judge(
         rec,
         chosen,
         results,
@@ -293,7 +293,15 @@ def _judged(
         min_support=problem.settings.min_support,
         # a latent known up to a monotone map is chosen by gradient agreement, not values
         min_knee=0.0 if problem.latent_kind == "monotone" else problem.settings.min_knee,
+        extrapolation_reference=reference(problem.extrapolation, problem.split),
     )
+    rec["exact_recovery_best"] = None
+    if problem.truths and chosen.truth_name and chosen.expr is not None:
+        truth = problem.truths[chosen.truth_name]
+        rec["exact_recovery_best"] = recovered_with_best_constants(
+            chosen.expr, rec.get("constants"), truth, problem.X[test], problem.names
+        )
+    return rec
 
 
 def _check_inputs(consensus: Any, X: Any, names: Sequence[str], split: Any) -> None:

@@ -9,7 +9,10 @@ Every formula record gets, besides test R^2 and support:
   refitted) must explain each within ``stability_tolerance`` of its R^2 on the mean of all
   members; otherwise the formula is flagged ``unstable`` (it depends on one member);
 * **constants across members** (:mod:`~ensemble_lens.distill.constants`), the members'
-  components first put on the consensus' scale (:func:`on_consensus_scale`);
+  components first put on the consensus' scale (:func:`on_consensus_scale`): each constant
+  pinned or not, and its best-supported value (:func:`constants_verdict`); with a truth,
+  :func:`recovered_with_best_constants` is the exact-recovery verdict of the formula with
+  those values (stored as ``exact_recovery_best``);
 * **the knee of the search front** (:func:`front_knee`): a closed form shows up on the
   error-size front as a sharp drop (the law's formula explains nearly everything and longer
   ones add nothing), while a smooth function that no short formula describes (what a null
@@ -32,16 +35,24 @@ from typing import Any
 import numpy as np
 import sympy
 
-from .constants import constants_across_members, form_key, refit_constants, template
+from .constants import (
+    best_expression,
+    constants_across_members,
+    form_key,
+    refit_constants,
+    template,
+)
 
 __all__ = [
     "NO_TRUTH",
+    "constants_verdict",
     "drop_one_member",
     "extrapolation_failure",
     "formula_failure",
     "front_knee",
     "judge",
     "on_consensus_scale",
+    "recovered_with_best_constants",
     "seed_agreement",
 ]
 
@@ -117,6 +128,44 @@ def on_consensus_scale(member_y: np.ndarray, y: np.ndarray) -> np.ndarray:
     A = np.c_[member_y.mean(0), np.ones(member_y.shape[1])]
     (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
     return a * member_y + b
+
+
+def constants_verdict(
+    expr: sympy.Expr,
+    X: np.ndarray,
+    y: np.ndarray,
+    member_y: np.ndarray,
+    member_ids: Sequence[str],
+    names: Sequence[str],
+    *,
+    extrapolation: tuple[np.ndarray, np.ndarray] | None = None,
+    extrapolation_reference: str | None = None,
+) -> dict[str, Any]:
+    """:func:`~ensemble_lens.distill.constants.constants_across_members` of a formula on the
+    component ``y`` (sample,), its members' own components ``member_y`` (member, sample, put
+    on ``y``'s scale here) and the extrapolation range ``(inputs, target)``."""
+    Xe, ye = extrapolation if extrapolation is not None else (None, None)
+    return constants_across_members(
+        expr, X, y, on_consensus_scale(member_y, y), member_ids, names,
+        X_extrap=Xe, y_extrap=ye, extrapolation_reference=extrapolation_reference,
+    )  # fmt: skip
+
+
+def recovered_with_best_constants(
+    expr: sympy.Expr,
+    constants: dict[str, Any] | None,
+    truth: sympy.Expr,
+    X: np.ndarray,
+    names: Sequence[str],
+) -> bool | None:
+    """Exact recovery (:func:`~ensemble_lens.distill.judge.exact_recovery`, the default 2 %
+    tolerance) of ``expr`` with each constant at its best-supported value; None without a
+    constants verdict."""
+    from .judge import exact_recovery
+
+    if constants is None:
+        return None
+    return bool(exact_recovery(best_expression(expr, constants), truth, X=X, names=names))
 
 
 def extrapolation_failure(
@@ -223,11 +272,13 @@ def judge(
     stability_tolerance: float,
     min_support: float = 0.5,
     min_knee: float = 0.0,
+    extrapolation_reference: str | None = None,
 ) -> dict[str, Any]:
     """The record with the verdicts of this module added (see the module docstring).
 
     ``X``, ``y``, ``member_y``: test inputs, the component and each member's own component
-    there (member, sample); ``extrapolation``: (inputs, target) or None.
+    there (member, sample); ``extrapolation``: (inputs, target) or None;
+    ``extrapolation_reference``: what that target is (recorded with the constants).
     """
     rec.update(ground_truth=ground_truth, truth_note=None if ground_truth else NO_TRUTH)
     rec.update(
@@ -244,12 +295,12 @@ def judge(
         front_knee(rec.get("front") or [], pick.complexity) if pick.reduced_modulo is None else None
     )
     rec.update(seed_agreement(pick, results))
-    member_y = on_consensus_scale(member_y, y)
     if pick.reduced_modulo is None:  # members' remainders are not kept for reduced formulas
-        Xe, ye = extrapolation if extrapolation is not None else (None, None)
-        rec["constants"] = constants_across_members(
-            pick.expr, X, y, member_y, member_ids, names, X_extrap=Xe, y_extrap=ye
-        )
+        rec["constants"] = constants_verdict(
+            pick.expr, X, y, member_y, member_ids, names, extrapolation=extrapolation,
+            extrapolation_reference=extrapolation_reference,
+        )  # fmt: skip
+        member_y = on_consensus_scale(member_y, y)
         rec.update(drop_one_member(pick.expr, X, member_y, member_ids, names,
                                    tolerance=stability_tolerance))  # fmt: skip
         if rec["stable"] is False:

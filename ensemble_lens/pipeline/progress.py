@@ -106,6 +106,8 @@ def print_summary(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..distill.constants import pinned_summary
+
     console = Console()
     table = Table(title="stages", show_edge=False)
     table.add_column("stage")
@@ -127,11 +129,18 @@ def print_summary(result: Any) -> None:
         verdict = {True: "exact", False: "not exact", None: "truth unknown"}[
             f.get("exact_recovery")
         ]
+        if f.get("exact_recovery") is False and f.get("exact_recovery_best"):
+            verdict += ", exact with the best-supported constants"
         console.print(
             f"[bold]{where}[/] = {f['expression']}   "
             f"(support {f.get('support', float('nan')):.2f}, "
             f"R2 test {f.get('r2_test', float('nan')):.4f}, {verdict})"
         )
+        if pinned := pinned_summary(f.get("constants")):
+            cons = f.get("constants") or {}
+            best = cons.get("best_expression") if cons.get("best_from_extrapolation") else None
+            also = f"; best-supported: {best}" if best else ""
+            console.print(f"    constants: {pinned}{also}")
     console.print(f"store: {result.store.path}")
     if result.report:
         console.print(f"report: {result.report}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..distill.constants import PINNED, pinned_summary
 from ..distill.extrapolation import REFERENCE_TRUTH
 from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
-from .html import FigureSink, Num, Raw, details, duration, esc, note, table
+from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, table
 
 
 # -------------------------------------------------------------------- formulas
@@ -64,6 +65,47 @@ def _bootstrap_note(rec: dict[str, Any]) -> str:
         f"{rec.get('bootstrap_resamples')} resamples of the members "
         f"({rec.get('bootstrap_forms')} distinct forms).{flagged}"
     )
+
+
+def _interval(value: Any, low: Any, high: Any) -> str:
+    """``value [low, high]`` to 4 significant figures; '—' without a value."""
+    if value is None:
+        return "—"
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _constants_block(rec: dict[str, Any]) -> str:
+    """Each constant refitted on the consensus, the members and the extrapolation range, its
+    verdict and its best-supported value (``distill.constants``)."""
+    cons = rec.get("constants") or {}
+    rows_in = cons.get("constants") or []
+    if not rows_in:
+        return ""
+    rows = [
+        [
+            c["name"],
+            _interval(c.get("value"), c.get("profile_low"), c.get("profile_high")),
+            _interval(c.get("median"), c.get("low"), c.get("high")),
+            _interval(c.get("extrapolation"), c.get("extrapolation_low"),
+                      c.get("extrapolation_high")),
+            Raw(f'<span class="{"ok" if c.get("verdict") in PINNED else "bad"}">'
+                f"{esc(c.get('verdict'))}</span>: {esc(c.get('reason'))}"),
+            f"{fmt(c.get('best'))} ({c.get('best_source')})",
+        ]
+        for c in rows_in
+    ]  # fmt: skip
+    headers = ["constant", "consensus [profile]", f"members [{cons.get('interval')}]",
+               "extrapolation [profile]", "verdict", "best-supported"]  # fmt: skip
+    lead = (
+        f"<p>Constants of <code>{esc(cons.get('template'))}</code>: "
+        f"{esc(pinned_summary(cons))}.</p>"
+    )
+    notes = "".join(note(c["best_note"]) for c in rows_in if c.get("best_note"))
+    if cons.get("best_from_extrapolation"):
+        verdict = rec.get("exact_recovery_best")
+        said = "" if verdict is None else (" (exact recovery)" if verdict else " (not exact)")
+        notes += note(f"With the best-supported constants: {cons['best_expression']}{said}.")
+    return lead + notes + details("Constants (table)", table(headers, rows))
 
 
 def _extrapolation_note(rec: dict[str, Any]) -> str:
@@ -131,7 +173,7 @@ def _formula_card(
         _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
     ]
     stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
-    stats += _extrapolation_note(rec) + _bootstrap_note(rec)
+    stats += _extrapolation_note(rec) + _bootstrap_note(rec) + _constants_block(rec)
     front = rec.get("front") or []
     pareto = pareto_svg(front, rec.get("expression"), rec.get("complexity"))
     crosses = "; crosses: dominated candidates" if False in check["front_on_pareto"] else ""
@@ -183,8 +225,14 @@ def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
             r.get("r2_test"),
             r.get("r2_extrapolation"),
             r.get("support"),
+            pinned_summary(r.get("constants")) if r.get("expression") else "—",
             *(
-                [_verdict(r.get("exact_recovery")) if r.get("expression") else "—"]
+                [
+                    _verdict(r.get("exact_recovery")) if r.get("expression") else "—",
+                    _verdict(r.get("exact_recovery_best"))
+                    if r.get("expression") and r.get("exact_recovery_best") is not None
+                    else "—",
+                ]
                 if judged
                 else []
             ),
@@ -192,7 +240,9 @@ def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
         for r in recs
     ]
     headers = ["layer", "component", "expression", "R² test", "R² extrapolation", "support"]
-    summary = table([*headers, *(["recovery"] if judged else [])], rows)
+    headers.append("constants")
+    recovery = ["recovery", "recovery, best-supported constants"] if judged else []
+    summary = table([*headers, *recovery], rows)
     cards = "".join(
         _formula_card(r, c, sink, judged)
         for r, c in zip(recs, results["formula_checks"], strict=True)

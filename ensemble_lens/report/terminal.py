@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..distill.constants import pinned_summary
 from .html import ARCH_NAME_KEYS, fmt
 
 if TYPE_CHECKING:
@@ -111,12 +112,14 @@ def _formulas_table(results: dict[str, Any]) -> Any:
                 rec.get("r2_test"),
                 rec.get("r2_extrapolation"),
                 rec.get("support"),
-                *([rec.get("exact_recovery")] if judged else []),
+                pinned_summary(rec.get("constants")) if expr is not None else None,
+                *([rec.get("exact_recovery"), rec.get("exact_recovery_best")] if judged else []),
             ]
         )
     headers = ["layer", "component", "expression", "complexity", "R² test", "R² extrap."]
+    headers += ["support", "constants", *(["exact", "exact (best constants)"] if judged else [])]
     title = "Formulas" if judged else f"Formulas ({results['ground_truth']['statement']})"
-    return _table(title, [*headers, "support", *(["exact"] if judged else [])], rows)
+    return _table(title, headers, rows)
 
 
 def summary_renderables(store: StudyStore, *, models: bool = True) -> list[RenderableType]:

@@ -12,6 +12,7 @@ import sympy
 import xarray as xr
 
 from ensemble_lens.distill import DistillSettings, distill_consensus
+from ensemble_lens.distill.extrapolation import REFERENCE_CONSENSUS
 from ensemble_lens.distill.verdict import (
     NO_TRUTH,
     drop_one_member,
@@ -61,6 +62,18 @@ def test_without_truth_a_law_is_judged_by_seeds_members_and_extrapolation():
     assert rec["constants"]["pinned"]
     values = sorted(c["median"] for c in rec["constants"]["constants"])
     np.testing.assert_allclose(values, [0.5, 1.5], atol=0.01)
+    assert rec["constants"]["extrapolation_reference"] == REFERENCE_CONSENSUS
+    assert rec["exact_recovery_best"] is None  # no truth to judge against
+
+
+def test_with_truth_the_record_judges_the_best_supported_constants_too():
+    ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
+    truths = {"u": 3 * x1 * x2 + x2}
+    (rec,) = distill_consensus(
+        ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS, truths=truths
+    ).records
+    assert rec["exact_recovery"] is True and rec["exact_recovery_best"] is True
+    assert all(c["verdict"] == "pinned" for c in rec["constants"]["constants"])
 
 
 def test_a_formula_that_fails_beyond_the_range_is_not_a_result():

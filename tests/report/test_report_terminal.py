@@ -47,7 +47,8 @@ def test_summary_without_truth_drops_the_verdict(no_truth_study) -> None:
     parts = summary_renderables(no_truth_study)
     formulas = parts[-1]
     assert formulas.title == "Formulas (no ground truth: recovery is not judged)"
-    assert [c.header for c in formulas.columns][-1] == "support"
+    headers = [c.header for c in formulas.columns]
+    assert headers[-2:] == ["support", "constants"] and "exact" not in headers
 
 
 def test_summary_of_a_store_without_results(models_only) -> None:
