@@ -31,6 +31,7 @@ import sympy
 
 from ..errors import ShapeError
 from ._expr import check_names, r2_score
+from .symmetry import FunctionSymmetry, TermOrder, canonical_constants, symmetries
 
 __all__ = [
     "Template",
@@ -74,6 +75,10 @@ class Template:
     frequencies : dict of str to tuple of (str, int)
         Slots that multiply a declared periodic input inside ``cos``: slot name to
         ``(variable, period)``.
+    symmetry : tuple
+        The symmetries of the constants (:func:`~ensemble_lens.distill.symmetry.symmetries`):
+        fitted constants are reported in their canonical form
+        (:func:`~ensemble_lens.distill.symmetry.canonical_constants`).
     """
 
     expr: sympy.Expr
@@ -81,6 +86,11 @@ class Template:
     init: dict[str, float]
     key: str
     frequencies: dict[str, tuple[str, int]] = field(default_factory=dict)
+    symmetry: tuple[tuple[FunctionSymmetry, ...], tuple[TermOrder, ...]] = ((), ())
+
+    def canonical(self, constants: Mapping[str, float]) -> dict[str, float]:
+        """``constants`` mapped to their canonical representative (the same function)."""
+        return canonical_constants(constants, *self.symmetry)
 
     def __str__(self) -> str:
         return str(self.expr)
@@ -192,7 +202,8 @@ def make_template(expr: sympy.Expr, *, periodic: Mapping[str, int] | None = None
         core = _struct(rest, slots)
         body = slots.new(coeff) * core + slots.new(0.0) if rest != 1 else slots.new(coeff)
     key = _key(body, set(slots.symbols))
-    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies)
+    symmetry = symmetries(body, tuple(slots.symbols), slots.periodic)
+    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry)
 
 
 @dataclass(frozen=True)
@@ -276,9 +287,11 @@ def fit_template(
     Returns
     -------
     TemplateFit
-        Every start gets a short run (``5 (slots + 1)`` evaluations), the two best are run to
-        convergence, and the lower fit-split error wins; ``r2_test`` judges it on the test
-        split.
+        Constants in their canonical form (:meth:`Template.canonical`: amplitudes of periodic
+        functions non-negative, phases wrapped, frequencies over integer inputs folded, equal
+        terms ordered). Every start gets a short run (``5 (slots + 1)`` evaluations), the two
+        best are run to convergence, and the lower fit-split error wins; ``r2_test`` judges it
+        on the test split.
     """
     from scipy.optimize import least_squares
 
@@ -313,6 +326,8 @@ def fit_template(
             best = sol
     consts = best.x if best is not None else np.full(len(template.slots), np.nan)
     values = {s.name: float(v) for s, v in zip(template.slots, consts, strict=True)}
+    if best is not None:
+        values = template.canonical(values)
     return TemplateFit(
         constants=values,
         r2_fit=_r2(fn, consts, X_fit, y_fit),
