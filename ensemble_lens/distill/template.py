@@ -217,8 +217,10 @@ class TemplateFit:
     r2_fit, r2_test : float
         R^2 of the fitted template on the fit and the test split.
     frequencies : dict of str to float
-        For each frequency slot, the folded frequency ``k`` in ``[0, p/2]``
-        (:func:`folded_frequency`).
+        For each frequency slot, its frequency ``k`` from the canonical constants: in
+        ``[0, p/2]`` for the first slot of an argument (:func:`folded_frequency`), in
+        ``(-p/2, p/2]`` for the others of a joint wave (the sign tells ``a + b`` from
+        ``a - b``).
     """
 
     constants: dict[str, float]
@@ -235,26 +237,17 @@ def folded_frequency(omega: float, period: int) -> float:
     return float(min(k, period - k))
 
 
+def _frequency(omega: float, period: int, *, canonical: bool) -> float:
+    """``k`` of a canonical frequency slot (signed: in a joint wave ``cos(w1 a + w2 b)`` the
+    sign of ``w2`` relative to ``w1`` tells ``a + b`` from ``a - b``), else folded."""
+    if not canonical or not np.isfinite(omega):
+        return folded_frequency(omega, period)
+    return float(omega * period / (2 * math.pi))
+
+
 def _compiled(template: Template, names: Sequence[str]) -> Callable[..., np.ndarray]:
     symbols = [*template.slots, *(sympy.Symbol(n) for n in names)]
     return sympy.lambdify(symbols, template.expr, modules="numpy")
-
-
-def _starts(template: Template, n_random: int, rng: np.random.Generator) -> list[np.ndarray]:
-    names = [s.name for s in template.slots]
-    base = np.array([template.init[n] for n in names])
-    starts = [base]
-    for name, (_, period) in template.frequencies.items():
-        j = names.index(name)
-        for k in range(1, period // 2 + 1):
-            s = base.copy()
-            s[j] = 2 * math.pi * k / period
-            starts.append(s)
-    for _ in range(n_random):
-        starts.append(
-            base * rng.uniform(0.5, 1.5, size=base.shape) + rng.normal(0, 0.1, base.shape)
-        )
-    return starts
 
 
 def fit_template(
@@ -268,6 +261,8 @@ def fit_template(
     n_random: int = 2,
     seed: int = 0,
 ) -> TemplateFit:
+    from .template_starts import fitting_starts
+
     """Least-squares constants of ``template`` for one component, from several starts.
 
     Parameters
@@ -314,7 +309,10 @@ def fit_template(
 
     # every start gets a short run; the two best are then run to convergence
     short = []
-    for x0 in _starts(template, n_random, np.random.default_rng(seed)):
+    starts = fitting_starts(
+        template, X_fit, y_fit, names, n_random=n_random, rng=np.random.default_rng(seed)
+    )
+    for x0 in starts:
         try:
             short.append(least_squares(residual, x0, method="lm", max_nfev=5 * (len(x0) + 1)))
         except ValueError:  # non-finite start
@@ -333,7 +331,7 @@ def fit_template(
         r2_fit=_r2(fn, consts, X_fit, y_fit),
         r2_test=_r2(fn, consts, X_test, y_test),
         frequencies={
-            name: folded_frequency(values[name], period)
+            name: _frequency(values[name], period, canonical=best is not None)
             for name, (_, period) in template.frequencies.items()
         },
     )

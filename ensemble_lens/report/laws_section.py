@@ -123,10 +123,11 @@ def _slot_values(best: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
 
 
 def _folded(omega: float, period: int) -> float:
-    """``k`` of ``cos(omega v + phi)`` on Z_period, in ``[0, period / 2]`` (as
-    :func:`ensemble_lens.distill.template.folded_frequency`, without importing sympy)."""
+    """``k`` of ``cos(omega v + ...)`` on Z_period, wrapped into ``(-period/2, period/2]``: the
+    stored constants are canonical (:mod:`ensemble_lens.distill.symmetry`), so a lone or first
+    frequency is in ``[0, period/2]`` and a joint wave's other frequency keeps its sign."""
     k = (omega * period / (2 * math.pi)) % period
-    return min(k, period - k)
+    return k - period if k > period / 2 else k
 
 
 def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink) -> str:
