@@ -28,6 +28,7 @@ __all__ = [
     "Wave",
     "fourier_power",
     "member_components",
+    "wave_terms",
     "waves",
 ]
 
@@ -70,16 +71,11 @@ class Wave:
         return f"{','.join(v for v, _ in self.terms)}:k=({','.join(str(k) for _, k in self.terms)})"
 
 
-def waves(
-    X: np.ndarray, names: Sequence[str], periodic: Mapping[str, int], *, joint: bool = True
-) -> list[Wave]:
-    """The Fourier basis over the declared periodic inputs among ``names``: for each input
-    ``v`` (period ``p``) the waves ``k = 1 .. p // 2``, and with ``joint`` for each pair
-    ``(v, u)`` the waves ``(k1, k2)``, ``k1 = 1 .. p // 2``, ``k2 = +-1 .. +-(q // 2)`` (a
-    function of ``v + u`` or ``v - u`` on Z_p is one of these; ``(k1, k2)`` and
-    ``(-k1, -k2)`` are one wave)."""
+def wave_terms(
+    names: Sequence[str], periodic: Mapping[str, int], *, joint: bool = True
+) -> list[tuple[tuple[str, int], ...]]:
+    """The ``terms`` of every wave of :func:`waves`, without their columns."""
     present = [(v, int(p)) for v, p in periodic.items() if v in names]
-    cols = {v: X[:, list(names).index(v)] for v, _ in present}
     specs: list[tuple[tuple[str, int], ...]] = [
         ((v, k),) for v, p in present for k in range(1, p // 2 + 1)
     ]
@@ -88,11 +84,25 @@ def waves(
             for u, q in present[i + 1 :]:
                 k2s = [k for k in range(-(q // 2), q // 2 + 1) if k]
                 specs += [((v, k1), (u, k2)) for k1 in range(1, p // 2 + 1) for k2 in k2s]
-    out = []
-    for terms in specs:
-        w = sum(2 * np.pi * k * cols[v] / periodic[v] for v, k in terms)
-        out.append(Wave(terms, np.column_stack([np.cos(w), np.sin(w)])))
-    return out
+    return specs
+
+
+def _wave(
+    terms: tuple[tuple[str, int], ...], X: np.ndarray, names: Sequence[str], periodic
+) -> Wave:
+    w = sum(2 * np.pi * k * X[:, list(names).index(v)] / periodic[v] for v, k in terms)
+    return Wave(terms, np.column_stack([np.cos(w), np.sin(w)]))
+
+
+def waves(
+    X: np.ndarray, names: Sequence[str], periodic: Mapping[str, int], *, joint: bool = True
+) -> list[Wave]:
+    """The Fourier basis over the declared periodic inputs among ``names``: for each input
+    ``v`` (period ``p``) the waves ``k = 1 .. p // 2``, and with ``joint`` for each pair
+    ``(v, u)`` the waves ``(k1, k2)``, ``k1 = 1 .. p // 2``, ``k2 = +-1 .. +-(q // 2)`` (a
+    function of ``v + u`` or ``v - u`` on Z_p is one of these; ``(k1, k2)`` and
+    ``(-k1, -k2)`` are one wave)."""
+    return [_wave(t, X, names, periodic) for t in wave_terms(names, periodic, joint=joint)]
 
 
 @dataclass(frozen=True)
@@ -176,18 +186,23 @@ def member_components(
 JOINT_MIN_SHARE = 0.5
 #: ... counting this many waves
 JOINT_TOP = 10
+#: waves whose least-squares parts are computed at once
+WAVE_CHUNK = 256
 
 
 def _joint(centred, X, names, fit, periodic, total, max_components, variance_keep):
     """Components over several periodic inputs at once: each wave's least-squares part of the
     units on the fit split (the probe need not cover Z_p x Z_q), the waves with the most
     power first; None when the top ``JOINT_TOP`` waves carry less than ``JOINT_MIN_SHARE``."""
-    basis = waves(X[fit], names, periodic)
-    B = np.stack([w.columns for w in basis])  # (wave, sample, 2)
-    gram = np.einsum("wsi,wsj->wij", B, B)  # one 2 x 2 normal equation per wave, in one pass
-    coefs = np.linalg.solve(gram + 1e-12 * np.eye(2), np.einsum("wsi,su->wiu", B, centred[fit]))
-    power = np.einsum("wiu,wij,wju->w", coefs, gram, coefs) / total
-    parts = [(float(pw), w, c) for pw, w, c in zip(power, basis, coefs, strict=True)]
+    terms = wave_terms(names, periodic)
+    Y, parts = centred[fit], []
+    for start in range(0, len(terms), WAVE_CHUNK):  # chunks: p x q waves need not fit in memory
+        basis = [_wave(t, X[fit], names, periodic) for t in terms[start : start + WAVE_CHUNK]]
+        B = np.stack([w.columns for w in basis])  # (wave, sample, 2)
+        gram = np.einsum("wsi,wsj->wij", B, B)  # one 2 x 2 normal equation per wave
+        coefs = np.linalg.solve(gram + 1e-12 * np.eye(2), np.einsum("wsi,su->wiu", B, Y))
+        power = np.einsum("wiu,wij,wju->w", coefs, gram, coefs) / total
+        parts += [(float(pw), w, c) for pw, w, c in zip(power, basis, coefs, strict=True)]
     parts.sort(key=lambda t: -t[0])
     share = np.array([t[0] for t in parts])
     if share[:JOINT_TOP].sum() < JOINT_MIN_SHARE:

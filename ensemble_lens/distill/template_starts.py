@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["fitting_starts"]
 
-#: most grid points screened per function argument
-MAX_GRID = 2000
+log = logging.getLogger(__name__)
+
+#: most grid points screened per function argument (a joint wave over Z_p x Z_q has
+#: (p // 2) * q of them: 10000 covers p = q = 139; beyond, the first k1 are screened only)
+MAX_GRID = 10000
 #: screened grid points kept as starts
 N_SCREENED = 6
 
@@ -45,6 +49,11 @@ def _frequency_grids(template: Template) -> list[list[dict[str, float]]]:
     for slots in together:
         periods = [template.frequencies[c][1] for c in slots]
         axes = [range(1, periods[0] // 2 + 1)] + [range(-(q // 2), q // 2 + 1) for q in periods[1:]]
+        if math.prod(len(ax) for ax in axes) > MAX_GRID:
+            log.warning(
+                "template %s: %d frequency starts for slots %s, only the first %d screened",
+                template, math.prod(len(ax) for ax in axes), slots, MAX_GRID,
+            )  # fmt: skip
         points = itertools.islice(itertools.product(*axes), MAX_GRID)
         grids.append(
             [
