@@ -208,6 +208,12 @@ def layer_groups(
             group_law(ctx, layer, members) | _group_template(members, templates)
             for members in groups.group_members()
         ]
+        shapes = {g.get("template") for g in out["per_group"] if g.get("template")}
+        if len(shapes) > 1:  # an ensemble-wide template then only holds the groups' terms
+            out["note"] = (
+                f"the {groups.n_groups} groups have different templates "
+                f"({'; '.join(sorted(shapes))}): read each group's law, not the ensemble's"
+            )
     return out
 
 

@@ -66,6 +66,8 @@ def _groups_block(groups: dict[str, Any]) -> str:
     headers = ["group", "size", "members", "law (group consensus)", "support",
                "R² extrapolation", "template (verdict, support)"]  # fmt: skip
     out = lead + table(headers, rows)
+    if groups.get("note"):
+        out += f"<p><b>Note:</b> {esc(groups['note'])}.</p>"
     if "template" in groups:
         tg = groups["template"]
         out += (

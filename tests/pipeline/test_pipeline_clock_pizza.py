@@ -69,3 +69,4 @@ def test_each_group_has_its_own_law(study):
     # pizza: waves in a alone and in b alone
     args = _cos_arguments(pizza["template"])
     assert args and all(len(s) == 1 for s in args)
+    assert "different templates" in rec["groups"]["note"]  # not one law for the ensemble
