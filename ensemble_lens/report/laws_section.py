@@ -45,6 +45,12 @@ def _groups_block(groups: dict[str, Any]) -> str:
         f"<b>{sim['n_groups']} group(s)</b>; {esc(sim['reason'])} (permutation p = "
         f"{esc(fmt(sim.get('p_value')))} over {sim.get('n_null', 0)} null draws).</p>"
     )
+    if groups.get("by_metric"):
+        tested = ", ".join(
+            f"{m}: {g['n_groups']} group(s), p = {fmt(g.get('p_value'))}"
+            for m, g in groups["by_metric"].items()
+        )
+        lead += f"<p>Metrics tested, each at alpha / {len(groups['by_metric'])}: {esc(tested)}.</p>"
     per = groups.get("per_group") or []
     rows = []
     for i, members in enumerate(sim["groups"]):
