@@ -178,24 +178,26 @@ def constants_across_members(
     dict
         ``template`` (str, constants as ``_c0``...), ``interval`` ("min-max" or "5-95 %"),
         ``members`` (K), ``constants``: one dict per constant with ``name``, ``value`` (the
-        consensus refit), ``median``, ``low``, ``high``, ``relative_width``,
-        ``relative_se``, ``extrapolation`` (or None), ``verdict``; ``member_values``
-        {member: [values]}; ``condition`` (Jacobian condition number) and ``pinned`` (all
-        constants pinned).
+        consensus refit; every value in canonical form, see :func:`_canonical`), ``median``,
+        ``low``, ``high``, ``relative_width``, ``relative_se``, ``extrapolation`` (or None),
+        ``verdict``; ``member_values`` {member: [values]}; ``condition`` (Jacobian condition
+        number) and ``pinned`` (all constants pinned).
     """
     t = template(expr)
     if not t.slots:
         return {"template": str(expr), "constants": [], "pinned": True, "members": 0}
     base = refit_constants(t, X, y, names)
     ok, rel_se, cond = _identifiable(base, pin_tol)
-    V = np.stack([refit_constants(t, X, my, names).values for my in member_y])
+    canon = _canonical(t)
+    V = np.stack([canon(refit_constants(t, X, my, names).values) for my in member_y])
     K = len(V)
     q = (5, 95) if K >= MIN_FOR_PERCENTILES else (0, 100)
     low, med, high = (np.percentile(V, p, axis=0) for p in (q[0], 50, q[1]))
     ext = None
     if X_extrap is not None and y_extrap is not None:
-        ext = refit_constants(t, X_extrap, y_extrap, names).values
+        ext = canon(refit_constants(t, X_extrap, y_extrap, names).values)
     rel_width = (high - low) / np.maximum(np.abs(med), 1e-12)
+    shown = canon(base.values)
     constants = []
     for i, slot in enumerate(t.slots):
         verdict = "not pinned by the data"
@@ -204,7 +206,7 @@ def constants_across_members(
         constants.append(
             {
                 "name": slot,
-                "value": _num(base.values[i]),
+                "value": _num(shown[i]),
                 "median": _num(med[i]),
                 "low": _num(low[i]),
                 "high": _num(high[i]),
@@ -225,6 +227,23 @@ def constants_across_members(
         "condition": _num(cond),
         "pinned": all(c["verdict"] == "pinned" for c in constants),
     }
+
+
+def _canonical(t: Template) -> Any:
+    """``values -> values`` in canonical form (:mod:`~ensemble_lens.distill.symmetry`: the
+    sign of a periodic function's amplitude and argument, its phase wrapped), so the members'
+    refits are compared on one branch of each symmetry."""
+    from .symmetry import canonical_constants, symmetries
+
+    funcs, orders = symmetries(t.expr, tuple(sympy.Symbol(s) for s in t.slots), ())
+
+    def canon(values: np.ndarray) -> np.ndarray:
+        if not np.isfinite(values).all():
+            return values
+        c = canonical_constants(dict(zip(t.slots, values, strict=True)), funcs, orders)
+        return np.array([c[s] for s in t.slots])
+
+    return canon
 
 
 def _num(x: float) -> float | None:

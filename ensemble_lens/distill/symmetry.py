@@ -168,11 +168,12 @@ def symmetries(
     funcs: list[FunctionSymmetry] = []
     orders: list[TermOrder] = []
     seen: set[sympy.Expr] = set()
-    for node in sympy.preorder_traversal(expr):
-        if not node.is_Add:
-            continue
+    sums = [n for n in sympy.preorder_traversal(expr) if n.is_Add]
+    if not expr.is_Add:
+        sums.insert(0, expr)  # the whole formula is then a sum of one term
+    for node in sums:
         by_key: dict[str, list[tuple[str, ...]]] = {}
-        for term in node.args:
+        for term in sympy.Add.make_args(node):
             amp, rest = _split_term(term, own)
             if isinstance(rest, sympy.Function) and len(rest.args) == 1:
                 sym = _function_symmetry(rest, amp, own, integer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sympy
 
 from ensemble_lens.distill.constants import constants_across_members, form_key, template
@@ -77,3 +78,21 @@ def test_a_formula_without_constants_has_nothing_to_refit():
     X = _inputs()
     out = constants_across_members(dx / r**2, X, X[:, 1], X[None, :, 1], ["a"], NAMES)
     assert out["constants"] == [] and out["pinned"]
+
+
+def test_members_on_another_branch_of_a_wave_are_reported_on_one_branch():
+    """A member whose component is the same wave with the opposite sign (an aligned component's
+    sign is arbitrary) refits to -A; canonical form makes it A with the phase shifted by pi."""
+    rng = np.random.default_rng(2)
+    X = np.c_[rng.uniform(-3, 3, 500)]
+    wave = 1.5 * np.cos(2.0 * X[:, 0] + 0.4)
+    members = np.stack([wave, wave, -wave]) + 1e-3 * rng.normal(size=(3, 500))
+    expr = sympy.Float(1.5) * sympy.cos(sympy.Float(2.0) * x + sympy.Float(0.4))
+    out = constants_across_members(expr, X, wave, members, ["s0", "s1", "s2"], ["x"])
+    values = np.array(list(out["member_values"].values()))
+    amp, phase, freq = (int(np.argmin(np.abs(values[0] - v))) for v in (1.5, 0.4, 2.0))
+    np.testing.assert_allclose(values[:, amp], 1.5, atol=0.01)  # one amplitude, not +-1.5
+    np.testing.assert_allclose(values[:, freq], 2.0, atol=0.01)
+    np.testing.assert_allclose(values[:2, phase], 0.4, atol=0.01)
+    assert values[2, phase] == pytest.approx(0.4 - np.pi, abs=0.01)  # -cos(u) = cos(u - pi)
+    assert out["constants"][amp]["relative_width"] < 0.05
