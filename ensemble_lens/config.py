@@ -288,7 +288,8 @@ class GroupsConfig(_Strict):
     ``per_group`` and there are several."""
 
     enabled: bool = False
-    metric: Metric = "linear_cka"
+    # a list: each tested at alpha / len (Bonferroni), the smallest p decides
+    metric: Metric | Annotated[list[Metric], Field(min_length=1)] = "linear_cka"
     n_perm: int = Field(default=499, ge=19)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     max_groups: int = Field(default=4, ge=2)

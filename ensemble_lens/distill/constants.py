@@ -60,6 +60,7 @@ import sympy
 
 from ._expr import evaluate, r2_score
 from .canonical import round_constants
+from .symmetry import canonical_values
 
 __all__ = [
     "Template",
@@ -254,10 +255,18 @@ class _Evidence:
 
 def _evidence(
     t: Template, X: np.ndarray, y: np.ndarray, names: Sequence[str], step: float,
-    only: Sequence[int] | None = None,
+    only: Sequence[int] | None = None, canon: Any = None,
 ) -> _Evidence:  # fmt: skip
+    """The refit on ``(X, y)`` with its constants in canonical form (``canon``, from
+    :func:`~ensemble_lens.distill.symmetry.canonical_values`: the same function on one branch
+    of each symmetry, so fits on different data compare), and each constant's profile
+    interval there."""
     X, y = _subset(X, y)
     fit = _refit(t, X, y, names)
+    if canon is not None and np.isfinite(fit.ssr):
+        values = canon(fit.values)
+        if not np.allclose(values, fit.values, rtol=0, atol=0):  # refit there: its Jacobian
+            fit = _refit(Template(t.expr, t.slots, tuple(map(float, values))), X, y, names)
     n = len(t.slots)
     out = np.full((3, n), np.nan)
     for i in range(n) if only is None else only:
@@ -334,18 +343,20 @@ def constants_across_members(
     if not t.slots:
         return {"template": str(expr), "constants": [], "pinned": True, "members": 0,
                 "best_expression": str(expr), "best_from_extrapolation": False}  # fmt: skip
-    base = _evidence(t, X, y, names, pin_tol)
+    canon = canonical_values(t.expr, t.slots)
+    base = _evidence(t, X, y, names, pin_tol, canon=canon)
     se, cond = _condition(base.fit)
-    fits = [_refit(t, *_subset(X, my), names) for my in member_y]
-    V = np.stack([f.values for f in fits])
+    V = np.stack([canon(_refit(t, *_subset(X, my), names).values) for my in member_y])
     K = len(V)
     q = (5, 95) if K >= MIN_FOR_PERCENTILES else (0, 100)
     low, med, high = (np.percentile(V, p, axis=0) for p in (q[0], 50, q[1]))
     ext = None
     if X_extrap is not None and y_extrap is not None:
-        ext = _evidence(t, X_extrap, y_extrap, names, pin_tol)
+        ext = _evidence(t, X_extrap, y_extrap, names, pin_tol, canon=canon)
     wide = [i for i in range(len(t.slots)) if _rel((high[i] - low[i]) / 2, med[i]) > pin_tol]
-    own = [_evidence(t, X, my, names, pin_tol, only=wide) for my in member_y] if wide else []
+    own = [
+        _evidence(t, X, my, names, pin_tol, only=wide, canon=canon) for my in member_y
+    ] if wide else []  # fmt: skip
     constants = []
     for i, slot in enumerate(t.slots):
         row = _constant_row(i, base, se[i], (low[i], med[i], high[i]), ext, pin_tol)

@@ -31,6 +31,7 @@ import sympy
 
 from ..errors import ShapeError
 from ._expr import check_names, r2_score
+from .symmetry import FunctionSymmetry, TermOrder, canonical_constants, symmetries
 
 __all__ = [
     "Template",
@@ -74,6 +75,10 @@ class Template:
     frequencies : dict of str to tuple of (str, int)
         Slots that multiply a declared periodic input inside ``cos``: slot name to
         ``(variable, period)``.
+    symmetry : tuple
+        The symmetries of the constants (:func:`~ensemble_lens.distill.symmetry.symmetries`):
+        fitted constants are reported in their canonical form
+        (:func:`~ensemble_lens.distill.symmetry.canonical_constants`).
     """
 
     expr: sympy.Expr
@@ -81,6 +86,11 @@ class Template:
     init: dict[str, float]
     key: str
     frequencies: dict[str, tuple[str, int]] = field(default_factory=dict)
+    symmetry: tuple[tuple[FunctionSymmetry, ...], tuple[TermOrder, ...]] = ((), ())
+
+    def canonical(self, constants: Mapping[str, float]) -> dict[str, float]:
+        """``constants`` mapped to their canonical representative (the same function)."""
+        return canonical_constants(constants, *self.symmetry)
 
     def __str__(self) -> str:
         return str(self.expr)
@@ -192,7 +202,8 @@ def make_template(expr: sympy.Expr, *, periodic: Mapping[str, int] | None = None
         core = _struct(rest, slots)
         body = slots.new(coeff) * core + slots.new(0.0) if rest != 1 else slots.new(coeff)
     key = _key(body, set(slots.symbols))
-    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies)
+    symmetry = symmetries(body, tuple(slots.symbols), slots.periodic)
+    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry)
 
 
 @dataclass(frozen=True)
@@ -206,8 +217,10 @@ class TemplateFit:
     r2_fit, r2_test : float
         R^2 of the fitted template on the fit and the test split.
     frequencies : dict of str to float
-        For each frequency slot, the folded frequency ``k`` in ``[0, p/2]``
-        (:func:`folded_frequency`).
+        For each frequency slot, its frequency ``k`` from the canonical constants: in
+        ``[0, p/2]`` for the first slot of an argument (:func:`folded_frequency`), in
+        ``(-p/2, p/2]`` for the others of a joint wave (the sign tells ``a + b`` from
+        ``a - b``).
     """
 
     constants: dict[str, float]
@@ -224,26 +237,17 @@ def folded_frequency(omega: float, period: int) -> float:
     return float(min(k, period - k))
 
 
+def _frequency(omega: float, period: int, *, canonical: bool) -> float:
+    """``k`` of a canonical frequency slot (signed: in a joint wave ``cos(w1 a + w2 b)`` the
+    sign of ``w2`` relative to ``w1`` tells ``a + b`` from ``a - b``), else folded."""
+    if not canonical or not np.isfinite(omega):
+        return folded_frequency(omega, period)
+    return float(omega * period / (2 * math.pi))
+
+
 def _compiled(template: Template, names: Sequence[str]) -> Callable[..., np.ndarray]:
     symbols = [*template.slots, *(sympy.Symbol(n) for n in names)]
     return sympy.lambdify(symbols, template.expr, modules="numpy")
-
-
-def _starts(template: Template, n_random: int, rng: np.random.Generator) -> list[np.ndarray]:
-    names = [s.name for s in template.slots]
-    base = np.array([template.init[n] for n in names])
-    starts = [base]
-    for name, (_, period) in template.frequencies.items():
-        j = names.index(name)
-        for k in range(1, period // 2 + 1):
-            s = base.copy()
-            s[j] = 2 * math.pi * k / period
-            starts.append(s)
-    for _ in range(n_random):
-        starts.append(
-            base * rng.uniform(0.5, 1.5, size=base.shape) + rng.normal(0, 0.1, base.shape)
-        )
-    return starts
 
 
 def fit_template(
@@ -257,6 +261,8 @@ def fit_template(
     n_random: int = 2,
     seed: int = 0,
 ) -> TemplateFit:
+    from .template_starts import fitting_starts
+
     """Least-squares constants of ``template`` for one component, from several starts.
 
     Parameters
@@ -276,9 +282,11 @@ def fit_template(
     Returns
     -------
     TemplateFit
-        Every start gets a short run (``5 (slots + 1)`` evaluations), the two best are run to
-        convergence, and the lower fit-split error wins; ``r2_test`` judges it on the test
-        split.
+        Constants in their canonical form (:meth:`Template.canonical`: amplitudes of periodic
+        functions non-negative, phases wrapped, frequencies over integer inputs folded, equal
+        terms ordered). Every start gets a short run (``5 (slots + 1)`` evaluations), the two
+        best are run to convergence, and the lower fit-split error wins; ``r2_test`` judges it
+        on the test split.
     """
     from scipy.optimize import least_squares
 
@@ -301,7 +309,10 @@ def fit_template(
 
     # every start gets a short run; the two best are then run to convergence
     short = []
-    for x0 in _starts(template, n_random, np.random.default_rng(seed)):
+    starts = fitting_starts(
+        template, X_fit, y_fit, names, n_random=n_random, rng=np.random.default_rng(seed)
+    )
+    for x0 in starts:
         try:
             short.append(least_squares(residual, x0, method="lm", max_nfev=5 * (len(x0) + 1)))
         except ValueError:  # non-finite start
@@ -313,12 +324,14 @@ def fit_template(
             best = sol
     consts = best.x if best is not None else np.full(len(template.slots), np.nan)
     values = {s.name: float(v) for s, v in zip(template.slots, consts, strict=True)}
+    if best is not None:
+        values = template.canonical(values)
     return TemplateFit(
         constants=values,
         r2_fit=_r2(fn, consts, X_fit, y_fit),
         r2_test=_r2(fn, consts, X_test, y_test),
         frequencies={
-            name: folded_frequency(values[name], period)
+            name: _frequency(values[name], period, canonical=best is not None)
             for name, (_, period) in template.frequencies.items()
         },
     )

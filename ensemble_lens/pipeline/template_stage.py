@@ -55,7 +55,8 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
             out[layer] = "skipped"
             continue
         if gcfg.enabled:
-            _similarity_matrix(ctx, layer, ids)  # fails early on a metric not computed
+            for metric in _group_metrics(gcfg):  # fails early on a metric not computed
+                _similarity_matrix(ctx, layer, ids, metric)
         record: dict[str, Any] = {"tag": tag, "members": ids}
         if tcfg.enabled:
             record["templates"] = layer_templates(ctx, layer, ids)
@@ -188,18 +189,28 @@ def layer_groups(
     from ..consensus.groups import find_groups, groups_from_labels
 
     gcfg = ctx.cfg.groups
-    matrix = _similarity_matrix(ctx, layer, ids)
-    groups = find_groups(
-        matrix,
-        kind="distance" if gcfg.metric == "shape_distance" else "similarity",
-        max_groups=gcfg.max_groups,
-        n_perm=gcfg.n_perm,
-        alpha=gcfg.alpha,
-        min_size=gcfg.min_size,
-        seed=gcfg.seed,
-        method=gcfg.metric,
-    )
+    metrics = _group_metrics(gcfg)
+    tested = {
+        metric: find_groups(
+            _similarity_matrix(ctx, layer, ids, metric),
+            kind="distance" if metric == "shape_distance" else "similarity",
+            max_groups=gcfg.max_groups,
+            n_perm=gcfg.n_perm,
+            alpha=gcfg.alpha / len(metrics),  # Bonferroni over the metrics tested
+            min_size=gcfg.min_size,
+            seed=gcfg.seed,
+            method=metric,
+        )
+        for metric in metrics
+    }
+    # the metric with the smallest p decides (first listed on ties)
+    groups = min(tested.values(), key=lambda g: 1.0 if g.p_value is None else g.p_value)
     out: dict[str, Any] = {"similarity": groups.to_dict()}
+    if len(metrics) > 1:
+        out["by_metric"] = {
+            m: {"n_groups": g.n_groups, "p_value": g.p_value, "statistic": g.statistic}
+            for m, g in tested.items()
+        }
     if templates is not None:
         out["template"] = groups_from_labels(ids, _template_labels(ids, templates), "template")
         out["template"] = out["template"].to_dict()
@@ -208,6 +219,12 @@ def layer_groups(
             group_law(ctx, layer, members) | _group_template(members, templates)
             for members in groups.group_members()
         ]
+        shapes = {g.get("template") for g in out["per_group"] if g.get("template")}
+        if len(shapes) > 1:  # an ensemble-wide template then only holds the groups' terms
+            out["note"] = (
+                f"the {groups.n_groups} groups have different templates "
+                f"({'; '.join(sorted(shapes))}): read each group's law, not the ensemble's"
+            )
     return out
 
 
@@ -270,9 +287,13 @@ def _template_on_group(
     }
 
 
-def _similarity_matrix(ctx: StageContext, layer: str, ids: list[str]) -> Any:
-    """The ``groups.metric`` matrix of the members, or a clear error."""
-    metric = ctx.cfg.groups.metric
+def _group_metrics(gcfg: Any) -> list[str]:
+    """``groups.metric`` as a list."""
+    return [gcfg.metric] if isinstance(gcfg.metric, str) else list(gcfg.metric)
+
+
+def _similarity_matrix(ctx: StageContext, layer: str, ids: list[str], metric: str) -> Any:
+    """One ``groups.metric`` matrix of the members, or a clear error."""
     if ctx.store.result_tag("similarity", layer) is None:
         raise ConfigError(f"groups: layer {layer!r} has no similarity results; run 'compare'")
     sims = ctx.store.read_result("similarity", layer)

@@ -45,6 +45,12 @@ def _groups_block(groups: dict[str, Any]) -> str:
         f"<b>{sim['n_groups']} group(s)</b>; {esc(sim['reason'])} (permutation p = "
         f"{esc(fmt(sim.get('p_value')))} over {sim.get('n_null', 0)} null draws).</p>"
     )
+    if groups.get("by_metric"):
+        tested = ", ".join(
+            f"{m}: {g['n_groups']} group(s), p = {fmt(g.get('p_value'))}"
+            for m, g in groups["by_metric"].items()
+        )
+        lead += f"<p>Metrics tested, each at alpha / {len(groups['by_metric'])}: {esc(tested)}.</p>"
     per = groups.get("per_group") or []
     rows = []
     for i, members in enumerate(sim["groups"]):
@@ -66,6 +72,8 @@ def _groups_block(groups: dict[str, Any]) -> str:
     headers = ["group", "size", "members", "law (group consensus)", "support",
                "R² extrapolation", "template (verdict, support)"]  # fmt: skip
     out = lead + table(headers, rows)
+    if groups.get("note"):
+        out += f"<p><b>Note:</b> {esc(groups['note'])}.</p>"
     if "template" in groups:
         tg = groups["template"]
         out += (
@@ -123,10 +131,11 @@ def _slot_values(best: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
 
 
 def _folded(omega: float, period: int) -> float:
-    """``k`` of ``cos(omega v + phi)`` on Z_period, in ``[0, period / 2]`` (as
-    :func:`ensemble_lens.distill.template.folded_frequency`, without importing sympy)."""
+    """``k`` of ``cos(omega v + ...)`` on Z_period, wrapped into ``(-period/2, period/2]``: the
+    stored constants are canonical (:mod:`ensemble_lens.distill.symmetry`), so a lone or first
+    frequency is in ``[0, period/2]`` and a joint wave's other frequency keeps its sign."""
     k = (omega * period / (2 * math.pi)) % period
-    return min(k, period - k)
+    return k - period if k > period / 2 else k
 
 
 def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink) -> str:

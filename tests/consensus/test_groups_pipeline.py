@@ -102,6 +102,13 @@ def test_mixed_ensemble_gives_two_groups_and_each_groups_law(tmp_path):
     assert again.outcomes["templates"] != {"embed": "skipped"}
 
 
+def test_groups_metric_list_must_not_be_empty(tmp_path):
+    from ensemble_lens.config import load_config
+
+    with pytest.raises(ConfigError, match=r"groups\.metric"):
+        load_config(_config(tmp_path, groups={"enabled": True, "metric": []}))
+
+
 def test_groups_metric_not_computed_is_a_clear_error(tmp_path):
     cfg = _config(tmp_path, groups={"enabled": True, "metric": "mean_cca"})
     with pytest.raises(ConfigError, match=r"groups.metric 'mean_cca': not computed for layer"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sympy
 
 from ensemble_lens.distill.constants import constants_across_members, form_key, template
@@ -181,3 +182,21 @@ def test_exact_data_on_both_ranges_agree_to_the_optimisers_precision():
     assert [c["verdict"] for c in out["constants"]] == ["pinned", "pinned"] and out["pinned"]
     assert [c["best_source"] for c in out["constants"]] == ["fit range", "fit range"]
     assert not out["best_from_extrapolation"] and out["best_expression"] == "2*dx*m*exp(-r)/r**2"
+
+
+def test_members_on_another_branch_of_a_wave_are_reported_on_one_branch():
+    """A member whose component is the same wave with the opposite sign (an aligned component's
+    sign is arbitrary) refits to -A; canonical form makes it A with the phase shifted by pi."""
+    rng = np.random.default_rng(2)
+    X = np.c_[rng.uniform(-3, 3, 500)]
+    wave = 1.5 * np.cos(2.0 * X[:, 0] + 0.4)
+    members = np.stack([wave, wave, -wave]) + 1e-3 * rng.normal(size=(3, 500))
+    expr = sympy.Float(1.5) * sympy.cos(sympy.Float(2.0) * x + sympy.Float(0.4))
+    out = constants_across_members(expr, X, wave, members, ["s0", "s1", "s2"], ["x"])
+    values = np.array(list(out["member_values"].values()))
+    amp, phase, freq = (int(np.argmin(np.abs(values[0] - v))) for v in (1.5, 0.4, 2.0))
+    np.testing.assert_allclose(values[:, amp], 1.5, atol=0.01)  # one amplitude, not +-1.5
+    np.testing.assert_allclose(values[:, freq], 2.0, atol=0.01)
+    np.testing.assert_allclose(values[:2, phase], 0.4, atol=0.01)
+    assert values[2, phase] == pytest.approx(0.4 - np.pi, abs=0.01)  # -cos(u) = cos(u - pi)
+    assert out["constants"][amp]["relative_width"] < 0.05
