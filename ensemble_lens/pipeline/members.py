@@ -174,7 +174,7 @@ def _natural(text: str) -> list[Any]:
 
 
 def _unique(members: list[MemberSpec]) -> None:
-    from ..record.store import _check_name
+    from ..record._zarrio import _check_name
 
     seen: dict[str, str] = {}
     for m in members:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._imports import import_callable as _import_callable
 from ..errors import IngestError, ShapeError
-from .store import StudyStore, checked_activations, open_store
+from .store import StudyStore, open_store
+from .writers import checked_activations
 
 SampleIds = Literal["check", "probe_order"] | Sequence[Any] | np.ndarray
 

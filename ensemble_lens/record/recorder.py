@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from .hooks import capture, first_tensor, resolve_layers
-from .store import COMPLETE, ModelWriter, StudyStore, open_store
+from .store import COMPLETE, StudyStore, open_store
+from .writers import ModelWriter
 
 log = logging.getLogger(__name__)
 

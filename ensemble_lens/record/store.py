@@ -1,4 +1,5 @@
-"""The study store: the ONLY module that knows the on-disk Zarr layout.
+"""The study store: with its parts `writers` (a model's group), `_probe_data` (the probe
+dataset) and `_zarrio` (shared helpers), the ONLY code that knows the on-disk Zarr layout.
 
 Layout (Zarr v3, local directory)::
 
@@ -32,13 +33,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +44,26 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, StoreError
+from ._probe_data import (
+    _decode_strings,
+    _encode_strings,
+    _per_sample,
+    _probe_dataset,
+    _with_extras,
+)
+from ._zarrio import (
+    _EXTRA_PREFIXES,
+    _EXTRAP_PREFIX,
+    _INPUT_PREFIX,
+    _TARGET_PREFIX,
+    _check_name,
+    _jsonable,
+    _read_attrs,
+    _xr,
+    _zarr,
+    chunk_rows,
+)
+from .writers import ModelWriter, checked_activations
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -56,74 +74,9 @@ SCHEMA_VERSION = 1
 COMPLETE = "complete"
 RESULT_KINDS = ("similarity", "consensus")
 BLOCKS = "similarity_blocks"  # the compare stage's blocks in progress
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TARGET_CHUNK_BYTES = 4 * 2**20
-_SPLIT_CODES = {"fit": 0, "test": 1}
-_INPUT_PREFIX = "model_input_"  # probe arrays the networks take as they are
-_EXTRAP_PREFIX = "extrapolation_"  # probe samples kept apart for extrapolation
-_EXTRA_PREFIXES = (_INPUT_PREFIX, _EXTRAP_PREFIX)
-_TARGET_PREFIX = "target_"  # what the networks were trained to predict (probe.target)
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
-
-
-def _check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise StoreError(
-            f"{kind} {name!r} is not a valid name: use letters, digits, '_', '.', '-' "
-            "and start with a letter or digit"
-        )
-    return name
-
-
-def chunk_rows(width: int, n: int) -> int:
-    """Rows per chunk so that one (rows, width) float32 chunk is about 4 MB."""
-    rows = max(1024, _TARGET_CHUNK_BYTES // (4 * max(width, 1)))
-    return int(min(rows, max(n, 1)))
-
-
-def _activation_codecs() -> Any:
-    """Fast Zstd (level 1): ReLU-like activations shrink ~2x, and it costs less than the write."""
-    from zarr.codecs import ZstdCodec
-
-    return [ZstdCodec(level=int(os.environ.get("ENSEMBLE_LENS_ZSTD_LEVEL", "1")))]
-
-
-def _zarr():
-    import zarr
-
-    return zarr
-
-
-def _xr():
-    import xarray
-
-    return xarray
-
-
-def _read_attrs(group_dir: Path) -> dict[str, Any]:
-    meta = group_dir / "zarr.json"
-    try:
-        with open(meta) as fh:
-            return dict(json.load(fh).get("attributes", {}))
-    except FileNotFoundError as err:
-        raise StoreError(f"no Zarr group at {group_dir}") from err
-
-
-def _jsonable(value: Any) -> Any:
-    """Round-trip through JSON so attributes never hold numpy scalars or tuples."""
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store {type(obj).__name__} in store attributes")
 
 
 def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
@@ -756,278 +709,3 @@ class StudyStore:
         if not (group / "zarr.json").exists():
             return []
         return list(_read_attrs(group).get("formulas", []))
-
-
-class ModelWriter:
-    """Writes one model's attributes, checkpoint and layers into its staging group."""
-
-    def __init__(
-        self, store: StudyStore, model_id: str, staged: Path, n_rows: int | None = None
-    ) -> None:
-        self.store, self.model_id, self.dir = store, model_id, staged
-        self.n_rows = store.n_samples if n_rows is None else n_rows  # rows of every layer
-        self._group = _zarr().open_group(str(staged), mode="a")
-        self._group.attrs.update({"status": "recording", "model_id": model_id})
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{model_id}")
-
-    def close(self) -> None:
-        """Stop the background writer (pending writes were awaited by each layer's close)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def set_attrs(self, **attrs: Any) -> None:
-        """Merge JSON-serialisable attributes (seed, architecture, task, metrics, ...)."""
-        self._group.attrs.update(_jsonable(attrs))
-
-    def write_checkpoint(self, data: bytes) -> None:
-        arr = np.frombuffer(data, dtype=np.uint8)
-        z = self._group.create_array(
-            "checkpoint",
-            shape=arr.shape,
-            dtype="uint8",
-            chunks=(max(arr.size, 1),),
-            config={"write_empty_chunks": True},
-            overwrite=True,
-        )
-        z[:] = arr
-
-    def layer(self, layer: str, width: int) -> LayerWriter:
-        """An appender for one layer's (sample, unit) activations, in sample order."""
-        _check_name("layer", layer)
-        n = self.n_rows
-        rows = chunk_rows(width, n)
-        z = self._group.create_array(
-            f"acts/{layer}/activations",
-            shape=(n, width),
-            chunks=(rows, width),
-            dtype="float32",
-            dimension_names=("sample", "unit"),
-            fill_value=np.float32("nan"),
-            compressors=_activation_codecs(),
-            config={"write_empty_chunks": True},
-            overwrite=True,
-        )
-        return LayerWriter(z, self.model_id, layer, self._pool)
-
-    def write_layer(self, layer: str, values: np.ndarray) -> None:
-        writer = self.layer(layer, values.shape[1])
-        step = writer.rows
-        for start in range(0, values.shape[0], step):
-            writer.append(values[start : start + step])
-        writer.close()
-
-
-class LayerWriter:
-    """Appends rows in sample order and writes whole chunks on a background thread.
-
-    Writes overlap the caller's compute; at most ``max_pending`` chunks per layer are in
-    flight, so memory stays bounded by a few chunks and one batch, not by the probe set.
-    Blocks that start on a chunk boundary are written without an extra copy (the caller must
-    not modify a block after appending it).
-    """
-
-    def __init__(self, array: Any, model_id: str, layer: str, pool: Any, max_pending: int = 3):
-        self.array, self.model_id, self.layer = array, model_id, layer
-        self.n, self.width = array.shape
-        self.rows = array.chunks[0]
-        self._pool, self._max_pending = pool, max_pending
-        self._pending: deque[Any] = deque()
-        self._buf: np.ndarray | None = None
-        self._fill = 0
-        self._written = 0
-
-    def append(self, block: np.ndarray) -> None:
-        where = f"model {self.model_id!r} layer {self.layer!r}"
-        if block.ndim != 2 or block.shape[1] != self.width:
-            raise ShapeError(f"{where}: expected blocks of width {self.width}, got {block.shape}")
-        if self._written + self._fill + block.shape[0] > self.n:
-            raise ShapeError(f"{where}: more than the probe's {self.n} samples")
-        pos = 0
-        while pos < block.shape[0]:
-            if self._fill == 0 and block.shape[0] - pos >= self.rows:
-                self._submit(block[pos : pos + self.rows])  # aligned: no copy
-                pos += self.rows
-                continue
-            if self._buf is None:
-                self._buf = np.empty((self.rows, self.width), np.float32)
-            take = min(self.rows - self._fill, block.shape[0] - pos)
-            self._buf[self._fill : self._fill + take] = block[pos : pos + take]
-            self._fill, pos = self._fill + take, pos + take
-            if self._fill == self.rows:
-                self._submit(self._buf)
-                self._buf, self._fill = None, 0
-
-    def _submit(self, rows: np.ndarray) -> None:
-        while len(self._pending) >= self._max_pending:
-            self._pending.popleft().result()
-        start, self._written = self._written, self._written + rows.shape[0]
-        self._pending.append(self._pool.submit(self._write, start, rows))
-
-    def _write(self, start: int, rows: np.ndarray) -> None:
-        self.array[start : start + rows.shape[0]] = rows
-
-    def close(self) -> None:
-        """Write the last partial chunk and wait for every pending write."""
-        if self._fill and self._buf is not None:
-            self._submit(self._buf[: self._fill])
-            self._buf, self._fill = None, 0
-        while self._pending:
-            self._pending.popleft().result()
-        if self._written != self.n:
-            raise ShapeError(
-                f"model {self.model_id!r} layer {self.layer!r}: expected {self.n} samples like the "
-                f"probe set, got {self._written}"
-            )
-
-
-# -------------------------------------------------------------------- helpers
-def checked_activations(store: StudyStore, model_id: str, layer: str, array: Any) -> np.ndarray:
-    from .._arrays import _to_numpy, sample_ids_of
-
-    where = f"model {model_id!r} layer {layer!r}"
-    ids = sample_ids_of(array)
-    values = _to_numpy(array)
-    if values.ndim != 2:
-        raise ShapeError(f"{where}: expected a 2-D (sample, unit) array, got shape {values.shape}")
-    n = store.n_samples
-    if values.shape[0] != n:
-        raise ShapeError(f"{where}: expected {n} samples like the probe set, got {values.shape[0]}")
-    if ids is not None and not np.array_equal(ids, store.sample_ids):
-        raise ShapeError(f"{where}: sample ids differ from the probe set's (order matters)")
-    values = np.asarray(values, dtype=np.float32)
-    bad = int((~np.isfinite(values)).sum())
-    if bad:
-        raise ShapeError(f"{where}: {bad} non-finite activation values")
-    return values
-
-
-def _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed) -> xr.Dataset:
-    from .._arrays import _to_numpy
-
-    xr = _xr()
-    x = np.asarray(_to_numpy(inputs), dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    names = [str(n) for n in names]
-    if x.ndim != 2 or x.shape[1] != len(names):
-        raise ShapeError(
-            f"probe: expected (sample, {len(names)}) inputs for {names}, got {x.shape}"
-        )
-    if len(set(names)) != len(names):
-        raise ShapeError(f"probe: variable names must be unique, got {names}")
-    n = x.shape[0]
-    if not np.isfinite(x).all():
-        raise ShapeError(f"probe: {int((~np.isfinite(x)).sum())} non-finite input values")
-    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
-    if ids.shape != (n,) or np.unique(ids).size != n:
-        raise ShapeError(f"probe: expected {n} unique sample ids, got shape {ids.shape}")
-    codes = _split_codes(split, n, test_fraction, seed)
-    ds = xr.Dataset(
-        {"inputs": (("sample", "variable"), x), "split": ("sample", codes)},
-        coords={"sample": ids, "variable": names},
-        attrs={"split_seed": seed, "split_codes": "0=fit 1=test"},
-    )
-    for key, values in (truth or {}).items():
-        ds[f"truth_{key}"] = ("sample", _per_sample(values, n, f"truth {key!r}"))
-    return ds
-
-
-def _per_sample(values: Any, n: int, what: str) -> np.ndarray:
-    from .._arrays import _to_numpy
-
-    v = np.asarray(_to_numpy(values), dtype=np.float64).reshape(-1)
-    if v.size != n:
-        raise ShapeError(f"probe {what}: expected {n} values, got {v.size}")
-    return v
-
-
-def _split_codes(split, n: int, test_fraction: float, seed: int) -> np.ndarray:
-    if split is None:
-        rng = np.random.default_rng(seed)
-        codes = np.zeros(n, np.uint8)
-        codes[rng.permutation(n)[: round(test_fraction * n)]] = 1
-        return codes
-    s = np.asarray(split)
-    if s.shape != (n,):
-        raise ShapeError(f"probe split: expected {n} entries, got shape {s.shape}")
-    if s.dtype == bool:
-        return s.astype(np.uint8)
-    codes = {**_SPLIT_CODES, "extrapolation": 2}
-    bad = sorted({str(v) for v in s} - set(codes))
-    if bad:
-        raise ShapeError(
-            f"probe split: entries must be 'fit', 'test' or 'extrapolation', got {bad[:5]}"
-        )
-    return np.array([codes[str(v)] for v in s], np.uint8)
-
-
-def _with_extras(ds: xr.Dataset, model_inputs: Mapping[str, Any] | None) -> xr.Dataset:
-    """Add the arrays the networks take (``model_input_<name>``, as they are) and move the
-    extrapolation samples (split code 2) into ``extrapolation_*`` variables of their own
-    sample dimension, so every reader of ``inputs``/``split`` sees fit and test only."""
-    from .._arrays import _to_numpy
-
-    n = ds.sizes["sample"]
-    for key, value in (model_inputs or {}).items():
-        _check_name("model input", str(key))
-        arr = np.asarray(_to_numpy(value))
-        if arr.ndim < 1 or arr.shape[0] != n:
-            raise ShapeError(
-                f"probe model input {key!r}: expected {n} samples first, got shape {arr.shape}"
-            )
-        if arr.dtype.kind == "f":
-            arr = arr.astype(np.float32)
-        dims = ("sample", *(f"{_INPUT_PREFIX}{key}_{i}" for i in range(1, arr.ndim)))
-        ds[f"{_INPUT_PREFIX}{key}"] = (dims, arr)
-    extrap = ds["split"].values == 2
-    if not extrap.any():
-        return ds
-    if model_inputs:
-        raise ShapeError(
-            "probe split: extrapolation samples are supported for named variables only, "
-            "not with model inputs that are not flat"
-        )
-    part = ds.isel(sample=extrap)
-    ds = ds.isel(sample=~extrap)
-    ds[f"{_EXTRAP_PREFIX}inputs"] = (("extrapolation_sample", "variable"), part["inputs"].values)
-    for k in part.data_vars:
-        if str(k).startswith(("truth_", _TARGET_PREFIX)):
-            ds[f"{_EXTRAP_PREFIX}{k}"] = ("extrapolation_sample", part[k].values)
-    ds[f"{_EXTRAP_PREFIX}sample_id"] = ("extrapolation_sample", part["sample"].values)
-    return ds
-
-
-def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
-    """Move string coordinates into attributes so no array holds strings."""
-    ds = ds.copy()
-    encoded = {}
-    for name in list(ds.coords):
-        var = ds.coords[name]
-        if var.dtype.kind in "OUS" and var.ndim <= 1:
-            values = [str(v) for v in np.atleast_1d(var.values)]
-            encoded[str(name)] = {
-                "dims": list(var.dims),
-                "values": values if var.ndim else values[0],
-            }
-            ds = ds.drop_vars([name])
-    for key, value in list(ds.attrs.items()):
-        if isinstance(value, (dict, list, tuple)) or value is None or isinstance(value, bool):
-            ds.attrs[key] = "json:" + json.dumps(value, default=_json_default)
-    ds.attrs["_string_coords"] = json.dumps(encoded)
-    for variable in ds.variables.values():
-        variable.encoding.clear()
-    return ds
-
-
-def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
-    attrs = dict(ds.attrs)
-    encoded = json.loads(attrs.pop("_string_coords", "{}"))
-    for key, value in list(attrs.items()):
-        if isinstance(value, str) and value.startswith("json:"):
-            attrs[key] = json.loads(value[5:])
-    ds.attrs = attrs
-    for name, spec in encoded.items():
-        if spec["dims"]:
-            ds = ds.assign_coords({name: (tuple(spec["dims"]), np.array(spec["values"]))})
-        else:
-            ds = ds.assign_coords({name: spec["values"]})
-    return ds
