@@ -72,10 +72,19 @@ def _summary(record: dict[str, Any]) -> str:
     parts = []
     if "templates" in record:
         best = record["templates"]["best"]
-        parts.append(f"{record['templates']['verdict']}: {best['template'] if best else None}")
+        union = " (only as the union of the groups' forms)" if _groups_differ(record) else ""
+        parts.append(
+            f"{record['templates']['verdict']}{union}: {best['template'] if best else None}"
+        )
     if "groups" in record:
         parts.append(f"{record['groups']['similarity']['n_groups']} group(s)")
     return "; ".join(parts)
+
+
+def _groups_differ(record: dict[str, Any]) -> bool:
+    """Whether the groups found have different templates (``groups.note``): an ensemble-wide
+    shared form is then only the union of their terms."""
+    return bool((record.get("groups") or {}).get("note"))
 
 
 def periodic_inputs(ctx: StageContext) -> dict[str, int]:

@@ -20,8 +20,14 @@ def _code(text: Any) -> Raw:
     return Raw(f"<code>{esc(text)}</code>")
 
 
-def _verdict_box(verdict: str, reason: str | None) -> str:
-    """A shared form in plain text; "no shared form" in the red box, with its reason."""
+def _verdict_box(verdict: str, reason: str | None, union: bool = False) -> str:
+    """A shared form in plain text; "no shared form" in the red box, with its reason; a
+    shared form that only joins groups with different forms (``union``) says so."""
+    if verdict == "shared form" and union:
+        return (
+            '<p class="none">Verdict: shared form only as the union of the groups\' different '
+            "forms: no one form describes every member; read each group's law above.</p>"
+        )
     if verdict == "shared form":
         return '<p class="ok">Verdict: shared form.</p>'
     why = f" {esc(reason)}." if reason else ""
@@ -138,8 +144,8 @@ def _folded(omega: float, period: int) -> float:
     return k - period if k > period / 2 else k
 
 
-def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink) -> str:
-    out = _verdict_box(tmpl["verdict"], tmpl.get("reason"))
+def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink, union: bool = False) -> str:
+    out = _verdict_box(tmpl["verdict"], tmpl.get("reason"), union)
     best = tmpl.get("best")
     if best is None:
         return out
@@ -177,6 +183,9 @@ def laws_section(results: dict[str, Any], sink: FigureSink) -> str:
         if "groups" in rec:
             body += "<h4>Groups of networks</h4>" + _groups_block(rec["groups"])
         if "templates" in rec:
-            body += "<h4>Shared template</h4>" + _templates_block(name, rec["templates"], sink)
+            union = bool((rec.get("groups") or {}).get("note"))  # groups' templates differ
+            body += "<h4>Shared template</h4>" + _templates_block(
+                name, rec["templates"], sink, union
+            )
         out.append(f"<h3>Layer <code>{esc(name)}</code></h3>{body}")
     return "".join(out)

@@ -37,6 +37,7 @@ def study(tmp_path_factory):
     done = subprocess.run(train, cwd=lab, capture_output=True, text=True, check=True)
     run_study(lab / "study.yaml", lab / "study.zarr")
     rec = open_store(lab / "study.zarr").study_attrs()["templates"]["hidden"]
+    rec["_report"] = (lab / "study.report" / "report.html").read_text()
     return rec, done.stdout
 
 
@@ -73,3 +74,12 @@ def test_each_group_has_its_own_law(study):
     args = _cos_arguments(pizza["template"])
     assert args and all(len(s) == 1 for s in args)
     assert "different templates" in rec["groups"]["note"]  # not one law for the ensemble
+
+
+def test_the_report_does_not_call_the_union_one_law(study):
+    """The ensemble-wide template joins both groups' terms, so it explains every member; the
+    report must say it is only their union, not a law the whole ensemble shares."""
+    rec, _ = study
+    html = rec["_report"]
+    assert "Verdict: shared form only as the union of the groups" in html
+    assert '<p class="ok">Verdict: shared form.</p>' not in html
