@@ -19,7 +19,6 @@ from typing import Any
 import sys
 from pathlib import Path
 
-import mkdocs_gen_files
 from pydantic import BaseModel
 
 # the checkout being documented, also when another copy is installed
@@ -31,6 +30,8 @@ from ensemble_lens.similarity import measure_names  # noqa: E402
 
 
 def _write(path: str, text: str) -> None:
+    import mkdocs_gen_files  # only at build time; the tests import the page functions
+
     with mkdocs_gen_files.open(path, "w") as f:
         f.write(text)
 
@@ -205,7 +206,13 @@ def cli_page() -> str:
     return "\n".join(out)
 
 
-_write("reference/api.md", api_page())
-_write("reference/measures.md", measures_page())
-_write("reference/config.md", config_page())
-_write("reference/cli.md", cli_page())
+PAGES = {
+    "reference/api.md": api_page,
+    "reference/measures.md": measures_page,
+    "reference/config.md": config_page,
+    "reference/cli.md": cli_page,
+}
+
+if __name__ in ("__main__", "<run_path>"):  # mkdocs-gen-files runs this file as a script
+    for _path, _page in PAGES.items():
+        _write(_path, _page())
