@@ -12,21 +12,20 @@ import argparse
 import inspect
 import os
 import re
+import sys
 import typing
 from collections import defaultdict
-from typing import Any
-
-import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 # the checkout being documented, also when another copy is installed
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import ensemble_lens  # noqa: E402
-from ensemble_lens import cli, config  # noqa: E402
-from ensemble_lens.similarity import measure_names  # noqa: E402
+import ensemble_lens
+from ensemble_lens import cli, config
+from ensemble_lens.similarity import measure_names
 
 
 def _write(path: str, text: str) -> None:
