@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import logging
 import os
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EnsembleLensError, StoreError, StoreLockedError
+from .errors import ConfigError, EnsembleLensError, StoreError, StoreLockedError
 
 if TYPE_CHECKING:
     from .pipeline.runner import Stage
@@ -58,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", help="execution profile YAML (configs/profiles/*.yaml)")
         _add_run_flags(sp)
         _add_common(sp, argparse.SUPPRESS)
-    sp = sub.add_parser("inspect", help="summarise a study store")
+    sp = sub.add_parser(
+        "inspect",
+        help="summarise a study store",
+        description="Summarise a study store: its members, layers, shapes and status, the probe "
+        "variables and schema, and for a finished study its findings and formulas. Reads only; "
+        "works on a read-only copy and while another run holds the store.",
+    )
     sp.add_argument("store", help="study store path")
     sp.add_argument(
         "--verify",
@@ -68,14 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", help="executor for --verify (default: serial below 1 GB)")
     sp.add_argument("--workers", type=int, help="worker processes for --verify")
     _add_common(sp, argparse.SUPPRESS)
-    sp = sub.add_parser("report", help="(re)build report.html and results.json of a store")
+    sp = sub.add_parser(
+        "report",
+        help="(re)build report.html and results.json of a store",
+        description="Rebuild the self-contained HTML report and results.json of a study store "
+        "from the store alone (read-only), in STORE.report/ beside it or in --out.",
+    )
     sp.add_argument("store", help="study store path")
     _add_common(sp, argparse.SUPPRESS)
     sp.add_argument(
         "--out", help="directory for report.html and results.json (default: STORE.report/)"
     )
-    sp = sub.add_parser("measures", help="list every similarity measure name, one line each")
-    sp.add_argument("--family", help="only names starting with this (e.g. cka, rsa)")
+    sp = sub.add_parser(
+        "measures",
+        help="list every similarity measure name, one line each",
+        description="List every similarity measure of the registry by its standard name "
+        "(family-key=value-...-output), one line each with what it gives. Each name works in "
+        "similarity.metrics, ensemble_lens.measure(name) and pairwise(inputs, name).",
+    )
+    sp.add_argument(
+        "--family", help="only names starting with this (e.g. cka, rsa); none is an error"
+    )
     sp.add_argument("--markdown", action="store_true", help="print docs/MEASURES.md")
     return p
 
@@ -104,11 +124,28 @@ def _measures(args: argparse.Namespace) -> int:
     if args.markdown:
         print(measures_markdown(), end="")
         return 0
-    rows = [(n, d) for n, d in measure_names() if not args.family or n.startswith(args.family)]
+    names = measure_names()
+    rows = [(n, d) for n, d in names if not args.family or n.startswith(args.family)]
+    if not rows:
+        families = sorted({_family(n) for n, _ in names})
+        close = difflib.get_close_matches(args.family, families, n=3, cutoff=0.5)
+        raise ConfigError(
+            f"measures --family {args.family!r}: no measure name starts with it; "
+            + (
+                f"closest families: {', '.join(close)}"
+                if close
+                else "families: " + ", ".join(families)
+            )
+        )
     width = max((len(n) for n, _ in rows), default=0)
     for name, text in rows:
         print(f"{name:<{width}}  {text}")
     return 0
+
+
+def _family(name: str) -> str:
+    """``cka`` of ``cka-kernel=linear-hsic=gretton-score``; a legacy name is its own family."""
+    return name.split("-", 1)[0]
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:

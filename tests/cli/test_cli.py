@@ -82,3 +82,30 @@ def test_errors_exit_2_with_message(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("task: {name: gravity}\nprobe: {n: 5}\n")
     assert main(["run", str(tmp_path / "bad.yaml")]) == 2
     assert "probe.n: Input should be greater than or equal to 10" in capsys.readouterr().err
+
+
+def test_every_command_has_a_description(capsys):
+    from ensemble_lens.cli import _parser
+
+    parser = _parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, sub in subs.choices.items():
+        assert sub.description and len(sub.description) > 20, name
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert sub.description.split()[0] in capsys.readouterr().out
+
+
+def test_measures_family_filters_and_unknown_family_is_an_error(capsys):
+    assert main(["measures", "--family", "svcca"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("svcca") for line in lines)
+    assert main(["measures", "--family", "ckaa"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        "error: measures --family 'ckaa': no measure name starts with it; "
+        "closest families: cka, " in captured.err
+    )
+    assert main(["measures", "--family", "zzz"]) == 2
+    assert "families: aligned_cosine_similarity, " in capsys.readouterr().err

@@ -91,3 +91,37 @@ def test_bad_profile_names_its_path(tmp_path):
     cfg = load_config({"task": {"name": "gravity"}})
     with pytest.raises(ConfigError, match=r"p.yaml \(execution profile\): workerz: Extra inputs"):
         with_profile(cfg, tmp_path / "p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"ensmble": {}}, r"ensmble: Extra inputs are not permitted; did you mean 'ensemble'\?"),
+        ({"distill": {"bakend": "operon"}}, r"distill.bakend: .*; did you mean 'backend'\?"),
+        ({"ensemble": {"train": {"epoch": 3}}}, r"ensemble.train.epoch: .*did you mean 'epochs'"),
+        (
+            {"ensemble": {"architectures": [{}, {"widht": 8}]}},
+            r"ensemble.architectures.1.widht: .*; did you mean 'width'\?",
+        ),
+        (
+            {"ensemble": {"ingest": [{"id": "a", "kind": "activations", "pathh": "a.npz"}]}},
+            r"ensemble.ingest.0.pathh: .*; did you mean 'path'\?",
+        ),
+        (
+            {"execution": {"jobqueue": {"kindd": "slurm"}}},
+            r"execution.jobqueue.kindd: .*; did you mean 'kind'\?",
+        ),
+        ({"zzz": 1}, r"zzz: Extra inputs are not permitted; valid keys: base_dir, consensus, "),
+    ],
+)
+def test_unknown_key_gets_the_closest_valid_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(data)
+
+
+def test_profile_typo_gets_the_closest_key(tmp_path):
+    from ensemble_lens.config import with_profile
+
+    (tmp_path / "p.yaml").write_text("schedulr: serial\n")
+    with pytest.raises(ConfigError, match=r"schedulr: .*; did you mean 'scheduler'\?"):
+        with_profile(load_config({}), tmp_path / "p.yaml")
