@@ -67,6 +67,7 @@ def test_read_only_store(tmp_path, write_config, capsys):
     assert open_store(store).read_formulas()
 
 
+@pytest.mark.slow
 def test_disk_full_then_rerun(tmp_path, write_config):
     disk = tmp_path / "disk"
     disk.mkdir()

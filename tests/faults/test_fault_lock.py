@@ -71,6 +71,7 @@ def test_wait_queues_behind_the_holder(tmp_path, write_config, capsys):
     assert open_store(store).complete_models == ["s0", "s1"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_with_different_configs(tmp_path, write_config):
     store = tmp_path / "s.zarr"
     slow = fault_config(store, task="fault_tasks:SlowRecordTask")

@@ -10,6 +10,7 @@ from ensemble_lens.pipeline.progress import console_progress
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_file_output_shows_worker_epochs_and_no_dask_chatter(tmp_path, write_config):
     path = write_config(fault_config(tmp_path / "s.zarr", ensemble={"train": {"epochs": 3}}))
     code, _, err = run_cli("train", path, "--scheduler", "local", "--workers", "1")

@@ -333,6 +333,7 @@ def test_a_task_declaring_exp_gets_it_in_the_search(tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_workers_import_the_module_next_to_the_config(folder):
     """Workers started before the study know nothing of the config's folder; each member task
     puts it on the worker's path itself."""

@@ -147,6 +147,7 @@ STATE = {
 }
 
 
+@pytest.mark.slow
 def test_extrapolation_without_truth_against_the_consensus_there(trained_folder):
     import json
 
@@ -205,6 +206,7 @@ def _activation_files(folder, X, split, name="h", with_extrapolation=True, colla
             np.savez(folder / "ext" / f"{name}{k}.npz", hidden=acts[~inside])
 
 
+@pytest.mark.slow
 def test_activations_members_with_and_without_extrapolation_files(tmp_path):
     rng = np.random.default_rng(1)
     X, split = _law_inputs(rng, 500, 120)
@@ -274,6 +276,7 @@ def test_untrained_twins_of_single_file_entries_get_their_own_seeds(tmp_path, ex
     assert again.outcomes["record"] == []  # stable seeds: nothing recorded again
 
 
+@pytest.mark.slow
 def test_members_in_memory_on_the_extrapolation_rows(trained_folder, ext_nets):
     import torch
 
@@ -295,6 +298,7 @@ def test_members_in_memory_on_the_extrapolation_rows(trained_folder, ext_nets):
     assert "given as activations in memory" in g["extrapolation_note"]
 
 
+@pytest.mark.slow
 def test_trained_members_are_rebuilt_from_their_checkpoints_there(tmp_path, user_task_path):
     """A task study whose probe file has extrapolation rows: each trained member is run on
     them from the checkpoint its group stores, as it would be on a probe of those rows."""

@@ -16,6 +16,7 @@ from ensemble_lens.similarity import pairwise, pairwise_permutation_test
 pytestmark = pytest.mark.cluster
 
 
+@pytest.mark.slow
 def test_serial_and_localcluster_give_identical_bits(tmp_path, user_task_path):
     seeds = {"seeds": [0, 1]}
     run_study(tiny_config(tmp_path / "serial.zarr", ensemble=seeds), stages=["probe", "train"])
@@ -80,6 +81,7 @@ def _lost_tasks(prefix: str, dask_scheduler=None) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_killed_worker_study_still_completes(tmp_path, user_task_path):
     cfg = tiny_config(tmp_path / "k.zarr", ensemble={"seeds": [0, 1, 2, 3]})
     with make_executor("local", workers=2, retries=2) as ex:
@@ -90,6 +92,7 @@ def test_killed_worker_study_still_completes(tmp_path, user_task_path):
     assert not any(p.name.startswith("model@") for p in (store.path / "_staging").iterdir())
 
 
+@pytest.mark.slow
 def test_worker_killed_during_compare_blocks_gives_the_undisturbed_values(tmp_path, user_task_path):
     store = tmp_path / "c.zarr"
     # one member per group: 15 blocks; the p-values make each block take a moment

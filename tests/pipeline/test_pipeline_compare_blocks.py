@@ -74,6 +74,7 @@ def _assert_same(got: xr.Dataset, want: xr.Dataset) -> None:
         np.testing.assert_allclose(got[var].values, want[var].values, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_blocks_equal_the_single_pass_stage(tmp_path):
     store = _store(tmp_path / "s.zarr")
     ctx = _ctx(store, block_memory="400kB", n_perm=3, seed=2)
@@ -84,6 +85,7 @@ def test_blocks_equal_the_single_pass_stage(tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_blocks_on_a_localcluster(tmp_path):
     from ensemble_lens.execution import make_executor
 

@@ -15,6 +15,7 @@ from ensemble_lens.execution import make_executor
 from ensemble_lens.similarity._device import TorchSums
 
 
+@pytest.mark.slow
 def test_torch_path_in_compare_and_consensus_gives_the_numpy_results(
     tmp_path, user_task_path, monkeypatch
 ):

@@ -1,10 +1,12 @@
 """A null ensemble yields no consensus component and no formula, and says so."""
 
+import pytest
 from user_tasks import tiny_config
 
 from ensemble_lens import open_store, run_study
 
 
+@pytest.mark.slow
 def test_noise_target_gives_no_consensus_and_no_formula(tmp_path, user_task_path):
     cfg = tiny_config(
         tmp_path / "noise.zarr",

@@ -19,6 +19,7 @@ NULLS = {
 
 
 @pytest.mark.parametrize("kind", sorted(NULLS))
+@pytest.mark.slow
 def test_null_ensemble_gives_no_formula_and_says_the_members_failed(tmp_path, user_task_path, kind):
     store_path = tmp_path / f"{kind}.zarr"
     cfg = tiny_config(store_path, ensemble={"seeds": [0, 1, 2], "train": NULLS[kind]})
@@ -34,6 +35,7 @@ def test_null_ensemble_gives_no_formula_and_says_the_members_failed(tmp_path, us
     assert "no formula is fitted" in rec["reason"]
 
 
+@pytest.mark.slow
 def test_the_same_task_trained_for_real_passes_the_skill_check(tmp_path, user_task_path):
     result = run_study(tiny_config(tmp_path / "real.zarr"))
     ds = open_store(tmp_path / "real.zarr").read_result("consensus", "latent")

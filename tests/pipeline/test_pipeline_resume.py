@@ -7,12 +7,14 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import yaml
 from user_tasks import tiny_config
 
 from ensemble_lens import open_store, run_study
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_resume(tmp_path, user_task_path):
     cfg = tiny_config(tmp_path / "run.zarr", ensemble={"seeds": [0, 1, 2]})
     path = tmp_path / "study.yaml"

@@ -1,11 +1,13 @@
 """Whole studies of a user-defined task, run serially: stages, tags, resume, formulas."""
 
 import numpy as np
+import pytest
 from user_tasks import tiny_config
 
 from ensemble_lens import open_store, run_study
 
 
+@pytest.mark.slow
 def test_user_task_study_end_to_end(tmp_path, user_task_path):
     store_path = tmp_path / "s.zarr"
     result = run_study(tiny_config(store_path))
@@ -34,6 +36,7 @@ def test_user_task_study_end_to_end(tmp_path, user_task_path):
     assert set(attrs["stage_timings"]) >= {"train", "compare", "consensus", "distill"}
 
 
+@pytest.mark.slow
 def test_stages_skip_and_rerun_by_tag(tmp_path, user_task_path):
     store_path = tmp_path / "s.zarr"
     cfg = tiny_config(store_path, distill={"enabled": False})
@@ -54,6 +57,7 @@ def test_stages_skip_and_rerun_by_tag(tmp_path, user_task_path):
     assert [r["id"] for r in fourth.outcomes["train"]] == ["s3"]
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_per_seed(tmp_path, user_task_path):
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     run_study(tiny_config(a, ensemble={"seeds": [5]}), stages=["probe", "train"])

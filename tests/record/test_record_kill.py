@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from ensemble_lens import open_store, record_activations
 
@@ -35,6 +36,7 @@ def _net(seed):
     return torch.nn.Sequential(torch.nn.Linear(3, 4))
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_redo(tmp_path, probe_store):
     keep = _net(1)
     record_activations(keep, probe_store, "keeper", ["0"])

@@ -139,6 +139,7 @@ def test_no_formula_found_is_said_clearly(built: ReportPaths) -> None:
     assert "exact recovery" in text and "not judged (no truth matched)" in text
 
 
+@pytest.mark.slow
 def test_report_is_deterministic(built: ReportPaths, study, tmp_path: Path) -> None:
     again = build_report(study.path, out_dir=tmp_path / "again")
     assert again.html.read_bytes() == built.html.read_bytes()

@@ -131,6 +131,7 @@ def test_imd_quadrature_matches_hutchinson_with_the_same_probes():
     np.testing.assert_allclose(imd_state(x, 5, niters=4000, seed=1), exact, atol=0.003)
 
 
+@pytest.mark.slow
 def test_imd_invariances_seed_and_registry_name():
     x, y = _pair(13, n=48)
     rng = np.random.default_rng(0)

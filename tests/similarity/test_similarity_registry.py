@@ -26,6 +26,7 @@ def _nets(seed=0, n=60, widths=(5, 7, 6)):
     }
 
 
+@pytest.mark.slow
 def test_every_listed_name_round_trips_and_evaluates():
     x, y = _nets()["m0"], _nets()["m1"]
     names = [n for n, _ in measure_names()]
@@ -167,6 +168,7 @@ def test_executor_paths_and_picklable_work():
             np.testing.assert_allclose(a, pairwise(nets, name).values, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_pairwise_equals_single_pairs_for_every_listed_name():
     nets = _nets(5, n=36, widths=(4, 5, 3))
     keys = list(nets)
