@@ -8,6 +8,7 @@ cluster) with only the site values changed for the one local node.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -41,14 +42,44 @@ def _require_slurm() -> None:
     pytest.importorskip("dask_jobqueue", reason="dask-jobqueue not installed (test extra)")
 
 
-def _local_site(cfg: dict, log_dir: Path):
+def _partition() -> str:
+    """ENSEMBLE_LENS_SLURM_PARTITION, else the cluster's default partition (``sinfo``'s ``*``),
+    else its first one."""
+    named = os.environ.get("ENSEMBLE_LENS_SLURM_PARTITION")
+    if named:
+        return named
+    out = subprocess.run(
+        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20, check=True
+    ).stdout.split()
+    if not out:
+        pytest.skip("SLURM cluster has no partition (sinfo -o %P printed nothing)")
+    default = [p for p in out if p.endswith("*")]
+    return (default or out)[0].rstrip("*")
+
+
+def _check_job_accepted(partition: str) -> None:
+    """Fail in one line, with sbatch's own words, when the cluster would refuse the workers'
+    jobs (a partition that does not exist, too much memory...), instead of waiting for them."""
+    cmd = ["sbatch", "--test-only", "-p", partition, "-n", "1", "--cpus-per-task", "1"]
+    cmd += ["--mem", "2G", "-t", "00:10:00", "--wrap", "true"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        error = " ".join(proc.stderr.split()) or f"exit {proc.returncode}"
+        pytest.fail(
+            f"SLURM refuses the test's worker job on partition {partition!r} ({error}); "
+            "set ENSEMBLE_LENS_SLURM_PARTITION to a partition that takes it",
+            pytrace=False,
+        )
+
+
+def _local_site(cfg: dict, log_dir: Path, partition: str):
     """The user's SLURM profile with the site values of this one-node cluster."""
     study = with_profile(load_config(cfg), PROFILE)
     ex = study.execution
     assert ex.scheduler == "jobqueue" and ex.jobqueue.kind == "slurm"
     options = {
         **ex.jobqueue.options,
-        "queue": "debug",
+        "queue": partition,
         "walltime": "00:10:00",
         "job_extra_directives": [],  # not --exclusive: both jobs share the one node
         "python": sys.executable,
@@ -62,10 +93,12 @@ def _local_site(cfg: dict, log_dir: Path):
     return study.model_copy(update={"execution": execution})
 
 
-def _job_of_busy_worker(executor) -> str:
-    """SLURM job id of a worker that is running a member task (waits up to 180 s)."""
+def _job_of_busy_worker(executor, log_dir: Path) -> str:
+    """SLURM job id of a worker that is running a member task (waits up to 180 s; fails
+    at once, with the job's own error, when the worker jobs leave the queue unconnected)."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        _check_jobs_alive(executor, log_dir)
         busy = [w for w, tasks in executor.client.processing().items() if tasks]
         if busy:
             time.sleep(1.0)  # into training
@@ -78,10 +111,36 @@ def _job_of_busy_worker(executor) -> str:
     raise AssertionError("no member task started on a SLURM worker within 180 s")
 
 
+def _check_jobs_alive(executor, log_dir: Path) -> None:
+    """Fail in one line when no worker has connected and none of the jobs is queued or
+    running any more: the jobs died (their stderr's last line says why)."""
+    if executor.client.scheduler_info()["workers"]:
+        return
+    ids = [str(job.job_id) for job in executor.cluster.workers.values() if job.job_id]
+    if not ids:
+        return  # not submitted yet
+    queued = subprocess.run(
+        ["squeue", "-h", "-o", "%i", "-j", ",".join(ids)], capture_output=True, text=True
+    ).stdout.split()
+    if queued:
+        return
+    logs = sorted(log_dir.glob("*.err"), key=lambda p: p.stat().st_mtime)
+    last = logs[-1].read_text().strip().splitlines()[-1:] if logs else []
+    pytest.fail(
+        f"SLURM worker jobs {ids} ended before a dask worker connected; "
+        f"last line of their log: {last[0] if last else '(no log in ' + str(log_dir) + ')'}",
+        pytrace=False,
+    )
+
+
 def test_study_on_slurm_survives_a_cancelled_worker_job(tmp_path, user_task_path):
     _require_slurm()
+    partition = _partition()
+    _check_job_accepted(partition)
     cfg = _local_site(
-        tiny_config(tmp_path / "s.zarr", ensemble={"seeds": [0, 1, 2, 3]}), tmp_path / "logs"
+        tiny_config(tmp_path / "s.zarr", ensemble={"seeds": [0, 1, 2, 3]}),
+        tmp_path / "logs",
+        partition,
     )
     ex = cfg.execution
     outcome: dict = {}
@@ -99,7 +158,7 @@ def test_study_on_slurm_survives_a_cancelled_worker_job(tmp_path, user_task_path
 
         thread = threading.Thread(target=run)
         thread.start()
-        victim = _job_of_busy_worker(executor)
+        victim = _job_of_busy_worker(executor, tmp_path / "logs")
         subprocess.run(["scancel", victim], check=True, timeout=30)
         print(f"scancel {victim} (a worker job running a member batch)")
         thread.join(timeout=600)
@@ -124,3 +183,38 @@ def test_without_sinfo_the_skip_says_why(monkeypatch, tmp_path):
     fake.chmod(0o755)
     with pytest.raises(pytest.skip.Exception, match=r"no idle node \(sinfo states \['down'\]\)"):
         _require_slurm()
+
+
+def _fake(tmp_path: Path, name: str, script: str) -> None:
+    tool = tmp_path / name
+    tool.write_text("#!/bin/sh\n" + script + "\n")
+    tool.chmod(0o755)
+
+
+def test_the_partition_is_the_clusters_default_or_the_named_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ENSEMBLE_LENS_SLURM_PARTITION", raising=False)
+    _fake(tmp_path, "sinfo", "printf 'gpu\\nbatch*\\n'")
+    assert _partition() == "batch"
+    _fake(tmp_path, "sinfo", "printf 'gpu\\nlong\\n'")
+    assert _partition() == "gpu"
+    monkeypatch.setenv("ENSEMBLE_LENS_SLURM_PARTITION", "short")
+    assert _partition() == "short"
+
+
+def test_a_refused_job_fails_at_once_with_sbatchs_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    _fake(
+        tmp_path,
+        "sbatch",
+        "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2"
+        "; exit 1",
+    )
+    with pytest.raises(
+        pytest.fail.Exception,
+        match=r"SLURM refuses the test's worker job on partition 'debug' \(sbatch: error: Batch "
+        r"job submission failed: Invalid partition name specified\); set ENSEMBLE_LENS_SLURM",
+    ):
+        _check_job_accepted("debug")
+    _fake(tmp_path, "sbatch", "echo 'sbatch: Job 7 to start at now' >&2")
+    _check_job_accepted("debug")  # accepted: no failure
