@@ -155,17 +155,23 @@ def test_measures_reference_names_every_measure(reference) -> None:
 
 
 def _keys(model, prefix=""):
-    from pydantic import BaseModel
-
+    """Every key path of a config model: nested sections by dots, list items by ``[]``."""
     for name, field in model.model_fields.items():
         key = f"{prefix}.{name}" if prefix else name
         yield key
-        for tp in (field.annotation, *typing.get_args(field.annotation)):
-            if isinstance(tp, type) and issubclass(tp, BaseModel):
-                yield from _keys(tp, key)
-            for sub in typing.get_args(tp):
-                if isinstance(sub, type) and issubclass(sub, BaseModel):
-                    yield from _keys(sub, f"{key}[]")
+        for inner, suffix in _models(field.annotation):
+            yield from _keys(inner, key + suffix)
+
+
+def _models(tp, suffix=""):
+    from pydantic import BaseModel
+
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        yield tp, suffix
+        return
+    inner = suffix + "[]" if typing.get_origin(tp) is list else suffix
+    for arg in typing.get_args(tp):
+        yield from _models(arg, inner)
 
 
 def test_config_reference_names_every_key_with_its_default(reference) -> None:
@@ -177,6 +183,7 @@ def test_config_reference_names_every_key_with_its_default(reference) -> None:
     for key in keys:
         assert f"| `{key}` |" in page, key
     assert "| `consensus.n_null` | int | `20` | >= 1 |" in page
+    assert "`task[]" not in page and "| `ensemble.ingest[].kind` |" in page
     assert "| `distill.backend` | 'operon' \\| 'sparse' \\| 'pysr' | `'operon'` |" in page
 
 

@@ -139,8 +139,22 @@ def _comments(model: type[BaseModel]) -> dict[str, str]:
     return notes
 
 
+def _sections(tp: Any, suffix: str = "") -> list[tuple[type[BaseModel], str]]:
+    """The config sections inside a field's type: ``Model``, ``Model | None``, ``list[Model]``
+    (its key gets ``[]``: each item of the list)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [(tp, suffix)]
+    inner = suffix + "[]" if typing.get_origin(tp) is list else suffix
+    return [found for arg in typing.get_args(tp) for found in _sections(arg, inner)]
+
+
+def _rst(text: str) -> str:
+    """Sphinx roles and double backticks as markdown code."""
+    return re.sub(r"(?::\w+:)?``?([^`]+)``?", r"`\1`", text)
+
+
 def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
-    doc = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+    doc = _rst(inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " "))
     title = f"`{prefix}`" if prefix else "top level"
     out += [f"## {title}", "", doc, "", "| key | type | default | bounds | meaning |"]
     out += ["|---|---|---|---|---|"]
@@ -148,15 +162,10 @@ def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
     nested: list[tuple[type[BaseModel], str]] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}.{name}" if prefix else name
-        note = (field.description or notes.get(name, "")).replace("|", "/")
+        note = _rst(field.description or notes.get(name, "")).replace("|", "/")
         kind = _type(field.annotation)
         out.append(f"| `{key}` | {kind} | {_default(field)} | {_bounds(field)} | {note} |")
-        for tp in (field.annotation, *typing.get_args(field.annotation)):
-            if isinstance(tp, type) and issubclass(tp, BaseModel):
-                nested.append((tp, key))
-            for sub in typing.get_args(tp):  # list[IngestConfig]
-                if isinstance(sub, type) and issubclass(sub, BaseModel):
-                    nested.append((sub, f"{key}[]"))
+        nested += [(sub, key + suffix) for sub, suffix in _sections(field.annotation)]
     out.append("")
     for sub_model, key in nested:
         _section(sub_model, key, out)
