@@ -103,7 +103,7 @@ def measures_markdown() -> str:
         "`ensemble_lens.similarity.measure(name)(X, Y)`, `pairwise(inputs, name)` or in a study",
         "config under `similarity.metrics`. A name the registry also has gives the value of the",
         "registry's own code for it; the paper's form, where it differs, is the option in the",
-        'family\'s line (README, "Registry values").',
+        'family\'s line (docs/guides/similarity.md, "Registry values").',
         "",
         "Shared work = what `pairwise` computes once per network (moments: one streaming pass of",
         "second moments for all networks; gram / rdm / neighbours / factor: per-network states",
@@ -142,7 +142,7 @@ def measure(name: str, **kwargs: Any) -> Measure:
     nacloos/similarity-repository also has gives the value of the code the registry runs for
     it (e.g. ``"pwcca-score"`` is google/svcca's ``compute_pwcca``); where that differs from
     the paper, the paper's form is an explicit option (``"pwcca-variant=paper-score"``; see
-    docs/MEASURES.md and README, "Registry values").
+    docs/MEASURES.md and docs/guides/similarity.md, "Registry values").
 
     Raises
     ------

@@ -6,7 +6,7 @@ the registry runs for that name (google/svcca, contrasim, sim_metric, netrep, re
 platonic, rsatoolbox, thingsvision, DeepDive, NeuroAIMetrics, brain_language_nlp, ENSD), or
 with that package itself where it is on PyPI (rsatoolbox). Where the registry's
 implementations of one name disagree, the reference is the one named in the measure's
-docstring (see README, "Registry values").
+docstring (see docs/guides/similarity.md, "Registry values").
 """
 
 from __future__ import annotations
