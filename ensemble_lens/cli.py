@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(p, 0)
     sub = p.add_subparsers(dest="command", required=True)
     helps = {
-        "run": "run a whole study (train, record, compare, consensus, distill, report)",
+        "run": "run a whole study (train or ingest, record, compare, consensus, distill, "
+        "templates, report)",
         "train": "train the config's ensemble and record each member's latents",
         "record": "ingest and record the models listed under ensemble.ingest",
         "compare": "compute the all-pairs similarity matrices",

@@ -417,11 +417,8 @@ def _section_model(annotation: Any) -> Any:
     """The pydantic model inside ``Model``, ``Model | None`` or ``list[Model]``, else None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    for arg in get_args(annotation):
-        found = _section_model(arg)
-        if found is not None:
-            return found
-    return None
+    found = (_section_model(arg) for arg in get_args(annotation))
+    return next((m for m in found if m is not None), None)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
