@@ -49,6 +49,7 @@ def test_sparse_pipeline_recovers_exactly_and_refits_scale(splits):
     assert res.r2_extrapolation is None and res.support is None
 
 
+@pytest.mark.slow
 def test_unmatched_formula_names_the_closest_truth_without_claiming_recovery(splits):
     Xf, Xt = splits["fit"], splits["test"]
     y = lambda X: force(X) + 0.5 * X[:, 1]  # noqa: E731

@@ -185,6 +185,7 @@ def test_support_below_the_share_fails(support, fails):
     assert (support_failure(support, 0.5) is not None) is fails
 
 
+@pytest.mark.slow
 def test_member_bootstrap_finds_the_form_again_or_flags_it():
     boot = DistillSettings(backend="sparse", time_budget=2, seeds=(0,), bootstrap=4)
     ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
@@ -223,6 +224,7 @@ def test_front_knee_is_the_steepest_step_up_to_the_chosen_formula():
     assert front_knee(law, 4) == pytest.approx(np.log(0.95 / 0.33))  # steps beyond do not count
 
 
+@pytest.mark.slow
 def test_a_formula_without_a_knee_is_not_a_result():
     ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records

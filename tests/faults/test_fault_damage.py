@@ -15,6 +15,7 @@ from ensemble_lens.record.verify import verify_store
 CHUNK = "models/{}/acts/latent/activations/c/0/0"
 
 
+@pytest.mark.slow
 def test_truncated_and_deleted_chunks(tmp_path, write_config, capsys):
     store_path = tmp_path / "s.zarr"
     cfg = fault_config(store_path)

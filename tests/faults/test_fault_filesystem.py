@@ -42,6 +42,7 @@ def _stamps(store):
     }
 
 
+@pytest.mark.slow
 def test_read_only_store(tmp_path, write_config, capsys):
     store = tmp_path / "s.zarr"
     cfg = fault_config(store)

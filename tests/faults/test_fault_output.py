@@ -52,6 +52,7 @@ def test_folded_epoch_line_text(capsys):
     assert last.endswith("epochs: 6/11 of the members seen so far (2 training, 1 finished)")
 
 
+@pytest.mark.slow
 def test_progress_events_of_a_serial_run(tmp_path):
     from ensemble_lens import run_study
 

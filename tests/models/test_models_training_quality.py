@@ -7,6 +7,7 @@ room for that. Latent checks hook ``task.latent_layer`` inside ``task.probe_modu
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy.stats import spearmanr
 
@@ -46,6 +47,7 @@ def _train(name: str, arch_kw: dict, train_kw: dict):
     return task, result, _latent(task, result.model, probe), task.truth(probe)
 
 
+@pytest.mark.slow
 def test_gravity_graphnet_learns_forces_as_messages():
     _, res, z, truth = _train(
         "gravity",
@@ -56,6 +58,7 @@ def test_gravity_graphnet_learns_forces_as_messages():
     assert _linear_r2(z, truth) > 0.9
 
 
+@pytest.mark.slow
 def test_pair_energy_latent_is_the_gauge_fixed_energy():
     _, res, z, truth = _train(
         "pair_energy",
@@ -74,6 +77,7 @@ def test_siamese_encoding_is_monotone_in_the_energy():
     assert abs(spearmanr(z[:, 0], truth["energy"]).statistic) > 0.98
 
 
+@pytest.mark.slow
 def test_bottleneck_is_a_linear_image_of_both_latents():
     _, res, z, truth = _train(
         "bottleneck",

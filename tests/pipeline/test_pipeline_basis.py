@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from ensemble_lens.pipeline.distill_stage import major_components, sparse_basis
 
@@ -125,6 +126,7 @@ def _sparse_results(X, Y, names, truths=None):
     return first, Split(X[:n], X[n:], Y[:n], Y[n:], members), options
 
 
+@pytest.mark.slow
 def test_an_invariant_written_through_another_is_reduced_modulo_it():
     """Networks that encode trace and the discriminant ``tr^2 - 4 det`` encode the invariants;
     the discriminant is reduced modulo the trace's formula to the simpler ``det``."""

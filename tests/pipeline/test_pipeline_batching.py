@@ -44,6 +44,7 @@ def test_members_per_task_is_validated_in_the_config(tmp_path, user_task_path):
         run_study(tiny_config(tmp_path / "x.zarr", execution={"members_per_task": 0}))
 
 
+@pytest.mark.slow
 def test_batched_vmap_study_matches_per_member_and_resumes_per_member(tmp_path, user_task_path):
     ens = {"seeds": [0, 1, 2, 3], "untrained_null": True}
     stages = ["probe", "train"]

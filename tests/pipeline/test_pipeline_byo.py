@@ -351,6 +351,7 @@ def test_workers_import_the_module_next_to_the_config(folder):
     ]
 
 
+@pytest.mark.slow
 def test_truth_columns_and_extrapolation_rows_of_the_file_judge_the_formula(folder):
     rng = np.random.default_rng(2)
     n_in, n_ext = 400, 100

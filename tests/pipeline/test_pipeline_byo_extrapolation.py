@@ -19,6 +19,7 @@ def _write(folder, cfg):
     return path
 
 
+@pytest.mark.slow
 def test_task_study_with_a_probe_file_in_another_column_order(tmp_path, user_task_path):
     """The task's inputs are (x1, x2, x3); the file has (x3, x1, x2). The extrapolation range
     the task draws and the truth it computes on the test split are matched by name."""
