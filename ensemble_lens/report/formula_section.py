@@ -11,7 +11,7 @@ from typing import Any
 from ..distill.constants import PINNED, pinned_summary
 from ..distill.extrapolation import REFERENCE_TRUTH
 from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
-from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, table
+from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, r2_cell, table
 
 
 # -------------------------------------------------------------------- formulas
@@ -28,7 +28,7 @@ def _member_table(rec: dict[str, Any], low: list[str]) -> str:
     if not r2:
         return note("No per-member R² recorded.")
     rows = [
-        [m, v, Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
+        [m, r2_cell(v), Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
         for m, v in sorted(r2.items())
     ]
     head = (
@@ -48,6 +48,16 @@ _FORMULA_STATS = (
     ("truth", "truth_name"),
 )
 _TRUTH_KEYS = ("exact_recovery", "truth_name")
+
+
+_R2_KEYS = ("r2_test", "r2_extrapolation")
+
+
+def _stat(rec: dict[str, Any], key: str) -> Any:
+    """One cell of a formula card's statistics row (R^2 with :func:`~.html.fmt_r2`)."""
+    if key == "exact_recovery":
+        return _verdict(rec.get(key))
+    return r2_cell(rec.get(key)) if key in _R2_KEYS else rec.get(key)
 
 
 def _bootstrap_note(rec: dict[str, Any]) -> str:
@@ -169,9 +179,7 @@ def _formula_card(
         else note("Formula shown as text: the LaTeX could not be typeset offline.")
     )
     stats_cols = [(h, k) for h, k in _FORMULA_STATS if judged or k not in _TRUTH_KEYS]
-    stats_row = [
-        _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
-    ]
+    stats_row = [_stat(rec, key) for _, key in stats_cols]
     stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
     stats += _extrapolation_note(rec) + _bootstrap_note(rec) + _constants_block(rec)
     front = rec.get("front") or []
@@ -222,8 +230,8 @@ def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
             Raw(f"<code>{esc(r['expression'])}</code>")
             if r.get("expression") is not None
             else Raw("<em>no formula found</em>"),
-            r.get("r2_test"),
-            r.get("r2_extrapolation"),
+            r2_cell(r.get("r2_test")),
+            r2_cell(r.get("r2_extrapolation")),
             r.get("support"),
             pinned_summary(r.get("constants")) if r.get("expression") else "—",
             *(
