@@ -192,7 +192,10 @@ def _formula_members(rec: Mapping[str, Any]) -> dict[str, Any]:
 def _formula(rec: Mapping[str, Any], explained_by: Mapping[str, Any] | None) -> dict[str, Any]:
     expr = rec.get("expression") or rec.get("rejected_expression")
     is_result = bool(rec.get("is_result", rec.get("expression") is not None))
-    verdict = rec.get("verdict") or ("result" if is_result else "rejected")
+    flags = ", ".join(rec.get("flags") or [])
+    verdict = rec.get("verdict") or (
+        "consensus formula" if is_result else f"rejected{f' ({flags})' if flags else ''}"
+    )
     reason = rec.get("reason")
     varies = formula_varies(rec)
     if varies and explained_by is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .findings import member_table, where
-from .html import Raw, esc, fmt_r2, note, r2_cell, table
+from .html import Num, Raw, esc, fmt_r2, fmt_share, note, r2_cell, table
 
 _KIND = {"template": "Template", "group": "Group law", "formula": "Formula"}
 
@@ -31,7 +31,7 @@ def _card(i: int, f: dict[str, Any]) -> str:
         body += f"<p>{esc(f['reason'])}</p>"
     recovery = f.get("exact_recovery")
     stats = [
-        ["support", f.get("support")],
+        ["support", Num(fmt_share(f.get("support")))],
         ["R² test", Raw(esc(fmt_r2(f.get("r2_test"))))],
         ["R² extrapolation", Raw(esc(fmt_r2(f.get("r2_extrapolation"))))],
         *([["exact recovery", recovery]] if recovery is not None else []),

@@ -111,6 +111,17 @@ def fmt_r2(value: Any) -> str:
     return f"{math.floor(value * scale + 1e-6) / scale:.{R2_DECIMALS}f}"
 
 
+def fmt_share(value: Any) -> str:
+    """A share such as a support (0..1) to two decimals; None as '—'.
+
+    >>> fmt_share(1.0), fmt_share(2 / 3), fmt_share(None)
+    ('1.00', '0.67', '—')
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "—" if value is None else str(value)
+    return f"{value:.2f}"
+
+
 def r2_cell(value: Any) -> Num:
     """An R^2 as a table cell (right-aligned, :func:`fmt_r2`)."""
     return Num(fmt_r2(value))

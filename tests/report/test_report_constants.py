@@ -70,5 +70,6 @@ def test_the_card_table_json_and_terminal_show_each_constant_and_its_best_value(
     capsys.readouterr()
     print_summary(SimpleNamespace(timings={}, outcomes={}, store=store, report=None))
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
-    assert "not exact, exact with the best-supported constants" in out
-    assert "best-supported: 2*m1*m2*exp(-r)/r**2" in out
+    assert out.startswith("Findings: 1 of 1 are results")  # the findings come first
+    assert "not exact recovery" in out
+    assert "edge.1/0: with the best-supported constants: 2*m1*m2*exp(-r)/r**2 (exact)" in out
