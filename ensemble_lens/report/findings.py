@@ -5,11 +5,13 @@ consensus component, :mod:`ensemble_lens.distill.study`) and ``laws`` (the templ
 layer: the shared template and the groups, :mod:`ensemble_lens.pipeline.template_stage`) — and
 returns one entry per finding, results first. Every entry has the same keys::
 
-    {kind: "template" | "group" | "formula", layer, component, group, expression,
+    {kind: "template" | "group" | "formula", layer, component, group, expression, form,
      members: {id: {constants: [{slot: value}], r2, frequencies?}}, support, r2_test,
      r2_extrapolation, verdict, is_result, reason, exact_recovery}
 
-``component`` is set for a formula, ``group`` for a group, both None for a template.
+``component`` is set for a formula, ``group`` for a group, both None for a template. A
+formula also has ``form``: its expression with the constants as slots ``_c0, _c1...`` (the
+names of its members' constants; None without a constants verdict).
 ``members[id]["constants"]`` holds one dict per component of that member the expression
 explains (a template: its fitted slots ``c0, c1...``; a formula: the member's own refit of
 the formula's constants ``_c0, _c1...``; empty when the member is not explained or its
@@ -85,8 +87,8 @@ def build_findings(
 
 def _entry(kind: str, layer: Any, **values: Any) -> dict[str, Any]:
     base = dict.fromkeys(
-        ("component", "group", "expression", "support", "r2_test", "r2_extrapolation",
-         "verdict", "reason", "exact_recovery"),
+        ("component", "group", "expression", "form", "support", "r2_test",
+         "r2_extrapolation", "verdict", "reason", "exact_recovery"),
     )  # fmt: skip
     return {"kind": kind, "layer": layer, **base, "members": {}, "is_result": False, **values}
 
@@ -208,6 +210,7 @@ def _formula(rec: Mapping[str, Any], explained_by: Mapping[str, Any] | None) -> 
         )
     return _entry(
         "formula", rec.get("layer"), component=rec.get("component"), expression=expr,
+        form=(rec.get("constants") or {}).get("template"),
         members=_formula_members(rec), support=rec.get("support"), r2_test=rec.get("r2_test"),
         r2_extrapolation=rec.get("r2_extrapolation"), verdict=verdict, is_result=is_result,
         reason=reason, exact_recovery=rec.get("exact_recovery"),

@@ -41,7 +41,8 @@ def _card(i: int, f: dict[str, Any]) -> str:
     if rows:
         r2_col = headers.index("R²")
         rows = [[*r[:r2_col], r2_cell(r[r2_col]), *r[r2_col + 1 :]] for r in rows]
-        body += "<h4>Each member's constants</h4>" + table(headers, rows)
+        form = f" of <code>{esc(f['form'])}</code>" if f.get("form") else ""
+        body += f"<h4>Each member's constants{form}</h4>" + table(headers, rows)
     return f'<div class="card">{head}{body}</div>'
 
 

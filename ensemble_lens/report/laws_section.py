@@ -180,7 +180,7 @@ def laws_section(results: dict[str, Any], sink: FigureSink) -> str:
         )
     out = []
     for name, rec in laws.items():
-        body = ""
+        body = note(rec["skipped"]) if rec.get("skipped") and "templates" not in rec else ""
         if "groups" in rec:
             body += "<h4>Groups of networks</h4>" + _groups_block(rec["groups"])
         if "templates" in rec:

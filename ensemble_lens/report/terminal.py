@@ -88,6 +88,8 @@ def findings_renderables(findings: list[dict[str, Any]]) -> list[RenderableType]
             + ("" if exact is None else f", {'exact' if exact else 'not exact'} recovery")
         )
         parts.append(Padding(Text(stats), (0, 0, 0, 3)))
+        if f.get("form") and member_table(f)[1]:
+            parts.append(Padding(Text(f"constants of {f['form']}", overflow="fold"), (0, 0, 0, 3)))
         parts.extend(_constants_tables(f))
     return parts
 

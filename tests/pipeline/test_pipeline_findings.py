@@ -1,0 +1,70 @@
+"""The findings list on small real studies: a trained ensemble with templates on (the
+template and each member's constants lead results.json, the run summary and ``inspect``),
+and an untrained one, whose templates stage does no search and says why."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from user_tasks import tiny_config
+
+from ensemble_lens import open_store, run_study
+from ensemble_lens.cli import main
+from ensemble_lens.report.findings import build_findings
+
+TEMPLATES = {"enabled": True, "backend": "sparse", "time_budget": 2}
+
+
+def test_a_trained_study_leads_with_its_template_and_every_members_constants(
+    tmp_path, user_task_path, capsys
+) -> None:
+    result = run_study(tiny_config(tmp_path / "s.zarr", templates=TEMPLATES))
+    results = json.loads(result.report.with_name("results.json").read_text())
+    found = results["findings"]
+    assert found == build_findings(results["formulas"], results["laws"])
+    first = found[0]  # y = x1*x2 + x3: the bottleneck holds mixtures of x1*x2 and x3
+    assert (first["kind"], first["verdict"], first["is_result"]) == (
+        "template",
+        "shared form",
+        True,
+    )
+    assert (
+        set(first["expression"].replace(" ", "").split("+")) >= {"c1*x1*x2"}
+        or "x1*x2" in (first["expression"])
+    )
+    assert set(first["members"]) == {"s0", "s1", "s2"}
+    slots = results["laws"]["latent"]["templates"]["best"]["slots"]
+    for m, entry in first["members"].items():
+        assert entry["constants"] and set(entry["constants"][0]) == set(slots), m
+        assert entry["r2"] >= 0.9
+    formulas = [f for f in found if f["kind"] == "formula"]
+    assert formulas and all(f["form"] for f in formulas if f["is_result"])
+
+    from ensemble_lens.pipeline.progress import print_summary
+
+    capsys.readouterr()
+    print_summary(SimpleNamespace(timings={}, outcomes={}, store=result.store, report=None))
+    out = capsys.readouterr().out
+    assert out.startswith("Findings: ") and "1. template latent: shared form (result)" in out
+    assert "each member's constants" in out and "s2" in out
+    assert main(["inspect", str(result.store.path)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.index("Findings: ") < shown.index("s0")  # before the members table
+
+
+def test_no_member_skill_means_no_template_search(tmp_path, user_task_path) -> None:
+    path = tmp_path / "null.zarr"
+    cfg = tiny_config(path, ensemble={"train": {"epochs": 0}}, templates=TEMPLATES)
+    cfg["groups"] = {"enabled": True, "n_perm": 19}
+    result = run_study(cfg)
+    rec = open_store(path).study_attrs()["templates"]["latent"]
+    why = "no template search: 0 of 3 members predict their own targets"
+    assert rec["skipped"].startswith(why) and rec["member_skill"]["member_skill"] == "unskilled"
+    assert rec["templates"]["best"] is None and rec["templates"]["candidates"] == []
+    assert rec["templates"]["reason"] == rec["skipped"] and "groups" not in rec
+    assert result.outcomes["templates"]["latent"] == rec["skipped"]  # the run summary's line
+    page = result.report.read_text(encoding="utf-8")
+    assert why in page
+    results = json.loads(result.report.with_name("results.json").read_text())
+    assert not any(f["is_result"] for f in results["findings"])
