@@ -84,6 +84,31 @@ def _interval(value: Any, low: Any, high: Any) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
+#: what each constant column of a formula card holds, and which one to quote
+WHICH_CONSTANT = (
+    "Which value is which: the formula above is written with the search's constants (fitted "
+    "on the fit split, rounded to 4 figures; 'in the formula'). 'consensus' refits them on the "
+    "test split, 'members' on each member's own component, 'extrapolation' on the "
+    "extrapolation range, all in canonical form; the value to quote is 'best-supported'."
+)
+
+
+def _written_constants(expression: str | None, n: int) -> list[float] | None:
+    """The constants as the formula is written (its slots' order), or None when they cannot
+    be read back one per slot."""
+    import sympy
+
+    from ..distill.constants import template
+
+    if not expression:
+        return None
+    try:
+        values = template(sympy.sympify(expression)).values
+    except (sympy.SympifyError, TypeError, ValueError):
+        return None
+    return list(values) if len(values) == n else None
+
+
 def _constants_block(rec: dict[str, Any]) -> str:
     """Each constant refitted on the consensus, the members and the extrapolation range, its
     verdict and its best-supported value (``distill.constants``)."""
@@ -91,9 +116,11 @@ def _constants_block(rec: dict[str, Any]) -> str:
     rows_in = cons.get("constants") or []
     if not rows_in:
         return ""
+    written = _written_constants(rec.get("expression"), len(rows_in))
     rows = [
         [
             c["name"],
+            *([written[i]] if written else []),
             _interval(c.get("value"), c.get("profile_low"), c.get("profile_high")),
             _interval(c.get("median"), c.get("low"), c.get("high")),
             _interval(c.get("extrapolation"), c.get("extrapolation_low"),
@@ -102,13 +129,14 @@ def _constants_block(rec: dict[str, Any]) -> str:
                 f"{esc(c.get('verdict'))}</span>: {esc(c.get('reason'))}"),
             f"{fmt(c.get('best'))} ({c.get('best_source')})",
         ]
-        for c in rows_in
+        for i, c in enumerate(rows_in)
     ]  # fmt: skip
-    headers = ["constant", "consensus [profile]", f"members [{cons.get('interval')}]",
-               "extrapolation [profile]", "verdict", "best-supported"]  # fmt: skip
+    headers = ["constant", *(["in the formula"] if written else []), "consensus [profile]",
+               f"members [{cons.get('interval')}]", "extrapolation [profile]", "verdict",
+               "best-supported"]  # fmt: skip
     lead = (
         f"<p>Constants of <code>{esc(cons.get('template'))}</code>: "
-        f"{esc(pinned_summary(cons))}.</p>"
+        f"{esc(pinned_summary(cons))}.</p>" + note(WHICH_CONSTANT)
     )
     notes = "".join(note(c["best_note"]) for c in rows_in if c.get("best_note"))
     if cons.get("best_from_extrapolation"):
