@@ -225,4 +225,8 @@ def test_the_page_counts_members_and_twins_apart_and_prints_r2_alike(tmp_path: P
     prov = json.loads(paths.json.read_text())["provenance"]
     assert (prov["n_members"], prov["n_untrained_twins"]) == (4, 2)
     assert page.count(">0.99999<") >= 3  # findings card, summary table, formula card
+    from ensemble_lens.record.summary import store_renderables
+
+    shown = _at_80(store_renderables(store))  # inspect's members table
+    assert "4 members + 2 untrained twins" in shown and "0.99000" in shown
     assert page.count(">0.99871<") >= 3 and ">0.9987<" not in page
