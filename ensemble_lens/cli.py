@@ -203,7 +203,7 @@ def _inspect(args: argparse.Namespace) -> int:
         renderables = store_renderables(store)
         results = collect_results(store)
         # the findings first, then the store's members and layers, then the evidence
-        renderables = findings_renderables(results["findings"]) + renderables
+        renderables = findings_renderables(results["findings"], results["formulas"]) + renderables
         if store.result_layers("similarity") or store.read_formulas():
             renderables += summary_renderables(store, models=False, findings=False, results=results)
     except (ValueError, OSError, RuntimeError) as err:  # decoder / JSON errors of a damaged store

@@ -114,7 +114,8 @@ def print_summary(result: Any) -> None:
     console = Console()
     store = result.store
     laws = to_json(store.study_attrs().get("templates") or {})
-    for part in findings_renderables(build_findings(to_json(store.read_formulas()), laws)):
+    formulas = to_json(store.read_formulas())
+    for part in findings_renderables(build_findings(formulas, laws), formulas):
         console.print(part)
     table = Table(title="stages", show_edge=False)
     table.add_column("stage")

@@ -238,6 +238,16 @@ def member_table(finding: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]
     return ["member", *slots, "R²", *(["k"] * freq)], rows
 
 
+def no_formula_lines(formulas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per formula record that found nothing (not a finding), with its reason:
+    ``"latent/c0: no formula (0 of 3 members predict their own targets ...)"``."""
+    return [
+        f"{where(rec)}: no formula ({rec.get('reason') or 'consensus too weak'})"
+        for rec in formulas
+        if rec.get("expression") is None and not rec.get("rejected_expression")
+    ]
+
+
 def where(finding: Mapping[str, Any]) -> str:
     """``layer``, ``layer/component`` or ``layer group i`` of a finding."""
     if finding.get("component") is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .findings import member_table, where
+from .findings import member_table, no_formula_lines, where
 from .html import Num, Raw, esc, fmt_r2, fmt_share, note, r2_cell, table
 
 _KIND = {"template": "Template", "group": "Group law", "formula": "Formula"}
@@ -49,14 +49,19 @@ def _card(i: int, f: dict[str, Any]) -> str:
 def findings_block(results: dict[str, Any]) -> str:
     """The findings: a count, then one card per finding (results first)."""
     found = results.get("findings") or []
+    nothing = no_formula_lines(results.get("formulas") or [])
+    listed = "<ul>" + "".join(f"<li>{esc(t)}</li>" for t in nothing) + "</ul>" if nothing else ""
     if not found:
-        return note(
-            "No findings: no formula, template or group law in the store (the sections below "
-            "say why)."
+        return (
+            note(
+                "No findings: no formula, template or group law in the store (the sections "
+                "below say why)."
+            )
+            + listed
         )
     n = sum(f["is_result"] for f in found)
     lead = (
         f"<p><b>{n} of {len(found)} findings are results.</b> The Formulas and Laws sections "
         "below hold the evidence behind each one.</p>"
     )
-    return lead + "".join(_card(i + 1, f) for i, f in enumerate(found))
+    return lead + "".join(_card(i + 1, f) for i, f in enumerate(found)) + listed

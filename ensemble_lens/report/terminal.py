@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..distill.constants import pinned_summary
-from .findings import member_table, where
+from .findings import member_table, no_formula_lines, where
 from .html import ARCH_NAME_KEYS, fmt, fmt_r2, fmt_share
 
 #: constants per table in the terminal: more slots go into a second table (80 columns)
@@ -61,15 +62,20 @@ def _constants_tables(f: dict[str, Any]) -> list[Any]:
     return out
 
 
-def findings_renderables(findings: list[dict[str, Any]]) -> list[RenderableType]:
+def findings_renderables(
+    findings: list[dict[str, Any]], formulas: Sequence[dict[str, Any]] = ()
+) -> list[RenderableType]:
     """The findings, results first: per finding its kind, where, verdict, expression (whole,
     wrapped), reason, support and R^2, and each member's constants as tables that fit 80
-    columns. One dimmed line when there are none."""
+    columns; then each of ``formulas`` that found nothing, with its reason. A dimmed line
+    when there are no findings."""
     from rich.padding import Padding
     from rich.text import Text
 
+    nothing = [Padding(Text(t, style="dim"), (0, 0, 0, 3)) for t in no_formula_lines(formulas)]
     if not findings:
-        return [Text("findings: none (no formula, template or group law)", style="dim")]
+        head = "findings: none (no formula, template or group law)"
+        return [Text(head, style="dim"), *nothing]
     n = sum(f["is_result"] for f in findings)
     parts: list[Any] = [Text(f"Findings: {n} of {len(findings)} are results", style="bold")]
     for i, f in enumerate(findings, 1):
@@ -91,7 +97,7 @@ def findings_renderables(findings: list[dict[str, Any]]) -> list[RenderableType]
         if f.get("form") and member_table(f)[1]:
             parts.append(Padding(Text(f"constants of {f['form']}", overflow="fold"), (0, 0, 0, 3)))
         parts.extend(_constants_tables(f))
-    return parts
+    return parts + nothing
 
 
 def _name_key(arch: dict[str, Any]) -> str:
@@ -217,7 +223,9 @@ def summary_renderables(
     from .results import collect_results
 
     results = collect_results(store) if results is None else results
-    parts: list[Any] = findings_renderables(results["findings"]) if findings else []
+    parts: list[Any] = (
+        findings_renderables(results["findings"], results["formulas"]) if findings else []
+    )
     checks = (
         *(((results["provenance"]["models"], _models_table, "no models"),) if models else ()),
         (results["similarity"], _similarity_table, "no similarity results"),

@@ -50,7 +50,7 @@ def test_a_trained_study_leads_with_its_template_and_every_members_constants(
     assert shown.index("Findings: ") < shown.index("s0")  # before the members table
 
 
-def test_no_member_skill_means_no_template_search(tmp_path, user_task_path) -> None:
+def test_no_member_skill_means_no_template_search(tmp_path, user_task_path, capsys) -> None:
     path = tmp_path / "null.zarr"
     cfg = tiny_config(path, ensemble={"train": {"epochs": 0}}, templates=TEMPLATES)
     cfg["groups"] = {"enabled": True, "n_perm": 19}
@@ -65,3 +65,8 @@ def test_no_member_skill_means_no_template_search(tmp_path, user_task_path) -> N
     assert why in page
     results = json.loads(result.report.with_name("results.json").read_text())
     assert not any(f["is_result"] for f in results["findings"])
+    assert "latent: no formula (0 of 3 members predict" in page
+    capsys.readouterr()
+    assert main(["inspect", str(path)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert shown.startswith("findings: none") and "latent: no formula (0 of 3 members" in shown
