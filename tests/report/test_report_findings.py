@@ -230,3 +230,32 @@ def test_the_page_counts_members_and_twins_apart_and_prints_r2_alike(tmp_path: P
     shown = _at_80(store_renderables(store))  # inspect's members table
     assert "4 members + 2 untrained twins" in shown and "0.99000" in shown
     assert page.count(">0.99871<") >= 3 and ">0.9987<" not in page
+
+
+def test_the_consensus_parameters_are_a_table_with_the_probes_extrapolation_rows(
+    tmp_path: Path,
+) -> None:
+    from conftest import _consensus
+
+    from ensemble_lens.record.store import open_store
+
+    store = open_store(tmp_path / "study.zarr", "w")
+    rng = np.random.default_rng(0)
+    split = np.array(["fit"] * 90 + ["test"] * 30 + ["extrapolation"] * 40)
+    store.write_probe(rng.uniform(size=(160, 3)), names=["m1", "m2", "r"], split=split)
+    for m in ("net-a", "net-b", "net-c", "net-d"):
+        store.write_activations(m, "edge.1", rng.normal(size=(120, 6)), attrs={"seed": 0})
+    ds = _consensus(store)
+    ds.attrs.update(n_fit=90, n_test=30, n_extrapolation=0, pca_components_per_model=[3, 3])
+    store.write_result("consensus", "edge.1", ds, tag="t")
+    paths = build_report(store)
+    cons = json.loads(paths.json.read_text())["consensus"]["edge.1"]
+    assert cons["probe_samples"] == {"fit": 90, "test": 30, "extrapolation": 40}
+    page = paths.html.read_text(encoding="utf-8")
+    params = page[page.index("<summary>Consensus parameters</summary>") :]
+    params = params[: params.index("</details>")]
+    assert "<th>parameter</th><th>value</th>" in params
+    row = "<td>n_extrapolation (probe rows kept apart; not used by the consensus)</td>"
+    assert f'{row}<td class="num">40</td>' in params
+    assert '<td>n_fit</td><td class="num">90</td>' in params
+    assert "<td>pca_components_per_model</td><td>3, 3</td>" in params
