@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .findings import member_table, no_formula_lines, where
-from .html import Num, Raw, esc, fmt_r2, fmt_share, note, r2_cell, table
+from .html import Num, esc, fmt_share, note, r2_cell, table
 
 _KIND = {"template": "Template", "group": "Group law", "formula": "Formula"}
 
@@ -30,13 +30,14 @@ def _card(i: int, f: dict[str, Any]) -> str:
     if f.get("reason"):
         body += f"<p>{esc(f['reason'])}</p>"
     recovery = f.get("exact_recovery")
-    stats = [
-        ["support", Num(fmt_share(f.get("support")))],
-        ["R² test", Raw(esc(fmt_r2(f.get("r2_test"))))],
-        ["R² extrapolation", Raw(esc(fmt_r2(f.get("r2_extrapolation"))))],
-        *([["exact recovery", recovery]] if recovery is not None else []),
-    ]
-    body += table(["", ""], stats)
+    stats = {
+        "support": Num(fmt_share(f.get("support"))),
+        "R² test": r2_cell(f.get("r2_test")),
+        "R² extrapolation": r2_cell(f.get("r2_extrapolation")),
+    }
+    if recovery is not None:
+        stats["exact recovery"] = recovery
+    body += table(list(stats), [list(stats.values())])
     headers, rows = member_table(f)
     if rows:
         r2_col = headers.index("R²")
