@@ -7,7 +7,7 @@ returns one entry per finding, results first. Every entry has the same keys::
 
     {kind: "template" | "group" | "formula", layer, component, group, expression, form,
      members: {id: {constants: [{slot: value}], r2, frequencies?}}, support, r2_test,
-     r2_extrapolation, verdict, is_result, reason, exact_recovery}
+     r2_extrapolation, verdict, is_result, reason, exact_recovery, truth_verdict}
 
 ``component`` is set for a formula, ``group`` for a group, both None for a template. A
 formula also has ``form``: its expression with the constants as slots ``_c0, _c1...`` (the
@@ -17,12 +17,17 @@ explains (a template: its fitted slots ``c0, c1...``; a formula: the member's ow
 the formula's constants ``_c0, _c1...``; empty when the member is not explained or its
 constants were not refitted).
 
+``truth_verdict`` is a formula record's verdict against a ground truth where one was judged
+(the headline; ``exact_recovery`` the 2 % rule).
+
 The rule this module adds: a formula whose constants vary across members (a constant with
 the verdict "varies across members", or a record flagged ``varies``/``mixture``) is never a
 result when a template or a group law of the same layer is one: the template explains the
 members with member-specific constants, and the formula is an average over different laws
-(``verdict`` :data:`AVERAGE`, ``is_result`` False). Everything else keeps the verdict its
-record carries. Works on plain JSON (``results.json``'s own values); imports nothing heavy.
+(``verdict`` :data:`AVERAGE`, ``is_result`` False; the record's own reason is kept when it
+already says so). A record the distill verdict flagged ``mixture`` has that verdict in any
+case. Everything else keeps the verdict its record carries. Works on plain JSON
+(``results.json``'s own values); imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def build_findings(
 def _entry(kind: str, layer: Any, **values: Any) -> dict[str, Any]:
     base = dict.fromkeys(
         ("component", "group", "expression", "form", "support", "r2_test",
-         "r2_extrapolation", "verdict", "reason", "exact_recovery"),
+         "r2_extrapolation", "verdict", "reason", "exact_recovery", "truth_verdict"),
     )  # fmt: skip
     return {"kind": kind, "layer": layer, **base, "members": {}, "is_result": False, **values}
 
@@ -200,20 +205,24 @@ def _formula(rec: Mapping[str, Any], explained_by: Mapping[str, Any] | None) -> 
     )
     reason = rec.get("reason")
     varies = formula_varies(rec)
-    if varies and explained_by is not None:
-        what = "constants" if varies == ["*"] else ", ".join(varies)
-        who = f"the {explained_by['kind']} {explained_by['expression']}"
+    if "mixture" in (rec.get("flags") or []):  # the distill verdict's own: not a result
         is_result, verdict = False, AVERAGE
-        reason = (
-            f"{AVERAGE}: its {what} vary across members, and {who} explains the members "
-            "with member-specific constants"
-        )
+    if varies and explained_by is not None:
+        is_result, verdict = False, AVERAGE
+        if not str(reason or "").startswith(AVERAGE):
+            what = "constants" if varies == ["*"] else ", ".join(varies)
+            who = f"the {explained_by['kind']} {explained_by['expression']}"
+            reason = (
+                f"{AVERAGE}: its {what} vary across members, and {who} explains the members "
+                "with member-specific constants"
+            )
     return _entry(
         "formula", rec.get("layer"), component=rec.get("component"), expression=expr,
         form=(rec.get("constants") or {}).get("template"),
         members=_formula_members(rec), support=rec.get("support"), r2_test=rec.get("r2_test"),
         r2_extrapolation=rec.get("r2_extrapolation"), verdict=verdict, is_result=is_result,
         reason=reason, exact_recovery=rec.get("exact_recovery"),
+        truth_verdict=rec.get("truth_verdict"),
     )  # fmt: skip
 
 
@@ -246,6 +255,15 @@ def no_formula_lines(formulas: Sequence[Mapping[str, Any]]) -> list[str]:
         for rec in formulas
         if rec.get("expression") is None and not rec.get("rejected_expression")
     ]
+
+
+def truth_text(finding: Mapping[str, Any]) -> str | None:
+    """A finding's verdict against a ground truth: its ``truth_verdict`` (the headline),
+    else exact recovery by the 2 % rule; None where no truth was judged."""
+    if finding.get("truth_verdict"):
+        return str(finding["truth_verdict"])
+    exact = finding.get("exact_recovery")
+    return None if exact is None else ("exact recovery" if exact else "not exact")
 
 
 def where(finding: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .findings import member_table, no_formula_lines, where
+from .findings import member_table, no_formula_lines, truth_text, where
 from .html import Num, esc, fmt_share, note, r2_cell, table
 
 _KIND = {"template": "Template", "group": "Group law", "formula": "Formula"}
@@ -29,14 +29,14 @@ def _card(i: int, f: dict[str, Any]) -> str:
     body = f"<p><code>{esc(expr)}</code></p>" if expr else "<p><em>no expression</em></p>"
     if f.get("reason"):
         body += f"<p>{esc(f['reason'])}</p>"
-    recovery = f.get("exact_recovery")
+    recovery = truth_text(f)
     stats = {
         "support": Num(fmt_share(f.get("support"))),
         "R² test": r2_cell(f.get("r2_test")),
         "R² extrapolation": r2_cell(f.get("r2_extrapolation")),
     }
     if recovery is not None:
-        stats["exact recovery"] = recovery
+        stats["against the truth"] = recovery
     body += table(list(stats), [list(stats.values())])
     headers, rows = member_table(f)
     if rows:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..distill.constants import pinned_summary
-from .findings import member_table, no_formula_lines, where
+from .findings import member_table, no_formula_lines, truth_text, where
 from .html import ARCH_NAME_KEYS, fmt, fmt_r2, fmt_share
 
 #: constants per table in the terminal: more slots go into a second table (80 columns)
@@ -87,12 +87,12 @@ def findings_renderables(
         parts.append(Padding(expr, (0, 0, 0, 3)))
         if f.get("reason"):
             parts.append(Padding(Text(f["reason"], style="dim"), (0, 0, 0, 3)))
-        exact = f.get("exact_recovery")
         stats = (
             f"support {fmt_share(f.get('support'))}, R² test {fmt_r2(f.get('r2_test'))}, "
             f"R² extrapolation {fmt_r2(f.get('r2_extrapolation'))}"
-            + ("" if exact is None else f", {'exact' if exact else 'not exact'} recovery")
         )
+        truth = truth_text(f)
+        stats += f"; against the truth: {truth}" if truth else ""
         parts.append(Padding(Text(stats), (0, 0, 0, 3)))
         if f.get("form") and member_table(f)[1]:
             parts.append(Padding(Text(f"constants of {f['form']}", overflow="fold"), (0, 0, 0, 3)))

@@ -71,7 +71,7 @@ def test_the_card_table_json_and_terminal_show_each_constant_and_its_best_value(
     print_summary(SimpleNamespace(timings={}, outcomes={}, store=store, report=None))
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert out.startswith("Findings: 1 of 1 are results")  # the findings come first
-    assert "not exact recovery" in out
+    assert "against the truth: not exact" in out
     assert "edge.1/0: with the best-supported constants: 2*m1*m2*exp(-r)/r**2 (exact)" in out
 
 

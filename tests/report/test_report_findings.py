@@ -259,3 +259,18 @@ def test_the_consensus_parameters_are_a_table_with_the_probes_extrapolation_rows
     assert f'{row}<td class="num">40</td>' in params
     assert '<td>n_fit</td><td class="num">90</td>' in params
     assert "<td>pca_components_per_model</td><td>3, 3</td>" in params
+
+
+def test_a_formula_the_distill_verdict_flagged_as_a_mixture_is_an_average() -> None:
+    why = f"{AVERAGE}: _c2 varies across members from 0.98 to 1.96"
+    rec = {**_mixture(), "expression": None, "is_result": False, "flags": ["mixture"]}
+    rec.update(rejected_expression=_mixture()["expression"], reason=why)
+    (alone,) = build_findings([rec], {})
+    assert (alone["verdict"], alone["is_result"], alone["reason"]) == (AVERAGE, False, why)
+    found = build_findings([rec], {"hidden": {"templates": _templates()}})
+    assert found[1]["reason"] == why  # the record's own reason is kept
+    truth = {**_formulas()[0], "truth_verdict": "constants off: a search miss"}
+    (f,) = build_findings([truth], {})
+    assert f["truth_verdict"] == "constants off: a search miss"
+    text = _at_80(findings_renderables([f]))
+    assert "against the truth: constants off: a search miss" in " ".join(text.split())
