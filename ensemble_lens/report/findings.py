@@ -142,7 +142,7 @@ def _group(layer: str, i: int, g: Mapping[str, Any], tmpl: Mapping[str, Any]) ->
     consensus formula that is a result, else what was rejected and why."""
     members = [str(m) for m in g.get("members") or []]
     if g.get("template"):
-        cand = next(
+        cand: Mapping[str, Any] = next(
             (c for c in tmpl.get("candidates") or [] if c.get("template") == g["template"]), {}
         )
         return _entry(

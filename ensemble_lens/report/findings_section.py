@@ -30,7 +30,7 @@ def _card(i: int, f: dict[str, Any]) -> str:
     if f.get("reason"):
         body += f"<p>{esc(f['reason'])}</p>"
     recovery = truth_text(f)
-    stats = {
+    stats: dict[str, Any] = {
         "support": Num(fmt_share(f.get("support"))),
         "R² test": r2_cell(f.get("r2_test")),
         "R² extrapolation": r2_cell(f.get("r2_extrapolation")),

@@ -167,16 +167,19 @@ def _consensus_table(results: dict[str, Any]) -> Any:
 
 
 def _formula_verdict(rec: dict[str, Any], judged: bool) -> str | None:
-    """Constants and recovery of a formula, in one cell: ``"1/2 pinned; _c1: ...; exact
-    with the best-supported constants"``."""
+    """Constants and recovery of a formula, in one cell: ``"1/2 pinned; _c1: ...; not exact,
+    exact (best constants)"`` (the record's ``truth_verdict`` where it has one)."""
     if rec.get("expression") is None:
         return rec.get("reason")
-    parts = [pinned_summary(rec.get("constants"))]
-    if judged and rec.get("exact_recovery") is not None:
-        parts.append("exact" if rec["exact_recovery"] else "not exact")
+    parts = [p for p in [pinned_summary(rec.get("constants"))] if p]
+    if judged and rec.get("truth_verdict"):
+        parts.append(str(rec["truth_verdict"]))
+    elif judged and rec.get("exact_recovery") is not None:
+        exact = "exact" if rec["exact_recovery"] else "not exact"
         if not rec["exact_recovery"] and rec.get("exact_recovery_best"):
-            parts[-1] += ", exact (best constants)"
-    return "; ".join(p for p in parts if p) or None
+            exact += ", exact (best constants)"
+        parts.append(exact)
+    return "; ".join(parts) or None
 
 
 def _formulas_table(results: dict[str, Any]) -> Any:
