@@ -17,7 +17,7 @@ Layout of the returned dict::
                     attrs}},
      "consensus": {layer: {tag, attrs, components, models, table: [row], member_support,
                    member_weights, n_consensus, vector, probe_samples: {fit, test,
-                   extrapolation},
+                   extrapolation, extrapolation_source},
                    null: {method, n_permutations, n_untrained, statement},
                    formula_bridge: str}},
      "formulas": [record as stored],
@@ -210,15 +210,23 @@ def network_count(prov: Mapping[str, Any]) -> str:
     return text + (f" + {twins} untrained twin{'s' if twins != 1 else ''}" if twins else "")
 
 
-def probe_samples(store: StudyStore) -> dict[str, int]:
-    """The probe's rows by role: ``fit``, ``test`` and ``extrapolation`` (kept apart)."""
+def probe_samples(store: StudyStore, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The probe's rows by role: ``fit``, ``test``, and ``extrapolation``: the probe's rows
+    kept apart, else, for a task's study (``config``'s ``task``), the ``probe.n_extrapolation``
+    samples drawn from the task's extrapolation range; ``extrapolation_source`` says which."""
     if not store.has_probe():
         return {}
     split = np.asarray(store.probe()["split"].values)
+    ext, source = int(store.n_extrapolation), "probe rows kept apart"
+    cfg = config if isinstance(config, Mapping) else {}
+    drawn = (cfg.get("probe") or {}).get("n_extrapolation")
+    if not ext and cfg.get("task") and isinstance(drawn, int) and drawn > 0:
+        ext, source = drawn, "drawn from the task's extrapolation range"
     return {
         "fit": int((split == "fit").sum()),
         "test": int((split == "test").sum()),
-        "extrapolation": int(store.n_extrapolation),
+        "extrapolation": ext,
+        "extrapolation_source": source if ext else None,
     }
 
 
@@ -399,14 +407,14 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         for layer in store.result_layers("consensus")
     }
     formulas = to_json(store.read_formulas())
-    samples = probe_samples(store)
+    prov = provenance(store)
+    samples = probe_samples(store, prov.get("config"))
     for layer, entry in cons.items():
         entry["probe_samples"] = samples
         entry["null"] = null_used(entry["attrs"])
         entry["formula_bridge"] = formula_bridge(
             entry, [f for f in formulas if f.get("layer") == layer]
         )
-    prov = provenance(store)
     if not store.models:
         notes.append("the store holds no models")
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):

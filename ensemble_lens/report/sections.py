@@ -291,8 +291,9 @@ _PROBE_COUNTS = {"n_extrapolation": "extrapolation"}
 
 
 def _parameters_table(layer: dict[str, Any]) -> str:
-    """The consensus parameters as a table. ``n_extrapolation`` is the probe's extrapolation
-    rows (the consensus itself is fitted and scored on the fit and test rows only)."""
+    """The consensus parameters as a table. ``n_extrapolation`` is the study's extrapolation
+    samples (:func:`~.results.probe_samples`: the probe's rows kept apart, or those drawn from
+    a task's range), not the consensus attr (the consensus uses the fit and test rows only)."""
     counts = layer.get("probe_samples") or {}
     rows = []
     for key, value in layer["attrs"].items():
@@ -300,7 +301,8 @@ def _parameters_table(layer: dict[str, Any]) -> str:
             continue
         if key in _PROBE_COUNTS and _PROBE_COUNTS[key] in counts:
             value = counts[_PROBE_COUNTS[key]]
-            key += " (probe rows kept apart; not used by the consensus)"
+            source = counts.get("extrapolation_source") or "none"
+            key += f" ({source}; the consensus uses the fit and test rows only)"
         shown = ", ".join(map(fmt, value)) if isinstance(value, list) else value
         rows.append([key, Raw(esc(fmt(shown))) if isinstance(shown, str) else shown])
     return table(["parameter", "value"], rows)

@@ -250,15 +250,29 @@ def test_the_consensus_parameters_are_a_table_with_the_probes_extrapolation_rows
     store.write_result("consensus", "edge.1", ds, tag="t")
     paths = build_report(store)
     cons = json.loads(paths.json.read_text())["consensus"]["edge.1"]
-    assert cons["probe_samples"] == {"fit": 90, "test": 30, "extrapolation": 40}
+    assert cons["probe_samples"] == {
+        "fit": 90, "test": 30, "extrapolation": 40, "extrapolation_source": "probe rows kept apart"
+    }  # fmt: skip
     page = paths.html.read_text(encoding="utf-8")
     params = page[page.index("<summary>Consensus parameters</summary>") :]
     params = params[: params.index("</details>")]
     assert "<th>parameter</th><th>value</th>" in params
-    row = "<td>n_extrapolation (probe rows kept apart; not used by the consensus)</td>"
+    row = (
+        "<td>n_extrapolation (probe rows kept apart; the consensus uses the fit and test rows "
+        "only)</td>"
+    )
     assert f'{row}<td class="num">40</td>' in params
     assert '<td>n_fit</td><td class="num">90</td>' in params
     assert "<td>pca_components_per_model</td><td>3, 3</td>" in params
+    from ensemble_lens.report.results import probe_samples
+
+    drawn = {"task": {"name": "gravity"}, "probe": {"n_extrapolation": 2000}}
+    plain = open_store(tmp_path / "plain.zarr", "w")
+    plain.write_probe(rng.uniform(size=(40, 3)), names=["m1", "m2", "r"])
+    assert probe_samples(plain, drawn)["extrapolation"] == 2000  # a task's range, drawn
+    assert probe_samples(plain, drawn)["extrapolation_source"].startswith("drawn from the task")
+    assert probe_samples(plain, {"probe": {"n_extrapolation": 2000}})["extrapolation"] == 0
+    assert probe_samples(store, drawn)["extrapolation"] == 40  # the probe's own rows first
 
 
 def test_a_formula_the_distill_verdict_flagged_as_a_mixture_is_an_average() -> None:
