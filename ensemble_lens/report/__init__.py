@@ -76,12 +76,13 @@ def _writable_dir(out: Path) -> None:
 
 def _header(results: dict[str, Any]) -> str:
     prov = results["provenance"]
+    n_results = sum(f["is_result"] for f in results["findings"])
     chips = [
         f"task: {fmt(prov.get('task'))}",
         network_count(prov),
         f"{len(results['similarity'])} layer(s) compared",
         f"{sum(c['n_consensus'] for c in results['consensus'].values())} consensus components",
-        f"{sum(f['is_result'] for f in results['findings'])} findings that are results",
+        f"{n_results} of {len(results['findings'])} findings are results",
         *([] if results["ground_truth"]["judged"] else [results["ground_truth"]["statement"]]),
     ]
     chip_html = "".join(f'<span class="chip">{esc(c)}</span>' for c in chips)

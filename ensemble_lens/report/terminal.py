@@ -182,6 +182,12 @@ def _formula_verdict(rec: dict[str, Any], judged: bool) -> str | None:
     return "; ".join(parts) or None
 
 
+def _no_expression(rec: dict[str, Any]) -> str:
+    """The expression cell of a record with no formula: the rejected one, or none found."""
+    rejected = rec.get("rejected_expression")
+    return f"rejected: {rejected}" if rejected else "(no formula found)"
+
+
 def _formulas_table(results: dict[str, Any]) -> Any:
     """The formula records at 80 columns: where, expression (folded, never cut), R^2 test
     and extrapolation, support, and one verdict cell (constants, recovery or why none)."""
@@ -194,7 +200,7 @@ def _formulas_table(results: dict[str, Any]) -> Any:
         rows.append(
             [
                 f"{rec.get('layer')}/{rec.get('component')}",
-                expr if expr is not None else "(no formula found)",
+                expr if expr is not None else _no_expression(rec),
                 rec.get("r2_test"),
                 rec.get("r2_extrapolation"),
                 rec.get("support"),

@@ -151,6 +151,12 @@ def test_no_formula_records_are_not_findings_and_rejected_ones_are_not_results()
     assert [(f["component"], f["is_result"]) for f in found] == [(0, True), (1, False)]
     assert found[1]["expression"] == "sign(m1)*Abs(r)"
     assert found[1]["verdict"] == "rejected (extrapolation)"
+    from ensemble_lens.report.terminal import _formulas_table
+
+    table = _formulas_table({"formulas": recs, "ground_truth": {"judged": True}})
+    words = _at_80([table]).split()
+    assert words.count("rejected:") == 1 and "sign(m1)*Abs(r)" in words
+    assert {"R^2", "extrapolation", "0.4"} <= set(words)
 
 
 def _at_80(parts: list) -> str:
