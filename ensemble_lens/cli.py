@@ -234,12 +234,16 @@ def _inspect(args: argparse.Namespace) -> int:
     store = open_store(args.store, mode="r")
     if args.verify:
         return _verify(store, args)
-    from .report.terminal import summary_renderables
+    from .report.results import collect_results
+    from .report.terminal import findings_renderables, summary_renderables
 
     try:
         renderables = store_renderables(store)
+        results = collect_results(store)
+        # the findings first, then the store's members and layers, then the evidence
+        renderables = findings_renderables(results["findings"], results["formulas"]) + renderables
         if store.result_layers("similarity") or store.read_formulas():
-            renderables += summary_renderables(store, models=False)
+            renderables += summary_renderables(store, models=False, findings=False, results=results)
     except (ValueError, OSError, RuntimeError) as err:  # decoder / JSON errors of a damaged store
         if isinstance(err, EnsembleLensError):
             raise

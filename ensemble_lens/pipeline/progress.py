@@ -102,13 +102,21 @@ def _line(text: str) -> None:
 
 
 def print_summary(result: Any) -> None:
-    """Stage timings, the formulas found, and where the report is."""
+    """The findings first (results first, every member's constants), then the stage timings
+    and outcomes (whole, wrapped), and where the store and the report are."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..distill.constants import pinned_summary
+    from ..report.findings import build_findings
+    from ..report.results import to_json
+    from ..report.terminal import findings_renderables
 
     console = Console()
+    store = result.store
+    laws = to_json(store.study_attrs().get("templates") or {})
+    formulas = to_json(store.read_formulas())
+    for part in findings_renderables(build_findings(formulas, laws), formulas):
+        console.print(part)
     table = Table(title="stages", show_edge=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -116,31 +124,17 @@ def print_summary(result: Any) -> None:
     for stage, seconds in result.timings.items():
         outcome = result.outcomes.get(stage)
         text = f"{len(outcome)} members built" if isinstance(outcome, list) else str(outcome)
-        table.add_row(stage, f"{seconds:.1f}", text[:80])
+        table.add_row(stage, f"{seconds:.1f}", text)
     console.print(table)
-    formulas = result.store.read_formulas()
-    for f in formulas:
-        where = "/".join(str(f[k]) for k in ("layer", "component") if f.get(k) is not None)
-        if f.get("expression") is None:
+    for f in store.read_formulas():
+        cons = f.get("constants") or {}
+        if f.get("expression") is not None and cons.get("best_from_extrapolation"):
+            where = "/".join(str(f[k]) for k in ("layer", "component") if f.get(k) is not None)
+            verdict = f.get("exact_recovery_best")
+            said = "" if verdict is None else (" (exact)" if verdict else " (not exact)")
             console.print(
-                f"[bold]{where}[/]: no formula ({f.get('reason') or 'consensus too weak'})"
+                f"{where}: with the best-supported constants: {cons['best_expression']}{said}"
             )
-            continue
-        verdict = {True: "exact", False: "not exact", None: "truth unknown"}[
-            f.get("exact_recovery")
-        ]
-        if f.get("exact_recovery") is False and f.get("exact_recovery_best"):
-            verdict += ", exact with the best-supported constants"
-        console.print(
-            f"[bold]{where}[/] = {f['expression']}   "
-            f"(support {f.get('support', float('nan')):.2f}, "
-            f"R2 test {f.get('r2_test', float('nan')):.4f}, {verdict})"
-        )
-        if pinned := pinned_summary(f.get("constants")):
-            cons = f.get("constants") or {}
-            best = cons.get("best_expression") if cons.get("best_from_extrapolation") else None
-            also = f"; best-supported: {best}" if best else ""
-            console.print(f"    constants: {pinned}{also}")
-    console.print(f"store: {result.store.path}")
+    console.print(f"store: {store.path}")
     if result.report:
         console.print(f"report: {result.report}")

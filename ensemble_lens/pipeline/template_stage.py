@@ -3,7 +3,10 @@
 Runs after ``distill`` when ``templates.enabled`` or ``groups.enabled``; the science lives in
 :mod:`ensemble_lens.distill.shared` (templates), :mod:`ensemble_lens.distill.periodic` (each
 member's own components, the Fourier basis over Z_p) and :mod:`ensemble_lens.consensus.groups`.
-Results are JSON records in the study attributes, ``templates -> {layer: record}``, tagged
+When the members do not predict their own targets (``consensus.min_member_r2``, as in the
+consensus stage), the verdict is in: a layer gets no template search and no groups, and its
+record says why (``skipped``). Results are JSON records in the study attributes,
+``templates -> {layer: record}``, tagged
 with the hash of the members, the probe, and the templates, groups, consensus and distill
 config sections (a stage with the same tag is skipped). Templates and per-group formulas are
 judged by the rule of the consensus formulas (test R^2, extrapolation, support).
@@ -58,6 +61,15 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
             for metric in _group_metrics(gcfg):  # fails early on a metric not computed
                 _similarity_matrix(ctx, layer, ids, metric)
         record: dict[str, Any] = {"tag": tag, "members": ids}
+        skill = _member_skill(ctx, ids)
+        if skill is not None and skill.verdict == "unskilled":
+            # the verdict is in: members that do not learn their task carry no law to share
+            record.update(no_search(skill, tcfg))
+            done[layer] = record
+            ctx.store.write_study_attrs(templates=done)
+            log.warning("layer %s: %s", layer, record["skipped"])
+            out[layer] = record["skipped"]
+            continue
         if tcfg.enabled:
             record["templates"] = layer_templates(ctx, layer, ids)
         if gcfg.enabled:
@@ -68,7 +80,39 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
     return out
 
 
+def _member_skill(ctx: StageContext, ids: list[str]) -> Any:
+    """The members' skill verdict (``consensus.min_member_r2``, the rule of the consensus
+    stage), or None when the check is off."""
+    from ..consensus import member_skill
+
+    ccfg = ctx.cfg.consensus
+    if ccfg.min_member_r2 is None:
+        return None
+    metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}
+    return member_skill(metrics, min_r2=ccfg.min_member_r2, min_fraction=ccfg.p_support)
+
+
+def no_search(skill: Any, tcfg: Any) -> dict[str, Any]:
+    """The record of a layer whose members do not predict their own targets: no template
+    search and no groups (``skipped`` says why; ``member_skill`` holds the verdict)."""
+    why = f"no template search: {skill.reason}"
+    out: dict[str, Any] = {"skipped": why, "member_skill": skill.attrs()}
+    if tcfg.enabled:
+        out["templates"] = {
+            "verdict": "no shared form",
+            "reason": why,
+            "best": None,
+            "candidates": [],
+            "member_formulas": {},
+            "r2_threshold": tcfg.r2_threshold,
+            "p_support": tcfg.p_support,
+        }
+    return out
+
+
 def _summary(record: dict[str, Any]) -> str:
+    if record.get("skipped"):
+        return str(record["skipped"])
     parts = []
     if "templates" in record:
         best = record["templates"]["best"]

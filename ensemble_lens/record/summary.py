@@ -11,6 +11,8 @@ def store_renderables(store: StudyStore) -> list[Any]:
     """A header (path, schema, probe variables) and a table of models, layers, shapes, status."""
     from rich.table import Table
 
+    from ..report.html import fmt_r2
+
     attrs = store.study_attrs()
     head = Table.grid(padding=(0, 2))
     head.add_row("store", str(store.path))
@@ -21,16 +23,26 @@ def store_renderables(store: StudyStore) -> list[Any]:
     if store.has_probe():
         probe = store.probe()
         n_test = int((probe["split"].values == "test").sum())
+        apart = (
+            f", {store.n_extrapolation} extrapolation kept apart" if store.n_extrapolation else ""
+        )
         head.add_row(
             "probe",
-            f"{store.n_samples} samples ({n_test} test), variables: "
+            f"{store.n_samples} samples ({n_test} test{apart}), variables: "
             + ", ".join(store.probe_names),
         )
         if store.truth_names():
             head.add_row("ground truth", ", ".join(store.truth_names()))
     else:
         head.add_row("probe", "none written yet")
-    table = Table(title=f"{len(store.models)} models", show_edge=False)
+    twins = sum(
+        store.status(m) == "complete" and store.model_attrs(m).get("source") == "untrained"
+        for m in store.models
+    )
+    counted = f"{len(store.models) - twins} members" + (
+        f" + {twins} untrained twins" if twins else ""
+    )
+    table = Table(title=counted, show_edge=False)
     for col in ("model", "status", "source", "seed", "layer", "shape", "val_r2"):
         table.add_column(col)
     for mid in store.models:
@@ -50,6 +62,6 @@ def store_renderables(store: StudyStore) -> list[Any]:
                 str(meta.get("seed", "")) if first else "",
                 layer,
                 "x".join(map(str, shape)),
-                f"{r2:.4f}" if first and isinstance(r2, float) else "",
+                fmt_r2(r2) if first and isinstance(r2, float) else "",
             )
     return [head, table]

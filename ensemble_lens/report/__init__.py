@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from .findings_section import findings_block
 from .formula_section import formulas_section
 from .html import FigureSink, esc, fmt, page
 from .laws_section import laws_section
-from .results import collect_results
+from .results import collect_results, network_count
 from .sections import consensus_section, provenance_section, similarity_section
 
 if TYPE_CHECKING:
@@ -75,17 +76,19 @@ def _writable_dir(out: Path) -> None:
 
 def _header(results: dict[str, Any]) -> str:
     prov = results["provenance"]
+    n_results = sum(f["is_result"] for f in results["findings"])
     chips = [
         f"task: {fmt(prov.get('task'))}",
-        f"{len(prov['models'])} networks",
+        network_count(prov),
         f"{len(results['similarity'])} layer(s) compared",
         f"{sum(c['n_consensus'] for c in results['consensus'].values())} consensus components",
-        f"{sum(1 for f in results['formulas'] if f.get('expression') is not None)} formulas",
+        f"{n_results} of {len(results['findings'])} findings are results",
         *([] if results["ground_truth"]["judged"] else [results["ground_truth"]["statement"]]),
     ]
     chip_html = "".join(f'<span class="chip">{esc(c)}</span>' for c in chips)
     return (
         f'<h1>Study report: {esc(fmt(prov.get("task")))}</h1><div class="chips">{chip_html}</div>'
+        f'<section id="findings"><h2>Findings</h2>{findings_block(results)}</section>'
     )
 
 

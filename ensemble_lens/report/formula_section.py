@@ -11,7 +11,7 @@ from typing import Any
 from ..distill.constants import PINNED, pinned_summary
 from ..distill.extrapolation import REFERENCE_TRUTH
 from .formula_figures import formula_svg, pareto_svg, pred_actual_svg
-from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, table
+from .html import FigureSink, Num, Raw, details, duration, esc, fmt, note, r2_cell, table
 
 
 # -------------------------------------------------------------------- formulas
@@ -28,7 +28,7 @@ def _member_table(rec: dict[str, Any], low: list[str]) -> str:
     if not r2:
         return note("No per-member R² recorded.")
     rows = [
-        [m, v, Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
+        [m, r2_cell(v), Raw('<span class="bad">disagrees</span>') if m in low else "agrees"]
         for m, v in sorted(r2.items())
     ]
     head = (
@@ -48,6 +48,16 @@ _FORMULA_STATS = (
     ("truth", "truth_name"),
 )
 _TRUTH_KEYS = ("exact_recovery", "truth_name")
+
+
+_R2_KEYS = ("r2_test", "r2_extrapolation")
+
+
+def _stat(rec: dict[str, Any], key: str) -> Any:
+    """One cell of a formula card's statistics row (R^2 with :func:`~.html.fmt_r2`)."""
+    if key == "exact_recovery":
+        return _verdict(rec.get(key))
+    return r2_cell(rec.get(key)) if key in _R2_KEYS else rec.get(key)
 
 
 def _bootstrap_note(rec: dict[str, Any]) -> str:
@@ -74,6 +84,31 @@ def _interval(value: Any, low: Any, high: Any) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
+#: what each constant column of a formula card holds, and which one to quote
+WHICH_CONSTANT = (
+    "Which value is which: the formula above is written with the search's constants (fitted "
+    "on the fit split, rounded to 4 figures; 'in the formula'). 'consensus' refits them on the "
+    "test split, 'members' on each member's own component, 'extrapolation' on the "
+    "extrapolation range, all in canonical form; the value to quote is 'best-supported'."
+)
+
+
+def _written_constants(expression: str | None, n: int) -> list[float] | None:
+    """The constants as the formula is written (its slots' order), or None when they cannot
+    be read back one per slot."""
+    import sympy
+
+    from ..distill.constants import template
+
+    if not expression:
+        return None
+    try:
+        values = template(sympy.sympify(expression)).values
+    except (sympy.SympifyError, TypeError, ValueError):
+        return None
+    return list(values) if len(values) == n else None
+
+
 def _constants_block(rec: dict[str, Any]) -> str:
     """Each constant refitted on the consensus, the members and the extrapolation range, its
     verdict and its best-supported value (``distill.constants``)."""
@@ -81,9 +116,11 @@ def _constants_block(rec: dict[str, Any]) -> str:
     rows_in = cons.get("constants") or []
     if not rows_in:
         return ""
+    written = _written_constants(rec.get("expression"), len(rows_in))
     rows = [
         [
             c["name"],
+            *([written[i]] if written else []),
             _interval(c.get("value"), c.get("profile_low"), c.get("profile_high")),
             _interval(c.get("median"), c.get("low"), c.get("high")),
             _interval(c.get("extrapolation"), c.get("extrapolation_low"),
@@ -92,13 +129,14 @@ def _constants_block(rec: dict[str, Any]) -> str:
                 f"{esc(c.get('verdict'))}</span>: {esc(c.get('reason'))}"),
             f"{fmt(c.get('best'))} ({c.get('best_source')})",
         ]
-        for c in rows_in
+        for i, c in enumerate(rows_in)
     ]  # fmt: skip
-    headers = ["constant", "consensus [profile]", f"members [{cons.get('interval')}]",
-               "extrapolation [profile]", "verdict", "best-supported"]  # fmt: skip
+    headers = ["constant", *(["in the formula"] if written else []), "consensus [profile]",
+               f"members [{cons.get('interval')}]", "extrapolation [profile]", "verdict",
+               "best-supported"]  # fmt: skip
     lead = (
         f"<p>Constants of <code>{esc(cons.get('template'))}</code>: "
-        f"{esc(pinned_summary(cons))}.</p>"
+        f"{esc(pinned_summary(cons))}.</p>" + note(WHICH_CONSTANT)
     )
     notes = "".join(note(c["best_note"]) for c in rows_in if c.get("best_note"))
     if cons.get("best_from_extrapolation"):
@@ -169,9 +207,7 @@ def _formula_card(
         else note("Formula shown as text: the LaTeX could not be typeset offline.")
     )
     stats_cols = [(h, k) for h, k in _FORMULA_STATS if judged or k not in _TRUTH_KEYS]
-    stats_row = [
-        _verdict(rec.get(key)) if key == "exact_recovery" else rec.get(key) for _, key in stats_cols
-    ]
+    stats_row = [_stat(rec, key) for _, key in stats_cols]
     stats = table([h for h, _ in stats_cols], [stats_row]) + _search_table(rec, check)
     stats += _extrapolation_note(rec) + _bootstrap_note(rec) + _constants_block(rec)
     front = rec.get("front") or []
@@ -222,8 +258,8 @@ def formulas_section(results: dict[str, Any], sink: FigureSink) -> str:
             Raw(f"<code>{esc(r['expression'])}</code>")
             if r.get("expression") is not None
             else Raw("<em>no formula found</em>"),
-            r.get("r2_test"),
-            r.get("r2_extrapolation"),
+            r2_cell(r.get("r2_test")),
+            r2_cell(r.get("r2_extrapolation")),
             r.get("support"),
             pinned_summary(r.get("constants")) if r.get("expression") else "—",
             *(

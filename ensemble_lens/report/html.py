@@ -92,6 +92,41 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+#: decimals of every R^2 the report, results summary and terminal print
+R2_DECIMALS = 5
+
+
+def fmt_r2(value: Any) -> str:
+    """An R^2 for people, the same everywhere: five decimals, truncated (never rounded up to
+    1, so 0.999996 reads 0.99999 and only a perfect fit reads 1.00000); None as '—'.
+
+    >>> [fmt_r2(v) for v in (0.999996, 0.99999, 1.0, 0.9871234, -0.5, None)]
+    ['0.99999', '0.99999', '1.00000', '0.98712', '-0.50000', '—']
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—" if value is None else str(value)
+    if not math.isfinite(value):
+        return "—"
+    scale = 10**R2_DECIMALS
+    return f"{math.floor(value * scale + 1e-6) / scale:.{R2_DECIMALS}f}"
+
+
+def fmt_share(value: Any) -> str:
+    """A share such as a support (0..1) to two decimals; None as '—'.
+
+    >>> fmt_share(1.0), fmt_share(2 / 3), fmt_share(None)
+    ('1.00', '0.67', '—')
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "—" if value is None else str(value)
+    return f"{value:.2f}"
+
+
+def r2_cell(value: Any) -> Num:
+    """An R^2 as a table cell (right-aligned, :func:`fmt_r2`)."""
+    return Num(fmt_r2(value))
+
+
 def duration(seconds: Any) -> str:
     """A duration for people: ``"<1 ms"``, ``"340 ms"``, ``"3.4 s"``, ``"2 min 05 s"``,
     ``"1 h 02 min"``; '—' when it is not a number.

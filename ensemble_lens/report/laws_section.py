@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from .figures import constants_strip_svg
-from .html import FigureSink, Raw, details, esc, fmt, note, table
+from .html import FigureSink, Raw, details, esc, fmt, fmt_r2, note, r2_cell, table
 
 
 def _code(text: Any) -> Raw:
@@ -69,7 +69,7 @@ def _groups_block(groups: dict[str, Any]) -> str:
                 ", ".join(members),
                 Raw("<br>".join(_law_cell(f) for f in laws)) if laws else _no_law(g, sim),
                 Raw("<br>".join(esc(fmt(f.get("support"))) for f in laws)) if laws else "—",
-                Raw("<br>".join(esc(fmt(f.get("r2_extrapolation"))) for f in laws))
+                Raw("<br>".join(esc(fmt_r2(f.get("r2_extrapolation"))) for f in laws))
                 if laws
                 else "—",
                 _group_template_cell(g),
@@ -152,15 +152,16 @@ def _templates_block(name: str, tmpl: dict[str, Any], sink: FigureSink, union: b
     out += (
         f"<p>Best template <code>{esc(best['template'])}</code>: support "
         f"{esc(fmt(best['support']))} (a member counts when one of its components reaches "
-        f"test R² {esc(fmt(tmpl['r2_threshold']))}), test R² {esc(fmt(best.get('r2_test')))}, "
-        f"extrapolation R² {esc(fmt(best.get('r2_extrapolation')))}.</p>"
+        f"test R² {esc(fmt(tmpl['r2_threshold']))}), test R² {esc(fmt_r2(best.get('r2_test')))}, "
+        f"extrapolation R² {esc(fmt_r2(best.get('r2_extrapolation')))}.</p>"
     )
     values = _slot_values(best)
     svg = constants_strip_svg(values) if any(values.values()) else None
     out += sink.figure(svg, f"Layer {name}: each constant of the template across members")
     out += _frequencies_table(best)
     rows = [
-        [_code(c["template"]), c["support"], c.get("r2_test"), c.get("r2_extrapolation"),
+        [_code(c["template"]), c["support"], r2_cell(c.get("r2_test")),
+         r2_cell(c.get("r2_extrapolation")),
          "yes" if c.get("is_result") else ", ".join(c.get("flags") or []) or "no",
          len(c.get("sources") or [])]
         for c in tmpl["candidates"]
@@ -179,7 +180,7 @@ def laws_section(results: dict[str, Any], sink: FigureSink) -> str:
         )
     out = []
     for name, rec in laws.items():
-        body = ""
+        body = note(rec["skipped"]) if rec.get("skipped") and "templates" not in rec else ""
         if "groups" in rec:
             body += "<h4>Groups of networks</h4>" + _groups_block(rec["groups"])
         if "templates" in rec:

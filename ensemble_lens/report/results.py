@@ -7,14 +7,17 @@ the store cannot disagree. Non-finite floats become ``None`` (JSON has no NaN).
 Layout of the returned dict::
 
     {"format": "ensemble_lens.results/1",
+     "findings": [finding] (:mod:`ensemble_lens.report.findings`: what to read first),
      "provenance": {task, config, config_sha256, schema_version, package_version,
-                    package_versions, stage_timings, other_attrs, models: [{id, status, attrs}]},
+                    package_versions, stage_timings, other_attrs, models: [{id, status, attrs}],
+                    n_members, n_untrained_twins},
      "similarity": {layer: {tag, models, models_, metrics: {name: {kind, matrix,
                     mean_off_diagonal, min_off_diagonal, max_off_diagonal, order, linkage}},
                     auxiliary: {var: {metric, dims, values, extra_coords}}, embedding, other,
                     attrs}},
      "consensus": {layer: {tag, attrs, components, models, table: [row], member_support,
-                   member_weights, n_consensus, vector,
+                   member_weights, n_consensus, vector, probe_samples: {fit, test,
+                   extrapolation, extrapolation_source},
                    null: {method, n_permutations, n_untrained, statement},
                    formula_bridge: str}},
      "formulas": [record as stored],
@@ -49,6 +52,7 @@ from .explain import (
     pareto_mask,
     seed_rule,
 )
+from .findings import build_findings
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -181,12 +185,49 @@ def _model_entry(store: StudyStore, model_id: str) -> dict[str, Any]:
 
 
 def provenance(store: StudyStore) -> dict[str, Any]:
-    """Study attributes (task, config, hash, versions, timings) and every model's attributes."""
+    """Study attributes (task, config, hash, versions, timings), every model's attributes,
+    and the networks counted apart: ``n_members`` (trained or ingested) and
+    ``n_untrained_twins`` (``source`` "untrained", the consensus null's twins)."""
     attrs = store.study_attrs()
     out: dict[str, Any] = {key: to_json(attrs.get(key)) for key in _PROVENANCE_KEYS}
     out["other_attrs"] = to_json({k: v for k, v in attrs.items() if k not in _PROVENANCE_KEYS})
     out["models"] = [_model_entry(store, m) for m in store.models]
+    twins = sum(m["attrs"].get("source") == "untrained" for m in out["models"])
+    out["n_members"] = len(out["models"]) - twins
+    out["n_untrained_twins"] = twins
     return out
+
+
+def network_count(prov: Mapping[str, Any]) -> str:
+    """The members and the untrained twins counted apart, e.g. ``"8 networks + 8 untrained
+    twins"`` (``"8 networks"`` without twins).
+
+    >>> network_count({"n_members": 8, "n_untrained_twins": 8})
+    '8 networks + 8 untrained twins'
+    """
+    members, twins = prov.get("n_members", 0), prov.get("n_untrained_twins", 0)
+    text = f"{members} network{'s' if members != 1 else ''}"
+    return text + (f" + {twins} untrained twin{'s' if twins != 1 else ''}" if twins else "")
+
+
+def probe_samples(store: StudyStore, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The probe's rows by role: ``fit``, ``test``, and ``extrapolation``: the probe's rows
+    kept apart, else, for a task's study (``config``'s ``task``), the ``probe.n_extrapolation``
+    samples drawn from the task's extrapolation range; ``extrapolation_source`` says which."""
+    if not store.has_probe():
+        return {}
+    split = np.asarray(store.probe()["split"].values)
+    ext, source = int(store.n_extrapolation), "probe rows kept apart"
+    cfg = config if isinstance(config, Mapping) else {}
+    drawn = (cfg.get("probe") or {}).get("n_extrapolation")
+    if not ext and cfg.get("task") and isinstance(drawn, int) and drawn > 0:
+        ext, source = drawn, "drawn from the task's extrapolation range"
+    return {
+        "fit": int((split == "fit").sum()),
+        "test": int((split == "test").sum()),
+        "extrapolation": ext,
+        "extrapolation_source": source if ext else None,
+    }
 
 
 # -------------------------------------------------------------------- similarity
@@ -366,20 +407,25 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         for layer in store.result_layers("consensus")
     }
     formulas = to_json(store.read_formulas())
+    prov = provenance(store)
+    samples = probe_samples(store, prov.get("config"))
     for layer, entry in cons.items():
+        entry["probe_samples"] = samples
         entry["null"] = null_used(entry["attrs"])
         entry["formula_bridge"] = formula_bridge(
             entry, [f for f in formulas if f.get("layer") == layer]
         )
-    prov = provenance(store)
     if not store.models:
         notes.append("the store holds no models")
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):
         if not found:
             notes.append(f"no {kind} results in the store")
+    laws = to_json(store.study_attrs().get("templates") or {})
     return {
         "format": FORMAT,
         "store": store.path.name,
+        # what the study found, results first; `formulas` and `laws` are the evidence
+        "findings": build_findings(formulas, laws),
         "provenance": prov,
         "similarity": sim,
         "consensus": cons,
@@ -387,7 +433,7 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         "formula_checks": formula_checks(formulas, prov.get("config")),
         # the templates stage per layer: groups (sizes, members, permutation p), each group's
         # law and template with verdicts, the shared template with its constants per member
-        "laws": to_json(store.study_attrs().get("templates") or {}),
+        "laws": laws,
         "ground_truth": ground_truth(store, formulas),
         "seed_rule": seed_rule(prov.get("config")),
         "notes": notes,

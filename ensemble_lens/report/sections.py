@@ -13,7 +13,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import figures
-from .html import ARCH_NAME_KEYS, FigureSink, Num, Raw, details, duration, esc, fmt, note, table
+from .html import (
+    ARCH_NAME_KEYS,
+    FigureSink,
+    Num,
+    Raw,
+    details,
+    duration,
+    esc,
+    fmt,
+    note,
+    r2_cell,
+    table,
+)
+from .results import network_count
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
@@ -60,14 +73,18 @@ def _members_table(models: list[dict[str, Any]]) -> str:
                 a.get("seed"),
                 a.get("source"),
                 m["status"],
-                *[
-                    Num(duration(metrics.get(k))) if k == "seconds" else metrics.get(k)
-                    for k in keys
-                ],
+                *[_metric_cell(k, metrics.get(k)) for k in keys],
             ]
         )
     headers = ["id", "architecture", "seed", "source", "status", *keys]
     return table(headers, rows)
+
+
+def _metric_cell(key: str, value: Any) -> Any:
+    """A member metric: a duration, an R^2 (:func:`~.html.fmt_r2`), or the value."""
+    if key == "seconds":
+        return Num(duration(value))
+    return r2_cell(value) if key.endswith("r2") and isinstance(value, (int, float)) else value
 
 
 def _versions_table(versions: dict[str, Any], per_row: int = 3) -> str:
@@ -93,7 +110,7 @@ def provenance_section(results: dict[str, Any]) -> str:
                 ["store", results.get("store")],
                 ["store schema", prov.get("schema_version")],
                 ["ensemble_lens", prov.get("package_version")],
-                ["members", len(prov["models"])],
+                ["networks", network_count(prov)],
             ],
         )
     ]
@@ -269,9 +286,30 @@ def _vector_figure(store: StudyStore, name: str, info: dict[str, Any], sink: Fig
     )
 
 
+#: consensus attrs replaced by the probe's own count in the parameters table
+_PROBE_COUNTS = {"n_extrapolation": "extrapolation"}
+
+
+def _parameters_table(layer: dict[str, Any]) -> str:
+    """The consensus parameters as a table. ``n_extrapolation`` is the study's extrapolation
+    samples (:func:`~.results.probe_samples`: the probe's rows kept apart, or those drawn from
+    a task's range), not the consensus attr (the consensus uses the fit and test rows only)."""
+    counts = layer.get("probe_samples") or {}
+    rows = []
+    for key, value in layer["attrs"].items():
+        if isinstance(value, dict):
+            continue
+        if key in _PROBE_COUNTS and _PROBE_COUNTS[key] in counts:
+            value = counts[_PROBE_COUNTS[key]]
+            source = counts.get("extrapolation_source") or "none"
+            key += f" ({source}; the consensus uses the fit and test rows only)"
+        shown = ", ".join(map(fmt, value)) if isinstance(value, list) else value
+        rows.append([key, Raw(esc(fmt(shown))) if isinstance(shown, str) else shown])
+    return table(["parameter", "value"], rows)
+
+
 def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: FigureSink) -> str:
     attrs = layer["attrs"]
-    facts = ", ".join(f"{k} = {fmt(v)}" for k, v in attrs.items() if not isinstance(v, dict))
     untrained = bool(layer["table"]) and "untrained_r2" in layer["table"][0]
     extra = ["untrained R²", "remainder agreement"] if untrained else []
     rows = [
@@ -281,7 +319,7 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
             r["variance"],
             r["null_threshold"],
             r["support"],
-            *([r["untrained_r2"], r["learned_agreement"]] if untrained else []),
+            *([r2_cell(r["untrained_r2"]), r["learned_agreement"]] if untrained else []),
             Raw('<span class="ok">yes</span>') if r["is_consensus"] else "no",
         ]
         for r in layer["table"]
@@ -290,7 +328,7 @@ def _consensus_layer(store: StudyStore, name: str, layer: dict[str, Any], sink: 
         f"<h3>Layer <code>{esc(name)}</code></h3>",
         f"<p>{layer['n_consensus']} of {len(rows)} components are consensus "
         f"({esc(layer['null']['statement'])}). {esc(layer['formula_bridge'])}</p>",
-        details("Consensus parameters", f"<p>{esc(facts)}</p>") if facts else "",
+        details("Consensus parameters", _parameters_table(layer)) if attrs else "",
     ]
     if not rows:
         return "".join([*parts, note("The consensus result holds no components.")])

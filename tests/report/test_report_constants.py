@@ -70,5 +70,19 @@ def test_the_card_table_json_and_terminal_show_each_constant_and_its_best_value(
     capsys.readouterr()
     print_summary(SimpleNamespace(timings={}, outcomes={}, store=store, report=None))
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
-    assert "not exact, exact with the best-supported constants" in out
-    assert "best-supported: 2*m1*m2*exp(-r)/r**2" in out
+    assert out.startswith("Findings: 1 of 1 are results")  # the findings come first
+    assert "against the truth: not exact" in out
+    assert "edge.1/0: with the best-supported constants: 2*m1*m2*exp(-r)/r**2 (exact)" in out
+
+
+def test_the_card_says_which_constant_is_which(tmp_path: Path) -> None:
+    store = make_members(tmp_path / "study.zarr")
+    store.write_formulas([_record()], tag="t")
+    text = build_report(store).html.read_text(encoding="utf-8")
+    card = text[text.index("Constants of <code>") :]
+    assert "the formula above is written with the search&#x27;s constants" in card
+    head = card[card.index("<thead>") : card.index("</thead>")]
+    assert "<th>in the formula</th><th>consensus [profile]</th>" in head
+    rows = card[card.index("<tbody>") : card.index("</tbody>")]
+    first, second = rows.split("</tr>")[:2]
+    assert '<td class="num">2.1</td>' in first and '<td class="num">-0.97</td>' in second

@@ -23,7 +23,11 @@ def _render(parts: list) -> str:
 
 
 def test_summary_of_a_finished_study(study) -> None:
-    parts = summary_renderables(study)
+    everything = summary_renderables(study)
+    # the findings come first: a head line, then per finding its lines (no constants here)
+    assert _render(everything[:1]).startswith("Findings: 2 of 2 are results")
+    parts = [p for p in everything if isinstance(p, Table)]
+    assert everything[-len(parts) :] == parts
     assert [p.title for p in parts] == [
         "Models",
         "Similarity (off-diagonal)",
@@ -47,14 +51,26 @@ def test_summary_without_truth_drops_the_verdict(no_truth_study) -> None:
     parts = summary_renderables(no_truth_study)
     formulas = parts[-1]
     assert formulas.title == "Formulas (no ground truth: recovery is not judged)"
-    headers = [c.header for c in formulas.columns]
-    assert headers[-2:] == ["support", "constants"] and "exact" not in headers
+    text = _render([formulas])
+    assert "exact" not in text and "(no formula found)" in text
+
+
+def test_the_formulas_table_is_readable_at_80_columns(study) -> None:
+    parts = summary_renderables(study, models=False, findings=False)
+    console = Console(record=True, width=80, color_system=None)
+    console.print(parts[-1])
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    words = set(text.split())  # an expression wraps at its spaces, never cut
+    assert {"m1*m2/r**2", "sign(m1)*Abs(r)", "(modulo", "component", "0)"} <= words
+    assert {"0.99870", "0.99120"} <= words  # R^2 to five decimals, like the page
 
 
 def test_summary_of_a_store_without_results(models_only) -> None:
     parts = summary_renderables(models_only)
-    assert isinstance(parts[0], Table) and parts[0].row_count == 4
-    text = _render(parts[1:])
+    assert "findings: none" in _render(parts[:1])
+    assert isinstance(parts[1], Table) and parts[1].row_count == 4
+    text = _render(parts[2:])
     assert "no similarity results" in text and "no consensus results" in text
     assert "no formulas" in text
 
