@@ -212,8 +212,11 @@ def layer_groups(
         )
         for metric in metrics
     }
-    # the metric with the smallest p decides (first listed on ties)
-    groups = min(tested.values(), key=lambda g: 1.0 if g.p_value is None else g.p_value)
+    # a metric that finds separated groups decides, the smallest p first (first listed on ties)
+    groups = min(
+        tested.values(),
+        key=lambda g: (g.n_groups == 1, 1.0 if g.p_value is None else g.p_value),
+    )
     out: dict[str, Any] = {"similarity": groups.to_dict()}
     if len(metrics) > 1:
         out["by_metric"] = {
