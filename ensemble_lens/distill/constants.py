@@ -59,7 +59,7 @@ import numpy as np
 import sympy
 
 from ._expr import evaluate, r2_score
-from .canonical import round_constants
+from .canonical import fold_phases, round_constants, unit_free
 from .symmetry import canonical_values
 
 __all__ = [
@@ -120,8 +120,10 @@ def template(expr: sympy.Expr) -> Template:
 
 
 def form_key(expr: sympy.Expr) -> str:
-    """A string equal for two formulas that differ only in their constants."""
-    t = template(expr)
+    """A string equal for two formulas that differ only in their constants, after phases near
+    a quarter turn are folded and factors near 1 dropped (``1.002*dy*(...)`` has the form of
+    ``dy*(...)``; :func:`~ensemble_lens.distill.canonical.unit_free`)."""
+    t = template(unit_free(fold_phases(expr)))
     same = {sympy.Symbol(s): sympy.Symbol("C") for s in t.slots}
     return sympy.srepr(t.expr.xreplace(same))
 

@@ -13,7 +13,8 @@ properties of each one-argument function found by sympy (not a table of function
 * its period ``T`` (``sympy.periodicity``); the argument's offset slot is wrapped into
   ``(-T/2, T/2]``;
 * antiperiodicity, ``f(x + T/2) = -f(x)``: a negative amplitude slot is made positive and the
-  phase shifted by ``T/2``;
+  phase shifted by ``T/2`` (the amplitude slot of ``c2*x2*cos(c0*x1 + c1)`` too: a wave
+  multiplied by slot-free factors keeps its amplitude slot);
 * parity, ``f(-x) = f(x)`` (or ``-f(x)`` with an amplitude slot to absorb it): the
   argument's slots are negated so that its first coefficient is non-negative;
 * a coefficient slot of a declared periodic (integer) input inside a periodic function is
@@ -127,6 +128,18 @@ def _split_term(term: sympy.Expr, slots: set[sympy.Symbol]) -> tuple[str | None,
     return own[0].name, sympy.Mul(*(f for f in factors if f is not own[0]))
 
 
+def _single_function(rest: sympy.Expr, slots: set[sympy.Symbol]) -> sympy.Expr | None:
+    """The one-argument function node that ``rest`` (a term without its amplitude slot) is,
+    or that it multiplies by slot-free factors (``x2*cos(c0*x1 + c1)``: the amplitude slot is
+    the wave's, scaled by ``x2``); None otherwise."""
+    factors = sympy.Mul.make_args(rest)
+    funcs = [f for f in factors if isinstance(f, sympy.Function) and len(f.args) == 1]
+    if len(funcs) != 1:
+        return None
+    others = [f for f in factors if f is not funcs[0]]
+    return None if any(f.free_symbols & slots for f in others) else funcs[0]
+
+
 def _function_symmetry(
     node: sympy.Expr, amp: str | None, slots: set[sympy.Symbol], integer: Collection[str]
 ) -> FunctionSymmetry | None:
@@ -182,11 +195,12 @@ def symmetries(
         by_key: dict[str, list[tuple[str, ...]]] = {}
         for term in sympy.Add.make_args(node):
             amp, rest = _split_term(term, own)
-            if isinstance(rest, sympy.Function) and len(rest.args) == 1:
-                sym = _function_symmetry(rest, amp, own, integer)
+            func = _single_function(rest, own)
+            if func is not None:
+                sym = _function_symmetry(func, amp, own, integer)
                 if sym is not None:
                     funcs.append(sym)
-                    seen.add(rest)
+                    seen.add(func)
             if amp is not None and rest.free_symbols & own:
                 by_key.setdefault(_key(term, own), []).append((amp, *_order(rest, own)))
         orders += [TermOrder(tuple(t)) for t in by_key.values() if len(t) > 1]
