@@ -438,12 +438,16 @@ def _judge(
             )
             best = max(best, tf.r2_test)
             if tf.r2_test >= r2_threshold:
+                # a member's component is a projection: its sign is the basis's, so the
+                # constants are those of the orientation with the canonical sign
+                constants, flipped = res.template.oriented(tf.constants)
+                y = -y if flipped else y
                 res.explained[m].append(label)
-                res.constants[m].append(tf.constants)
+                res.constants[m].append(constants)
                 res.frequencies[m].extend(tf.frequencies.values())
                 ext = None if extrapolation is None else extrapolation(y)
                 if ext is not None:
-                    r2e = template_r2(res.template, tf.constants, ext[0], ext[1], names)
+                    r2e = template_r2(res.template, constants, ext[0], ext[1], names)
                     prev = res.member_r2_extrapolation.get(m, -np.inf)
                     res.member_r2_extrapolation[m] = float(max(prev, r2e))
         res.member_r2[m] = float(best)

@@ -40,6 +40,8 @@ __all__ = [
     "TermOrder",
     "canonical_constants",
     "canonical_values",
+    "oriented_constants",
+    "sign_slots",
     "symmetries",
 ]
 
@@ -233,6 +235,18 @@ def _canonical_function(c: dict[str, float], s: FunctionSymmetry) -> None:
         c[s.phase] = _wrap(c[s.phase], s.period)
 
 
+def sign_slots(expr: sympy.Expr, slots: tuple[sympy.Symbol, ...]) -> tuple[str, ...]:
+    """The slots whose negation negates the whole template: each top-level term's coefficient
+    slot and the offset slot; empty when a top-level term has no slot of its own."""
+    own, out = set(slots), []
+    for term in sympy.Add.make_args(expr):
+        amp = term.name if term in own else _split_term(term, own)[0]
+        if amp is None:
+            return ()
+        out.append(amp)
+    return tuple(out)
+
+
 def canonical_constants(
     constants: Mapping[str, float],
     funcs: tuple[FunctionSymmetry, ...],
@@ -261,6 +275,34 @@ def canonical_constants(
         for term, vals in zip(order.terms, values, strict=True):
             c.update(zip(term, vals, strict=True))
     return c
+
+
+def oriented_constants(
+    constants: Mapping[str, float],
+    funcs: tuple[FunctionSymmetry, ...],
+    orders: tuple[TermOrder, ...],
+    flip: tuple[str, ...],
+) -> tuple[dict[str, float], bool]:
+    """Canonical constants of ``constants`` or of their negated function, and whether it was
+    negated: for a component whose overall sign is free (a member's component is a
+    projection; its sign is the basis's). The first periodic wave whose amplitude is one of
+    ``flip`` (:func:`sign_slots`) decides: with a phase (antiperiodic waves), the sign that
+    puts the phase in ``[-3T/8, T/8)``, so that a sine law reads ``amp*cos(u - pi/2)`` with
+    ``amp >= 0`` in every member (the quarter turns 0 and -pi/2 lie inside, away from the
+    window's ends); without one, the sign that makes its amplitude non-negative."""
+    c = canonical_constants(constants, funcs, orders)
+    lead = next((s for s in funcs if s.amp is not None and s.amp in flip), None)
+    if lead is None:
+        return c, False
+    if lead.phase and lead.antiperiodic:
+        keep = -3 * lead.period / 8 <= c[lead.phase] < lead.period / 8
+    else:
+        keep = c[lead.amp] >= 0
+    if keep:
+        return c, False
+    for name in flip:
+        c[name] = -c[name]
+    return canonical_constants(c, funcs, orders), True
 
 
 def canonical_values(expr: sympy.Expr, slots: tuple[str, ...]) -> Callable[[Any], Any]:

@@ -31,7 +31,14 @@ import sympy
 
 from ..errors import ShapeError
 from ._expr import check_names, r2_score
-from .symmetry import FunctionSymmetry, TermOrder, canonical_constants, symmetries
+from .symmetry import (
+    FunctionSymmetry,
+    TermOrder,
+    canonical_constants,
+    oriented_constants,
+    sign_slots,
+    symmetries,
+)
 
 __all__ = [
     "Template",
@@ -93,10 +100,17 @@ class Template:
     key: str
     frequencies: dict[str, tuple[str, int]] = field(default_factory=dict)
     symmetry: tuple[tuple[FunctionSymmetry, ...], tuple[TermOrder, ...]] = ((), ())
+    sign: tuple[str, ...] = ()  # slots whose negation negates the template
 
     def canonical(self, constants: Mapping[str, float]) -> dict[str, float]:
         """``constants`` mapped to their canonical representative (the same function)."""
         return canonical_constants(constants, *self.symmetry)
+
+    def oriented(self, constants: Mapping[str, float]) -> tuple[dict[str, float], bool]:
+        """Canonical constants of the function or of its negation (slots ``sign``), and
+        whether negated (:func:`~ensemble_lens.distill.symmetry.oriented_constants`): for a
+        component whose sign is free."""
+        return oriented_constants(constants, *self.symmetry, self.sign)
 
     def __str__(self) -> str:
         return str(self.expr)
@@ -209,7 +223,8 @@ def make_template(expr: sympy.Expr, *, periodic: Mapping[str, int] | None = None
         body = slots.new(coeff) * core + slots.new(0.0) if rest != 1 else slots.new(coeff)
     key = _key(body, set(slots.symbols))
     symmetry = symmetries(body, tuple(slots.symbols), slots.periodic)
-    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry)
+    sign = sign_slots(body, tuple(slots.symbols))
+    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry, sign)
 
 
 def fold_phases(
@@ -263,6 +278,7 @@ def fold_phases(
         _key(expr, set(slots)),
         dict(template.frequencies),
         symmetries(expr, slots, periodic),
+        sign_slots(expr, slots),
     )
 
 

@@ -28,11 +28,13 @@ def _judged(expr, comps, X, fit, names, periodic=None):
 
 
 def test_members_sine_laws_give_a_sine_template_with_positive_amplitudes():
+    """Four members' components a_k sin(b_k x1) x2, two of them with the other sign."""
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, size=(400, 3))
     fit = np.arange(400) < 300
     amps, freqs = [0.8, 1.0, 1.2, 0.9], [1.8, 2.0, 2.2, 1.9]
     Y = np.stack([k * np.sin(w * X[:, 0]) * X[:, 1] for k, w in zip(amps, freqs, strict=True)])
+    Y[[1, 3]] *= -1  # a member's component is a projection: its sign is the basis's
     comps, names = _comps(Y + 1e-3 * rng.normal(size=Y.shape)), ["x1", "x2", "x3"]
     # the member's own formula, as a search writes it: cos with a quarter-turn phase
     res = _judged(-1.0 * x2 * sympy.cos(2.0 * x1 + 1.5708) + 0.01, comps, X, fit, names)
@@ -69,7 +71,7 @@ def test_parsimony_prefers_the_clean_joint_wave_over_spurious_terms():
     comps, names, per = _comps(np.stack(Y)), ["a", "b"], {"a": p, "b": p}
     clean = _judged(1.0 * sympy.cos(w * 3 * a + w * 3 * b), comps, A, fit, names, per)
     spurious = _judged(
-        1.0 * sympy.cos(w * 3 * a + w * 3 * b) + 0.5 * sympy.cos(w * 2 * a) + 0.1 * sympy.cos(w * b),
+        sympy.cos(w * 3 * (a + b)) + 0.5 * sympy.cos(w * 2 * a) + 0.1 * sympy.cos(w * b),
         comps, A, fit, names, per,
     )  # fmt: skip
     assert spurious.support == 1.0 and clean.support == pytest.approx(5 / 6)
