@@ -331,7 +331,7 @@ def shared_templates(
             continue  # cannot outrank a simpler template every member supports
         candidates.append(_judge(r, comps, X, fit, names, r2_threshold, seed, extrapolation))
         candidates[-1].judge(max_extrapolation_drop=max_extrapolation_drop, min_support=min_support)
-    candidates = _ranked(candidates, len(comps))
+    candidates = _ranked(candidates, len(comps), p_support)
     if candidates and candidates[0].is_result:
         candidates[0] = _folded(
             candidates[0], comps, X, fit, names, r2_threshold, seed, extrapolation,
@@ -359,11 +359,15 @@ def shared_templates(
     )
 
 
-def _ranked(candidates: list[TemplateResult], n_members: int) -> list[TemplateResult]:
+def _ranked(
+    candidates: list[TemplateResult], n_members: int, p_support: float = 0.0
+) -> list[TemplateResult]:
     """Results first, by support; parsimony decides between nearly equal supports: the
     fewest slots among the results within one member (``1 / n_members``) of the best support
     come first (a clean joint wave over one with spurious extra terms that explain one more
-    member), then the rest by support, slots and components explained."""
+    member), then the rest by support, slots and components explained. Parsimony never
+    turns a shared form into none: when the best support reaches ``p_support``, so must the
+    simpler template's."""
     order = sorted(
         candidates, key=lambda r: (not r.is_result, -r.support, len(r.template.slots),
                                    -r.n_explained)
@@ -371,6 +375,8 @@ def _ranked(candidates: list[TemplateResult], n_members: int) -> list[TemplateRe
     if not order or not order[0].is_result:
         return order
     near = order[0].support - 1.0 / max(n_members, 1) - 1e-9
+    if order[0].support >= p_support:
+        near = max(near, p_support)
     close = [r for r in order if r.is_result and r.support >= near]
     first = min(close, key=lambda r: (len(r.template.slots), -r.support, -r.n_explained))
     return [first, *(r for r in order if r is not first)]

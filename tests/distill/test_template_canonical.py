@@ -76,6 +76,8 @@ def test_parsimony_prefers_the_clean_joint_wave_over_spurious_terms():
     )  # fmt: skip
     assert spurious.support == 1.0 and clean.support == pytest.approx(5 / 6)
     assert _ranked([spurious, clean], 6)[0] is clean
+    assert _ranked([spurious, clean], 6, p_support=0.8)[0] is clean
+    assert _ranked([spurious, clean], 6, p_support=0.9)[0] is spurious  # the shared form stays
     # a simpler template two members short does not win on parsimony
     clean.support = 4 / 6
     assert _ranked([spurious, clean], 6)[0] is spurious
