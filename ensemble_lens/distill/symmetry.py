@@ -292,9 +292,9 @@ def oriented_constants(
     window's ends); without one, the sign that makes its amplitude non-negative."""
     c = canonical_constants(constants, funcs, orders)
     lead = next((s for s in funcs if s.amp is not None and s.amp in flip), None)
-    if lead is None:
+    if lead is None or lead.amp is None:
         return c, False
-    if lead.phase and lead.antiperiodic:
+    if lead.phase is not None and lead.antiperiodic:
         keep = -3 * lead.period / 8 <= c[lead.phase] < lead.period / 8
     else:
         keep = c[lead.amp] >= 0
