@@ -289,8 +289,14 @@ class GroupsConfig(_Strict):
     ``per_group`` and there are several."""
 
     enabled: bool = False
-    # a list: each tested at alpha / len (Bonferroni), the smallest p decides
-    metric: Metric | Annotated[list[Metric], Field(min_length=1)] = "linear_cka"
+    # a list: each tested at alpha / len (Bonferroni), the smallest p decides. The default
+    # pairs a global measure (linear CKA: members that share a subspace) with a local one
+    # (mutual kNN overlap: members whose neighbourhoods agree, which tells Clock from Pizza
+    # networks that pick their own frequencies); a default metric the similarity stage did
+    # not compute is computed for the groups alone
+    metric: Metric | Annotated[list[Metric], Field(min_length=1)] = Field(
+        default_factory=lambda: ["linear_cka", "mutual_knn"]
+    )
     n_perm: int = Field(default=499, ge=19)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     max_groups: int = Field(default=4, ge=2)

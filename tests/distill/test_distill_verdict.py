@@ -74,6 +74,8 @@ def test_with_truth_the_record_judges_the_best_supported_constants_too():
     ).records
     assert rec["exact_recovery"] is True and rec["exact_recovery_best"] is True
     assert all(c["verdict"] == "pinned" for c in rec["constants"]["constants"])
+    assert rec["truth_verdict"] == "exact"  # the headline, from the networks' constants
+    assert rec["constants_truth"]["form_r2"] > 0.999
 
 
 def test_a_formula_that_fails_beyond_the_range_is_not_a_result():
