@@ -364,6 +364,22 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------- formulas and the whole
+def formulas_and_laws(store: StudyStore) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The stored formula records and the templates stage's laws per layer, JSON-ready; a
+    formula that its layer's shared template shows to be an average over different laws is
+    marked so (:func:`~ensemble_lens.distill.mixture.mark_mixtures`: ``is_result`` False, flag
+    ``"mixture"``). The one reading of both channels: results.json, ``inspect`` and the run
+    summary all see the same records."""
+    from ..distill.mixture import mark_mixtures
+
+    laws = to_json(store.study_attrs().get("templates") or {})
+    formulas = []
+    for rec in to_json(store.read_formulas()):
+        templates = (laws.get(str(rec.get("layer"))) or {}).get("templates")
+        formulas.extend(mark_mixtures([rec], templates))
+    return formulas, laws
+
+
 def formula_checks(formulas: list[dict[str, Any]], config: Any = None) -> list[dict[str, Any]]:
     """Per formula, the members whose own latent it explains with R^2 below 0.9, the SR seed
     it was searched with (base + component index, from ``config``'s ``distill.seeds``) and
@@ -406,7 +422,7 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         layer: consensus_layer(store.read_result("consensus", layer))
         for layer in store.result_layers("consensus")
     }
-    formulas = to_json(store.read_formulas())
+    formulas, laws = formulas_and_laws(store)
     prov = provenance(store)
     samples = probe_samples(store, prov.get("config"))
     for layer, entry in cons.items():
@@ -420,7 +436,6 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):
         if not found:
             notes.append(f"no {kind} results in the store")
-    laws = to_json(store.study_attrs().get("templates") or {})
     return {
         "format": FORMAT,
         "store": store.path.name,
