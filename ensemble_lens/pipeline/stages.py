@@ -302,8 +302,17 @@ def damage_named(store: StudyStore, ids: list[str], layer: str) -> Iterator[None
         raise
 
 
-def _members_tag(ctx: StageContext, ids: list[str]) -> dict[str, Any]:
-    return {m: ctx.store.model_attrs(m).get("tag") for m in ids}
+def _members_tag(ctx: StageContext, ids: list[str], layer: str) -> dict[str, Any]:
+    """What a stage read of members ``ids``: the content digest of each one's ``layer`` (a
+    member recorded before digests were kept: the tag of its settings). A member rebuilt with
+    other content changes this, and so every result that used it."""
+    store = ctx.store
+    return {m: store.layer_digest(m, layer) or store.model_attrs(m).get("tag") for m in ids}
+
+
+def probe_key(store: StudyStore) -> Any:
+    """What a stage read of the probe: its content digest (an older store: its tag)."""
+    return store.probe_digest() or store.study_attrs().get("probe_tag")
 
 
 # ------------------------------------------------------------------------------------ similarity
@@ -317,7 +326,7 @@ def stage_similarity(ctx: StageContext) -> dict[str, str]:
     out = {}
     for layer in recorded_layers(ctx):
         ids = analysed_members(ctx, layer)
-        tag = stable_hash({"members": _members_tag(ctx, ids), "similarity": settings})
+        tag = stable_hash({"members": _members_tag(ctx, ids, layer), "similarity": settings})
         if ctx.store.result_tag("similarity", layer) == tag:
             ctx.store.clear_blocks(layer)  # left by a run killed after its result was written
             out[layer] = "skipped"
@@ -343,9 +352,15 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             if m.startswith("null-") and layer in ctx.store.layers(m)
         ]
         ext_tags, unchecked = consensus_rows(ctx.store, ids, layer)
+        if ext_tags:  # what was read on the extrapolation rows: its content
+            ext_tags = {m: ctx.store.extrapolation_digest(m, layer) or t for m, t in ext_tags.items()}
         tag = stable_hash(
-            {"members": _members_tag(ctx, ids + nulls), "consensus": ccfg.model_dump(mode="json")}
-            | ({"extrapolation": ext_tags} if ext_tags else {})  # old stores keep their tags
+            {
+                "members": _members_tag(ctx, ids + nulls, layer),
+                "consensus": ccfg.model_dump(mode="json"),
+                "probe": probe_key(ctx.store),
+            }
+            | ({"extrapolation": ext_tags} if ext_tags else {})
         )
         if ctx.store.result_tag("consensus", layer) == tag:
             out[layer] = "skipped"

@@ -62,6 +62,8 @@ from ._zarrio import (
     _xr,
     _zarr,
     chunk_rows,
+    dataset_digest,
+    stamp_bytes,
 )
 from .writers import ModelWriter, checked_activations
 
@@ -77,6 +79,15 @@ BLOCKS = "similarity_blocks"  # the compare stage's blocks in progress
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
+
+
+def stored_digest(group_dir: Path) -> str:
+    """The content digest of a written Zarr group (the probe), as read back from disk:
+    every variable, and the attributes but ``digest`` and ``stored_bytes``."""
+    ds = _xr().open_dataset(str(group_dir), engine="zarr", consolidated=False).load()
+    for key in ("digest", "stored_bytes"):
+        ds.attrs.pop(key, None)
+    return dataset_digest(ds)
 
 
 def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
@@ -284,11 +295,25 @@ class StudyStore:
         ds.to_zarr(
             str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
         )
+        stamp_bytes(staged)
+        _zarr().open_group(str(staged), mode="a").attrs["digest"] = stored_digest(staged)
         self._swap_in(staged, self.path / "probe")
         self._probe_cache = None
 
     def has_probe(self) -> bool:
         return (self.path / "probe" / "zarr.json").exists()
+
+    def probe_digest(self) -> str | None:
+        """The content digest of the stored probe (None for a probe written before digests
+        were kept, or when there is none)."""
+        if not self.has_probe():
+            return None
+        return _read_attrs(self.path / "probe").get("digest")
+
+    def layer_digest(self, model_id: str, layer: str) -> str | None:
+        """The content digest of a complete model's layer, written with the model (None for
+        a model recorded before digests were kept)."""
+        return (self.model_attrs(model_id).get("digests") or {}).get(layer)
 
     def _open(self, group: str, chunks: Any = None, cache: bool = True) -> xr.Dataset:
         """One group of the store as an xarray Dataset (lazy; no consolidated metadata, which
@@ -524,6 +549,7 @@ class StudyStore:
             shutil.rmtree(writer.dir, ignore_errors=True)
             raise
         writer.close()
+        writer.finish()  # digests and stored bytes, then the status: both or neither
         writer.set_attrs(status=COMPLETE)
         self._swap_in(writer.dir, target)
 
@@ -566,6 +592,14 @@ class StudyStore:
             return None
         attrs = _read_attrs(group)
         return attrs.get("tag") if attrs.get("status") == COMPLETE else None
+
+    def extrapolation_digest(self, model_id: str, layer: str) -> str | None:
+        """The content digest of a model's layer on the extrapolation samples (None when not
+        recorded there, or recorded before digests were kept)."""
+        if self.extrapolation_tag(model_id) is None:
+            return None
+        attrs = _read_attrs(self.path / "extrapolation" / model_id)
+        return (attrs.get("digests") or {}).get(layer)
 
     def extrapolation_layers(self, model_id: str) -> list[str]:
         """Layers of a model's complete recording on the extrapolation samples, sorted."""
@@ -619,10 +653,12 @@ class StudyStore:
         _check_name("layer", layer)
         ds = _encode_strings(dataset.copy())
         ds.attrs["tag"] = tag
+        ds.attrs["config_sha256"] = self.study_attrs().get("config_sha256")  # made by
         staged = self._staging_dir(f"{kind}@{layer}")
         ds.to_zarr(
             str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
         )
+        stamp_bytes(staged)
         self._swap_in(staged, self.path / kind / layer)
 
     def result_layers(self, kind: str) -> list[str]:
@@ -697,7 +733,10 @@ class StudyStore:
         self._writable()
         staged = self._staging_dir("distill")
         group = _zarr().open_group(str(staged), mode="w")
-        group.attrs.update({"formulas": _jsonable(list(records)), "tag": tag})
+        made_by = self.study_attrs().get("config_sha256")
+        group.attrs.update(
+            {"formulas": _jsonable(list(records)), "tag": tag, "config_sha256": made_by}
+        )
         self._swap_in(staged, self.path / "distill")
 
     def formulas_tag(self) -> str | None:
