@@ -87,7 +87,7 @@ def stage_probe(ctx: StageContext) -> str:
     cfg, store, task = ctx.cfg, ctx.store, ctx.task
     if cfg.probe.path is not None:
         return _probe_from_file(ctx)
-    tag = cfg.sha256("task", "probe")
+    tag = probe_tag(cfg)
     if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
         return "skipped"
     if task is None:
@@ -109,16 +109,28 @@ def stage_probe(ctx: StageContext) -> str:
     return "written"
 
 
+def probe_tag(cfg: StudyConfig) -> str:
+    """The tag of the probe a config makes: its task and probe sections, and the digest of a
+    probe file (which must exist)."""
+    from ..record.probe_file import ProbeFileError, file_digest
+
+    pcfg = cfg.probe
+    if pcfg.path is None:
+        return cfg.sha256("task", "probe")
+    path = cfg.resolve(pcfg.path)
+    if not path.exists():
+        raise ProbeFileError(f"probe file {path}: does not exist (probe.path {pcfg.path!r})")
+    return stable_hash({"probe": pcfg.model_dump(mode="json"), "file": file_digest(path)})
+
+
 def _probe_from_file(ctx: StageContext) -> str:
     """Write the probe set read from ``probe.path`` (skipped when the same file and settings
     made the stored one); ``distill.variables`` must name variables of the file."""
-    from ..record.probe_file import ProbeFileError, file_digest, read_probe_file
+    from ..record.probe_file import ProbeFileError, read_probe_file
 
     pcfg, store = ctx.cfg.probe, ctx.store
     path = ctx.cfg.resolve(pcfg.path or "")
-    if not path.exists():
-        raise ProbeFileError(f"probe file {path}: does not exist (probe.path {pcfg.path!r})")
-    tag = stable_hash({"probe": pcfg.model_dump(mode="json"), "file": file_digest(path)})
+    tag = probe_tag(ctx.cfg)
     if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
         return "skipped"
     data = read_probe_file(
@@ -245,6 +257,9 @@ def _write_member_attrs(ctx: StageContext, members: list[Any]) -> None:
         }
         for m in members
     ]
+    ids = {m.id for m in members}
+    kept = [e for e in ctx.store.study_attrs().get("members") or [] if e.get("id") not in ids]
+    listing = kept + listing  # members added with --add-members keep the earlier ones
     twins = sum(m.source == "untrained" for m in members)
     if twins:
         null = f"permutation + untrained twins ({twins} networks of the members' architectures)"
@@ -353,7 +368,9 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
         ]
         ext_tags, unchecked = consensus_rows(ctx.store, ids, layer)
         if ext_tags:  # what was read on the extrapolation rows: its content
-            ext_tags = {m: ctx.store.extrapolation_digest(m, layer) or t for m, t in ext_tags.items()}
+            ext_tags = {
+                m: ctx.store.extrapolation_digest(m, layer) or t for m, t in ext_tags.items()
+            }
         tag = stable_hash(
             {
                 "members": _members_tag(ctx, ids + nulls, layer),

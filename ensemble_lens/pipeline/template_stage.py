@@ -21,9 +21,9 @@ from ..errors import ConfigError
 from .stages import (
     StageContext,
     _members_tag,
-    probe_key,
     analysed_members,
     consensus_settings,
+    probe_key,
     recorded_layers,
 )
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import ShapeError, StoreError
+from ..errors import ShapeError, StoreDamagedError, StoreError
 from ._probe_data import (
     _decode_strings,
     _encode_strings,
@@ -422,9 +422,13 @@ class StudyStore:
         return (self._model_dir(model_id) / "zarr.json").exists()
 
     def status(self, model_id: str) -> str:
-        """``"complete"``, the stage an unfinished write stopped in, or ``"missing"``."""
+        """``"complete"``, the stage an unfinished write stopped in, ``"damaged"`` (its
+        metadata does not parse) or ``"missing"``."""
         if self.has_model(model_id):
-            return str(_read_attrs(self._model_dir(model_id)).get("status", "unknown"))
+            try:
+                return str(_read_attrs(self._model_dir(model_id)).get("status", "unknown"))
+            except StoreDamagedError:  # named by verify and by the runs that read it
+                return "damaged"
         staged = self._staged_models().get(model_id)
         if staged is not None and (staged / "zarr.json").exists():
             return str(_read_attrs(staged).get("status", "recording"))

@@ -180,8 +180,10 @@ def verify_store(
         ]
         chunks = [f.result() for f in futures]
         digests = [f.result() for f in futures2]
-    seen = {(d.array, d.chunk, d.detail) for d in found}
     read_found = [d for group in chunks + digests for d in group]
+    changed = {_part(d.array) for d in read_found if d.problem == "changed"}
+    found = [d for d in found if not (d.problem == "resized" and _part(d.array) in changed)]
+    seen = {(d.array, d.chunk, d.detail) for d in found}
     damaged = {_part(d.array) for d in found + read_found if not d.detail}
     for d in read_found:  # a digest of a part whose chunks do not read says nothing more
         if d.detail and _part(d.array) in damaged:
@@ -260,7 +262,7 @@ def _bytes_damage(path: str, part: str) -> list[Damage]:
     named = [d for a in array_paths(path, part) for d in check_array(path, a, read=True)]
     return named or [
         Damage(
-            part, (), (0, 0), "changed",
+            part, (), (0, 0), "resized",
             detail=f"its data files hold {actual} bytes, {stored} when written (a chunk was "
             "truncated, replaced or removed)",
         )
@@ -327,9 +329,11 @@ def check_layers(
             raise StoreDamagedError(damage_message(store, damage))
 
 
-def damage_message(store: StudyStore, damage: Sequence[Damage]) -> str:
-    more = f" (and {len(damage) - 1} more; `ensemble-lens inspect --verify {store.path}` lists all)"
-    return f"store {store.path}: " + damage[0].line(store.path) + (more if len(damage) > 1 else "")
+def damage_message(store: Any, damage: Sequence[Damage]) -> str:
+    """The first damage of a store (a :class:`StudyStore` or its path), with its repair."""
+    path = getattr(store, "path", store)
+    more = f" (and {len(damage) - 1} more; `ensemble-lens inspect --verify {path}` lists all)"
+    return f"store {path}: " + damage[0].line(path) + (more if len(damage) > 1 else "")
 
 
 @contextlib.contextmanager

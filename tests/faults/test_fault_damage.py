@@ -36,15 +36,16 @@ def test_truncated_and_deleted_chunks(tmp_path, write_config, capsys):
     assert lines[0].endswith("rerun with --redo s0")
     expected = "damaged: model 's1' layer 'latent': chunk (0, 0) (rows 0-199) is missing; "
     assert lines[1] == expected + "rerun with --redo s1"
-    assert "2 damaged chunk(s)" in out.err
+    assert "2 damaged part(s)" in out.err
     assert main(["inspect", str(store_path)]) == 0  # a plain inspect still reads the summary
     capsys.readouterr()
 
-    # a stage meeting the missing chunk names it instead of computing on NaN
+    # a stage that would read the damaged members refuses before it starts, naming the
+    # first damage (a truncated chunk, found by its size) instead of computing on NaN
     assert main(["compare", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: store {store_path}: model 's1' layer 'latent': chunk (0, 0)")
-    assert "is missing; rerun with --redo s1" in err
+    assert err.startswith(f"error: store {store_path}: model 's0' layer 'latent': chunk (0, 0)")
+    assert "is unreadable" in err and "rerun with --redo s0 (and 1 more;" in err
     assert not (store_path / "similarity").exists()
 
     # with only the truncated chunk left, the decoder error is named too
