@@ -139,11 +139,19 @@ class StudyStore:
         from .. import __version__
 
         zarr = _zarr()
-        root = zarr.open_group(str(self.path), mode="a")
-        root.attrs.update({"schema_version": SCHEMA_VERSION, "package_version": __version__})
-        root.attrs["all_chunks_written"] = True  # every chunk is on disk: a missing one is damage
         for sub in ("models", "_staging"):
             zarr.open_group(str(self.path / sub), mode="a")
+        # the root metadata last and whole (a store exists once it does): a run killed while
+        # creating the store leaves no store without its groups or its schema
+        attrs = {
+            "schema_version": SCHEMA_VERSION,
+            "package_version": __version__,
+            "all_chunks_written": True,  # every chunk is on disk: a missing one is damage
+        }
+        body = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+        tmp = self.path / f".zarr.json.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, self.path / "zarr.json")
 
     def _check_schema(self) -> None:
         attrs = _read_attrs(self.path)
@@ -746,6 +754,13 @@ class StudyStore:
     def formulas_tag(self) -> str | None:
         group = self.path / "distill"
         return _read_attrs(group).get("tag") if (group / "zarr.json").exists() else None
+
+    def formulas_config_sha256(self) -> str | None:
+        """The hash of the config that made the stored formulas (None when none are)."""
+        group = self.path / "distill"
+        if not (group / "zarr.json").exists():
+            return None
+        return _read_attrs(group).get("config_sha256")
 
     def read_formulas(self) -> list[dict[str, Any]]:
         group = self.path / "distill"
