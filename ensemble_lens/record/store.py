@@ -10,7 +10,9 @@ Layout (Zarr v3, local directory)::
                                model_input_<name> (sample, ...) arrays networks take as they
                                are; extrapolation_inputs / _truth_<name> / _sample_id
                                (extrapolation_sample, ...) samples kept apart
-      models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
+      models/<id>/             attrs: status (written last), seed, architecture, task, metrics,
+                               digests {layer: sha256 of the activations}, probe_digest,
+                               stored_bytes (data files), written just before the status
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
         acts/<layer>/activations   (sample, unit) float32, chunked along samples only
       extrapolation/<id>/      attrs: status, tag; the model on the extrapolation samples:
