@@ -325,6 +325,15 @@ def _members_tag(ctx: StageContext, ids: list[str], layer: str) -> dict[str, Any
     return {m: store.layer_digest(m, layer) or store.model_attrs(m).get("tag") for m in ids}
 
 
+def _read_checked(store: StudyStore, model: str, layer: str) -> np.ndarray:
+    """A member's layer as float64, checked against the digest written with it."""
+    from ..record.verify import check_content
+
+    values = np.asarray(store.activations(model, layer).values)
+    check_content(store, model, layer, values)
+    return values.astype(np.float64)
+
+
 def probe_key(store: StudyStore) -> Any:
     """What a stage read of the probe: its content digest (an older store: its tag)."""
     return store.probe_digest() or store.study_attrs().get("probe_tag")
@@ -383,10 +392,8 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             out[layer] = "skipped"
             continue
         with damage_named(ctx.store, ids + nulls, layer):
-            acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
-            untrained = [
-                np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls
-            ]
+            acts = {m: _read_checked(ctx.store, m, layer) for m in ids}
+            untrained = [_read_checked(ctx.store, m, layer) for m in nulls]
         rows = with_rows(ctx.store, acts, layer, split) if ext_tags else (acts, split)
         weights = None
         metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}

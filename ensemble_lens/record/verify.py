@@ -329,6 +329,18 @@ def check_layers(
             raise StoreDamagedError(damage_message(store, damage))
 
 
+def check_content(store: StudyStore, model: str, layer: str, values: np.ndarray) -> None:
+    """Activations a stage has just read are what was written (their digest): else raise
+    :class:`StoreDamagedError` naming the member, layer and repair. A model written before
+    digests were kept passes."""
+    digest = store.layer_digest(model, layer)
+    if digest is not None and activation_digest(values) != digest:
+        where = f"models/{model}/acts/{layer}/activations"
+        raise StoreDamagedError(
+            damage_message(store, [Damage(where, (), (0, 0), "changed", detail=_CHANGED)])
+        )
+
+
 def damage_message(store: Any, damage: Sequence[Damage]) -> str:
     """The first damage of a store (a :class:`StudyStore` or its path), with its repair."""
     path = getattr(store, "path", store)

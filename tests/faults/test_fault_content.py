@@ -3,6 +3,8 @@ over every part, and a damaged store refused by a plain run (issue 21)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fault_tasks import fault_config
@@ -10,6 +12,7 @@ from fault_tasks import fault_config
 from ensemble_lens import open_store, run_study
 from ensemble_lens.cli import main
 from ensemble_lens.errors import ConfigError
+from ensemble_lens.record._zarrio import content_bytes
 from ensemble_lens.record.verify import verify_store
 from ensemble_lens.similarity import linear_cka
 
@@ -172,6 +175,26 @@ def test_verify_covers_probe_root_and_content(tmp_path, write_config, capsys):
         "model 's1' layer 'latent': its content differs from the digest written with it "
         "(changed after it was written); rerun with --redo s1"
     ]
+    # with its size made to match (a same-size overwrite), only reading finds it: the cheap
+    # check before a run passes, and the stage that reads it refuses
+    group = store_path / "models" / "s1"
+    body = json.loads((group / "zarr.json").read_text())
+    body["attributes"]["stored_bytes"] = content_bytes(group)
+    (group / "zarr.json").write_text(json.dumps(body))
+    assert main(["compare", str(path), "--redo", "similarity/latent"]) == 2
+    line = _err_line(capsys)
+    assert line == (
+        f"error: store {store_path}: model 's1' layer 'latent': its content differs from the "
+        "digest written with it (changed after it was written); rerun with --redo s1"
+    )
+    assert not (store_path / "similarity" / "latent").exists()  # dropped, as asked
+    assert main(["compare", str(path), "--redo", "s1"]) == 2  # compare does not build members
+    capsys.readouterr()
+    assert main(["run", str(path), "--redo", "s1"]) == 0
+    capsys.readouterr()
+    assert verify_store(store_path) == []
+    assert open_store(store_path).layer_digest("s1", "latent") == digests["s1"]  # deterministic
+
     # a result group's metadata
     meta = store_path / "similarity" / "latent" / "zarr.json"
     meta.write_text("{")
