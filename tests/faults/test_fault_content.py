@@ -282,3 +282,25 @@ def test_every_input_check_before_the_first_write(tmp_path, write_config, capsys
         assert expected in line, line
         assert _listing(tmp_path) == before, line  # nothing created, nothing changed
         assert not (tmp_path / "runs").exists() and not store_path.exists()
+
+
+def test_bad_arguments_are_one_line(tmp_path, write_config, capsys):
+    path = write_config(fault_config(tmp_path / "s.zarr"))
+    assert main(["compare", str(path), "--redo", "similarity/../x"]) == 2
+    assert _err_line(capsys) == (
+        "error: --redo similarity/../x: expected similarity/<layer> with a layer name, got '../x'"
+    )
+    (tmp_path / "file").write_text("")
+    inside = write_config(fault_config(tmp_path / "file" / "s.zarr"), "inside.yaml")
+    assert main(["run", str(inside)]) == 2
+    assert _err_line(capsys) == (
+        f"error: store {tmp_path / 'file' / 's.zarr'}: {tmp_path / 'file'} is a regular file, "
+        "not a folder"
+    )
+    assert main(["inspect", "--results", str(tmp_path)]) == 2
+    assert _err_line(capsys) == "error: inspect --results: expected it with --verify"
+    assert main(["inspect", "--verify", str(tmp_path / "none.zarr")]) == 2
+    assert _err_line(capsys) == (
+        f"error: no study store at {tmp_path / 'none.zarr'} (expected a Zarr v3 directory)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "inside.yaml", "study.yaml"]
