@@ -132,8 +132,7 @@ class LayerWriter:
             raise ShapeError(f"{where}: expected blocks of width {self.width}, got {block.shape}")
         if self._written + self._fill + block.shape[0] > self.n:
             raise ShapeError(f"{where}: more than the probe's {self.n} samples")
-        block = np.ascontiguousarray(block, dtype=np.float32)
-        self._hash.update(block.tobytes() if block.size == 0 else memoryview(block).cast("B"))
+        block = np.ascontiguousarray(block, dtype=np.float32)  # what is stored and hashed
         pos = 0
         while pos < block.shape[0]:
             if self._fill == 0 and block.shape[0] - pos >= self.rows:
@@ -156,6 +155,9 @@ class LayerWriter:
         self._pending.append(self._pool.submit(self._write, start, rows))
 
     def _write(self, start: int, rows: np.ndarray) -> None:
+        # one writer thread runs these in submission order: the digest streams in sample order
+        if rows.size:
+            self._hash.update(memoryview(np.ascontiguousarray(rows)).cast("B"))
         self.array[start : start + rows.shape[0]] = rows
 
     def close(self) -> None:
