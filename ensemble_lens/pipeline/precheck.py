@@ -69,8 +69,8 @@ def check_same_study(
     if diffs:
         raise ConfigError(
             f"store {path} holds the study made by config {attrs.get('config_sha256', '')[:12]} "
-            f"on another probe ({'; '.join(diffs[:4])}); a store holds one study: give this "
-            "config a store of its own (--store PATH, or 'store:' in the config)"
+            f"with another task or probe ({'; '.join(diffs[:4])}); a store holds one study: "
+            "give this config a store of its own (--store PATH, or 'store:' in the config)"
         )
     stored = [e["id"] for e in attrs.get("members") or [] if isinstance(e, dict)]
     if not stored:

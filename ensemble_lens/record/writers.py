@@ -157,7 +157,7 @@ class LayerWriter:
     def _write(self, start: int, rows: np.ndarray) -> None:
         # one writer thread runs these in submission order: the digest streams in sample order
         if rows.size:
-            self._hash.update(memoryview(np.ascontiguousarray(rows)).cast("B"))
+            self._hash.update(np.ascontiguousarray(rows).data.cast("B"))
         self.array[start : start + rows.shape[0]] = rows
 
     def close(self) -> None:
@@ -187,7 +187,7 @@ def activation_digest(values: np.ndarray) -> str:
     """The content digest of a (sample, unit) activation array (see :func:`activation_hash`)."""
     values = np.ascontiguousarray(values, dtype=np.float32)
     h = activation_hash(values.shape)
-    h.update(values.tobytes() if values.size == 0 else memoryview(values).cast("B"))
+    h.update(values.tobytes() if values.size == 0 else values.data.cast("B"))
     return h.hexdigest()
 
 

@@ -97,7 +97,7 @@ def test_one_config_per_store(tmp_path, write_config, capsys):
     probe = write_config(fault_config(store_path, probe={"n": 300}), "probe.yaml")
     assert main(["run", str(probe)]) == 2
     line = _err_line(capsys)
-    assert "on another probe (probe.n: 200 in the store, 300 here)" in line
+    assert "with another task or probe (probe.n: 200 in the store, 300 here)" in line
     assert line.endswith(
         "give this config a store of its own (--store PATH, or 'store:' in the config)"
     )
