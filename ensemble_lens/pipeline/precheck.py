@@ -109,10 +109,10 @@ def _diff(section: str, old: Any, new: Any) -> list[str]:
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [f"{section}: {old!r} in the store, {new!r} here"]
     keys = sorted(set(old) | set(new))
-    return [
+    return [  # a key the store's config lacks was added to the package since: not a change
         f"{section}.{k}: {old.get(k)!r} in the store, {new.get(k)!r} here"
         for k in keys
-        if old.get(k) != new.get(k)
+        if k in old and old.get(k) != new.get(k)
     ]
 
 
