@@ -98,9 +98,8 @@ def check_same_study(
 
 
 def _probe_part(dump: Any) -> dict[str, Any]:
-    """The probe settings that decide what members see (as :func:`members._probe_key`)."""
-    dump = dict(dump or {})
-    return {k: v for k, v in dump.items() if k != "truth" and v not in (None, [], {})}
+    """The probe settings that decide what members see (all but the truth columns)."""
+    return {k: v for k, v in dict(dump or {}).items() if k != "truth"}
 
 
 def _diff(section: str, old: Any, new: Any) -> list[str]:
@@ -112,8 +111,13 @@ def _diff(section: str, old: Any, new: Any) -> list[str]:
     return [  # a key the store's config lacks was added to the package since: not a change
         f"{section}.{k}: {old.get(k)!r} in the store, {new.get(k)!r} here"
         for k in keys
-        if k in old and old.get(k) != new.get(k)
+        if k in old and _unset(old.get(k)) != _unset(new.get(k))
     ]
+
+
+def _unset(value: Any) -> Any:
+    """None, [] and {} all mean "not set"."""
+    return None if value in (None, [], {}) else value
 
 
 def _few(ids: Sequence[str], n: int = 6) -> str:
