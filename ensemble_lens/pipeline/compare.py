@@ -128,6 +128,7 @@ def run_block(
 ) -> dict[str, Any]:
     """Executor task: every metric of one block, written to the store; returns the block's
     key and the warnings it raised (re-issued once by the driver)."""
+    from ..record.verify import check_content
     from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
     from ..similarity.blocks import block_moments, pairwise_block, permutation_block
@@ -136,6 +137,8 @@ def run_block(
     store = open_store(store_path, mode="a")
     rows, cols = groups
     load = {m: np.asarray(store.activations(m, layer).values) for m in rows + (cols or ())}
+    for m, values in load.items():  # what is compared is what was written
+        check_content(store, m, layer, values)
     r = {m: load[m] for m in rows}
     c = None if cols is None else {m: load[m] for m in cols}
     specs, n_perm, seed, k = settings["specs"], settings["n_perm"], settings["seed"], settings["k"]

@@ -213,10 +213,13 @@ def _trained(cfg: StudyConfig, task: Any, base: dict[str, Any]) -> list[MemberSp
 
 
 def is_done(store: Any, member: MemberSpec) -> bool:
-    """A member is done when its group is complete and was made with the same tag."""
+    """A member is done when its group is complete, was made with the same tag and recorded
+    on the probe the store holds now (its ``probe_digest``, where recorded)."""
     if store.status(member.id) != COMPLETE:
         return False
-    return store.model_attrs(member.id).get("tag") == member.tag
+    attrs = store.model_attrs(member.id)
+    on = attrs.get("probe_digest")
+    return attrs.get("tag") == member.tag and (on is None or on == store.probe_digest())
 
 
 @contextlib.contextmanager

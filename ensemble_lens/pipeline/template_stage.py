@@ -26,6 +26,7 @@ from .stages import (
     _members_tag,
     analysed_members,
     consensus_settings,
+    probe_key,
     recorded_layers,
 )
 
@@ -43,7 +44,7 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
         ids = analysed_members(ctx, layer)
         tag = stable_hash(
             {
-                "members": _members_tag(ctx, ids),
+                "members": _members_tag(ctx, ids, layer),
                 "similarity": ctx.store.result_tag("similarity", layer) if gcfg.enabled else None,
                 "templates": tcfg.model_dump(mode="json"),
                 "groups": gcfg.model_dump(mode="json"),
@@ -51,7 +52,7 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
                 # per-group consensus, and the probe's extrapolation rows or truth columns,
                 # change the verdicts without changing any member
                 "consensus": ctx.cfg.consensus.model_dump(mode="json"),
-                "probe": ctx.store.study_attrs().get("probe_tag"),
+                "probe": probe_key(ctx.store),
             }
         )
         if (done.get(layer) or {}).get("tag") == tag:

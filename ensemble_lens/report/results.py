@@ -9,8 +9,11 @@ Layout of the returned dict::
     {"format": "ensemble_lens.results/1",
      "findings": [finding] (:mod:`ensemble_lens.report.findings`: what to read first),
      "provenance": {task, config, config_sha256, schema_version, package_version,
-                    package_versions, stage_timings, other_attrs, models: [{id, status, attrs}],
-                    n_members, n_untrained_twins},
+                    package_versions, stage_timings, other_attrs (members, configs: every
+                    config that ran on the store), models: [{id, status, attrs}],
+                    n_members, n_untrained_twins,
+                    made_by: {"similarity/<layer>" | "consensus/<layer>" | "distill":
+                    sha256 of the config that made it}},
      "similarity": {layer: {tag, models, models_, metrics: {name: {kind, matrix,
                     mean_off_diagonal, min_off_diagonal, max_off_diagonal, order, linkage}},
                     auxiliary: {var: {metric, dims, values, extra_coords}}, embedding, other,
@@ -431,6 +434,12 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         entry["formula_bridge"] = formula_bridge(
             entry, [f for f in formulas if f.get("layer") == layer]
         )
+    # which config (its sha256, a key of provenance.other_attrs.configs) made each result
+    prov["made_by"] = {
+        **{f"similarity/{k}": v["attrs"].get("config_sha256") for k, v in sim.items()},
+        **{f"consensus/{k}": v["attrs"].get("config_sha256") for k, v in cons.items()},
+        "distill": store.formulas_config_sha256(),
+    }
     if not store.models:
         notes.append("the store holds no models")
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):
