@@ -34,7 +34,17 @@ from .knn import (
     knn_indices,
 )
 from .procrustes import procrustes_similarity, shape_distance
-from .regression import linear_reg_r2, reg_combine, reg_combine_many, reg_state, regression_score
+from .regression import (
+    ols_combine,
+    ols_r2,
+    ols_state,
+    reg_combine,
+    reg_combine_many,
+    reg_combine_many_reverse,
+    reg_combine_reverse,
+    reg_state,
+    regression_score,
+)
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
@@ -161,8 +171,17 @@ def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], st
 
 def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     def build(o: dict[str, Any], _out: str) -> Built:
-        if method == "ols" and "score" not in o:
-            return Built(linear_reg_r2, {}, symmetric=False, shares="none")
+        if method == "ols" and "score" not in o:  # ReSi's in-sample R^2, first predicts second
+            rev = bool(o.get("reverse"))
+            return Built(
+                ols_r2,
+                {"reverse": rev},
+                symmetric=False,
+                prepare=ols_state,
+                combine=partial(ols_combine, reverse=rev),
+                shares="factor",
+                reverse=rev,
+            )
         if method == "pls" and "score" not in o and not o.get("cv"):
             return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
         variant = o.get("variant") or _registry_variant(method, o)
@@ -179,16 +198,16 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             "seed": None if deepdive else o.get("seed", 0),
             "pool": deepdive,
         }
-        if o.get("reverse"):
-            return Built(regression_score, {**opts, "reverse": True}, symmetric=False)
+        rev = bool(o.get("reverse"))
         return Built(
             regression_score,
-            opts,
+            {**opts, "reverse": True} if rev else opts,
             symmetric=False,
             shares="factor",
             prepare=partial(reg_state, method=method, cv=opts["cv"], seed=opts["seed"]),
-            combine=partial(reg_combine, opts=opts),
-            combine_many=partial(reg_combine_many, opts=opts),
+            combine=partial(reg_combine_reverse if rev else reg_combine, opts=opts),
+            combine_many=partial(reg_combine_many_reverse if rev else reg_combine_many, opts=opts),
+            reverse=rev,
         )
 
     return build
@@ -214,11 +233,17 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
     if variant == "neuroaimetrics":
         kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
         kw["cv"] = o.get("cv") or 5
-        return Built(neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+        return Built(
+            neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False, reverse=reverse
+        )
     if variant == "brainscore":
         kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}
-        return Built(brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False)
-    return Built(ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False)
+        return Built(
+            brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False, reverse=reverse
+        )
+    return Built(
+        ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False, reverse=reverse
+    )
 
 
 def _registry_variant(method: str, o: dict[str, Any]) -> str:

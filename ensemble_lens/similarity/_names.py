@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import MeasureParameterError, UnknownMeasureError
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
@@ -116,6 +116,25 @@ class Built:
     kind: str | None = None  # overrides the output's kind (a distance-valued comparator)
     dot: bool = False  # states are vectors and combine is their dot product
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None  # one vs many states
+    reverse: bool = False  # a regression that predicts the first argument from the second
+
+
+#: Directions of a measure (``Measure.direction``, ``attrs["direction"]`` of every result).
+#: ``pairwise`` entry [i, j] is always ``measure(X_i, X_j)``; regression-type measures predict
+#: the second argument from the first unless their name says ``reverse``.
+SYMMETRIC = "symmetric"
+FORWARD = "row predicts column"
+REVERSE = "column predicts row"
+ORDERED = "row is the first argument"
+
+
+def direction_of(symmetric: bool, regression: bool, reverse: bool) -> str:
+    """The direction string of a measure (see :data:`FORWARD`...)."""
+    if symmetric:
+        return SYMMETRIC
+    if regression:
+        return REVERSE if reverse else FORWARD
+    return ORDERED
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,11 @@ class Measure:
     kind : {"similarity", "distance"}
     symmetric : bool
         ``measure(X, Y) == measure(Y, X)``; ``pairwise`` fills the full matrix otherwise.
+    direction : str
+        ``"symmetric"``; ``"row predicts column"`` (regression-type: the first argument
+        predicts the second, ``pairwise`` row i predicts column j); ``"column predicts row"``
+        (a ``reverse`` regression name); ``"row is the first argument"`` (other asymmetric
+        measures: ``pairwise`` entry [i, j] is ``measure(X_i, X_j)``).
     shares : str
         Per-network work ``pairwise`` does once: "moments", "gram", "rdm", "neighbours",
         "factor" or "none".
@@ -174,6 +198,7 @@ class Measure:
     keep_dead: bool = False
     dot: bool = False
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None
+    direction: str = SYMMETRIC
 
     @property
     def summary(self) -> str:
@@ -190,6 +215,7 @@ class Measure:
         """The same measure with extra options for its function (per-network work redone)."""
         if not kwargs:
             return self
+        moment = self.moment if self.moment in _KW_MOMENTS else None
         return replace(
             self,
             options={**self.options, **kwargs},
@@ -197,7 +223,8 @@ class Measure:
             combine=None,
             combine_many=None,
             dot=False,
-            moment=self.moment if self.moment in _KW_MOMENTS else None,
+            moment=moment,
+            shares="moments" if moment else "none",
         )
 
 
@@ -223,11 +250,11 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             try:
                 val = CONVERT[p.type](raw)
             except ValueError:
-                raise ShapeError(
+                raise MeasureParameterError(
                     f"measure {name!r}: {key}={raw!r} is not a valid {p.type}"
                 ) from None
             if p.choices and val not in p.choices:
-                raise ShapeError(
+                raise MeasureParameterError(
                     f"measure {name!r}: {key} must be one of {list(p.choices)}, got {raw!r}"
                 )
             opts[p.option] = val
@@ -236,7 +263,9 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             expected = (
                 [f"{p.key}=" for p in family.params] + list(family.flags) + list(family.outputs)
             )
-            raise ShapeError(f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}")
+            raise UnknownMeasureError(
+                f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}"
+            )
     out = family.outputs[output]
     opts.update(out.options)
     if out.post in ("euclidean", "squared_euclidean"):
@@ -257,6 +286,7 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 
@@ -275,6 +305,7 @@ def _euclidean(family: Family, built: Built, given: dict[str, str], output: str)
         options=dict(built.options),
         kind="distance",
         symmetric=built.symmetric,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 
@@ -296,3 +327,7 @@ def canonical(family: Family, given: dict[str, str], output: str) -> str:
     if not (bare and output == family.default_output):
         parts.append(output)
     return "-".join(parts)
+
+
+#: The family of a user's callable passed as a metric (no name scheme, no parameters).
+USER_FAMILY = Family("user", "a user's function", "user", (), lambda o, _: Built(float, {}))

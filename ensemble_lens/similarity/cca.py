@@ -10,7 +10,6 @@ either input (plain CCA) and to translation.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from ..errors import IllConditionedWarning, ShapeError
 from ._input import center, prepare_pair, prepare_pair_masked
 from ._linalg import Factor, factor_data, singular_values, svd, whitened_cross_data
+from ._warn import warn
 
 __all__ = ["CCAResult", "cca", "mean_cca", "pwcca", "svcca"]
 
@@ -53,11 +53,10 @@ def _check_k(n_components: int | None, kmax: int) -> int:
 
 def _warn_if_d_ge_n(dx: int, dy: int, n: int, ridge: float) -> None:
     if ridge == 0 and dx + dy >= n:
-        warnings.warn(
+        warn(
             f"CCA with {dx} + {dy} units on {n} samples: with d1 + d2 >= n some canonical "
             "correlations are 1 by construction; use ridge > 0 or svcca",
             IllConditionedWarning,
-            stacklevel=3,
         )
 
 

@@ -10,7 +10,7 @@ from scipy import linalg
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import ortho_group
 
-from ensemble_lens.errors import DroppedUnitsWarning, ShapeError
+from ensemble_lens.errors import DroppedUnitsWarning, NonFiniteError, ShapeError
 from ensemble_lens.similarity import (
     match_units,
     mean_cca,
@@ -135,5 +135,5 @@ def test_errors():
     x, y = _pair(6)
     with pytest.raises(ShapeError, match=r"alpha: expected a value in \[0, 1\], got 2"):
         shape_distance(x, y, alpha=2)
-    with pytest.raises(ShapeError, match="non-finite"):
+    with pytest.raises(NonFiniteError, match="non-finite"):
         procrustes_similarity(x, np.full_like(y, np.inf))

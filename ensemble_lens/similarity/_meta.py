@@ -1,0 +1,47 @@
+"""What a similarity result records about itself (``attrs`` of every result DataArray)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._names import Measure
+
+__all__ = ["result_attrs"]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return str(__version__)
+
+
+def _jsonable(options: Any) -> str:
+    return json.dumps(dict(options), sort_keys=True, default=repr)
+
+
+def result_attrs(
+    m: Measure, asked: Any, method: str, info: dict[str, Any], work: dict[str, Any]
+) -> dict[str, Any]:
+    """attrs of a K x K result: ``metric`` (canonical standardized name), ``requested`` (the
+    name or function as given), ``kind``, ``direction``, ``parameters`` (JSON of every option
+    of the measure's function as resolved), ``method`` ("moments", "prepared" or "pairs"),
+    ``states`` (per-network states computed), ``dropped_units`` (JSON {network: [dropped,
+    units]}), ``notes``, ``version`` (ensemble_lens)."""
+    requested = asked if isinstance(asked, str) else getattr(asked, "__name__", m.name)
+    dropped = {k: list(v) for k, v in (info.get("dropped") or {}).items()}
+    notes = list(work.get("notes", []))
+    if info.get("detached"):
+        notes.append(f"detached tensors that required grad: {', '.join(info['detached'])}")
+    return {
+        "metric": m.name,
+        "requested": str(requested),
+        "kind": m.kind,
+        "direction": m.direction,
+        "parameters": _jsonable(m.options),
+        "method": method,
+        "states": int(work.get("states", 0)),
+        "dropped_units": json.dumps(dropped, sort_keys=True),
+        "notes": "; ".join(notes),
+        "version": _version(),
+    }
