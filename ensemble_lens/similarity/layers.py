@@ -88,13 +88,18 @@ def layer_pairwise(
     )
 
 
-def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
+def layer_correspondence(sim: xr.DataArray, direction: str | None = None) -> xr.Dataset:
     """Which layer of model B is most similar to layer l of model A (Kornblith et al. 2019).
 
     Parameters
     ----------
     sim : xarray.DataArray
         dims ("model", "layer", "model_", "layer_") from ``pairwise(..., layers=...)``.
+    direction : {"row", "column", "mean"}, optional
+        Which entries score layer l of A against layer m of B: ``"row"``
+        ``sim[A, l, B, m]`` (A's layer is the first argument: for regression-type measures it
+        predicts B's), ``"column"`` ``sim[B, m, A, l]`` (B's layer predicts A's), ``"mean"``
+        their average. Required when ``sim.attrs["direction"]`` is not ``"symmetric"``.
 
     Returns
     -------
@@ -116,7 +121,7 @@ def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
         raise ShapeError(
             f"sim: need at least 2 models for a correspondence test, got {len(models)}"
         )
-    vals = np.asarray(sim.values, dtype=float)
+    vals = _oriented(sim, direction)
     pick = np.nanargmin if sim.attrs.get("kind") == "distance" else np.nanargmax
     best = np.full((len(models), len(layers), len(models)), "", dtype=object)
     correct = np.zeros(best.shape, dtype=bool)
@@ -138,5 +143,22 @@ def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
             "overall": ((), float(acc.mean())),
         },
         coords={"model": models, "layer": layers, "model_": list(sim["model_"].values)},
-        attrs={"metric": sim.attrs.get("metric", "")},
+        attrs={"metric": sim.attrs.get("metric", ""), "direction": direction or "row"},
     )
+
+
+def _oriented(sim: xr.DataArray, direction: str | None) -> np.ndarray:
+    """The values with [A, l, B, m] scoring A's layer l against B's layer m."""
+    stated = sim.attrs.get("direction", "symmetric")
+    if direction is None and stated != "symmetric":
+        raise ShapeError(
+            f"direction: the measure {sim.attrs.get('metric', '')!r} is not symmetric "
+            f"({stated}); pass direction='row', 'column' or 'mean'"
+        )
+    if direction not in (None, "row", "column", "mean"):
+        raise ShapeError(f"direction: expected 'row', 'column' or 'mean', got {direction!r}")
+    vals = np.asarray(sim.values, dtype=float)
+    back = vals.transpose(2, 3, 0, 1)
+    if direction == "column":
+        return back
+    return (vals + back) / 2 if direction == "mean" else vals
