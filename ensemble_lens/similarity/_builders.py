@@ -11,8 +11,21 @@ from scipy.spatial.distance import pdist
 
 from ..errors import ShapeError
 from . import geometry as geo
-from ._input import safe_scale
+from ._input import prepare_pair, safe_scale
 from ._names import Built
+from ._states import (
+    cca_combine,
+    factor_state,
+    google_pwcca_combine,
+    google_state,
+    pls_combine,
+    pls_state,
+    ridge_r2_combine,
+    ridge_r2_combine_reverse,
+    ridge_state,
+    squared_cca_combine,
+    svcca_combine,
+)
 from ._variants import (
     brainscore_predictivity,
     netrep_shape_euclidean,
@@ -115,15 +128,17 @@ def build_cka(o: dict[str, Any], _out: str) -> Built:
 
 def build_cca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
-        return Built(_mean_sq_cca, {})
-    return Built(mean_cca, o, moment="mean_cca", shares="moments")
+        return Built(_mean_sq_cca, {}, prepare=factor_state, combine=squared_cca_combine,
+                     shares="factor")  # fmt: skip
+    combine = partial(cca_combine, ridge=o.get("ridge", 0.0))
+    return Built(mean_cca, o, moment="mean_cca", shares="moments", prepare=factor_state,
+                 combine=combine)  # fmt: skip
 
 
 def _mean_sq_cca(X: Any, Y: Any) -> float:
     """Mean squared canonical correlation (Yanai's generalized coefficient)."""
-    from .cca import cca
-
-    return float((cca(X, Y).correlations ** 2).mean())
+    x, y = prepare_pair(X, Y)
+    return squared_cca_combine(factor_state(x), factor_state(y))
 
 
 def build_rsa(o: dict[str, Any], _out: str) -> Built:
@@ -183,7 +198,9 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
                 reverse=rev,
             )
         if method == "pls" and "score" not in o and not o.get("cv"):
-            return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
+            # the registry's bare "pls" (google/svcca)
+            return Built(pls_singular_mean, {}, prepare=pls_state, combine=pls_combine,
+                         shares="features")  # fmt: skip
         variant = o.get("variant") or _registry_variant(method, o)
         if variant in _PEER_FITS:
             return _peer_fit(method, variant, o)
@@ -242,7 +259,13 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
             brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False, reverse=reverse
         )
     return Built(
-        ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False, reverse=reverse
+        ridge_r2_no_intercept,
+        {"lam": lam, "reverse": reverse},
+        symmetric=False,
+        reverse=reverse,
+        prepare=partial(ridge_state, lam=lam),
+        combine=ridge_r2_combine_reverse if reverse else ridge_r2_combine,
+        shares="factor",
     )
 
 
@@ -272,13 +295,15 @@ def build_pwcca(o: dict[str, Any], out: str) -> Built:
     # the registry's pwcca-score is google/svcca's compute_pwcca (contrasim, resi, rtd, svcca);
     # its pwcca-distance=one_minus_score is sim_metric's, the paper's weighting
     variant = o.get("variant") or ("paper" if out == "distance=one_minus_score" else "google")
-    google = variant == "google"
+    if variant == "google":
+        return Built(pwcca, {**o, "variant": variant}, symmetric=False, prepare=google_state,
+                     combine=google_pwcca_combine, shares="factor")  # fmt: skip
     return Built(
         pwcca,
         {**o, "variant": variant},
-        symmetric=bool(o.get("symmetric")) and not google,
-        moment=None if google else "pwcca",
-        shares="none" if google else "moments",
+        symmetric=bool(o.get("symmetric")),
+        moment="pwcca",
+        shares="moments",
     )
 
 
@@ -309,11 +334,16 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
 
 def build_svcca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
-        return Built(svcca_squared, {"keep_variance": None, **o})
+        kw = {"keep_variance": None, **o}
+        return Built(svcca_squared, kw, prepare=factor_state,
+                     combine=partial(squared_cca_combine, **kw), shares="factor")  # fmt: skip
     if "keep_variance" not in o and "n_components" not in o:
         # the registry's bare svcca-score (contrasim's compute_svcca) keeps every component
-        return Built(mean_cca, {}, moment="mean_cca", shares="moments")
-    return Built(svcca, o, moment="svcca", shares="moments")
+        return Built(mean_cca, {}, moment="mean_cca", shares="moments", prepare=factor_state,
+                     combine=cca_combine)  # fmt: skip
+    kw = {"keep_variance": 0.99, **o}
+    return Built(svcca, o, moment="svcca", shares="moments", prepare=factor_state,
+                 combine=partial(svcca_combine, **kw))  # fmt: skip
 
 
 def build_rsm_norm(o: dict[str, Any], _out: str) -> Built:

@@ -291,13 +291,23 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
 
 
 def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
-    """A registry-derived Euclidean distance from the family's score (pair by pair)."""
+    """A registry-derived Euclidean distance from the family's score; ``pairwise`` combines
+    the score's per-network states with each network's squared norm."""
+    from ._states import euclidean_combine, euclidean_state
     from ._variants import euclidean_from_score
 
     squared = output == "distance=squared_euclidean"
     # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
     pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
     fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    states: dict[str, Any] = {}
+    if built.prepare is not None and built.combine is not None:
+        keep = (built.options.get("keep_variance") or 1.0, built.options.get("n_components"))
+        states = {
+            "prepare": partial(euclidean_state, prepare=built.prepare, pca=keep if pca else None),
+            "combine": partial(euclidean_combine, combine=built.combine, squared=squared),
+            "shares": built.shares if built.shares != "moments" else "factor",
+        }
     return Measure(
         name=canonical(family, given, output),
         family=family,
@@ -306,6 +316,7 @@ def _euclidean(family: Family, built: Built, given: dict[str, str], output: str)
         kind="distance",
         symmetric=built.symmetric,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
+        **states,
     )
 
 

@@ -1,0 +1,155 @@
+"""Per-network states and pair combiners of measures that ``pairwise`` used to evaluate pair
+by pair: squared CCA (plain and SVCCA), google/svcca's PWCCA, brain_language_nlp's in-sample
+ridge, google/svcca's PLS singular values, and the registry's derived Euclidean distances.
+The single-pair functions call the same code, so all pairs equal single pairs exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from ._input import center, safe_scale
+from ._linalg import Factor, factor_data, n_keep, singular_values
+
+
+def factor_state(x: np.ndarray) -> Factor:
+    """Thin SVD of one network's centred (rescaled) data."""
+    return factor_data(center(safe_scale(x)))
+
+
+def squared_cca_combine(
+    a: Factor, b: Factor, keep_variance: float | None = None, n_components: int | None = None
+) -> float:
+    """Mean squared canonical correlation of the kept principal components (all when neither
+    ``keep_variance`` nor ``n_components`` is given)."""
+    if keep_variance is None and n_components is None:
+        kx, ky = a.lam.size, b.lam.size
+    else:
+        keep = 1.0 if keep_variance is None else keep_variance
+        kx, ky = n_keep(a.lam, keep, n_components), n_keep(b.lam, keep, n_components)
+    kxy = a.U[:, :kx].T @ b.U[:, :ky]  # type: ignore[index]
+    return float(np.mean(np.clip(singular_values(kxy), 0.0, 1.0) ** 2))
+
+
+def cca_combine(a: Factor, b: Factor, ridge: float = 0.0) -> float:
+    """Mean canonical correlation of two factor states (relative ridge as :func:`mean_cca`)."""
+    gx = _ridge_gain(a, ridge)
+    gy = _ridge_gain(b, ridge)
+    rho = singular_values(gx[:, None] * (a.U.T @ b.U) * gy[None, :])  # type: ignore[union-attr]
+    return float(np.clip(rho, 0.0, 1.0).mean())
+
+
+def _ridge_gain(f: Factor, ridge: float) -> np.ndarray:
+    if ridge == 0:
+        return np.ones_like(f.lam)
+    lam_r = ridge * f.lam.sum() / f.V.shape[0]
+    return np.sqrt(f.lam / (f.lam + lam_r))
+
+
+def svcca_combine(
+    a: Factor, b: Factor, keep_variance: float = 0.99, n_components: int | None = None
+) -> float:
+    """SVCCA of two factor states (mean canonical correlation of the kept components)."""
+    kx, ky = n_keep(a.lam, keep_variance, n_components), n_keep(b.lam, keep_variance, n_components)
+    kxy = a.U[:, :kx].T @ b.U[:, :ky]  # type: ignore[index]
+    return float(np.clip(singular_values(kxy), 0.0, 1.0).mean())
+
+
+@dataclass(frozen=True)
+class GoogleState:
+    """google/svcca's PWCCA per network: activations, their mean, centred copy and the
+    pseudo-inverse square root of the covariance."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    xc: np.ndarray
+    w: np.ndarray
+
+
+def _inv_sqrt(c: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(np.linalg.pinv(c))
+    return (v * np.sqrt(np.maximum(w, 0.0))) @ v.T
+
+
+def google_state(x: np.ndarray) -> GoogleState:
+    """One network's state (google/svcca needs fewer units than samples)."""
+    x = safe_scale(x)
+    n, d = x.shape
+    if d >= n:
+        raise ShapeError(
+            f"pwcca variant='google' (google/svcca's code) needs fewer units than samples, "
+            f"got {d} units on {n} samples; use variant='paper'"
+        )
+    mean = x.mean(axis=0)
+    xc = x - mean
+    c = xc.T @ xc / (n - 1)
+    return GoogleState(x, mean, xc, _inv_sqrt(c / np.abs(c).max()) / np.sqrt(np.abs(c).max()))
+
+
+def google_pwcca_combine(a: GoogleState, b: GoogleState) -> float:
+    """google/svcca's ``compute_pwcca`` of a pair (see :func:`.cca.pwcca`)."""
+    n = a.x.shape[0]
+    cxy = a.xc.T @ b.xc / (n - 1)
+    u, rho, vt = np.linalg.svd(a.w @ cxy @ b.w)
+    s, rot = (a, u.T) if a.x.shape[1] <= b.x.shape[1] else (b, vt)
+    dirns = rot @ s.xc.T + s.mean[:, None]
+    q, _ = np.linalg.qr(dirns.T)
+    wts = np.abs(q.T @ s.x).sum(axis=1)[: rho.size]
+    return float(wts @ np.abs(rho) / wts.sum())
+
+
+def ridge_state(x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """brain_language_nlp's ridge per network: the data and ``(X^T X + lam I)^{-1} X^T``."""
+    return x, np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T)
+
+
+def ridge_r2_combine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """Mean over ``b``'s units of the in-sample R^2 of its ridge fit from ``a`` (no intercept)."""
+    (x, proj), (y, _) = a, b
+    var = y.var(axis=0)
+    sse = ((y - x @ (proj @ y)) ** 2).mean(axis=0)
+    return float(np.mean(1.0 - np.divide(sse, var, out=np.full_like(sse, np.inf), where=var > 0)))
+
+
+def ridge_r2_combine_reverse(a: Any, b: Any) -> float:
+    return ridge_r2_combine(b, a)
+
+
+def pls_state(x: np.ndarray) -> np.ndarray:
+    """Centred data over ``sqrt(n - 1)``: a pair's cross-covariance is one product."""
+    return center(x) / np.sqrt(x.shape[0] - 1)
+
+
+def pls_combine(a: np.ndarray, b: np.ndarray) -> float:
+    """google/svcca's PLS "mean": mean singular value of the cross-covariance."""
+    return float(singular_values(a.T @ b).mean())
+
+
+@dataclass(frozen=True)
+class EuclideanState:
+    """A score's state with the squared norm of the centred (or kept-PCA) data."""
+
+    score: Any
+    ss: float
+
+
+def euclidean_state(x: np.ndarray, prepare: Any, pca: tuple[float, int | None] | None) -> Any:
+    """The base score's state and the squared norm the registry's derived distance uses."""
+    xc = center(x)
+    if pca is None:
+        ss = float(np.sum(xc * xc))
+    else:
+        lam = np.linalg.svd(xc, compute_uv=False) ** 2
+        ss = float(lam[: n_keep(lam, pca[0], pca[1])].sum())
+    return EuclideanState(prepare(x), ss)
+
+
+def euclidean_combine(a: EuclideanState, b: EuclideanState, combine: Any, squared: bool) -> float:
+    """``sqrt(|Xc|^2 + |Yc|^2 - 2 |Xc| |Yc| s)`` from the base score ``s`` of the pair."""
+    s = min(max(float(combine(a.score, b.score)), -1.0), 1.0)
+    d2 = max(a.ss + b.ss - 2.0 * np.sqrt(a.ss * b.ss) * s, 0.0)
+    return d2 if squared else float(np.sqrt(d2))
