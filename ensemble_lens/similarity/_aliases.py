@@ -90,6 +90,9 @@ ALIASES: dict[str, Alias] = {
     ),
     # the common kernel_CKA(X, Y, sigma=None): sigma = sqrt(median squared distance)
     "kernel_CKA": Alias(("cka", "kernel=rbf", "hsic=gretton", "score"), {"sigma": _key("sigma")}),
+    # the registry's names of ReSi's IMD and Geometry Score
+    "imd": Alias(("imd_score",)),
+    "geometry_score": Alias(("gs",)),
     "mean_cca": Alias(("cca", "score"), {"ridge": _key("ridge")}, mean_cca),
     "svcca": Alias(
         ("svcca", "var=0.99", "score"),

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from ..errors import ShapeError
+from ..errors import MeasureParameterError, ShapeError
 from . import geometry as geo
+from ._cv_shape import cv_shape_metric
 from ._input import prepare_pair, safe_scale
 from ._names import Built
 from ._states import (
@@ -308,6 +309,13 @@ def build_pwcca(o: dict[str, Any], out: str) -> Built:
 
 
 def build_shape(o: dict[str, Any], out: str) -> Built:
+    if o.get("cv"):
+        if out != "distance=angular":
+            raise MeasureParameterError(
+                f"shape_metric with cv (NeuroAIMetrics' held-out metric) has only the output "
+                f"distance=angular, got {out}"
+            )
+        return Built(cv_shape_metric, {"alpha": o.get("alpha", 1.0), "cv": o["cv"]})
     if out in ("distance=euclidean", "distance=squared_euclidean"):
         squared = out == "distance=squared_euclidean"
         return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})

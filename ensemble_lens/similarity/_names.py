@@ -26,7 +26,13 @@ from ..errors import MeasureParameterError, UnknownMeasureError
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
 #: The registry's placeholders and the defaults of the functions behind them.
-PLACEHOLDERS = {"{sigma}": "1.0", "{topk}": "10", "{alpha}": "1.0", "{dim}": "10"}
+PLACEHOLDERS = {
+    "{sigma}": "1.0",
+    "{topk}": "10",
+    "{alpha}": "1.0",
+    "{dim}": "10",
+    "{n_components}": "25",
+}
 
 
 def tokens(name: str) -> list[str]:
@@ -61,6 +67,7 @@ POST: dict[str, Callable[[float], float]] = {
     "arccos": arccos,
     "one_minus": lambda v: 1.0 - float(v),
     "cos": lambda v: float(np.cos(v)),
+    "negative_log": lambda v: float(-np.log(v)) if v > 0 else float("inf"),
 }
 
 
@@ -238,6 +245,14 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
     opts = {p.option: p.default for p in family.params if p.default is not None}
     given: dict[str, str] = {}
     output = family.default_output
+    negative_log = bool(toks) and toks[-1] == "negative_log"
+    if negative_log:  # fsd's loss: -log of a score
+        toks = toks[:-1]
+        if not toks or toks[-1] != "score" or "score" not in family.outputs:
+            raise UnknownMeasureError(
+                f"measure {name!r}: negative_log follows a score, as in '{family.key}-...-score-"
+                "negative_log'"
+            )
     for t in toks:
         if t in family.outputs or (t.startswith("distance=") and t in family.outputs):
             output = t
@@ -271,6 +286,8 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
     if out.post in ("euclidean", "squared_euclidean"):
         return _euclidean(family, family.build(opts, family.default_output), given, output)
     built = family.build(opts, output)
+    if negative_log:
+        return _negative_log(family, built, given)
     return Measure(
         name=canonical(family, given, output),
         family=family,
@@ -317,6 +334,28 @@ def _euclidean(family: Family, built: Built, given: dict[str, str], output: str)
         symmetric=built.symmetric,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
         **states,
+    )
+
+
+def _negative_log(family: Family, built: Built, given: dict[str, str]) -> Measure:
+    """``-log`` of the family's score (fsd's CKA loss): a distance, 0 at a score of 1."""
+    base = canonical(family, given, "score")
+    return Measure(
+        name=(base if base.endswith("-score") else base + "-score") + "-negative_log",
+        family=family,
+        fn=built.fn,
+        options=dict(built.options),
+        kind="distance",
+        symmetric=built.symmetric,
+        post="negative_log",
+        moment=built.moment,
+        prepare=built.prepare,
+        combine=built.combine,
+        shares=built.shares,
+        keep_dead=built.keep_dead,
+        dot=built.dot,
+        combine_many=built.combine_many,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 

@@ -59,9 +59,11 @@ def measures_markdown() -> str:
             "| name | kind | symmetric | shared work |",
             "|---|---|---|---|",
         ]
-        for n in f.listed:
+        for n in f.listed or (f.key,):
             m = measure(n)
             rows.append(f"| `{n}` | {m.kind} | {'yes' if m.symmetric else 'no'} | {m.shares} |")
+        if not f.listed:
+            rows += ["", "Not in `measure_names()`, which lists names that take any widths."]
         rows.append("")
     rows += [
         "## Aliases",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from ._input import center, safe_scale
+from ._input import center, prepare_pair, safe_scale
 from ._linalg import Factor, factor_data, n_keep, singular_values
 
 
@@ -153,3 +153,61 @@ def euclidean_combine(a: EuclideanState, b: EuclideanState, combine: Any, square
     s = min(max(float(combine(a.score, b.score)), -1.0), 1.0)
     d2 = max(a.ss + b.ss - 2.0 * np.sqrt(a.ss * b.ss) * s, 0.0)
     return d2 if squared else float(np.sqrt(d2))
+
+
+@dataclass(frozen=True)
+class GramState:
+    """Raw (uncentred) data and the squared Frobenius norm of its linear Gram matrix."""
+
+    x: np.ndarray
+    kk: float
+
+
+def gram_state(x: np.ndarray) -> GramState:
+    return GramState(x, float(np.linalg.norm(x.T @ x) ** 2))
+
+
+def gram_euclidean(a: GramState, b: GramState) -> float:
+    """``|X X^T - Y Y^T|_F`` from the feature-space products (no n x n matrix)."""
+    cross = float(np.linalg.norm(a.x.T @ b.x) ** 2)
+    return float(np.sqrt(max(a.kk + b.kk - 2.0 * cross, 0.0)))
+
+
+def gram_euclidean_fn(X: Any, Y: Any) -> float:
+    """nn_similarity_index's ``euclidean`` (the registry's name): the Frobenius distance
+    between the raw linear Gram matrices ``X X^T`` and ``Y Y^T``. Symmetric; invariant to
+    orthogonal maps of either input; not to translation or scaling."""
+    x, y = prepare_pair(X, Y, rescale=False)
+    return gram_euclidean(gram_state(x), gram_state(y))
+
+
+def isc_state(x: np.ndarray) -> np.ndarray:
+    """Sum of one network's z-scored units over ``d sqrt(n)``: a pair's mean unit-by-unit
+    Pearson correlation is the dot product of two states."""
+    xc = center(safe_scale(x))
+    z = xc / np.sqrt(np.einsum("ij,ij->j", xc, xc) / x.shape[0])
+    return z.sum(axis=1) / (x.shape[1] * np.sqrt(x.shape[0]))
+
+
+def isc_fn(X: Any, Y: Any) -> float:
+    """nnsrm-neurips18's ``isc`` (the registry's name): the mean over every unit i of X and
+    unit j of Y of the Pearson correlation of their activations over samples. Symmetric;
+    invariant to per-unit affine maps; in [-1, 1]."""
+    x, y = prepare_pair(X, Y)
+    return float(isc_state(x) @ isc_state(y))
+
+
+def flat_cosine(X: Any, Y: Any) -> float:
+    """The registry's ``cosine``: cosine between the two activation matrices as vectors
+    (same shape; not invariant to unit order)."""
+    x, y = prepare_pair(X, Y, rescale=False)
+    if x.shape != y.shape:
+        raise ShapeError(
+            f"cosine: compares two matrices entry by entry, expected the same shape, got "
+            f"{x.shape} and {y.shape}"
+        )
+    return float(np.sum(x * y) / np.sqrt(np.sum(x * x) * np.sum(y * y)))
+
+
+def flat_state(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x)).ravel()

@@ -23,6 +23,7 @@ from ._builders import (
 )
 from ._names import ANGULAR, EUCLIDEAN, Built, Family, Output, Param
 from ._table_knn import ORTHO, neighbour_families
+from ._table_plain import plain_families
 from ._table_regression import regression_families
 from ._variants import aligned_cossim, permutation_euclidean
 from .rsa import COMPARATORS, RDMS
@@ -168,6 +169,7 @@ def _families() -> list[Family]:
             (
                 Param("alpha", "alpha", "float", 1.0, show=True),
                 Param("scale", "scale", "str", "raw", ("mean", "raw")),
+                Param("cv", "cv", "int"),
             ),
             {
                 "distance=angular": Output("distance"),
@@ -403,6 +405,7 @@ def _families() -> list[Family]:
             listed=("uniformity_difference",),
             paper="Wang & Isola 2020",
         ),
+        *plain_families(),
     ]
 
 
