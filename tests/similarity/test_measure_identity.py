@@ -204,3 +204,27 @@ def test_layer_correspondence_takes_the_direction_of_asymmetric_measures():
     assert fwd.attrs["direction"] == "row" and back.attrs["direction"] == "column"
     # l2 (everything) predicts l1 perfectly: as predictor (row), l1's best target is l2's...
     assert not np.array_equal(fwd["best"].values, back["best"].values)
+
+
+def test_a_similarity_result_saved_in_the_store_reads_back_with_its_metadata(tmp_path):
+    from ensemble_lens.errors import StoreError
+    from ensemble_lens.record.store import open_store
+
+    nets = _nets(10, n=40)
+    store = open_store(tmp_path / "s.zarr", mode="w")
+    store.write_probe(np.zeros((40, 1), np.float32), names=["x"])
+    for m, x in nets.items():
+        store.write_activations(m, "h", x.astype(np.float32))
+    rbf = pairwise((store, "h"), "rbf_cka", sigma_fraction=0.4)
+    reg = pairwise((store, "h"), "linear_regression")
+    assert store.write_similarity("h", rbf) == "cka-kernel=(rbf-frac=0.4)-hsic=gretton-score"
+    store.write_similarity("h", reg)
+    back = open_store(tmp_path / "s.zarr").read_similarity("h", "rbf_cka")  # as it was asked
+    np.testing.assert_array_equal(back.values, rbf.values)
+    assert back.attrs == rbf.attrs and json.loads(back.attrs["parameters"])["frac"] == 0.4
+    again = store.read_similarity("h", "linear_regression")
+    assert again.attrs["direction"] == "row predicts column"
+    with pytest.raises(StoreError, match=r"layer 'h' has similarity results \["):
+        store.read_similarity("h")
+    with pytest.raises(StoreError, match="write_similarity: expected a pairwise result"):
+        store.write_similarity("h", rbf.values)
