@@ -129,32 +129,44 @@ def _combine_batch(
 def loop_matrix(
     arrays: list[np.ndarray], m: Measure, executor: Any, n_jobs: int, progress: Progress
 ) -> np.ndarray:
-    """Every pair through the single-pair function (measures without per-network work)."""
+    """Every pair through the single-pair function (measures without per-network work); the
+    diagonal of a distance (exactly 0) is not computed. The first pair runs here, so its
+    warnings surface once; the others run quietly in the workers."""
     k = len(arrays)
-    pairs = pairs_of(k, m.symmetric)
-    if pairs:  # surfaces the measure's warnings once, outside the quiet workers
-        m.fn(arrays[pairs[-1][0]], arrays[pairs[-1][1]], **m.options)
-    batches = [pairs[s : s + _BATCH] for s in range(0, len(pairs), _BATCH)]
+    pairs = [p for p in pairs_of(k, m.symmetric) if p[0] != p[1] or m.kind != "distance"]
+    vals: list[float] = []
+    if pairs:
+        i, j = pairs[0]
+        vals.append(POST[m.post](m.fn(arrays[i], arrays[j], **m.options)))
+    rest = pairs[1:]
+    batches = [rest[s : s + _BATCH] for s in range(0, len(rest), _BATCH)]
     args = [
         (m.fn, m.post, [(arrays[i], arrays[j]) for i, j in b], dict(m.options)) for b in batches
     ]
-    vals = _run_batches(executor, n_jobs, _pair_batch, args, progress, len(pairs))
-    return _fill(k, pairs, vals, m.symmetric)
+    vals += _run_batches(executor, n_jobs, _pair_batch, args, progress, len(pairs), len(vals))
+    out = _fill(k, pairs, vals, m.symmetric)
+    if m.kind == "distance":
+        np.fill_diagonal(out, 0.0)
+    return out
 
 
-def _run_batches(executor, n_jobs, fn, args, progress: Progress, total: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _run_batches(
+    executor, n_jobs, fn, args, progress: Progress, total: int, done: int = 0
+) -> list[float]:  # type: ignore[no-untyped-def]
     out: list[float] = []
     step = max(1, len(args) // 20)  # about 20 progress reports per call
     for s in range(0, len(args), step):
         for batch in map_calls(executor, n_jobs, fn, args[s : s + step]):
             out.extend(batch)
         if progress is not None:
-            progress(len(out), total)
+            progress(done + len(out), total)
+    if not args and progress is not None:
+        progress(done, total)
     return out
 
 
 def _fill(k: int, pairs: list[tuple[int, int]], vals: list[float], symmetric: bool) -> np.ndarray:
-    out = np.empty((k, k))
+    out = np.zeros((k, k))
     for (i, j), v in zip(pairs, vals, strict=True):
         out[i, j] = v
         if symmetric:
