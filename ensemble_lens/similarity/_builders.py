@@ -16,11 +16,15 @@ from ._input import prepare_pair, safe_scale
 from ._names import Built
 from ._states import (
     cca_combine,
+    centred_state,
     factor_state,
     google_pwcca_combine,
     google_state,
+    permutation_angle_combine,
+    permutation_distance_combine,
     pls_combine,
     pls_state,
+    procrustes_combine,
     ridge_r2_combine,
     ridge_r2_combine_reverse,
     ridge_state,
@@ -31,6 +35,7 @@ from ._variants import (
     brainscore_predictivity,
     netrep_shape_euclidean,
     neuroai_predictivity,
+    permutation_euclidean,
     pls_singular_mean,
     rdm_square,
     ridge_r2_no_intercept,
@@ -67,6 +72,50 @@ from .rsa import (
     rdm_state,
     rsa,
 )
+
+
+def build_procrustes_distance(normalize: bool) -> Callable[[dict[str, Any], str], Built]:
+    """bures_distance (raw) and orthogonal_procrustes_centered_and_normalized (unit norm)."""
+    return lambda o, _out: Built(
+        geo.procrustes_distance,
+        {"normalize": normalize} if normalize else {},
+        prepare=partial(centred_state, normalize=normalize, rescale=normalize),
+        combine=procrustes_combine,
+        shares="features",
+    )
+
+
+def build_permutation(o: dict[str, Any], out: str) -> Built:
+    """netrep's permutation metric: angle (score: its cosine) or Euclidean distance."""
+    if out.startswith("distance=") and "euclidean" in out:
+        squared = bool(o.get("squared"))
+        return Built(
+            permutation_euclidean,
+            {"squared": squared},
+            prepare=centred_state,
+            combine=partial(permutation_distance_combine, squared=squared),
+            shares="features",
+        )
+    std = bool(o.get("standardize"))
+    return Built(
+        geo.permutation_angle,
+        o,
+        prepare=partial(centred_state, standardize=std, rescale=True),
+        combine=permutation_angle_combine,
+        shares="features",
+    )
+
+
+def build_permutation_procrustes(o: dict[str, Any], _out: str) -> Built:
+    """ReSi's permutation Procrustes on raw (or z-scored) units."""
+    std = bool(o.get("standardize"))
+    return Built(
+        geo.permutation_procrustes,
+        o,
+        prepare=partial(centred_state, standardize=std, centre=False),
+        combine=permutation_distance_combine,
+        shares="features",
+    )
 
 
 def build_fn(f: Callable[..., float], **fixed: Any) -> Callable[[dict[str, Any], str], Built]:
@@ -129,11 +178,13 @@ def build_cka(o: dict[str, Any], _out: str) -> Built:
 
 def build_cca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
-        return Built(_mean_sq_cca, {}, prepare=factor_state, combine=squared_cca_combine,
-                     shares="factor")  # fmt: skip
+        return Built(
+            _mean_sq_cca, {}, prepare=factor_state, combine=squared_cca_combine, shares="factor"
+        )
     combine = partial(cca_combine, ridge=o.get("ridge", 0.0))
-    return Built(mean_cca, o, moment="mean_cca", shares="moments", prepare=factor_state,
-                 combine=combine)  # fmt: skip
+    return Built(
+        mean_cca, o, moment="mean_cca", shares="moments", prepare=factor_state, combine=combine
+    )
 
 
 def _mean_sq_cca(X: Any, Y: Any) -> float:
@@ -200,8 +251,9 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             )
         if method == "pls" and "score" not in o and not o.get("cv"):
             # the registry's bare "pls" (google/svcca)
-            return Built(pls_singular_mean, {}, prepare=pls_state, combine=pls_combine,
-                         shares="features")  # fmt: skip
+            return Built(
+                pls_singular_mean, {}, prepare=pls_state, combine=pls_combine, shares="features"
+            )
         variant = o.get("variant") or _registry_variant(method, o)
         if variant in _PEER_FITS:
             return _peer_fit(method, variant, o)
@@ -288,7 +340,14 @@ def _registry_variant(method: str, o: dict[str, Any]) -> str:
 
 def build_procrustes(o: dict[str, Any], out: str) -> Built:
     if out in ("distance=euclidean", "distance=squared_euclidean"):
-        return Built(geo.procrustes_distance, {"squared": bool(o.get("squared"))})
+        squared = bool(o.get("squared"))
+        return Built(
+            geo.procrustes_distance,
+            {"squared": squared},
+            prepare=centred_state,
+            combine=partial(procrustes_combine, squared=squared),
+            shares="features",
+        )
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
@@ -297,8 +356,14 @@ def build_pwcca(o: dict[str, Any], out: str) -> Built:
     # its pwcca-distance=one_minus_score is sim_metric's, the paper's weighting
     variant = o.get("variant") or ("paper" if out == "distance=one_minus_score" else "google")
     if variant == "google":
-        return Built(pwcca, {**o, "variant": variant}, symmetric=False, prepare=google_state,
-                     combine=google_pwcca_combine, shares="factor")  # fmt: skip
+        return Built(
+            pwcca,
+            {**o, "variant": variant},
+            symmetric=False,
+            prepare=google_state,
+            combine=google_pwcca_combine,
+            shares="factor",
+        )
     return Built(
         pwcca,
         {**o, "variant": variant},
@@ -343,15 +408,32 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
 def build_svcca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
         kw = {"keep_variance": None, **o}
-        return Built(svcca_squared, kw, prepare=factor_state,
-                     combine=partial(squared_cca_combine, **kw), shares="factor")  # fmt: skip
+        return Built(
+            svcca_squared,
+            kw,
+            prepare=factor_state,
+            combine=partial(squared_cca_combine, **kw),
+            shares="factor",
+        )
     if "keep_variance" not in o and "n_components" not in o:
         # the registry's bare svcca-score (contrasim's compute_svcca) keeps every component
-        return Built(mean_cca, {}, moment="mean_cca", shares="moments", prepare=factor_state,
-                     combine=cca_combine)  # fmt: skip
+        return Built(
+            mean_cca,
+            {},
+            moment="mean_cca",
+            shares="moments",
+            prepare=factor_state,
+            combine=cca_combine,
+        )
     kw = {"keep_variance": 0.99, **o}
-    return Built(svcca, o, moment="svcca", shares="moments", prepare=factor_state,
-                 combine=partial(svcca_combine, **kw))  # fmt: skip
+    return Built(
+        svcca,
+        o,
+        moment="svcca",
+        shares="moments",
+        prepare=factor_state,
+        combine=partial(svcca_combine, **kw),
+    )
 
 
 def build_rsm_norm(o: dict[str, Any], _out: str) -> Built:

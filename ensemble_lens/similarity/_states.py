@@ -211,3 +211,63 @@ def flat_cosine(X: Any, Y: Any) -> float:
 
 def flat_state(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x)).ravel()
+
+
+@dataclass(frozen=True)
+class CentredState:
+    """One network's centred (optionally standardised or unit-norm) data and squared norm."""
+
+    xc: np.ndarray
+    ss: float
+
+
+def centred_state(
+    x: np.ndarray,
+    normalize: bool = False,
+    standardize: bool = False,
+    rescale: bool = False,
+    centre: bool = True,
+) -> CentredState:
+    """The data the Procrustes and permutation measures compare, prepared once."""
+    if rescale:
+        x = safe_scale(x)
+    xc = center(x) if centre or standardize else x
+    if standardize:
+        xc = xc / xc.std(axis=0)
+    if normalize:
+        xc = xc / np.linalg.norm(xc)
+    return CentredState(xc, float(np.sum(xc * xc)))
+
+
+def _same(a: CentredState, b: CentredState) -> bool:
+    return a.xc.shape == b.xc.shape and np.array_equal(a.xc, b.xc)
+
+
+def procrustes_combine(a: CentredState, b: CentredState, squared: bool = False) -> float:
+    """``sqrt(|Xc|^2 + |Yc|^2 - 2 |Xc^T Yc|_*)`` (exactly 0 for identical inputs)."""
+    if _same(a, b):
+        return 0.0
+    sq = max(a.ss + b.ss - 2 * float(singular_values(a.xc.T @ b.xc).sum()), 0.0)
+    return sq if squared else float(np.sqrt(sq))
+
+
+def _assigned(a: CentredState, b: CentredState) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    c = a.xc.T @ b.xc
+    rows, cols = linear_sum_assignment(c, maximize=True)
+    return float(c[rows, cols].sum())
+
+
+def permutation_angle_combine(a: CentredState, b: CentredState) -> float:
+    """Angle after the best unit permutation (exactly 0 for identical inputs)."""
+    if _same(a, b):
+        return 0.0
+    cos = _assigned(a, b) / np.sqrt(a.ss * b.ss)
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def permutation_distance_combine(a: CentredState, b: CentredState, squared: bool = False) -> float:
+    """``min_P |X - Y P|`` (the narrower input zero-padded) from the prepared data."""
+    sq = max(a.ss + b.ss - 2.0 * _assigned(a, b), 0.0)
+    return sq if squared else float(np.sqrt(sq))

@@ -17,7 +17,12 @@ from scipy.spatial.distance import pdist, squareform
 from ..errors import ShapeError
 from ._input import center, prepare_pair
 from ._linalg import n_keep, singular_values
-from ._states import factor_state, squared_cca_combine
+from ._states import (
+    centred_state,
+    factor_state,
+    permutation_distance_combine,
+    squared_cca_combine,
+)
 
 __all__ = [
     "aligned_cossim",
@@ -154,14 +159,8 @@ def permutation_euclidean(X: Any, Y: Any, squared: bool = False) -> float:
     permutations of the centred inputs, the narrower one zero-padded. Symmetric; invariant to
     permutations and translation, not to scaling.
     """
-    from scipy.optimize import linear_sum_assignment
-
     x, y = prepare_pair(X, Y, rescale=False)
-    xc, yc = center(x), center(y)
-    rows, cols = linear_sum_assignment(xc.T @ yc, maximize=True)
-    cross = float(np.sum(xc[:, rows] * yc[:, cols]))
-    d2 = max(float(np.sum(xc * xc) + np.sum(yc * yc) - 2.0 * cross), 0.0)
-    return d2 if squared else float(np.sqrt(d2))
+    return permutation_distance_combine(centred_state(x), centred_state(y), squared)
 
 
 def aligned_cossim(X: Any, Y: Any) -> float:
