@@ -25,6 +25,8 @@ from ._states import (
     pls_combine,
     pls_state,
     procrustes_combine,
+    raw_shape_combine,
+    raw_shape_state,
     ridge_r2_combine,
     ridge_r2_combine_reverse,
     ridge_state,
@@ -386,12 +388,15 @@ def build_shape(o: dict[str, Any], out: str) -> Built:
         return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})
     # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
     raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
-    return Built(
-        shape_distance,
-        o,
-        moment=None if raw else "shape_distance",
-        shares="none" if raw else "moments",
-    )
+    if raw:
+        return Built(
+            shape_distance,
+            o,
+            prepare=raw_shape_state,
+            combine=partial(raw_shape_combine, alpha=o["alpha"]),
+            shares="factor",
+        )
+    return Built(shape_distance, o, moment="shape_distance", shares="moments")
 
 
 def build_cknna(o: dict[str, Any], _out: str) -> Built:

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
 from ._linalg import Factor, factor_data, n_keep, singular_values
+from .procrustes import shape_from_cross
 
 
 def factor_state(x: np.ndarray) -> Factor:
@@ -271,3 +272,19 @@ def permutation_distance_combine(a: CentredState, b: CentredState, squared: bool
     """``min_P |X - Y P|`` (the narrower input zero-padded) from the prepared data."""
     sq = max(a.ss + b.ss - 2.0 * _assigned(a, b), 0.0)
     return sq if squared else float(np.sqrt(sq))
+
+
+def raw_shape_state(x: np.ndarray) -> tuple[np.ndarray, Factor]:
+    """netrep's raw-scale shape metric per network: the data and its factorisation."""
+    return x, factor_data(center(x))
+
+
+def raw_shape_combine(
+    a: tuple[np.ndarray, Factor], b: tuple[np.ndarray, Factor], alpha: float
+) -> float:
+    """Angular shape distance with netrep's unnormalised scatter (exactly 0 for identical)."""
+
+    (x, fx), (y, fy) = a, b
+    if x.shape == y.shape and np.array_equal(x, y):
+        return 0.0
+    return shape_from_cross(fx, fy, fx.U.T @ fy.U, alpha, x.shape[0])  # type: ignore[union-attr]

@@ -40,10 +40,6 @@ __all__ = [
 ]
 
 
-def _nuclear(a: np.ndarray) -> float:
-    return float(np.linalg.svd(a, compute_uv=False).sum())
-
-
 def procrustes_distance(X: Any, Y: Any, normalize: bool = False, squared: bool = False) -> float:
     """Orthogonal Procrustes distance ``min_R |Xc - Yc R|`` over orthogonal R.
 
