@@ -27,7 +27,8 @@ def result_attrs(
     name or function as given), ``kind``, ``direction``, ``parameters`` (JSON of every option
     of the measure's function as resolved), ``method`` ("moments", "prepared" or "pairs"),
     ``states`` (per-network states computed), ``dropped_units`` (JSON {network: [dropped,
-    units]}), ``notes``, ``version`` (ensemble_lens)."""
+    units]}), ``resolved`` (JSON {network: what its per-network work resolved: the kernel
+    width ``sigma`` used, the SVCCA ``components`` kept}), ``notes``, ``version``."""
     requested = asked if isinstance(asked, str) else getattr(asked, "__name__", m.name)
     dropped = {k: list(v) for k, v in (info.get("dropped") or {}).items()}
     notes = list(work.get("notes", []))
@@ -42,6 +43,7 @@ def result_attrs(
         "method": method,
         "states": int(work.get("states", 0)),
         "dropped_units": json.dumps(dropped, sort_keys=True),
+        "resolved": json.dumps(work.get("resolved") or {}, sort_keys=True, default=repr),
         "notes": "; ".join(notes),
         "version": _version(),
     }

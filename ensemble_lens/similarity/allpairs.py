@@ -191,7 +191,7 @@ def _prepare(
     executor: Any,
     n_jobs: int,
     first: Any = None,
-    work: dict[str, int] | None = None,
+    work: dict[str, Any] | None = None,
 ) -> Any:
     """States of the networks ``idx``; for dot measures one (len(idx), L) matrix, filled row
     by row while the separate states are released (no second copy). ``work["states"]``
@@ -200,6 +200,8 @@ def _prepare(
     states = map_calls(executor, n_jobs, m.prepare, [(arrays[i],) for i in todo])
     if work is not None:
         work["states"] = work.get("states", 0) + len(todo)
+        for i, st in zip(todo, states, strict=True):
+            _harvest(work, i, st)
     if first is not None:
         states.insert(0, first)
     if m.dot and all(isinstance(v, np.ndarray) and v.ndim == 1 for v in states):
@@ -210,6 +212,13 @@ def _prepare(
     return states
 
 
+def _harvest(work: dict[str, Any], i: int, state: Any) -> None:
+    """Keep what a network's state resolved (``state.info``: the sigma used...)."""
+    info = getattr(state, "info", None)
+    if info:
+        work.setdefault("resolved", {})[i] = dict(info)
+
+
 def prepared_matrix(
     arrays: list[np.ndarray],
     m: Measure,
@@ -217,7 +226,7 @@ def prepared_matrix(
     n_jobs: int,
     max_bytes: int,
     progress: Progress,
-    work: dict[str, int] | None = None,
+    work: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """All pairs from per-network states, in groups whose states fit ``max_bytes``;
     ``work["states"]`` counts the per-network states computed (K when they fit)."""
@@ -226,6 +235,7 @@ def prepared_matrix(
     first = map_calls(None, 1, m.prepare, [(arrays[0],)])[0]
     if work is not None:
         work["states"] = work.get("states", 0) + 1
+        _harvest(work, 0, first)
     size = max(1, int(max_bytes // (2 * max(1, _nbytes(first)))))
     groups = [list(range(s, min(s + size, k))) for s in range(0, k, size)]
     out = np.empty((k, k))

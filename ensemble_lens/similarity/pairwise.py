@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ._batched import pair_values
 from ._device import Device, Precision, check_device, moments_backend
+from ._linalg import n_keep
 from ._meta import result_attrs
 from ._names import POST, Measure
 from ._pairstate import live_mask, prepare_net
@@ -207,6 +208,7 @@ def _moments_matrix(
     max_bytes: int,
     n_jobs: int,
     how: tuple[str, str] = ("cpu", "float64"),
+    work: dict[str, Any] | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray]:
     if isinstance(inputs, Moments):
         names, spec, n, widths = inputs.names, None, inputs.n, inputs.widths
@@ -220,6 +222,7 @@ def _moments_matrix(
     _warn_cca(job)
     if isinstance(inputs, Moments):
         _diag_tile(job, list(range(k)), inputs)
+        _kept(job, work)
         return names, job.out
     tile = max_bytes
     if in_memory(spec):  # cheap to re-read (a copy per tile): tiles about one network's size
@@ -235,7 +238,18 @@ def _moments_matrix(
     for ga in range(len(groups)):
         for gb in range(ga + 1, len(groups)):
             _cross_tile(job, groups[ga], groups[gb], moms[ga], moms[gb])
+    _kept(job, work)
     return names, job.out
+
+
+def _kept(job: _Job, work: dict[str, Any] | None) -> None:
+    """SVCCA: the principal components each network kept (``work["resolved"]``)."""
+    if work is None or job.metric != "svcca":
+        return
+    keep, nc = job.kw.get("keep_variance", 0.99), job.kw.get("n_components")
+    for i, st in enumerate(job.nets):
+        if st is not None and st.lam is not None:
+            work.setdefault("resolved", {})[i] = {"components": n_keep(st.lam, keep, nc)}
 
 
 def _light(mom: Moments) -> Moments:
@@ -326,14 +340,17 @@ def pairwise(
     if layers is not None:
         from .layers import layer_pairwise
 
-        return layer_pairwise(
+        out = layer_pairwise(
             inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress, how
         )
+        out.attrs["requested"] = result_attrs(m, metric, "", {}, {})["requested"]
+        return out
     work: dict[str, Any] = {"states": 0, "notes": []}
     with collected() as info:
         names, out, method = _matrix(
             inputs, m, executor, chunk_size, max_bytes, n_jobs, progress, how, work, label
         )
+    work["resolved"] = {names[i]: v for i, v in work.get("resolved", {}).items()}
     attrs = result_attrs(m, metric, method, info, work)
     return _to_dataarray(names, out, attrs)
 
@@ -362,7 +379,7 @@ def _matrix(
     jobs = n_jobs if n_jobs is not None else default_jobs()
     if m.moment is not None:
         names, out = _moments_matrix(
-            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs, how
+            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs, how, work
         )
         work["states"] += len(names)
         method = "moments"

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from scipy.spatial.distance import pdist
 
 from ensemble_lens.errors import (
     GradientDetachedWarning,
@@ -185,8 +186,23 @@ def test_result_metadata_also_through_layers():
     params = json.loads(out.attrs["parameters"])
     assert params["frac"] == 0.4 and params["kernel"] == "rbf"
     assert out.attrs["direction"] == "symmetric" and out.attrs["version"]
+    assert out.attrs["requested"] == "rbf_cka"
     corr = layer_correspondence(out)
     assert corr.attrs["metric"] == out.attrs["metric"]
+    # what the per-network work resolved: the median-heuristic sigma of every network
+    sigmas = json.loads(out.attrs["resolved"])
+    x = nested["b"]["l2"]
+    ref = 0.4 * np.sqrt(np.median(pdist(x, "sqeuclidean")))
+    assert sigmas["b/l2"]["sigma"] == pytest.approx(ref, rel=1e-12) and len(sigmas) == 4
+
+
+def test_svcca_records_the_components_each_network_kept():
+    nets = _nets(11)
+    out = pairwise(nets, "svcca-var=0.9-score")
+    kept = json.loads(out.attrs["resolved"])
+    for m, x in nets.items():
+        lam = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+        assert kept[m]["components"] == int(np.searchsorted(np.cumsum(lam) / lam.sum(), 0.9) + 1)
 
 
 def test_layer_correspondence_takes_the_direction_of_asymmetric_measures():
