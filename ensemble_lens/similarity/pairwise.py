@@ -29,7 +29,7 @@ from ..errors import (
 from ._batched import pair_values
 from ._device import Device, Precision, check_device, moments_backend
 from ._linalg import n_keep
-from ._meta import result_attrs
+from ._meta import measure_attrs, result_attrs
 from ._names import POST, Measure
 from ._pairstate import live_mask, prepare_net
 from ._registry import resolve_metric
@@ -343,7 +343,7 @@ def pairwise(
         out = layer_pairwise(
             inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress, how
         )
-        out.attrs["requested"] = result_attrs(m, metric, "", {}, {})["requested"]
+        out.attrs["requested"] = measure_attrs(m, metric, "")["requested"]
         return out
     work: dict[str, Any] = {"states": 0, "notes": []}
     with collected() as info:
@@ -449,5 +449,5 @@ def pairwise_permutation_test(
         out[i, j] = r.p_value
         if sym:
             out[j, i] = r.p_value
-    attrs = {**result_attrs(m, metric, "pairs", {}, {}), "n_perm": n_perm, "seed": seed}
+    attrs = {**measure_attrs(m, metric, "pairs"), "n_perm": n_perm, "seed": seed}
     return _to_dataarray(names, out, attrs)
