@@ -45,8 +45,19 @@ def measures_markdown() -> str:
         'family\'s line (README, "Registry values").',
         "",
         "Shared work = what `pairwise` computes once per network (moments: one streaming pass of",
-        "second moments for all networks; gram / rdm / neighbours / factor: per-network states",
-        "combined per pair; none: pair by pair).",
+        "second moments for all networks; gram / rdm / neighbours / factor / features: per-network",
+        "states combined per pair; none: pair by pair).",
+        "",
+        "Direction: `pairwise` entry [i, j] is always `measure(X_i, X_j)`. Regression-type",
+        "measures predict the second argument from the first (`row predicts column`); a name with",
+        "`reverse` predicts the first from the second (`column predicts row`). Other asymmetric",
+        "measures say `row is the first argument` (PWCCA weights by the first argument's units).",
+        'Every result states it in `attrs["direction"]`; `layer_correspondence(sim, direction=)`',
+        "takes it explicitly for asymmetric measures.",
+        "",
+        "Where the registry's own backend reads the other way: ReSi's `LinearRegression` (the",
+        "registry's bare `linear_regression`) explains the first argument from the second; here",
+        "that is `linear_regression-reverse`, and `linear_regression` follows the convention.",
         "",
     ]
     rows = []
@@ -56,12 +67,12 @@ def measures_markdown() -> str:
             "",
             f"{f.summary}. Paper: {f.paper}. Invariant to: {', '.join(f.invariances) or '-'}.",
             "",
-            "| name | kind | symmetric | shared work |",
+            "| name | kind | direction | shared work |",
             "|---|---|---|---|",
         ]
         for n in f.listed or (f.key,):
             m = measure(n)
-            rows.append(f"| `{n}` | {m.kind} | {'yes' if m.symmetric else 'no'} | {m.shares} |")
+            rows.append(f"| `{n}` | {m.kind} | {m.direction} | {m.shares} |")
         if not f.listed:
             rows += ["", "Not in `measure_names()`, which lists names that take any widths."]
         rows.append("")
