@@ -1,5 +1,5 @@
-"""Layers x models: every (model, layer) against every (model, layer), and the
-layer-correspondence test of Kornblith et al. (2019).
+"""Layers x models: the (model, layer) flattening ``pairwise(..., layers=)`` runs through, and
+the layer-correspondence test of Kornblith et al. (2019). Imports nothing of ``pairwise``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from ..errors import ShapeError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["layer_correspondence", "layer_pairwise"]
+__all__ = ["flatten", "layer_correspondence", "unflatten"]
 
 
-def _networks(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
-    """Models and the flat ``{"model/layer": activations}`` dict of a store or nested dict."""
+def flatten(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """Models and the flat ``{"model/layer": activations}`` dict of a store or nested dict
+    (the one place that knows the (model, layer) flattening; :func:`unflatten` undoes it)."""
     if not layers:
         raise ShapeError("layers: expected at least one layer name, got none")
     if hasattr(inputs, "activations") and hasattr(inputs, "models"):
@@ -49,42 +50,16 @@ def _networks(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, 
     return models, {f"{m}/{ly}": get(m, ly) for m in models for ly in layers}
 
 
-def layer_pairwise(
-    inputs: Any,
-    m: Any,
-    layers: Sequence[str],
-    executor: Any,
-    chunk: int,
-    max_bytes: int,
-    n_jobs: int | None,
-    progress: Any,
-    how: tuple[str, str] = ("cpu", "float64"),
-) -> xr.DataArray:
-    """The (model, layer, model_, layer_) matrix: all networks in one ``pairwise`` call."""
+def unflatten(flat: xr.DataArray, models: list[str], layers: list[str]) -> xr.DataArray:
+    """The (model, layer, model_, layer_) matrix from the flat ("model/layer") one."""
     import xarray as xr
 
-    from .pairwise import pairwise
-
-    layers = [str(ly) for ly in layers]
-    models, flat = _networks(inputs, layers)
-    flat_da = pairwise(
-        flat,
-        m,
-        executor=executor,
-        chunk_size=chunk,
-        max_bytes=max_bytes,
-        n_jobs=n_jobs,
-        progress=progress,
-        device=how[0],  # type: ignore[arg-type]
-        precision=how[1],  # type: ignore[arg-type]
-    )
     k, nl = len(models), len(layers)
-    vals = flat_da.values.reshape(k, nl, k, nl)
     return xr.DataArray(
-        vals,
+        flat.values.reshape(k, nl, k, nl),
         dims=("model", "layer", "model_", "layer_"),
         coords={"model": models, "layer": layers, "model_": models, "layer_": layers},
-        attrs=dict(flat_da.attrs),
+        attrs=dict(flat.attrs),
     )
 
 

@@ -42,6 +42,7 @@ from .allpairs import (
     pairs_of,
     prepared_matrix,
 )
+from .layers import flatten, unflatten
 from .moments import (
     Moments,
     cross_covariance,
@@ -338,13 +339,21 @@ def pairwise(
     if m.moment is not None and executor is None:
         moments_backend(device)  # a missing CUDA device is an error before any work
     if layers is not None:
-        from .layers import layer_pairwise
-
-        out = layer_pairwise(
-            inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress, how
+        layers = [str(ly) for ly in layers]
+        models, flat = flatten(inputs, layers)
+        out = pairwise(
+            flat,
+            m,
+            executor=executor,
+            chunk_size=chunk_size,
+            max_bytes=max_bytes,
+            n_jobs=n_jobs,
+            progress=progress,
+            device=device,
+            precision=precision,
         )
         out.attrs["requested"] = measure_attrs(m, metric, "")["requested"]
-        return out
+        return unflatten(out, models, layers)
     work: dict[str, Any] = {"states": 0, "notes": []}
     with collected() as info:
         names, out, method = _matrix(
