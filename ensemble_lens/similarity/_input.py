@@ -8,7 +8,7 @@ import numpy as np
 
 from .._arrays import as_matrix, check_same_samples
 from ..errors import DroppedUnitsWarning, GradientDetachedWarning, NonFiniteError, ShapeError
-from ._warn import warn
+from ._warn import DROPPED_PREFIX, collected, warn
 
 #: A unit is dead (constant) when its standard deviation is at most this fraction of |mean|
 #: (exactly constant units have std 0; the tolerance catches round-off around a big offset).
@@ -31,17 +31,15 @@ def drop_dead(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x[:, mask] if not mask.all() else x, warn_dead(mask, name)
 
 
-def warn_dead(mask: np.ndarray, name: str) -> np.ndarray:
-    """Warn about (or raise for) the dead units in ``mask``; returns the mask."""
+def warn_dead(mask: np.ndarray, name: str, where: str | None = None) -> np.ndarray:
+    """Warn about (or raise for) the dead units in ``mask``; returns the mask. The warning has
+    the one format of the library, ``dropped constant (dead) units: 'name' k of d``, which a
+    call merges over its inputs; errors name the input as ``where`` (default ``name``)."""
     n_dead = int((~mask).sum())
     if n_dead == mask.size:
-        raise ShapeError(f"{name}: all {mask.size} units are constant; nothing to compare")
+        raise ShapeError(f"{where or name}: all {mask.size} units are constant; nothing to compare")
     if n_dead:
-        idx = np.flatnonzero(~mask)[:10].tolist()
-        warn(
-            f"{name}: dropped {n_dead} of {mask.size} constant (dead) units, e.g. {idx}",
-            DroppedUnitsWarning,
-        )
+        warn(f"{DROPPED_PREFIX}{name!r} {n_dead} of {mask.size}", DroppedUnitsWarning)
     return mask
 
 
@@ -130,7 +128,8 @@ def prepare_pair_masked(
     check_same_samples(X, Y, x, y, names)
     if rescale:
         x, y = safe_scale(x), safe_scale(y)
-    return drop_dead(x, names[0]), drop_dead(y, names[1])
+    with collected():  # one warning for both inputs
+        return drop_dead(x, names[0]), drop_dead(y, names[1])
 
 
 def center(x: np.ndarray) -> np.ndarray:

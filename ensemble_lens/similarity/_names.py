@@ -216,7 +216,10 @@ class Measure:
         return self.family.invariances
 
     def __call__(self, X: Any, Y: Any) -> float:
-        return POST[self.post](self.fn(X, Y, **self.options))
+        from ._warn import collected  # the call's warnings once each, at the caller's line
+
+        with collected():
+            return POST[self.post](self.fn(X, Y, **self.options))
 
     def with_options(self, **kwargs: Any) -> Measure:
         """The same measure with extra options for its function (per-network work redone)."""

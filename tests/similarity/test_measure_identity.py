@@ -174,7 +174,7 @@ def test_requires_grad_is_detached_with_a_note():
         out = pairwise({"a": t, "b": x}, "cka-kernel=linear-hsic=gretton-score")
     assert len(rec) == 1 and rec[0].filename == __file__
     assert "detached" in out.attrs["notes"] and "'a'" in out.attrs["notes"]
-    with pytest.warns(GradientDetachedWarning, match="X: detached"):
+    with pytest.warns(GradientDetachedWarning, match=r"require grad .*: X$"):
         measure("rsa")(t, x)
 
 
@@ -244,3 +244,21 @@ def test_a_similarity_result_saved_in_the_store_reads_back_with_its_metadata(tmp
         store.read_similarity("h")
     with pytest.raises(StoreError, match="write_similarity: expected a pairwise result"):
         store.write_similarity("h", rbf.values)
+
+
+def test_a_single_pair_call_warns_once_in_the_one_format_at_the_callers_line():
+    from ensemble_lens.errors import DroppedUnitsWarning
+    from ensemble_lens.similarity import linear_cka
+
+    x, y = _nets(12)["m0"].copy(), _nets(12)["m1"].copy()
+    x[:, 0], y[:, 1], y[:, 2] = 1.0, 2.0, 3.0
+    # the derived distance reads the inputs twice (score, then norms): still one warning
+    for call in (lambda: measure("cca-distance=euclidean")(x, y), lambda: linear_cka(x, y)):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            call()
+        dropped = [r for r in rec if issubclass(r.category, DroppedUnitsWarning)]
+        assert [str(r.message) for r in dropped] == [
+            "dropped constant (dead) units: 'X' 1 of 5, 'Y' 2 of 7"
+        ]
+        assert dropped[0].filename == __file__

@@ -126,7 +126,7 @@ def test_match_units_matches_brute_force_and_dead_units():
     cos = r[rows, cols].sum() / np.sqrt(12)
     assert permutation_distance(x, y) == pytest.approx(np.arccos(cos), abs=1e-12)
     x_dead = np.hstack([np.zeros((50, 1)), x])
-    with pytest.warns(DroppedUnitsWarning, match="X: dropped 1 of 5"):
+    with pytest.warns(DroppedUnitsWarning, match="dropped constant \\(dead\\) units: 'X' 1 of 5"):
         m2 = match_units(x_dead, y)
     np.testing.assert_array_equal(m2.x_units, m.x_units + 1)
 
