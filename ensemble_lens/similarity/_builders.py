@@ -14,6 +14,7 @@ from . import geometry as geo
 from ._cv_shape import cv_shape_metric
 from ._input import prepare_pair, safe_scale
 from ._names import Built
+from ._ridgecv import ridgecv_combine, ridgecv_state
 from ._states import (
     cca_combine,
     centred_state,
@@ -305,8 +306,19 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
     if variant == "neuroaimetrics":
         kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
         kw["cv"] = o.get("cv") or 5
+        states: dict[str, Any] = {}
+        if method != "pls":  # RidgeCV: the source's folds factored once per network
+            states = {
+                "prepare": partial(ridgecv_state, cv=kw["cv"]),
+                "combine": partial(ridgecv_combine, reverse=reverse),
+                "shares": "factor",
+            }
         return Built(
-            neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False, reverse=reverse
+            neuroai_predictivity,
+            {**kw, "reverse": reverse},
+            symmetric=False,
+            reverse=reverse,
+            **states,
         )
     if variant == "brainscore":
         kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}

@@ -142,6 +142,7 @@ def test_batched_families_do_their_per_network_work_once():
         assert out.attrs["states"] == k, (name, out.attrs["states"])
     # names that used to loop over pairs now share their per-network work
     for name in ("rsa", "mutual_knn", "linear_regression", "ridge-lambda=1-r2-cv=5folds-reverse",
+        "ridge-pearsonr-cv=5folds-reverse", "cca-squared_score", "pwcca-score", "bures_distance",
                  "linear_cka_debiased"):  # fmt: skip
         assert measure(name).shares != "none", name
 
