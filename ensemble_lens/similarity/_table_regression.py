@@ -7,9 +7,12 @@ NeuroAIMetrics, Brain-Score, brain_language_nlp; see ``_builders._registry_varia
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from ._builders import build_regression
 from ._names import Built, Family, Param
-from .predictivity import linear_predictivity
+from .predictivity import linear_predictivity, pred_combine, pred_state
 
 __all__ = ["regression_families"]
 
@@ -43,6 +46,18 @@ _REG_ORDER = (
     "median",
     "reverse",
 )
+
+
+def _build_predictivity(o: dict[str, Any], _out: str) -> Built:
+    """linear_predictivity; per network the factored training rows of its seeded folds."""
+    return Built(
+        linear_predictivity,
+        dict(o),
+        symmetric=False,
+        prepare=partial(pred_state, cv=o["cv"], seed=o["seed"]),
+        combine=pred_combine,
+        shares="factor",
+    )
 
 
 def regression_families() -> list[Family]:
@@ -114,7 +129,7 @@ def regression_families() -> list[Family]:
             "eigenvalue chosen by nested leave-one-out from a grid (seeded folds)",
             "regression",
             ("orthogonal", "isotropic-scaling"),
-            lambda o, _: Built(linear_predictivity, dict(o), symmetric=False),
+            _build_predictivity,
             (Param("cv", "cv", "int", 5), Param("seed", "seed", "int", 0)),
             listed=("linear_predictivity",),
             paper="this package",
