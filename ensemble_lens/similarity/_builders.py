@@ -309,7 +309,7 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
         states: dict[str, Any] = {}
         if method != "pls":  # RidgeCV: the source's folds factored once per network
             states = {
-                "prepare": partial(ridgecv_state, cv=kw["cv"]),
+                "prepare": partial(ridgecv_state, cv=int(kw["cv"])),
                 "combine": partial(ridgecv_combine, reverse=reverse),
                 "shares": "factor",
             }

@@ -341,7 +341,7 @@ def pairwise(
     if layers is not None:
         layers = [str(ly) for ly in layers]
         models, flat = flatten(inputs, layers)
-        out = pairwise(
+        flat_da = pairwise(
             flat,
             m,
             executor=executor,
@@ -352,8 +352,8 @@ def pairwise(
             device=device,
             precision=precision,
         )
-        out.attrs["requested"] = measure_attrs(m, metric, "")["requested"]
-        return unflatten(out, models, layers)
+        flat_da.attrs["requested"] = measure_attrs(m, metric, "")["requested"]
+        return unflatten(flat_da, models, layers)
     work: dict[str, Any] = {"states": 0, "notes": []}
     with collected() as info:
         names, out, method = _matrix(

@@ -72,7 +72,7 @@ def _train(n: int, test: np.ndarray) -> np.ndarray:
     return train
 
 
-def pred_state(x: np.ndarray, cv: int = 5, seed: int = 0) -> PredState:
+def pred_state(x: np.ndarray, cv: int = 5, seed: int | np.random.Generator = 0) -> PredState:
     """Per-network work of :func:`linear_predictivity` (as a source)."""
     if not 2 <= cv <= x.shape[0] // 2:
         raise ShapeError(f"cv: expected 2 <= cv <= n/2 = {x.shape[0] // 2}, got {cv}")
