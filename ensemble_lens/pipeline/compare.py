@@ -278,6 +278,7 @@ def _assemble(store: Any, layer: str, plan: BlockPlan, ids: list[str], scfg: Any
     import xarray as xr
 
     from ..similarity import measure
+    from ..similarity._meta import measure_attrs
 
     k, pos = len(ids), {m: i for i, m in enumerate(ids)}
     mats: dict[str, np.ndarray] = {}
@@ -294,11 +295,9 @@ def _assemble(store: Any, layer: str, plan: BlockPlan, ids: list[str], scfg: Any
     variables = {}
     for var, name, kw in metric_specs(scfg):
         m = measure(name, **kw)
-        attrs = {"metric": m.name, "kind": m.kind, "method": methods[var],
-                 **{key: repr(val) for key, val in kw.items()}}  # fmt: skip
-        variables[var] = _matrix(mats[var], ids, attrs)
+        variables[var] = _matrix(mats[var], ids, measure_attrs(m, name, methods[var]))
         if scfg.n_perm:
-            p_attrs = {"metric": m.name, "n_perm": scfg.n_perm, "seed": scfg.seed}
+            p_attrs = {**measure_attrs(m, name, "pairs"), "n_perm": scfg.n_perm, "seed": scfg.seed}
             variables[f"{var}_pvalue"] = _matrix(mats[f"{var}_pvalue"], ids, p_attrs)
     return xr.Dataset(variables)
 

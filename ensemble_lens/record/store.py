@@ -699,6 +699,54 @@ class StudyStore:
             ds = self._open(f"{kind}/{layer}")
             return _decode_strings(ds.load())
 
+    # ---------------------------------------------------------------- similarity results
+    def write_similarity(self, layer: str, result: xr.DataArray, name: str | None = None) -> str:
+        """Save a similarity matrix (a ``pairwise`` result) into ``similarity/<layer>``.
+
+        The matrix becomes the variable ``name`` (default: its canonical measure name,
+        ``result.attrs["metric"]``) of the layer's similarity Dataset, next to what the
+        compare stage wrote there, with every attr it carries (metric, requested, kind,
+        direction, parameters, method, dropped units, notes, version). A variable of the same
+        name is replaced. Returns the variable name; read it back with :meth:`read_similarity`.
+        """
+        import xarray as xr
+
+        self._writable()
+        if not isinstance(result, xr.DataArray) or "model" not in result.dims:
+            raise StoreError(
+                f"write_similarity: expected a pairwise result (xarray.DataArray with a 'model' "
+                f"dim), got {type(result).__name__}"
+            )
+        key = name or str(result.attrs.get("metric") or "")
+        if not key or "/" in key or key.startswith("__") or key in ("tag",):
+            raise StoreError(f"write_similarity: {key!r} is not a usable variable name")
+        _check_name("layer", layer)
+        old = (
+            self.read_result("similarity", layer) if self.result_tag("similarity", layer) else None
+        )
+        tag = old.attrs.get("tag", "user") if old is not None else "user"
+        ds = old.drop_vars(key, errors="ignore") if old is not None else xr.Dataset()
+        ds = ds.assign({key: result.rename(None)})
+        ds[key].attrs = {k: v for k, v in result.attrs.items() if v is not None}
+        self.write_result("similarity", layer, ds, tag)
+        return key
+
+    def read_similarity(self, layer: str, name: str | None = None) -> xr.DataArray:
+        """A similarity matrix saved in ``similarity/<layer>`` (by :meth:`write_similarity` or
+        the compare stage), with its attrs; ``name`` may be the variable name or the name the
+        measure was asked by (``attrs["requested"]``); it may be omitted when there is one."""
+        ds = self.read_result("similarity", layer)
+        names = [str(v) for v in ds.data_vars]
+        if name is None and len(names) == 1:
+            return ds[names[0]]
+        hits = [v for v in names if name in (v, ds[v].attrs.get("requested"))]
+        if name is None or not hits:
+            raise StoreError(
+                f"store {self.path}: layer {layer!r} has similarity results {names}; "
+                f"got name={name!r}"
+            )
+        return ds[hits[0]]
+
     # ---------------------------------------------------------------- similarity blocks
     def _blocks_dir(self, layer: str) -> Path:
         return self.path / BLOCKS / _check_name("layer", layer)
