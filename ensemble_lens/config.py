@@ -156,7 +156,6 @@ class RecordConfig(_Strict):
 
 def _check_metric_names(names: list[str]) -> list[str]:
     """Every name must be a Metric above or a registry name (``ensemble-lens measures``)."""
-    from .errors import ShapeError
     from .similarity import measure
 
     for name in names:
@@ -164,7 +163,7 @@ def _check_metric_names(names: list[str]) -> list[str]:
             continue
         try:
             measure(name)
-        except ShapeError as err:
+        except ValueError as err:  # UnknownMeasureError, MeasureParameterError, ShapeError
             raise ValueError(f"{err} (see `ensemble-lens measures`)") from None
     return names
 
