@@ -27,7 +27,7 @@ and gathered into ``--out``'s ``rows.json``.
 
     python scripts/bench_feynman.py --subset 8                  # the first 8 (fewest inputs)
     python scripts/bench_feynman.py --equations I.12.1,II.3.24 --noise 0,0.1
-    python scripts/bench_feynman.py --subset 100 --max-inputs 5 --profile configs/profiles/slurm.yaml
+    python scripts/bench_feynman.py --subset 100 --profile configs/profiles/slurm.yaml
 """
 
 from __future__ import annotations
@@ -208,11 +208,20 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
     opts_b = backend_options("operon", dict(cfg.distill.options), task)
     direct = [
         distill_component(
-            Xd[:n_train], yd[:n_train], names, X_test=Xd[n_train:], y_test=yd[n_train:],
-            X_extrap=X_ext, y_extrap=task.law(X_ext), backend="operon",
-            backend_options=opts_b, time_budget=cfg.distill.time_budget, seed=s,
-            truths=task.latents, component="direct",
-        )  # fmt: skip
+            Xd[:n_train],
+            yd[:n_train],
+            names,
+            X_test=Xd[n_train:],
+            y_test=yd[n_train:],
+            X_extrap=X_ext,
+            y_extrap=task.law(X_ext),
+            backend="operon",
+            backend_options=opts_b,
+            time_budget=cfg.distill.time_budget,
+            seed=s,
+            truths=task.latents,
+            component="direct",
+        )
         for s in cfg.distill.seeds
     ]
     row["direct"] = route_summary(direct, *args, time.perf_counter() - t0)
