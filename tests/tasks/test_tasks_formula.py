@@ -206,3 +206,9 @@ def test_formula_task_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_reachable_from_the_package_root():
+    import ensemble_lens as el
+
+    assert el.tasks.FormulaTask is FormulaTask and el.FormulaTask is FormulaTask
