@@ -263,6 +263,7 @@ def main() -> None:
     ap.add_argument("--max-points", type=int, default=500)
     ap.add_argument("--profile", default=None, help="execution profile YAML (default: serial)")
     ap.add_argument("--out", default="runs/bench_feynman")
+    ap.add_argument("--collect", action="store_true", help="only gather the rows written so far")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from ensemble_lens.config import ExecutionConfig
@@ -275,6 +276,10 @@ def main() -> None:
         "sr_seeds": [int(s) for s in args.sr_seeds.split(",")], "population": args.population,
         "generations": args.generations, "max_points": args.max_points,
     }  # fmt: skip
+    if args.collect:  # gather the rows written so far (a partial run), run nothing
+        rows = [json.loads(p.read_text()) for p in sorted(Path(args.out, "rows").glob("*.json"))]
+        print(markdown(rows))
+        return
     ex_cfg = ExecutionConfig(scheduler="serial")
     if args.profile:
         import yaml
@@ -291,10 +296,36 @@ def main() -> None:
         rows = [row for f in futures for row in f.result()]
     summary = {"command": vars(args), "rows": rows}
     Path(out, "rows.json").write_text(json.dumps(summary, indent=1))
-    for noise in noises:
+    print(markdown(rows))
+
+
+ROUTES = ("ensemble", "direct", "single")
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a markdown table, then the mean rate of each route per noise level."""
+    lines = [
+        "| equation | noise | min val R^2 | ensemble | direct | single | R^2 test / extrap. "
+        "(ens., direct, single) | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def r2(v: dict[str, Any]) -> str:
+        return f"{v.get('r2_test')} / {v.get('r2_extrapolation')}"
+
+    for r in sorted(rows, key=lambda r: (r["equation"], r["noise"])):
+        lines.append(
+            f"| {r['equation']} | {r['noise']:g} | {r['min_val_r2']} | "
+            + " | ".join(f"{r[k]['rate']:.2f}" for k in ROUTES)
+            + " | "
+            + "; ".join(r2(r[k]) for k in ROUTES)
+            + f" | {r['seconds']} |"
+        )
+    for noise in sorted({r["noise"] for r in rows}):
         sel = [r for r in rows if r["noise"] == noise]
-        rates = {k: np.mean([r[k]["rate"] for r in sel]) for k in ("ensemble", "direct", "single")}
-        print(f"noise {noise:g}: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))
+        rates = ", ".join(f"{k} {np.mean([r[k]['rate'] for r in sel]):.2f}" for k in ROUTES)
+        lines.append(f"\nnoise {noise:g} ({len(sel)} equations): {rates}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ def test_one_equation_one_row_resumable(tmp_path):
     stamp = row_file.stat().st_mtime_ns
     again = _run("--equations", "I.12.1", "--noise", "0.1", "--out", str(out), *TINY)
     assert again.returncode == 0 and row_file.stat().st_mtime_ns == stamp
+    # --collect gathers the rows written so far into the table, running nothing
+    table = _run("--collect", "--out", str(out))
+    assert table.returncode == 0 and "| I.12.1 | 0.1 |" in table.stdout
+    assert "noise 0.1 (1 equations): ensemble" in table.stdout
 
 
 def test_unknown_equation_is_one_line():
