@@ -50,11 +50,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FORMULA_TASK = "ensemble_lens.tasks.formula:FormulaTask"
+_FORMULA_KEYS = ("formula", "variables", "noise", "n", "extrapolation", "output")
+
+
 class TaskConfig(_Strict):
-    """Which task: a built-in name (``gravity``, ``spring`` ...) or ``"module:callable"``."""
+    """Which task: a built-in name (``gravity``, ``spring`` ...) or ``"module:callable"``, or
+    a law written as a formula::
+
+        task: {formula: "q1*q2/(4*pi*epsilon*r**2)", variables: {q1: [1, 5], ...},
+               noise: 0.01, n: 10000, extrapolation: 1.5, output: F}
+
+    The formula form is stored as ``name: ensemble_lens.tasks.formula:FormulaTask`` with the
+    keys as ``params`` (see :class:`ensemble_lens.tasks.FormulaTask`), and checked (formula,
+    variables, ranges) when the config is read.
+    """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "formula" not in data:
+            return data
+        extra = sorted(set(data) - set(_FORMULA_KEYS))
+        if extra:
+            raise ValueError(
+                f"a formula task takes {', '.join(_FORMULA_KEYS)}; unexpected key {extra[0]!r}"
+            )
+        if "variables" not in data:
+            raise ValueError("a formula task needs 'variables' ({name: [low, high], ...})")
+        return {"name": FORMULA_TASK, "params": dict(data)}
+
+    @model_validator(mode="after")
+    def _check_formula(self) -> TaskConfig:
+        if self.name == FORMULA_TASK:
+            from .errors import TaskError
+            from .tasks.formula import FormulaTask
+
+            try:
+                FormulaTask(**self.params)
+            except TaskError as err:
+                raise ValueError(str(err)) from None
+            except TypeError as err:
+                raise ValueError(f"formula task: {err}") from None
+        return self
 
 
 class ProbeConfig(_Strict):

@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 BackendName = Literal["operon", "sparse", "pysr"]
 
+#: the default unary primitives (pyoperon names) for a law of unknown form, offered beyond
+#: ``+ - * /`` and squares: what the laws of physics tables need (square roots, exponentials
+#: and logarithms, trigonometric functions and arcsin). Formula tasks search with it; a task's
+#: own ``sr_functions`` or a study's ``distill.functions`` replace it.
+DEFAULT_FUNCTIONS: tuple[str, ...] = ("sqrt", "exp", "log", "sin", "cos", "asin")
+
 
 @runtime_checkable
 class SRBackend(Protocol):

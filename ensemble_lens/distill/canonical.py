@@ -154,7 +154,7 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
         return expr
     forms = [expr]
     steps = [sympy.factor_terms, lambda e: sympy.cancel(sympy.together(e))]
-    if size <= simplify_max_nodes:
+    if size <= simplify_max_nodes and not _expands_functions(expr):
         steps.append(sympy.simplify)
     for step in steps:
         try:
@@ -162,6 +162,22 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
         except (sympy.PolynomialError, sympy.CoercionFailed, ValueError, TypeError) as err:
             logger.debug("tidy: %s failed on %s: %s", step, expr, err)
     return min(forms, key=complexity)
+
+
+def _expands_functions(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` raises a sum holding a function (``sin``, ``exp`` ...) to an integer
+    power of 3 or more: ``sympy.simplify`` expands and factors such a power (trigsimp) and can
+    take minutes on one small formula, e.g. ``(0.05*t + sin((0.2*t - 1.3)**2) - 0.2)**4``."""
+    for node in sympy.preorder_traversal(expr):
+        if (
+            isinstance(node, sympy.Pow)
+            and node.exp.is_Integer
+            and abs(int(node.exp)) >= 3
+            and isinstance(node.base, sympy.Add)
+            and node.base.atoms(sympy.Function)
+        ):
+            return True
+    return False
 
 
 def _drop_candidates(expr: sympy.Expr) -> list[sympy.Expr]:
