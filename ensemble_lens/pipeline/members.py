@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from typing import Any
 from ..config import StudyConfig, stable_hash
 from ..errors import ConfigError, IngestError
 from ..record.store import COMPLETE, open_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,25 @@ def is_done(store: Any, member: MemberSpec) -> bool:
     return store.model_attrs(member.id).get("tag") == member.tag
 
 
+def replay_epochs(store: Any, member: MemberSpec) -> int | None:
+    """The epochs a rebuild of ``member`` trains exactly: those of its last record (complete,
+    or left in staging by a killed recording) when that record has the member's tag and
+    ``train.max_seconds`` stopped it; else None (training is deterministic without the clock).
+    """
+    if member.source != "trained":
+        return None
+    attrs = store.last_attrs(member.id)
+    metrics = attrs.get("metrics") or {}
+    if attrs.get("tag") != member.tag or metrics.get("stopped_by") != "max_seconds":
+        return None
+    log.info(
+        "member %s: replaying the %d epochs of its record (stopped by train.max_seconds)",
+        member.id,
+        int(metrics["epochs"]),
+    )
+    return int(metrics["epochs"])
+
+
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Training and recording run with one torch thread, so results do not depend on where
@@ -252,7 +274,7 @@ def run_member(
         return _ingest_arrays(store, member, start)
     with one_torch_thread():
         task = task_of(cfg)
-        built = _build(task, member, cfg.execution.device)
+        built = _build(task, member, cfg.execution.device, replay_epochs(store, member))
         metrics = record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
@@ -429,9 +451,10 @@ def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:
 
 
 def _build(
-    task: Any, member: MemberSpec, device: str = "cpu"
+    task: Any, member: MemberSpec, device: str = "cpu", replay: int | None = None
 ) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
-    """(model, probe module, metrics, checkpoint bytes, input_fn) of one member."""
+    """(model, probe module, metrics, checkpoint bytes, input_fn) of one member; ``replay``:
+    see :func:`replay_epochs`."""
     from ..models.spec import ArchSpec, TrainSpec
     from ..models.train import save_checkpoint, train_member
 
@@ -456,13 +479,16 @@ def _build(
         member.seed,
         device=device,
         progress=lambda epoch, _row: emit(f"epochs {member.id}", epoch, train.epochs),
+        replay_epochs=replay,
     )
     return built_from_result(task, result)
 
 
 def built_from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
-    """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
-    metrics = {k: float(v) for k, v in result.metrics.items()}
+    """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`; its
+    metrics also say why training stopped (``stopped_by``: epochs, patience, max_seconds)."""
+    metrics: dict[str, Any] = {k: float(v) for k, v in result.metrics.items()}
+    metrics["stopped_by"] = result.stopped_by
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
 
 

@@ -49,6 +49,7 @@ from .explain import (
     pareto_mask,
     seed_rule,
 )
+from .stops import stopped_early
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -186,6 +187,7 @@ def provenance(store: StudyStore) -> dict[str, Any]:
     out: dict[str, Any] = {key: to_json(attrs.get(key)) for key in _PROVENANCE_KEYS}
     out["other_attrs"] = to_json({k: v for k, v in attrs.items() if k not in _PROVENANCE_KEYS})
     out["models"] = [_model_entry(store, m) for m in store.models]
+    out["stopped_early"] = stopped_early(out["models"])  # members the clock stopped
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import figures
 from .html import ARCH_NAME_KEYS, FigureSink, Num, Raw, details, duration, esc, fmt, note, table
+from .stops import stopped_early, stopped_early_line
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
@@ -98,6 +99,8 @@ def provenance_section(results: dict[str, Any]) -> str:
         )
     ]
     parts.append("<h3>Ensemble members</h3>")
+    if clock := stopped_early_line(stopped_early(prov["models"])):
+        parts.append(note(clock))
     parts.append(
         _members_table(prov["models"]) if prov["models"] else note("The store holds no models.")
     )
