@@ -29,7 +29,6 @@ def result(splits) -> FormulaResult:
         y_test=2.5 * t,
         backend="operon",
         seed=3,
-        time_budget=60,
         X_extrap=Xe,
         y_extrap=2.5 * force(Xe),
         truths={"m_r": M * R, "force_x": TRUTH},
