@@ -28,9 +28,9 @@ from .members import (
     is_done,
     one_torch_thread,
     record_member,
-    replay_epochs,
     run_member,
 )
+from .replay import replay_epochs
 
 log = logging.getLogger(__name__)
 

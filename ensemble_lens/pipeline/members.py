@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ from typing import Any
 from ..config import StudyConfig, stable_hash
 from ..errors import ConfigError, IngestError
 from ..record.store import COMPLETE, open_store
-
-log = logging.getLogger(__name__)
+from .replay import replay_epochs
 
 
 @dataclass(frozen=True)
@@ -220,25 +218,6 @@ def is_done(store: Any, member: MemberSpec) -> bool:
     if store.status(member.id) != COMPLETE:
         return False
     return store.model_attrs(member.id).get("tag") == member.tag
-
-
-def replay_epochs(store: Any, member: MemberSpec) -> int | None:
-    """The epochs a rebuild of ``member`` trains exactly: those of its last record (complete,
-    or left in staging by a killed recording) when that record has the member's tag and
-    ``train.max_seconds`` stopped it; else None (training is deterministic without the clock).
-    """
-    if member.source != "trained":
-        return None
-    attrs = store.last_attrs(member.id)
-    metrics = attrs.get("metrics") or {}
-    if attrs.get("tag") != member.tag or metrics.get("stopped_by") != "max_seconds":
-        return None
-    log.info(
-        "member %s: replaying the %d epochs of its record (stopped by train.max_seconds)",
-        member.id,
-        int(metrics["epochs"]),
-    )
-    return int(metrics["epochs"])
 
 
 @contextlib.contextmanager
