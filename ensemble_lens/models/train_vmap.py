@@ -44,6 +44,7 @@ from torch.func import functional_call, vmap
 from ensemble_lens.errors import ConfigError, ExecutionError
 from ensemble_lens.models.spec import ArchSpec, TrainSpec
 from ensemble_lens.models.train import (
+    StopReason,
     TrainResult,
     _out_of_time,
     _scheduler,
@@ -101,7 +102,7 @@ class _Stack:
         self.best_loss = [math.inf] * self.m
         self.best_epoch = [0] * self.m
         self.stopped_at: list[int | None] = [None] * self.m
-        self.stopped_by = ["epochs"] * self.m
+        self.stopped_by: list[StopReason] = ["epochs"] * self.m
         self.replay = replay
 
     def losses(self, batch: dict[str, torch.Tensor], shared: bool) -> torch.Tensor:
