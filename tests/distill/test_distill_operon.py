@@ -79,7 +79,10 @@ def test_formula_record_has_the_contract_keys_and_is_json(result):
         "backend",
         "seed",
         "seconds",
+        "search_budget",
     }
+    assert record["search_budget"]["by"] == "work"  # no time budget: the same on any load
+    assert record["search_budget"]["generations"] == 100
     back = json.loads(json.dumps(record, allow_nan=False))
     assert back["expression"] == "5*dx*m/(2*r**3)" and back["backend"] == "operon"
     assert sympy.parse_expr(back["expression"]) == result.expr
