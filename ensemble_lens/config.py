@@ -270,7 +270,11 @@ class ConsensusConfig(_Strict):
 class DistillConfig(_Strict):
     enabled: bool = True
     backend: Literal["operon", "sparse", "pysr"] = "operon"
-    time_budget: float = Field(default=30.0, gt=0.0)
+    #: seconds per formula search, or None (default): the search is bounded by its work
+    #: budget (``options``: operon ``generations``/``population_size``/``max_evaluations``,
+    #: pysr ``niterations``), so the same config gives the same formulas on a busy or an
+    #: idle machine; a time budget makes them depend on the load (recorded per formula)
+    time_budget: float | None = Field(default=None, gt=0.0)
     seeds: list[int] = Field(default_factory=lambda: [0])
     max_points: int = Field(default=800, ge=20)
     #: reduce each invariant's formula modulo the others' where simpler (monotone latents)
@@ -313,7 +317,9 @@ class TemplatesConfig(_Strict):
 
     enabled: bool = False
     backend: Literal["auto", "fourier", "operon", "sparse", "pysr"] = "auto"
-    time_budget: float = Field(default=10.0, gt=0.0)
+    #: seconds per member-component search, or None (default): work budget only (as
+    #: ``distill.time_budget``)
+    time_budget: float | None = Field(default=None, gt=0.0)
     max_components: int = Field(default=3, ge=1)
     variance_keep: float = Field(default=0.9, gt=0.0, le=1.0)
     r2_threshold: float = Field(default=0.9, gt=0.0, le=1.0)

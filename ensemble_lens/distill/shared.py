@@ -220,7 +220,7 @@ def _member_formulas(
     seed: int,
     backend: Any = "operon",
     backend_options: Mapping[str, Any] | None = None,
-    time_budget: float = 10.0,
+    time_budget: float | None = None,
     executor: Any = None,
     min_r2: float = 0.5,
     r2_tolerance: float = 0.01,
@@ -304,9 +304,10 @@ def shared_templates(
         The rule of :func:`~ensemble_lens.distill.verdict.formula_failure`.
     **options
         Of the per-member searches: ``backend`` (a name or an SRBackend, default operon),
-        ``backend_options``, ``time_budget`` (seconds per component), ``executor`` (one task
-        per member component), ``min_r2`` (0.5: below it a component has no formula),
-        ``r2_tolerance`` (0.01: the simplest front formula this close to the best test R^2).
+        ``backend_options``, ``time_budget`` (seconds per search; None: work budget only),
+        ``executor`` (one task per member component), ``min_r2`` (0.5: below it a component
+        has no formula), ``r2_tolerance`` (0.01: the simplest front formula this close to
+        the best test R^2).
 
     Returns
     -------

@@ -67,8 +67,9 @@ class DistillSettings:
     backend : {"operon", "sparse", "pysr"}
     options : mapping
         The backend's constructor options.
-    time_budget : float
-        Seconds per search.
+    time_budget : float or None
+        Seconds per search; None (default): the backend's work budget only (generations,
+        iterations), so the formulas do not depend on the machine's load.
     seeds : sequence of int
         Every basis component is searched once per seed.
     reduce : bool
@@ -85,7 +86,7 @@ class DistillSettings:
 
     backend: str = "operon"
     options: Mapping[str, Any] = field(default_factory=dict)
-    time_budget: float = 30.0
+    time_budget: float | None = None
     seeds: Sequence[int] = (0,)
     reduce: bool = True
     max_extrapolation_drop: float = 0.5

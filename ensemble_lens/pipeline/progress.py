@@ -125,6 +125,8 @@ def print_summary(result: Any) -> None:
         text = f"{len(outcome)} members built" if isinstance(outcome, list) else str(outcome)
         table.add_row(stage, f"{seconds:.1f}", text)
     console.print(table)
+    if clock := _stopped_early(result.store):
+        console.print(f"[bold yellow]{clock}[/]")
     for f in formulas:
         cons = f.get("constants") or {}
         if f.get("expression") is not None and cons.get("best_from_extrapolation"):
@@ -137,3 +139,11 @@ def print_summary(result: Any) -> None:
     console.print(f"store: {store.path}")
     if result.report:
         console.print(f"report: {result.report}")
+
+
+def _stopped_early(store: Any) -> str:
+    """The summary line naming the members that ``train.max_seconds`` stopped, or ``""``."""
+    from ..report.stops import stopped_early, stopped_early_line
+
+    entries = [{"id": m, "attrs": store.model_attrs(m)} for m in store.complete_models]
+    return stopped_early_line(stopped_early(entries))

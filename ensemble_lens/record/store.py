@@ -460,6 +460,20 @@ class StudyStore:
         """Attributes of a complete model: status, seed, architecture, task, metrics, ..."""
         return _read_attrs(self._require_model(model_id))
 
+    def last_attrs(self, model_id: str) -> dict[str, Any]:
+        """Attributes of the model's last record, complete or left unfinished in staging (a
+        killed recording), or ``{}`` when there is none or it does not read: what a rebuild
+        consults to replay the member (its recorded epochs), never a result."""
+        staged = self._staged_models().get(model_id)
+        for group in (self._model_dir(model_id), staged):
+            if group is None:
+                continue
+            try:
+                return _read_attrs(group)
+            except (StoreError, OSError, ValueError):
+                continue
+        return {}
+
     def layers(self, model_id: str) -> list[str]:
         """Names of the layers recorded for a model, sorted."""
         acts = self._require_model(model_id) / "acts"

@@ -56,6 +56,7 @@ from .explain import (
     seed_rule,
 )
 from .findings import build_findings
+from .stops import stopped_early
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -198,6 +199,7 @@ def provenance(store: StudyStore) -> dict[str, Any]:
     twins = sum(m["attrs"].get("source") == "untrained" for m in out["models"])
     out["n_members"] = len(out["models"]) - twins
     out["n_untrained_twins"] = twins
+    out["stopped_early"] = stopped_early(out["models"])  # members the clock stopped
     return out
 
 
