@@ -57,12 +57,17 @@ _LAZY = {
     "make_executor": "ensemble_lens.execution",
     "get_task": "ensemble_lens.tasks",
     "Task": "ensemble_lens.tasks",
+    "FormulaTask": "ensemble_lens.tasks",
 }
+# subpackages reachable as attributes (``el.tasks.FormulaTask``), imported on first access
+_SUBPACKAGES = {"tasks", "similarity", "align", "consensus", "distill", "execution"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"ensemble_lens.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ensemble_lens' has no attribute {name!r}")

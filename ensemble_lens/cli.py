@@ -71,7 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--verify",
         action="store_true",
-        help="read every chunk of every array and list what is damaged (exit 1 if any)",
+        help="check every part of the store (metadata, chunks, content digests) and list "
+        "what is damaged with the command that repairs it (exit 1 if any)",
+    )
+    sp.add_argument(
+        "--results",
+        action="store_true",
+        help="with --verify: recompute a sample of the stored results from the stored "
+        "activations and say whether they agree (exit 1 if not)",
     )
     sp.add_argument("--scheduler", help="executor for --verify (default: serial below 1 GB)")
     sp.add_argument("--workers", type=int, help="worker processes for --verify")
@@ -160,8 +167,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL",
-        help="rebuild this member even if stored complete (repeatable), e.g. after "
-        "`inspect --verify` found it damaged",
+        help="rebuild this member even if stored complete (repeatable), or write a part of "
+        "the store again (root, probe, similarity/LAYER, consensus/LAYER, distill), e.g. "
+        "after `inspect --verify` found it damaged",
+    )
+    p.add_argument(
+        "--add-members",
+        action="store_true",
+        help="let this config add members to the study in the store (its other members and "
+        "probe must be the store's); without it a config with other members is refused",
     )
 
 
@@ -217,6 +231,7 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress,
             redo=args.redo,
             wait=args.wait,
+            add_members=args.add_members,
         )
     from .pipeline.progress import print_summary
 
@@ -231,9 +246,11 @@ def _inspect(args: argparse.Namespace) -> int:
     from .record.summary import store_renderables
 
     console = Console()
-    store = open_store(args.store, mode="r")
     if args.verify:
-        return _verify(store, args)
+        return _verify(args)
+    if args.results:
+        raise StoreError("inspect --results: expected it with --verify")
+    store = open_store(args.store, mode="r")
     from .report.results import collect_results
     from .report.terminal import findings_renderables, summary_renderables
 
@@ -256,21 +273,42 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(store: Any, args: argparse.Namespace) -> int:
-    """Read every chunk; exit 0 when all are sound, 1 with one line per damaged chunk."""
+def _verify(args: argparse.Namespace) -> int:
+    """Check everything; exit 0 when all is sound, 1 with one line per damage (and, with
+    ``--results``, per recomputed value that disagrees)."""
+    from pathlib import Path
+
     from .execution import make_executor
     from .record.verify import verify_store
 
-    scheduler = args.scheduler or ("local" if _size(store.path) > 2**30 else "serial")
+    path = Path(args.store)
+    if not path.is_dir():
+        raise StoreError(f"no study store at {path} (expected a Zarr v3 directory)")
+    scheduler = args.scheduler or ("local" if _size(path) > 2**30 else "serial")
     with make_executor(scheduler, workers=args.workers) as executor:
-        damage = verify_store(store, executor if scheduler != "serial" else None)
-    if not damage:
-        print(f"verified {store.path}: every chunk of every array reads back")
-        return 0
+        damage = verify_store(path, executor if scheduler != "serial" else None)
     for d in damage:
-        print(f"damaged: {d.line(store.path)}")
-    print(f"{len(damage)} damaged chunk(s) in {store.path}", file=sys.stderr)
-    return 1
+        print(f"damaged: {d.line(path)}")
+    if damage:
+        print(f"{len(damage)} damaged part(s) in {path}", file=sys.stderr)
+        return 1
+    print(
+        f"verified {path}: metadata, every chunk of every array and every content digest read back"
+    )
+    if not args.results:
+        return 0
+    from .pipeline.recheck import recheck_results
+    from .record.store import open_store
+
+    checks = recheck_results(open_store(path, mode="r"))
+    for c in checks:
+        print(c.line())
+    bad = [c for c in checks if not c.agrees]
+    if bad:
+        print(f"{len(bad)} of {len(checks)} rechecks disagree in {path}", file=sys.stderr)
+        return 1
+    print(f"{len(checks)} rechecks of stored results agree with the stored activations")
+    return 0
 
 
 def _size(path: Any) -> int:
@@ -278,10 +316,15 @@ def _size(path: Any) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pipeline.runner import refuse_damage
     from .record.store import open_store
     from .report import build_report
 
-    paths = build_report(open_store(args.store, mode="r"), out_dir=args.out)
+    store = open_store(args.store, mode="r")
+    refuse_damage(Path(args.store), ("report",), ())  # what the report describes is sound
+    paths = build_report(store, out_dir=args.out)
     print(f"wrote {paths.html} and {paths.json}")
     return 0
 

@@ -50,11 +50,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FORMULA_TASK = "ensemble_lens.tasks.formula:FormulaTask"
+_FORMULA_KEYS = ("formula", "variables", "noise", "n", "extrapolation", "output")
+
+
 class TaskConfig(_Strict):
-    """Which task: a built-in name (``gravity``, ``spring`` ...) or ``"module:callable"``."""
+    """Which task: a built-in name (``gravity``, ``spring`` ...) or ``"module:callable"``, or
+    a law written as a formula::
+
+        task: {formula: "q1*q2/(4*pi*epsilon*r**2)", variables: {q1: [1, 5], ...},
+               noise: 0.01, n: 10000, extrapolation: 1.5, output: F}
+
+    The formula form is stored as ``name: ensemble_lens.tasks.formula:FormulaTask`` with the
+    keys as ``params`` (see :class:`ensemble_lens.tasks.FormulaTask`), and checked (formula,
+    variables, ranges) when the config is read.
+    """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "formula" not in data:
+            return data
+        extra = sorted(set(data) - set(_FORMULA_KEYS))
+        if extra:
+            raise ValueError(
+                f"a formula task takes {', '.join(_FORMULA_KEYS)}; unexpected key {extra[0]!r}"
+            )
+        if "variables" not in data:
+            raise ValueError("a formula task needs 'variables' ({name: [low, high], ...})")
+        return {"name": FORMULA_TASK, "params": dict(data)}
+
+    @model_validator(mode="after")
+    def _check_formula(self) -> TaskConfig:
+        if self.name == FORMULA_TASK:
+            from .errors import TaskError
+            from .tasks.formula import FormulaTask
+
+            try:
+                FormulaTask(**self.params)
+            except TaskError as err:
+                raise ValueError(str(err)) from None
+            except TypeError as err:
+                raise ValueError(f"formula task: {err}") from None
+        return self
 
 
 class ProbeConfig(_Strict):
@@ -156,7 +197,6 @@ class RecordConfig(_Strict):
 
 def _check_metric_names(names: list[str]) -> list[str]:
     """Every name must be a Metric above or a registry name (``ensemble-lens measures``)."""
-    from .errors import ShapeError
     from .similarity import measure
 
     for name in names:
@@ -164,7 +204,7 @@ def _check_metric_names(names: list[str]) -> list[str]:
             continue
         try:
             measure(name)
-        except ShapeError as err:
+        except ValueError as err:  # UnknownMeasureError, MeasureParameterError, ShapeError
             raise ValueError(f"{err} (see `ensemble-lens measures`)") from None
     return names
 
@@ -230,7 +270,11 @@ class ConsensusConfig(_Strict):
 class DistillConfig(_Strict):
     enabled: bool = True
     backend: Literal["operon", "sparse", "pysr"] = "operon"
-    time_budget: float = Field(default=30.0, gt=0.0)
+    #: seconds per formula search, or None (default): the search is bounded by its work
+    #: budget (``options``: operon ``generations``/``population_size``/``max_evaluations``,
+    #: pysr ``niterations``), so the same config gives the same formulas on a busy or an
+    #: idle machine; a time budget makes them depend on the load (recorded per formula)
+    time_budget: float | None = Field(default=None, gt=0.0)
     seeds: list[int] = Field(default_factory=lambda: [0])
     max_points: int = Field(default=800, ge=20)
     #: reduce each invariant's formula modulo the others' where simpler (monotone latents)
@@ -273,7 +317,9 @@ class TemplatesConfig(_Strict):
 
     enabled: bool = False
     backend: Literal["auto", "fourier", "operon", "sparse", "pysr"] = "auto"
-    time_budget: float = Field(default=10.0, gt=0.0)
+    #: seconds per member-component search, or None (default): work budget only (as
+    #: ``distill.time_budget``)
+    time_budget: float | None = Field(default=None, gt=0.0)
     max_components: int = Field(default=3, ge=1)
     variance_keep: float = Field(default=0.9, gt=0.0, le=1.0)
     r2_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
@@ -289,8 +335,14 @@ class GroupsConfig(_Strict):
     ``per_group`` and there are several."""
 
     enabled: bool = False
-    # a list: each tested at alpha / len (Bonferroni), the smallest p decides
-    metric: Metric | Annotated[list[Metric], Field(min_length=1)] = "linear_cka"
+    # a list: each tested at alpha / len (Bonferroni), the smallest p decides. The default
+    # pairs a global measure (linear CKA: members that share a subspace) with a local one
+    # (mutual kNN overlap: members whose neighbourhoods agree, which tells Clock from Pizza
+    # networks that pick their own frequencies); a default metric the similarity stage did
+    # not compute is computed for the groups alone
+    metric: Metric | Annotated[list[Metric], Field(min_length=1)] = Field(
+        default_factory=lambda: ["linear_cka", "mutual_knn"]
+    )
     n_perm: int = Field(default=499, ge=19)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     max_groups: int = Field(default=4, ge=2)

@@ -31,6 +31,18 @@ class ShapeError(EnsembleLensError, ValueError):
     """Arrays have the wrong shape, mismatched samples, or non-finite values."""
 
 
+class NonFiniteError(EnsembleLensError, ValueError):
+    """Input activations hold NaN or infinite values (the message names the input and count)."""
+
+
+class UnknownMeasureError(EnsembleLensError, ValueError):
+    """A similarity measure's name is unknown or removed (the message lists the known names)."""
+
+
+class MeasureParameterError(EnsembleLensError, ValueError):
+    """A similarity measure's name or options hold an invalid parameter value."""
+
+
 class IngestError(EnsembleLensError, ValueError):
     """A model or activation file could not be ingested."""
 
@@ -57,3 +69,7 @@ class DroppedUnitsWarning(EnsembleLensWarning):
 
 class IllConditionedWarning(EnsembleLensWarning):
     """A computation is statistically meaningless as asked (e.g. CCA with d >= n)."""
+
+
+class GradientDetachedWarning(EnsembleLensWarning):
+    """A torch tensor that requires grad was detached (similarity values carry no gradient)."""

@@ -10,11 +10,18 @@ reported: on a shared, loaded machine the CPU time of a one-thread side is the s
 A second table compares ``pairwise`` with a loop over pairs through the single-pair function of
 the same measure.
 
-Usage::
+Our side runs under every name of the measure (``NAMES``: standardized names and aliases
+give the same path, so the same time) and, for the moments-based measures, also with
+``precision="float32"`` (its largest deviation from float64 is reported). netrep's side is its
+own ``netrep.multiset.pairwise_distances`` (one process), or a loop of ``LinearMetric`` fits
+where that function is missing.
 
-    PYTHONPATH=. python scripts/bench_peers.py                  # K=20, a few minutes
-    PYTHONPATH=. python scripts/bench_peers.py --k 64 --only rsa,cka
-    PYTHONPATH=. python scripts/bench_peers.py --netrep-src /tmp/netrep
+Usage (on a quiet machine; each side runs in its own process)::
+
+    PYTHONPATH=. python scripts/bench_peers.py --tiny          # a check that every side runs
+    PYTHONPATH=. python scripts/bench_peers.py --ks 20,64 --only rsa
+    PYTHONPATH=. python scripts/bench_peers.py --full --only shape,cca --netrep-src /tmp/netrep
+    PYTHONPATH=. python scripts/bench_peers.py                  # K=20, everything
 """
 
 from __future__ import annotations
@@ -37,7 +44,32 @@ MEASURES: dict[str, tuple[str, int, int]] = {
     "cca": ("cca-score", 2000, 128),
     "predictivity": ("ridge-lambda=1-pearsonr-cv=5folds", 1000, 32),
 }
-FULL = {"shape": (5000, 256), "cca": (5000, 256)}
+FULL = {"rsa": (1000, 256), "shape": (5000, 256), "cca": (5000, 256)}
+#: every name of a measure (standardized names and aliases), each timed on our side
+NAMES: dict[str, tuple[str, ...]] = {
+    "rsa": ("rsa-rdm=correlation-compare=spearman", "rsa"),
+    "cka": ("cka-kernel=(rbf-sigma=8.0)-hsic=gretton-score",),
+    "shape": (
+        "procrustes-distance=angular",
+        "procrustes-score",
+        "nbs-distance=angular",
+        "orthogonal_angular_shape_metric_centered",
+        "shape_metric-alpha=1.0-distance=angular",
+        "shape_distance",
+        "procrustes_similarity",
+    ),
+    "cca": (
+        "cca-score",
+        "cca-distance=angular",
+        "shape_metric-alpha=0.0-distance=angular",
+        "svcca-score",
+        "mean_cca",
+    ),
+    "predictivity": ("ridge-lambda=1-pearsonr-cv=5folds",),
+}
+#: measures with a float32 route (``device="torch-cpu", precision="float32"``: the moments
+#: pass as float32 GEMMs, factorisations in float64)
+FLOAT32 = ("shape", "cca")
 
 
 def make_data(k: int, n: int, d: int, seed: int = 0) -> list[np.ndarray]:
@@ -58,16 +90,27 @@ def _rss_mb() -> float:
 MAX_BYTES = [2**30]
 
 
+#: the name our side runs under (set per child process by ``--name``)
+NAME = [""]
+PRECISION = ["float64"]
+
+
 def ours(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     from ensemble_lens.similarity import pairwise
 
-    return pairwise(nets, MEASURES[measure][0], n_jobs=1, max_bytes=MAX_BYTES[0]).values
+    name = NAME[0] or MEASURES[measure][0]
+    # the float32 route: the moments pass as float32 torch GEMMs (numpy's is float64 only)
+    device = "torch-cpu" if PRECISION[0] == "float32" else "cpu"
+    out = pairwise(
+        nets, name, n_jobs=1, max_bytes=MAX_BYTES[0], device=device, precision=PRECISION[0]
+    )
+    return out.values
 
 
 def ours_loop(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     from ensemble_lens.similarity import measure as get
 
-    m = get(MEASURES[measure][0])
+    m = get(NAME[0] or MEASURES[measure][0])
     k = len(nets)
     out = np.zeros((k, k))
     for i in range(k):
@@ -97,6 +140,13 @@ def netrep_side(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     from netrep.metrics import LinearMetric
 
     metric = LinearMetric(alpha=1.0 if measure == "shape" else 0.0, score_method="angular")
+    try:
+        from netrep.multiset import pairwise_distances
+    except ImportError:
+        pairwise_distances = None
+    if pairwise_distances is not None:  # netrep's own all-pairs routine, one process
+        out = pairwise_distances(metric, nets, processes=1, verbose=False)
+        return np.asarray(out[0] if isinstance(out, tuple) else out)
     k = len(nets)
     out = np.zeros((k, k))
     for i in range(k):  # netrep's own pairwise_distances uses a process pool; one thread here
@@ -150,8 +200,13 @@ IMPORTS = {
 }
 
 
+TINY = [False]
+
+
 def sizes(measure: str, full: bool) -> tuple[int, int]:
     """(n, d) of a measure's data."""
+    if TINY[0]:
+        return 60, 8
     if full and measure in FULL:
         return FULL[measure]
     return MEASURES[measure][1], MEASURES[measure][2]
@@ -175,25 +230,21 @@ def run_side(side: str, measure: str, k: int, threads: int, full: bool = False) 
         vals = SIDES[side](measure, nets)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     vals = np.asarray(vals, dtype=float)
-    return {"seconds": secs, "cpu": cpu, "peak_mb": _rss_mb() - base, "sample": float(vals[0, 1])}
+    out = {"seconds": secs, "cpu": cpu, "peak_mb": _rss_mb() - base, "sample": float(vals[0, 1])}
+    if side == "ours" and PRECISION[0] == "float32":  # its error against float64
+        PRECISION[0] = "float64"
+        out["max_error"] = float(np.max(np.abs(vals - np.asarray(ours(measure, nets)))))
+    return out
 
 
-def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        side,
-        "--only",
-        measure,
-        "--k",
-        str(args.k),
-        "--threads",
-        str(args.threads),
-        "--max-bytes",
-        str(args.max_bytes),
-    ]
+def _child(
+    side: str, measure: str, args: argparse.Namespace, name: str = "", precision: str = "float64"
+) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", side, "--only", measure, "--k", str(args.k)]
+    cmd += ["--threads", str(args.threads), "--max-bytes", str(args.max_bytes)]
+    cmd += ["--name", name, "--precision", precision] if name else []
     cmd += ["--full"] if args.full else []
+    cmd += ["--tiny"] if args.tiny else []
     if args.netrep_src:
         cmd += ["--netrep-src", args.netrep_src]
     try:
@@ -208,47 +259,67 @@ def _child(side: str, measure: str, args: argparse.Namespace) -> dict[str, Any]:
 def _fmt(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"n/a ({r['error'][:60]})"
-    return f"{r['seconds']:8.2f} s {r['cpu']:8.2f} s cpu {r['peak_mb']:8.1f} MB"
+    err = f"  max |float32 - float64| {r['max_error']:.1e}" if "max_error" in r else ""
+    return f"{r['seconds']:8.2f} s {r['cpu']:8.2f} s cpu {r['peak_mb']:8.1f} MB{err}"
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=20, help="networks (K x K pairs)")
+    ap.add_argument("--ks", default="", help="comma-separated K values (default: --k)")
     ap.add_argument("--only", default=",".join(MEASURES), help="comma-separated measures")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads of every side")
     ap.add_argument("--netrep-src", help="root of a netrep checkout (it is not on PyPI)")
     ap.add_argument("--no-loop", action="store_true", help="skip the pair-by-pair comparison")
-    ap.add_argument("--full", action="store_true", help="shape and cca at n=5000, d=256")
+    ap.add_argument("--full", action="store_true", help="the issue's sizes (RSA n=1000, d=256; "
+                    "shape and cca n=5000, d=256)")  # fmt: skip
+    ap.add_argument("--tiny", action="store_true", help="n=60, d=8, K=4: check every side runs")
     ap.add_argument("--side-timeout", type=int, default=600, help="seconds per side")
     ap.add_argument("--max-bytes", type=int, default=2**30, help="pairwise(max_bytes=) of ours")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--name", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="float64", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.netrep_src:
         sys.path.insert(0, args.netrep_src)
-    MAX_BYTES[0] = args.max_bytes
+    MAX_BYTES[0], TINY[0] = args.max_bytes, args.tiny
+    NAME[0], PRECISION[0] = args.name, args.precision
     if args.child:
         print(json.dumps(run_side(args.child, args.only, args.k, args.threads, args.full)))
         return
-    print(
-        f"K={args.k}, {args.threads} BLAS thread(s), max_bytes={args.max_bytes}; "
-        "wall time, CPU time and peak RSS above the loaded data"
-    )
-    for measure in args.only.split(","):
-        name = MEASURES[measure][0]
-        n, d = sizes(measure, args.full)
-        print(f"\n{measure}: {name}  (n={n}, d={d})")
-        mine = _child("ours", measure, args)
-        print(f"  {'ensemble_lens':<22}{_fmt(mine)}")
-        sides = PEERS[measure] + ([] if args.no_loop else ["ours_loop"])
-        for side in sides:
-            r = _child(side, measure, args)
-            ratio = (
-                f"  x{r['seconds'] / mine['seconds']:.1f} time, x{r['cpu'] / mine['cpu']:.1f} cpu"
-                if "error" not in r and "error" not in mine
-                else ""
-            )
-            label = "pair by pair (ours)" if side == "ours_loop" else side
-            print(f"  {label:<22}{_fmt(r)}{ratio}")
+    ks = [4] if args.tiny else [int(k) for k in (args.ks or str(args.k)).split(",")]
+    for k in ks:
+        args.k = k
+        print(f"\nK={k}, {args.threads} BLAS thread(s), max_bytes={args.max_bytes}; "
+              "wall time, CPU time and peak RSS above the loaded data")  # fmt: skip
+        for measure in args.only.split(","):
+            _report(measure, args)
+
+
+def _report(measure: str, args: argparse.Namespace) -> None:
+    """One measure: ours under every name (and float32), then each peer with ratios."""
+    n, d = sizes(measure, args.full)
+    print(f"\n{measure}  (n={n}, d={d})")
+    runs = [(name, "float64") for name in NAMES[measure]]
+    runs += [(NAMES[measure][0], "float32")] if measure in FLOAT32 else []
+    mine = {}
+    for name, precision in runs:
+        r = _child("ours", measure, args, name, precision)
+        mine[(name, precision)] = r
+        label = name if precision == "float64" else f"{name} [float32]"
+        print(f"  {label:<48}{_fmt(r)}")
+    base = mine[(NAMES[measure][0], "float64")]
+    sides = PEERS[measure] + ([] if args.no_loop else ["ours_loop"])
+    for side in sides:
+        r = _child(side, measure, args, NAMES[measure][0])
+        label = "pair by pair (ours)" if side == "ours_loop" else side
+        print(f"  {label:<48}{_fmt(r)}")
+        for (name, precision), m in mine.items():
+            if "error" not in r and "error" not in m:
+                print(f"    {side} / {name} [{precision}]: x{r['seconds'] / m['seconds']:.1f} "
+                      f"time, x{r['cpu'] / m['cpu']:.1f} cpu")  # fmt: skip
+    if "error" in base:
+        print(f"  (ours failed: {base['error']})")
 
 
 if __name__ == "__main__":

@@ -436,7 +436,13 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=6)
     ap.add_argument("--singles", type=int, default=4, help="single networks compared")
     ap.add_argument("--sr-seeds", default="0,1,2")
-    ap.add_argument("--budget", type=float, default=8.0, help="SR seconds per component")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="SR seconds per component (default: none, the backend's work budget decides, so "
+        "the rows do not depend on the machine's load)",
+    )
     ap.add_argument("--backend", default="operon", choices=["operon", "sparse"])
     ap.add_argument("--probe", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)

@@ -15,3 +15,22 @@ def probe_store(tmp_path):
     x = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
     store.write_probe(x, ["a", "b", "c"], truth={"ab": x[:, 0] * x[:, 1]})
     return store
+
+
+@pytest.fixture
+def cpu_hog():
+    """Start busy-loop processes beside the test (a busy machine on demand): call it with the
+    number of processes; each is ended, by its own pid, when the test ends."""
+    import subprocess
+    import sys
+
+    procs: list[subprocess.Popen] = []
+
+    def start(n: int = 2) -> None:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()

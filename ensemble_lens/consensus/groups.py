@@ -21,6 +21,15 @@ test accounts for the split being chosen to look separated). More than one group
 ``p = (1 + #{null >= observed}) / (1 + n_perm) <= alpha`` and the smaller side of the split
 has at least ``min_size`` members; the number of groups is then the cut (2 .. ``max_groups``,
 every group at least ``min_size``) with the best silhouette.
+
+Clusters, not a continuum: members whose constants spread smoothly (each its own frequency
+along a range) are not groups, yet a continuum cut in two beats the null (its two ends are
+far apart). Groups are therefore claimed only when they are *separated*: the Dunn index of
+the cut, the smallest distance between members of different groups over the largest distance
+within a group, must exceed :data:`MIN_DUNN` = 1 (every member nearer to every member of its
+own group than to any other group's) for some cut into 2 .. ``max_groups`` groups; the
+separated cut with the best silhouette is the answer. A continuum cut in two has index below
+1 (the two members beside the cut are nearer to each other than to their own group's far end).
 """
 
 from __future__ import annotations
@@ -36,7 +45,10 @@ from ..errors import ShapeError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Groups", "find_groups", "groups_from_labels"]
+__all__ = ["Groups", "dunn_index", "find_groups", "groups_from_labels"]
+
+#: the Dunn index a cut needs before its groups are claimed (see the module docstring)
+MIN_DUNN = 1.0
 
 
 @dataclass
@@ -67,6 +79,7 @@ class Groups:
     null: np.ndarray
     method: str
     reason: str
+    dunn: float | None = None
 
     @property
     def n_groups(self) -> int:
@@ -89,6 +102,7 @@ class Groups:
             "statistic": self.statistic,
             "p_value": self.p_value,
             "n_null": len(self.null),
+            "dunn": self.dunn,
             "reason": self.reason,
         }
 
@@ -219,20 +233,54 @@ def find_groups(
         reason = f"one group: the best two-group split (separation {stat:.3g}) is not real ({why})"
         return Groups(members, one, stat, p, null, method, reason)
     best = _best_cut(D, max_groups, min_size)
-    best = labels if best is None else best
-    reason = f"{int(best.max()) + 1} groups: separation {stat:.3g}, permutation p = {p:.3g}"
+    if best is None:
+        dunn = dunn_index(D, labels)
+        reason = (
+            f"one group: the best two-group split beats the null (p = {p:.3g}) but is a "
+            f"continuum, not separated clusters (Dunn index {dunn:.3g} <= {MIN_DUNN:g}, and no "
+            f"cut into up to {max_groups} groups is separated: members across a cut are as "
+            "near as members within a group)"
+        )
+        return Groups(members, one, stat, p, null, method, reason, dunn)
+    dunn = dunn_index(D, best)
+    reason = (
+        f"{int(best.max()) + 1} groups: separation {stat:.3g}, permutation p = {p:.3g}, "
+        f"Dunn index {dunn:.3g}"
+    )
     log.info("groups (%s): %s", method, reason)
-    return Groups(members, _relabel(best), stat, p, null, method, reason)
+    return Groups(members, _relabel(best), stat, p, null, method, reason, dunn)
+
+
+def dunn_index(D: np.ndarray, labels: np.ndarray) -> float:
+    """Smallest distance between members of different groups over the largest distance
+    between two members of one group (``inf`` when every group is a single member).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pos = np.array([0.0, 0.1, 0.2, 1.0, 1.1])  # two clusters on a line
+    >>> float(dunn_index(np.abs(pos[:, None] - pos[None, :]), np.array([0, 0, 0, 1, 1])))
+    4.0
+    """
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(D), dtype=bool)
+    within = D[same & off]
+    widest = float(within.max()) if within.size else 0.0
+    nearest = float(D[~same].min())
+    return nearest / widest if widest > 0 else float("inf")
 
 
 def _best_cut(D: np.ndarray, max_groups: int, min_size: int) -> np.ndarray | None:
-    """The cut into 2 .. max_groups groups (each >= min_size) with the best silhouette."""
+    """The separated cut (Dunn index above :data:`MIN_DUNN`) into 2 .. max_groups groups
+    (each >= min_size) with the best silhouette; None when no cut is separated."""
     from sklearn.metrics import silhouette_score
 
     best, best_score = None, -np.inf
     for k in range(2, min(max_groups, len(D) - 1) + 1):
         labels = _cut(D, k)
         if len(np.unique(labels)) < 2 or np.bincount(labels).min() < min_size:
+            continue
+        if dunn_index(D, labels) <= MIN_DUNN:
             continue
         score = silhouette_score(D, labels, metric="precomputed")
         if score > best_score:

@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 BackendName = Literal["operon", "sparse", "pysr"]
 
+#: the default unary primitives (pyoperon names) for a law of unknown form, offered beyond
+#: ``+ - * /`` and squares: what the laws of physics tables need (square roots, exponentials
+#: and logarithms, trigonometric functions and arcsin). Formula tasks search with it; a task's
+#: own ``sr_functions`` or a study's ``distill.functions`` replace it.
+DEFAULT_FUNCTIONS: tuple[str, ...] = ("sqrt", "exp", "log", "sin", "cos", "asin")
+
 
 @runtime_checkable
 class SRBackend(Protocol):
@@ -41,7 +47,7 @@ class SRBackend(Protocol):
         names: Sequence[str],
         *,
         seed: int,
-        time_budget: float,
+        time_budget: float | None,
     ) -> list[Candidate]:
         """Search formulas ``y ~ f(X)``.
 
@@ -53,8 +59,10 @@ class SRBackend(Protocol):
             One name per column of ``X``; formulas use ``sympy.Symbol(name)``.
         seed : int
             All randomness of the search.
-        time_budget : float
-            Seconds the search may take (a soft limit for some engines).
+        time_budget : float or None
+            Seconds the search may take (a soft limit for some engines), or None: the search
+            is bounded by its work budget only (generations, iterations), so the same data
+            and seed give the same front on a busy or an idle machine.
 
         Returns
         -------
@@ -136,7 +144,10 @@ class OperonBackend:
     Parameters
     ----------
     population_size, generations : int
-        Search size; the run also stops at ``time_budget`` seconds.
+        Search size, the work budget: the run is deterministic for a seed (on one machine),
+        unless ``time_budget`` seconds (None by default) cut it short.
+    max_evaluations : int
+        Operon's cap on fitness evaluations (pyoperon's default); a work budget as well.
     optimizer_iterations : int
         Levenberg-Marquardt iterations of constant optimisation per individual. pyoperon's
         default of 0 silently disables constant fitting; 5 recovers exact laws (e.g.
@@ -150,7 +161,9 @@ class OperonBackend:
     max_points : int
         Rows used by the search (seeded subsample); the optimiser's cost grows with it.
     n_threads : int
-        pyoperon threads (1 per process is right when components run in parallel).
+        pyoperon threads (1 per process is right when components run in parallel). Operon
+        draws each offspring's random stream from the seed, not from the thread that makes
+        it, so results do not depend on this (checked for 1 and 4 threads, busy and idle).
     """
 
     name = "operon"
@@ -160,6 +173,7 @@ class OperonBackend:
         *,
         population_size: int = 500,
         generations: int = 100,
+        max_evaluations: int = 1_000_000,
         optimizer_iterations: int = 5,
         max_length: int = 30,
         functions: Sequence[str] = (),
@@ -168,13 +182,14 @@ class OperonBackend:
     ) -> None:
         self.population_size = population_size
         self.generations = generations
+        self.max_evaluations = max_evaluations
         self.optimizer_iterations = optimizer_iterations
         self.max_length = max_length
         self.functions = tuple(functions)
         self.max_points = max_points
         self.n_threads = n_threads
 
-    def _regressor(self, seed: int, time_budget: float) -> Any:
+    def _regressor(self, seed: int, time_budget: float | None) -> Any:
         try:
             from pyoperon.sklearn import SymbolicRegressor
         except ImportError as err:
@@ -189,14 +204,21 @@ class OperonBackend:
             optimizer_iterations=self.optimizer_iterations,
             population_size=self.population_size,
             generations=self.generations,
+            max_evaluations=self.max_evaluations,
             max_length=self.max_length,
-            max_time=max(1, math.ceil(time_budget)),
+            max_time=None if time_budget is None else max(1, math.ceil(time_budget)),
             n_threads=self.n_threads,
             random_state=seed,
         )
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, names: Sequence[str], *, seed: int, time_budget: float
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: Sequence[str],
+        *,
+        seed: int,
+        time_budget: float | None = None,
     ) -> list[Candidate]:
         """Run pyoperon and return its final non-dominated front (see :class:`SRBackend`)."""
         Xs, ys = subsample(X, y, self.max_points, seed)
@@ -294,7 +316,13 @@ class PySRBackend:
         self.max_points = max_points
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, names: Sequence[str], *, seed: int, time_budget: float
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: Sequence[str],
+        *,
+        seed: int,
+        time_budget: float | None = None,
     ) -> list[Candidate]:
         """Run PySR and return its hall of fame as the front (see :class:`SRBackend`)."""
         regressor_cls = import_pysr()
@@ -304,7 +332,7 @@ class PySRBackend:
             maxsize=self.maxsize,
             binary_operators=list(self.binary_operators),
             unary_operators=list(self.unary_operators),
-            timeout_in_seconds=float(time_budget),
+            timeout_in_seconds=None if time_budget is None else float(time_budget),
             random_state=seed,
             deterministic=True,
             parallelism="serial",
@@ -323,6 +351,34 @@ class PySRBackend:
 
 
 # --------------------------------------------------------------------------------------------
+
+#: engine settings that bound a search's work (recorded with every formula)
+_WORK_KEYS = (
+    "population_size",
+    "generations",
+    "max_evaluations",
+    "optimizer_iterations",
+    "niterations",
+    "max_points",
+    "n_threads",
+)
+
+
+def search_budget(engine: SRBackend, time_budget: float | None) -> dict[str, Any]:
+    """What bounded a search, as recorded with its formulas: ``by`` (``"work"``, or
+    ``"work and time"`` when a ``time_budget`` in seconds was set: then the result may depend
+    on the machine's load), ``time_budget`` and the engine's work settings it has of
+    ``generations``, ``population_size``, ``max_evaluations``, ``optimizer_iterations``,
+    ``niterations``, ``max_points``, ``n_threads``.
+
+    Examples
+    --------
+    >>> search_budget(OperonBackend(generations=50), None)["by"], OperonBackend().n_threads
+    ('work', 1)
+    """
+    work = {k: getattr(engine, k) for k in _WORK_KEYS if hasattr(engine, k)}
+    by = "work" if time_budget is None else "work and time"
+    return {"by": by, "time_budget": time_budget, **work}
 
 
 def get_backend(name: BackendName, **opts: Any) -> SRBackend:

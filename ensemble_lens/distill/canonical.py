@@ -2,6 +2,8 @@
 
 The order matters and is fixed (see :func:`canonicalize`):
 
+0. :func:`fold_phases` -- a phase within :data:`PHASE_TOL` of a quarter turn is folded
+   (``cos(u - 1.5708)`` is ``sin(u)``).
 1. :func:`tidy` -- cheap algebra (``together``/``cancel``/``factor_terms``, and full
    ``sympy.simplify`` only for small expressions). sympy's ``simplify`` can run for minutes on a
    large expression and a wall-clock alarm does not work in executor threads, so the guard is
@@ -17,6 +19,7 @@ The order matters and is fixed (see :func:`canonicalize`):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -33,6 +36,75 @@ logger = logging.getLogger(__name__)
 MAX_ALGEBRA_NODES = 120
 #: full ``sympy.simplify`` is attempted only below this size (nodes)
 MAX_SIMPLIFY_NODES = 20
+
+
+#: a constant phase within this many radians (of a 2 pi period, scaled with the period) of a
+#: quarter turn is that quarter turn (:func:`fold_phases`): 0.02 rad moves a wave by 2 % of its
+#: amplitude, the tolerance that prunes a formula's terms
+PHASE_TOL = 0.02
+#: a factor within this of 1 is dropped before forms are compared (:func:`unit_free`): the
+#: constants' precision (``judge.CONST_TOL``)
+UNIT_TOL = 0.02
+
+
+@functools.lru_cache(maxsize=64)
+def _period(func: type) -> sympy.Expr | None:
+    """The period of a one-argument function (sympy), or None."""
+    x = sympy.Dummy("x")
+    try:
+        period = sympy.periodicity(func(x), x)
+    except NotImplementedError:
+        return None
+    return period if period is not None and period.is_number and period.is_positive else None
+
+
+def _fold(node: sympy.Expr, tol: float) -> sympy.Expr:
+    period = _period(node.func)
+    shift = [t for t in sympy.Add.make_args(node.args[0]) if t.is_Number]
+    if period is None or not shift:
+        return node
+    phase, quarter = float(sum(shift)), float(period) / 4
+    k = round(phase / quarter)
+    if abs(phase - k * quarter) > tol * float(period) / (2 * math.pi):
+        return node
+    return node.func(node.args[0] - sum(shift) + (k % 4) * period / 4)
+
+
+def fold_phases(expr: sympy.Expr, *, tol: float = PHASE_TOL) -> sympy.Expr:
+    """Constant phases of periodic functions near a quarter turn folded into the function:
+    ``cos(u - 1.5708) -> sin(u)``, ``sin(u + 3.1416) -> -sin(u)`` (the sign then sits in the
+    amplitude), ``cos(u + 6.2832) -> cos(u)``.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> x = sympy.Symbol("x")
+    >>> fold_phases(2.0 * sympy.cos(1.5 * x - 1.5708) + 1)
+    2.0*sin(1.5*x) + 1
+    >>> fold_phases(2.0 * sympy.sin(1.5 * x + 3.1416))
+    -2.0*sin(1.5*x)
+    """
+    return expr.replace(
+        lambda n: isinstance(n, sympy.Function) and len(n.args) == 1 and n.args[0].is_Add,
+        lambda n: _fold(n, tol),
+    )
+
+
+def unit_free(expr: sympy.Expr, *, tol: float = UNIT_TOL) -> sympy.Expr:
+    """``expr`` with every numeric factor within ``tol`` of 1 (or -1) of a product replaced
+    by 1 (or -1): ``1.002*dy*(...)`` is the form ``dy*(...)`` (used before forms are compared,
+    never for values)."""
+
+    def unit(node: sympy.Expr) -> sympy.Expr:
+        out = []
+        for f in node.args:
+            if f.is_Float and abs(abs(float(f)) - 1.0) <= tol:
+                out.append(sympy.Integer(1 if f > 0 else -1))
+            else:
+                out.append(f)
+        return sympy.Mul(*out)
+
+    return expr.replace(lambda n: n.is_Mul, unit)
 
 
 @dataclass(frozen=True)
@@ -82,7 +154,7 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
         return expr
     forms = [expr]
     steps = [sympy.factor_terms, lambda e: sympy.cancel(sympy.together(e))]
-    if size <= simplify_max_nodes:
+    if size <= simplify_max_nodes and not _expands_functions(expr):
         steps.append(sympy.simplify)
     for step in steps:
         try:
@@ -90,6 +162,22 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
         except (sympy.PolynomialError, sympy.CoercionFailed, ValueError, TypeError) as err:
             logger.debug("tidy: %s failed on %s: %s", step, expr, err)
     return min(forms, key=complexity)
+
+
+def _expands_functions(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` raises a sum holding a function (``sin``, ``exp`` ...) to an integer
+    power of 3 or more: ``sympy.simplify`` expands and factors such a power (trigsimp) and can
+    take minutes on one small formula, e.g. ``(0.05*t + sin((0.2*t - 1.3)**2) - 0.2)**4``."""
+    for node in sympy.preorder_traversal(expr):
+        if (
+            isinstance(node, sympy.Pow)
+            and node.exp.is_Integer
+            and abs(int(node.exp)) >= 3
+            and isinstance(node.base, sympy.Add)
+            and node.base.atoms(sympy.Function)
+        ):
+            return True
+    return False
 
 
 def _drop_candidates(expr: sympy.Expr) -> list[sympy.Expr]:
@@ -243,7 +331,7 @@ def canonicalize(
     CanonicalForm
         ``exact`` (unrounded) and ``display`` (rounded) forms.
     """
-    tidied = tidy(expr)
+    tidied = tidy(fold_phases(expr))
     pruned, n_pruned = prune_terms(tidied, X, y, names, rel_tol=prune_tol)
     exact = tidy(refit_affine(tidy(pruned), X, y, names, zero_tol=prune_tol))
     display = rounded_form(exact, digits=digits)

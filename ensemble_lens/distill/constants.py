@@ -41,9 +41,11 @@ The *best-supported value* is the extrapolation refit when it is tight and the c
 value lies outside its profile interval (the fit range biases the constant; a wider range of
 the inputs pins it), except for constants that vary across members; else the consensus value.
 ``best_source`` and ``best_note`` say which and why. When the extrapolation target is the
-ground truth (a task's law evaluated there), the refit there is the law's own constant
-*if the form is right*: it tells that the form is right, it is not a measurement by the
-networks; ``extrapolation_reference`` says which target was used.
+ground truth (a task's law evaluated there), the refit there is the law's own constant, not a
+measurement by the networks: it is recorded (``extrapolation``) but is evidence for neither
+the verdict nor the best-supported value (that would judge the formula by a refit on the
+truth, a circular verdict); :mod:`~ensemble_lens.distill.truth` compares the networks'
+values with the truth's. ``extrapolation_reference`` says which target was used.
 
 Constants are the Floats and non-integer Rationals of the expression that are not exponents
 (``r**-3`` keeps its exponent; ``exp(-0.968*r)`` has one constant, ``0.968``).
@@ -59,7 +61,7 @@ import numpy as np
 import sympy
 
 from ._expr import evaluate, r2_score
-from .canonical import round_constants
+from .canonical import fold_phases, round_constants, unit_free
 from .symmetry import canonical_values
 
 __all__ = [
@@ -120,8 +122,10 @@ def template(expr: sympy.Expr) -> Template:
 
 
 def form_key(expr: sympy.Expr) -> str:
-    """A string equal for two formulas that differ only in their constants."""
-    t = template(expr)
+    """A string equal for two formulas that differ only in their constants, after phases near
+    a quarter turn are folded and factors near 1 dropped (``1.002*dy*(...)`` has the form of
+    ``dy*(...)``; :func:`~ensemble_lens.distill.canonical.unit_free`)."""
+    t = template(unit_free(fold_phases(expr)))
     same = {sympy.Symbol(s): sympy.Symbol("C") for s in t.slots}
     return sympy.srepr(t.expr.xreplace(same))
 
@@ -362,7 +366,9 @@ def constants_across_members(
         row = _constant_row(i, base, se[i], (low[i], med[i], high[i]), ext, pin_tol)
         vary = i in wide and max(e.low[i] for e in own) > min(e.high[i] for e in own)
         row["members_agree_within_precision"] = None if i not in wide else not vary
-        row.update(_verdict(row, cond, vary, ext is not None and _tight(ext, i, pin_tol),
+        # a refit on the truth is the truth's constant, not evidence from the networks
+        evidence = ext is not None and extrapolation_reference != "truth"
+        row.update(_verdict(row, cond, vary, evidence and _tight(ext, i, pin_tol),
                             pin_tol, extrapolation_reference))  # fmt: skip
         constants.append({"name": slot, **{k: _num(v) if isinstance(v, float) else v
                                            for k, v in row.items()}})  # fmt: skip
@@ -454,6 +460,13 @@ def _verdict(
 def _best(row: dict[str, Any], verdict: str, ext_tight: bool, reference: str | None):
     """The best-supported value of one constant and where it comes from."""
     c, e = row["value"], row["extrapolation"]
+    if reference == "truth" and e is not None:
+        note = (
+            f"the extrapolation range's target is the ground truth: its refit {e:.4g} is the "
+            "truth's value, not one the networks measured, so it is never the best-supported "
+            "value (see constants_truth)"
+        )
+        return {"best": c, "best_source": "fit range", "best_note": note}
     differs = ext_tight and not row["extrapolation_low"] <= c <= row["extrapolation_high"]
     if verdict == "varies across members" or not differs:
         return {"best": c, "best_source": "fit range", "best_note": None}
@@ -461,11 +474,6 @@ def _best(row: dict[str, Any], verdict: str, ext_tight: bool, reference: str | N
         f"the fit range gives {c:.4g} (members {row['low']:.4g} to {row['high']:.4g}); the "
         f"extrapolation range pins {e:.4g} ({_rel(e - c, c):+.1%}), preferred"
     )
-    if reference == "truth":
-        note += (
-            " (its target is the ground truth there: this says the form is right, it is not "
-            "a value the networks measured)"
-        )
     return {"best": e, "best_source": "extrapolation range", "best_note": note}
 
 

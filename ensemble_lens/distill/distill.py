@@ -28,7 +28,7 @@ import sympy
 from .._arrays import as_matrix
 from ..errors import ConfigError, ExecutionError, ShapeError
 from ._expr import affine_r2, check_names, complexity, evaluate, r2_score, validate_xy
-from .backends import BackendName, Candidate, SRBackend, get_backend, subsample
+from .backends import BackendName, Candidate, SRBackend, get_backend, search_budget, subsample
 from .canonical import canonicalize, rounded_form
 from .judge import exact_recovery, gradient_agreement, knn_gradient, support
 
@@ -86,6 +86,7 @@ class FormulaResult:
     unreduced_expr: sympy.Expr | None = None
     unreduced_exact_recovery: bool | None = None
     unreduced_truth_name: str | None = None
+    search_budget: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record with exactly the CONTRACTS "Formulas" keys.
@@ -118,6 +119,7 @@ class FormulaResult:
             "backend": self.backend,
             "seed": int(self.seed),
             "seconds": float(self.seconds),
+            "search_budget": self.search_budget,
         }
 
 
@@ -259,7 +261,7 @@ def distill_component(
     backend: BackendName | SRBackend = "operon",
     backend_options: Mapping[str, Any] | None = None,
     seed: int = 0,
-    time_budget: float = 30.0,
+    time_budget: float | None = None,
     X_extrap: object | None = None,
     y_extrap: object | None = None,
     truths: Mapping[str, sympy.Expr] | None = None,
@@ -290,8 +292,10 @@ def distill_component(
         ``backend_options`` go to its constructor.
     seed : int
         Seed of the search (recorded in the result).
-    time_budget : float
-        Seconds for the search.
+    time_budget : float, optional
+        Seconds for the search; None (default): the search is bounded by the backend's work
+        budget only (generations, iterations), so the result does not depend on the machine's
+        load. Recorded with the result (``search_budget``).
     X_extrap, y_extrap : array-like, optional
         The task's extrapolation range, for ``r2_extrapolation``.
     truths : mapping of str to sympy.Expr, optional
@@ -354,6 +358,7 @@ def distill_component(
             for s in scored
         ],
         "seconds": 0.0,
+        "search_budget": search_budget(engine, time_budget),
         "has_truths": bool(truths),
     }
     if not scored or max(s.r2_test for s in scored) < min_r2:

@@ -268,7 +268,13 @@ class FourierBackend:
         return waves(X, names, self.periodic, joint=self.joint)
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, names: Sequence[str], *, seed: int, time_budget: float
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: Sequence[str],
+        *,
+        seed: int,
+        time_budget: float | None = None,
     ) -> list[Candidate]:
         """Greedy Fourier fronts (``seed`` and ``time_budget`` are not needed: it is exact)."""
         cols = self._columns(X, names)

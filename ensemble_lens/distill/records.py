@@ -64,6 +64,7 @@ def no_consensus_record(layer: str, ds: Any) -> dict[str, Any]:
         "backend": None,
         "seed": None,
         "seconds": 0.0,
+        "search_budget": None,
         "is_result": False,
         "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
         f"{ds.sizes['component']} aligned components tested): nothing to distill",

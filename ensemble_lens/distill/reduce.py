@@ -169,7 +169,7 @@ class FixedFront:
         names: Sequence[str],
         *,
         seed: int,
-        time_budget: float,
+        time_budget: float | None = None,
     ) -> list[Candidate]:
         del seed, time_budget  # deterministic and instant
         A = np.column_stack([evaluate(t, X, names) for t in self.terms] + [np.ones(len(y))])

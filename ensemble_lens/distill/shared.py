@@ -7,11 +7,14 @@ study's backend; every formula found gives a candidate template
 member's every component (:func:`~ensemble_lens.distill.template.fit_template`, constants per
 member) and judged on the test split. A member *supports* a template when at least one of its
 components is explained with test R^2 >= ``r2_threshold``; the template whose support is the
-largest (then: the fewest slots, then the most components explained) is the ensemble's
-shared form when its support reaches ``p_support``, and the verdict is "no shared form"
-otherwise. The constants of every explained component are reported per member, with their
-spread across members; a frequency slot over a periodic input is reported as its folded
-frequency ``k``.
+largest is the ensemble's shared form when its support reaches ``p_support``, and the verdict
+is "no shared form" otherwise; parsimony decides between nearly equal supports (the fewest
+slots among the results within one member of the largest support). The shared form is shown
+canonically: a phase every member puts on one quarter turn is folded (``sin(c0*x1)``, not
+``cos(c0*x1 - 1.5708)``; refitted and kept when it explains as many members), amplitudes of
+periodic functions are non-negative. The constants of every explained component are reported
+per member, with their spread across members; a frequency slot over a periodic input is
+reported as its folded frequency ``k``.
 
 Every candidate is judged by the rule of the consensus formulas
 (:func:`~ensemble_lens.distill.verdict.formula_failure`): its test R^2 (median over the
@@ -35,7 +38,7 @@ from ._expr import affine_r2, evaluate
 from .backends import get_backend
 from .canonical import tidy
 from .periodic import MemberComponents
-from .template import Template, fit_template, make_template, template_r2
+from .template import Template, fit_template, fold_phases, make_template, template_r2
 from .verdict import formula_failure
 
 log = logging.getLogger(__name__)
@@ -217,7 +220,7 @@ def _member_formulas(
     seed: int,
     backend: Any = "operon",
     backend_options: Mapping[str, Any] | None = None,
-    time_budget: float = 10.0,
+    time_budget: float | None = None,
     executor: Any = None,
     min_r2: float = 0.5,
     r2_tolerance: float = 0.01,
@@ -301,9 +304,10 @@ def shared_templates(
         The rule of :func:`~ensemble_lens.distill.verdict.formula_failure`.
     **options
         Of the per-member searches: ``backend`` (a name or an SRBackend, default operon),
-        ``backend_options``, ``time_budget`` (seconds per component), ``executor`` (one task
-        per member component), ``min_r2`` (0.5: below it a component has no formula),
-        ``r2_tolerance`` (0.01: the simplest front formula this close to the best test R^2).
+        ``backend_options``, ``time_budget`` (seconds per search; None: work budget only),
+        ``executor`` (one task per member component), ``min_r2`` (0.5: below it a component
+        has no formula), ``r2_tolerance`` (0.01: the simplest front formula this close to
+        the best test R^2).
 
     Returns
     -------
@@ -328,9 +332,12 @@ def shared_templates(
             continue  # cannot outrank a simpler template every member supports
         candidates.append(_judge(r, comps, X, fit, names, r2_threshold, seed, extrapolation))
         candidates[-1].judge(max_extrapolation_drop=max_extrapolation_drop, min_support=min_support)
-    candidates.sort(
-        key=lambda r: (not r.is_result, -r.support, len(r.template.slots), -r.n_explained)
-    )
+    candidates = _ranked(candidates, len(comps), p_support)
+    if candidates and candidates[0].is_result:
+        candidates[0] = _folded(
+            candidates[0], comps, X, fit, names, r2_threshold, seed, extrapolation,
+            max_extrapolation_drop=max_extrapolation_drop, min_support=min_support,
+        )  # fmt: skip
     best = candidates[0] if candidates else None
     reason = _no_shared_form(best, p_support)
     log.info(
@@ -351,6 +358,52 @@ def shared_templates(
         r2_threshold=r2_threshold,
         p_support=p_support,
     )
+
+
+def _ranked(
+    candidates: list[TemplateResult], n_members: int, p_support: float = 0.0
+) -> list[TemplateResult]:
+    """Results first, by support; parsimony decides between nearly equal supports: the
+    fewest slots among the results within one member (``1 / n_members``) of the best support
+    come first (a clean joint wave over one with spurious extra terms that explain one more
+    member), then the rest by support, slots and components explained. Parsimony never
+    turns a shared form into none: when the best support reaches ``p_support``, so must the
+    simpler template's."""
+    order = sorted(
+        candidates, key=lambda r: (not r.is_result, -r.support, len(r.template.slots),
+                                   -r.n_explained)
+    )  # fmt: skip
+    if not order or not order[0].is_result:
+        return order
+    near = order[0].support - 1.0 / max(n_members, 1) - 1e-9
+    if order[0].support >= p_support:
+        near = max(near, p_support)
+    close = [r for r in order if r.is_result and r.support >= near]
+    first = min(close, key=lambda r: (len(r.template.slots), -r.support, -r.n_explained))
+    return [first, *(r for r in order if r is not first)]
+
+
+def _folded(
+    best: TemplateResult,
+    comps: Mapping[str, MemberComponents],
+    X: np.ndarray,
+    fit: np.ndarray,
+    names: Sequence[str],
+    r2_threshold: float,
+    seed: int,
+    extrapolation: ExtrapolationTarget | None,
+    **judge: float,
+) -> TemplateResult:
+    """The best template in canonical form: phases every member puts on one quarter turn
+    folded (:func:`~ensemble_lens.distill.template.fold_phases`), refitted on every member and
+    kept when it explains as many members; else ``best`` unchanged."""
+    folded = fold_phases(best.template, [c for cs in best.constants.values() for c in cs])
+    if folded is None:
+        return best
+    alt = _judge(TemplateResult(folded, best.sources), comps, X, fit, names, r2_threshold,
+                 seed, extrapolation)  # fmt: skip
+    alt.judge(**judge)
+    return alt if alt.is_result and alt.support >= best.support else best
 
 
 def _no_shared_form(best: TemplateResult | None, p_support: float) -> str | None:
@@ -392,12 +445,16 @@ def _judge(
             )
             best = max(best, tf.r2_test)
             if tf.r2_test >= r2_threshold:
+                # a member's component is a projection: its sign is the basis's, so the
+                # constants are those of the orientation with the canonical sign
+                constants, flipped = res.template.oriented(tf.constants)
+                y = -y if flipped else y
                 res.explained[m].append(label)
-                res.constants[m].append(tf.constants)
+                res.constants[m].append(constants)
                 res.frequencies[m].extend(tf.frequencies.values())
                 ext = None if extrapolation is None else extrapolation(y)
                 if ext is not None:
-                    r2e = template_r2(res.template, tf.constants, ext[0], ext[1], names)
+                    r2e = template_r2(res.template, constants, ext[0], ext[1], names)
                     prev = res.member_r2_extrapolation.get(m, -np.inf)
                     res.member_r2_extrapolation[m] = float(max(prev, r2e))
         res.member_r2[m] = float(best)

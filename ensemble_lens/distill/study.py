@@ -39,6 +39,7 @@ from .extrapolation import EXTRAPOLATION, Extrapolation, reference
 from .judge import exact_recovery
 from .records import no_consensus_record, pick, record, unskilled_record
 from .reduce import Split, reduce_modulo_others
+from .truth import constants_against_truth, truth_verdict
 from .verdict import NO_TRUTH, judge, recovered_with_best_constants
 
 __all__ = [
@@ -66,8 +67,9 @@ class DistillSettings:
     backend : {"operon", "sparse", "pysr"}
     options : mapping
         The backend's constructor options.
-    time_budget : float
-        Seconds per search.
+    time_budget : float or None
+        Seconds per search; None (default): the backend's work budget only (generations,
+        iterations), so the formulas do not depend on the machine's load.
     seeds : sequence of int
         Every basis component is searched once per seed.
     reduce : bool
@@ -84,7 +86,7 @@ class DistillSettings:
 
     backend: str = "operon"
     options: Mapping[str, Any] = field(default_factory=dict)
-    time_budget: float = 30.0
+    time_budget: float | None = None
     seeds: Sequence[int] = (0,)
     reduce: bool = True
     max_extrapolation_drop: float = 0.5
@@ -295,12 +297,16 @@ def _judged(
         min_knee=0.0 if problem.latent_kind == "monotone" else problem.settings.min_knee,
         extrapolation_reference=reference(problem.extrapolation, problem.split),
     )
-    rec["exact_recovery_best"] = None
+    rec.update(exact_recovery_best=None, constants_truth=None, truth_verdict=None)
     if problem.truths and chosen.truth_name and chosen.expr is not None:
         truth = problem.truths[chosen.truth_name]
         rec["exact_recovery_best"] = recovered_with_best_constants(
             chosen.expr, rec.get("constants"), truth, problem.X[test], problem.names
         )
+        rec["constants_truth"] = constants_against_truth(
+            chosen.expr, rec.get("constants"), truth, problem.X[test], problem.names
+        )
+        rec["truth_verdict"] = truth_verdict(rec)
     return rec
 
 

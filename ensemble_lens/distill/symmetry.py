@@ -13,7 +13,8 @@ properties of each one-argument function found by sympy (not a table of function
 * its period ``T`` (``sympy.periodicity``); the argument's offset slot is wrapped into
   ``(-T/2, T/2]``;
 * antiperiodicity, ``f(x + T/2) = -f(x)``: a negative amplitude slot is made positive and the
-  phase shifted by ``T/2``;
+  phase shifted by ``T/2`` (the amplitude slot of ``c2*x2*cos(c0*x1 + c1)`` too: a wave
+  multiplied by slot-free factors keeps its amplitude slot);
 * parity, ``f(-x) = f(x)`` (or ``-f(x)`` with an amplitude slot to absorb it): the
   argument's slots are negated so that its first coefficient is non-negative;
 * a coefficient slot of a declared periodic (integer) input inside a periodic function is
@@ -39,6 +40,8 @@ __all__ = [
     "TermOrder",
     "canonical_constants",
     "canonical_values",
+    "oriented_constants",
+    "sign_slots",
     "symmetries",
 ]
 
@@ -127,6 +130,18 @@ def _split_term(term: sympy.Expr, slots: set[sympy.Symbol]) -> tuple[str | None,
     return own[0].name, sympy.Mul(*(f for f in factors if f is not own[0]))
 
 
+def _single_function(rest: sympy.Expr, slots: set[sympy.Symbol]) -> sympy.Expr | None:
+    """The one-argument function node that ``rest`` (a term without its amplitude slot) is,
+    or that it multiplies by slot-free factors (``x2*cos(c0*x1 + c1)``: the amplitude slot is
+    the wave's, scaled by ``x2``); None otherwise."""
+    factors = sympy.Mul.make_args(rest)
+    funcs = [f for f in factors if isinstance(f, sympy.Function) and len(f.args) == 1]
+    if len(funcs) != 1:
+        return None
+    others = [f for f in factors if f is not funcs[0]]
+    return None if any(f.free_symbols & slots for f in others) else funcs[0]
+
+
 def _function_symmetry(
     node: sympy.Expr, amp: str | None, slots: set[sympy.Symbol], integer: Collection[str]
 ) -> FunctionSymmetry | None:
@@ -182,11 +197,12 @@ def symmetries(
         by_key: dict[str, list[tuple[str, ...]]] = {}
         for term in sympy.Add.make_args(node):
             amp, rest = _split_term(term, own)
-            if isinstance(rest, sympy.Function) and len(rest.args) == 1:
-                sym = _function_symmetry(rest, amp, own, integer)
+            func = _single_function(rest, own)
+            if func is not None:
+                sym = _function_symmetry(func, amp, own, integer)
                 if sym is not None:
                     funcs.append(sym)
-                    seen.add(rest)
+                    seen.add(func)
             if amp is not None and rest.free_symbols & own:
                 by_key.setdefault(_key(term, own), []).append((amp, *_order(rest, own)))
         orders += [TermOrder(tuple(t)) for t in by_key.values() if len(t) > 1]
@@ -219,6 +235,18 @@ def _canonical_function(c: dict[str, float], s: FunctionSymmetry) -> None:
         c[s.phase] = _wrap(c[s.phase], s.period)
 
 
+def sign_slots(expr: sympy.Expr, slots: tuple[sympy.Symbol, ...]) -> tuple[str, ...]:
+    """The slots whose negation negates the whole template: each top-level term's coefficient
+    slot and the offset slot; empty when a top-level term has no slot of its own."""
+    own, out = set(slots), []
+    for term in sympy.Add.make_args(expr):
+        amp = term.name if term in own else _split_term(term, own)[0]
+        if amp is None:
+            return ()
+        out.append(amp)
+    return tuple(out)
+
+
 def canonical_constants(
     constants: Mapping[str, float],
     funcs: tuple[FunctionSymmetry, ...],
@@ -247,6 +275,34 @@ def canonical_constants(
         for term, vals in zip(order.terms, values, strict=True):
             c.update(zip(term, vals, strict=True))
     return c
+
+
+def oriented_constants(
+    constants: Mapping[str, float],
+    funcs: tuple[FunctionSymmetry, ...],
+    orders: tuple[TermOrder, ...],
+    flip: tuple[str, ...],
+) -> tuple[dict[str, float], bool]:
+    """Canonical constants of ``constants`` or of their negated function, and whether it was
+    negated: for a component whose overall sign is free (a member's component is a
+    projection; its sign is the basis's). The first periodic wave whose amplitude is one of
+    ``flip`` (:func:`sign_slots`) decides: with a phase (antiperiodic waves), the sign that
+    puts the phase in ``[-3T/8, T/8)``, so that a sine law reads ``amp*cos(u - pi/2)`` with
+    ``amp >= 0`` in every member (the quarter turns 0 and -pi/2 lie inside, away from the
+    window's ends); without one, the sign that makes its amplitude non-negative."""
+    c = canonical_constants(constants, funcs, orders)
+    lead = next((s for s in funcs if s.amp is not None and s.amp in flip), None)
+    if lead is None or lead.amp is None:
+        return c, False
+    if lead.phase is not None and lead.antiperiodic:
+        keep = -3 * lead.period / 8 <= c[lead.phase] < lead.period / 8
+    else:
+        keep = c[lead.amp] >= 0
+    if keep:
+        return c, False
+    for name in flip:
+        c[name] = -c[name]
+    return canonical_constants(c, funcs, orders), True
 
 
 def canonical_values(expr: sympy.Expr, slots: tuple[str, ...]) -> Callable[[Any], Any]:

@@ -31,16 +31,31 @@ import sympy
 
 from ..errors import ShapeError
 from ._expr import check_names, r2_score
-from .symmetry import FunctionSymmetry, TermOrder, canonical_constants, symmetries
+from .symmetry import (
+    FunctionSymmetry,
+    TermOrder,
+    canonical_constants,
+    oriented_constants,
+    sign_slots,
+    symmetries,
+)
 
 __all__ = [
     "Template",
     "TemplateFit",
     "fit_template",
+    "fold_phases",
     "folded_frequency",
     "make_template",
     "template_r2",
 ]
+
+#: a phase slot within this many radians (of a 2 pi period; scaled with the period) of the same
+#: quarter turn in every member is that quarter turn: ``cos(u - pi/2)`` is written ``sin(u)``.
+#: Trained networks hold a phase to a few hundredths of a radian (six networks trained on
+#: a_k sin(b_k x1) x2: -pi/2 within 0.03 rad in every member); the folded template is refitted
+#: and kept only when it explains as many members (:func:`shared_templates`)
+PHASE_TOL = 0.05
 
 
 def _key(expr: sympy.Expr, slots: set[sympy.Symbol]) -> str:
@@ -87,10 +102,17 @@ class Template:
     key: str
     frequencies: dict[str, tuple[str, int]] = field(default_factory=dict)
     symmetry: tuple[tuple[FunctionSymmetry, ...], tuple[TermOrder, ...]] = ((), ())
+    sign: tuple[str, ...] = ()  # slots whose negation negates the template
 
     def canonical(self, constants: Mapping[str, float]) -> dict[str, float]:
         """``constants`` mapped to their canonical representative (the same function)."""
         return canonical_constants(constants, *self.symmetry)
+
+    def oriented(self, constants: Mapping[str, float]) -> tuple[dict[str, float], bool]:
+        """Canonical constants of the function or of its negation (slots ``sign``), and
+        whether negated (:func:`~ensemble_lens.distill.symmetry.oriented_constants`): for a
+        component whose sign is free."""
+        return oriented_constants(constants, *self.symmetry, self.sign)
 
     def __str__(self) -> str:
         return str(self.expr)
@@ -203,7 +225,63 @@ def make_template(expr: sympy.Expr, *, periodic: Mapping[str, int] | None = None
         body = slots.new(coeff) * core + slots.new(0.0) if rest != 1 else slots.new(coeff)
     key = _key(body, set(slots.symbols))
     symmetry = symmetries(body, tuple(slots.symbols), slots.periodic)
-    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry)
+    sign = sign_slots(body, tuple(slots.symbols))
+    return Template(body, tuple(slots.symbols), slots.init, key, slots.frequencies, symmetry, sign)
+
+
+def fold_phases(
+    template: Template, constants: Sequence[Mapping[str, float]], *, tol: float = PHASE_TOL
+) -> Template | None:
+    """The template with every phase slot that all ``constants`` put on one quarter turn
+    replaced by it (sympy then writes ``cos(u - pi/2)`` as ``sin(u)``, ``cos(u + pi)`` as
+    ``-cos(u)``), or None when no phase folds.
+
+    Parameters
+    ----------
+    template : Template
+    constants : sequence of dict
+        Canonical constants (:meth:`Template.canonical`) of the components it explains.
+    tol : float
+        Radians of a 2 pi period (see :data:`PHASE_TOL`).
+
+    Examples
+    --------
+    >>> import sympy
+    >>> x1, x2 = sympy.symbols("x1 x2")
+    >>> t = make_template(1.0 * x2 * sympy.sin(2.0 * x1) + 0.1)
+    >>> str(t)
+    'c2*x2*cos(c0*x1 + c1) + c3'
+    >>> str(fold_phases(t, [{"c0": 2.0, "c1": -1.5703, "c2": 0.9, "c3": 0.0}]))
+    'c2*x2*sin(c0*x1) + c3'
+    """
+    if not constants:
+        return None
+    fixed: dict[sympy.Symbol, sympy.Expr] = {}
+    for sym in template.symmetry[0]:
+        if sym.phase is None:
+            continue
+        quarter = sym.period / 4
+        near = [round(c[sym.phase] / quarter) for c in constants]
+        off = max(abs(c[sym.phase] - k * quarter) for c, k in zip(constants, near, strict=True))
+        turns = {k % 4 for k in near}  # phases wrap: -pi and pi are one half turn
+        k = next(iter(turns))
+        if len(turns) == 1 and off <= tol * sym.period / (2 * math.pi):
+            exact = sympy.nsimplify(sym.period / (2 * math.pi)) * sympy.pi / 2
+            fixed[sympy.Symbol(sym.phase)] = k * exact
+    if not fixed:
+        return None
+    expr = template.expr.xreplace(fixed)
+    slots = tuple(s for s in template.slots if s not in fixed)
+    periodic = {var: p for var, p in template.frequencies.values()}
+    return Template(
+        expr,
+        slots,
+        {s.name: template.init[s.name] for s in slots},
+        _key(expr, set(slots)),
+        dict(template.frequencies),
+        symmetries(expr, slots, periodic),
+        sign_slots(expr, slots),
+    )
 
 
 @dataclass(frozen=True)

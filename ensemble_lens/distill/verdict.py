@@ -24,6 +24,10 @@ Every formula record gets, besides test R^2 and support:
   ``max_extrapolation_drop`` below its test R^2, does not hold beyond the probe's range and is
   not a result: its expression moves to ``rejected_expression`` and ``expression`` is None.
 
+* **one law, not an average** (:mod:`~ensemble_lens.distill.mixture`): a formula with a law
+  constant that varies across members, or with an input the members' own refits do not need
+  (``unneeded_inputs``), is an average over different laws: flag ``"mixture"``, not a result.
+
 Without a ground truth the records say ``ground_truth: false`` and :data:`NO_TRUTH`.
 """
 
@@ -42,6 +46,7 @@ from .constants import (
     refit_constants,
     template,
 )
+from .mixture import distractor_failure, unneeded_inputs, varying_constants_failure
 
 __all__ = [
     "NO_TRUTH",
@@ -256,6 +261,27 @@ def knee_failure(knee: float | None, min_knee: float) -> str | None:
     )
 
 
+def _mixture(
+    rec: dict[str, Any],
+    expr: sympy.Expr,
+    X: np.ndarray,
+    member_y: np.ndarray,
+    names: Sequence[str],
+) -> tuple[str, str] | None:
+    """``("mixture", reason)`` for an average over different laws
+    (:mod:`~ensemble_lens.distill.mixture`): law constants that vary across members, or an
+    input the members' own refits do not need (``rec["unneeded_inputs"]``); else None.
+    ``member_y`` on the consensus' scale; not checked for reduced formulas (no constants
+    verdict)."""
+    if rec.get("constants") is None:
+        return None
+    reason = varying_constants_failure(rec["constants"])
+    if reason is None:
+        rec["unneeded_inputs"] = unneeded_inputs(expr, X, member_y, names)
+        reason = distractor_failure(rec["unneeded_inputs"])
+    return None if reason is None else ("mixture", reason)
+
+
 def judge(
     rec: dict[str, Any],
     pick: Any,
@@ -284,7 +310,7 @@ def judge(
     rec.update(
         is_result=False, flags=[], rejected_expression=None, seed_agreement=None,
         seeds_agreeing=[], constants=None, drop_one_r2={}, drop_one_reference_r2=None,
-        stable=None, knee=None,
+        stable=None, knee=None, unneeded_inputs=None,
     )  # fmt: skip
     if pick.expr is None:
         return rec
@@ -314,6 +340,8 @@ def judge(
     )
     if failure is None and (reason := knee_failure(rec["knee"], min_knee)) is not None:
         failure = ("no_knee", reason)
+    if failure is None:
+        failure = _mixture(rec, pick.expr, X, member_y, names)
     if failure is not None:
         flag, reason = failure
         rec["flags"].append(flag)

@@ -24,7 +24,7 @@ class BottleneckNet(nn.Module):
     n_in : int
         Input features.
     n_linear, n_nonlinear : int
-        Outputs of the linear head and of the MLP decoder.
+        Outputs of the linear head and of the MLP decoder (none when 0).
 
     Notes
     -----
@@ -40,11 +40,18 @@ class BottleneckNet(nn.Module):
             n_in, arch.latent_dim, width=width, depth=depth, act=act, out_name="latent"
         )
         self.linear_head = nn.Linear(arch.latent_dim, n_linear)
-        self.decoder = build_mlp(arch.latent_dim, n_nonlinear, width=width, depth=depth, act=act)
+        # no decoder when every target is read out linearly (a formula task's one target)
+        self.decoder = (
+            build_mlp(arch.latent_dim, n_nonlinear, width=width, depth=depth, act=act)
+            if n_nonlinear
+            else None
+        )
         self.latent_activations: torch.Tensor | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Predictions ``(B, n_linear + n_nonlinear)``."""
         z = self.encoder(batch["x"])
         self.latent_activations = z
+        if self.decoder is None:
+            return self.linear_head(z)
         return torch.cat([self.linear_head(z), self.decoder(z)], dim=-1)

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int, dict[str, float]], None]
+StopReason = Literal["epochs", "patience", "max_seconds"]
 
 
 @dataclass
@@ -55,6 +56,10 @@ class TrainResult:
         ``task.score`` on the validation split (``val_r2`` and task-specific entries) plus
         ``val_loss`` (best validation ``task.loss``), ``epochs`` (epochs run), ``best_epoch``
         (1-based) and ``seconds`` (wall time).
+    stopped_by : {"epochs", "patience", "max_seconds"}
+        Why training stopped: all ``train.epochs`` ran, early stopping, or the wall-clock cap
+        ``train.max_seconds`` (then ``metrics["epochs"]`` depends on the machine's speed and
+        load; ``replay_epochs`` of :func:`train_member` trains exactly that many again).
     seed : int
         Member seed (initialisation and batch order).
     arch, train : ArchSpec, TrainSpec
@@ -67,6 +72,7 @@ class TrainResult:
     arch: ArchSpec
     train: TrainSpec
     history: list[dict[str, float]] = field(default_factory=list)
+    stopped_by: StopReason = "epochs"
 
     def state_dict_bytes(self) -> bytes:
         """The model's state dict serialised by :func:`save_checkpoint`."""
@@ -242,15 +248,19 @@ def _train_epoch(task: Task, model: nn.Module, opt, data: dict, train: TrainSpec
     return total / max(1, n // train.batch_size)
 
 
-def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -> dict:
-    """The epoch loop with early stopping; leaves the best weights in ``model``."""
+def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress, replay) -> dict:
+    """The epoch loop with early stopping; leaves the best weights in ``model``.
+
+    ``replay``: the epoch count of a member that stopped by the clock; training stops after
+    exactly that epoch and the clock is not read (see :func:`train_member`).
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     sched = _scheduler(opt, train)
     gen = torch.Generator().manual_seed(seed)
     best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    epoch = 0  # epochs=0: the network as initialised (a null member)
+    epoch, stopped_by = 0, "epochs"  # epochs=0: the network as initialised (a null member)
     for epoch in range(1, train.epochs + 1):
         train_loss = _train_epoch(task, model, opt, data_tr, train, gen)
         model.eval()
@@ -270,14 +280,43 @@ def _fit(task, model, data_tr, data_va, train: TrainSpec, seed: int, progress) -
         if sched is not None:
             sched.step(val_loss) if train.schedule == "plateau" else sched.step()
         if epoch - best_epoch >= train.patience:
+            stopped_by = "patience"
             break
-        if train.max_seconds is not None and time.perf_counter() - start > train.max_seconds:
+        if _out_of_time(train, epoch, replay, time.perf_counter() - start):
+            stopped_by = "max_seconds"
             break
     if epoch == 0:
         model.eval()
         best_loss = _validation_loss(task, model, data_va, train.batch_size)
     model.load_state_dict(best_state)
-    return {"val_loss": best_loss, "best_epoch": best_epoch, "epochs": epoch, "history": history}
+    return {
+        "val_loss": best_loss,
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "history": history,
+        "stopped_by": stopped_by,
+    }
+
+
+def _out_of_time(train: TrainSpec, epoch: int, replay: int | None, elapsed: float) -> bool:
+    """The clock stop after ``epoch``: the recorded epoch when replaying, else the wall time
+    against ``train.max_seconds`` (never when that is None, nor after the last epoch)."""
+    if epoch >= train.epochs:
+        return False
+    if replay is not None:
+        return epoch >= replay
+    return train.max_seconds is not None and elapsed > train.max_seconds
+
+
+def check_replay(task: Task, train: TrainSpec, seed: int, replay: int | None) -> None:
+    """Raise :class:`ConfigError` unless ``replay`` is None or an epoch count in
+    ``1..train.epochs``."""
+    if replay is not None and not 1 <= replay <= train.epochs:
+        raise ConfigError(
+            f"task '{task.name}' seed {seed}: replay_epochs must be between 1 and "
+            f"TrainSpec.epochs={train.epochs} (the recorded epochs of a member stopped by "
+            f"max_seconds), got {replay}"
+        )
 
 
 def train_member(
@@ -288,6 +327,7 @@ def train_member(
     *,
     progress: Progress | None = None,
     device: str = "cpu",
+    replay_epochs: int | None = None,
 ) -> TrainResult:
     """Train one member network of ``task`` with early stopping on a validation split.
 
@@ -297,7 +337,13 @@ def train_member(
     with AdamW on ``task.loss`` in shuffled batches (order from a ``torch.Generator`` seeded
     with ``seed``; an incomplete last batch is dropped) under one torch thread and
     deterministic algorithms (both restored afterwards): the same seed gives bit-identical
-    weights. The weights of the epoch with the lowest validation loss are restored.
+    weights on a busy or an idle machine. The weights of the epoch with the lowest validation
+    loss are restored.
+
+    Only ``train.max_seconds`` (None by default) makes the result depend on the clock: when it
+    stops training, ``stopped_by`` is ``"max_seconds"`` and ``metrics["epochs"]`` records how
+    far it got. ``replay_epochs`` (that recorded count) trains exactly that many epochs and
+    ignores the clock, so a rebuilt member equals the one it replaces bit for bit.
 
     Parameters
     ----------
@@ -313,6 +359,11 @@ def train_member(
         Called after every epoch as ``progress(epoch, {"epoch", "train_loss", "val_loss"})``.
     device : {"cpu", "cuda", "auto"}
         Where to train (see :func:`resolve_device`); the returned model is on the CPU.
+    replay_epochs : int, optional
+        Stop after exactly this epoch (1 to ``train.epochs``) instead of reading the clock:
+        reproduces a member that ``train.max_seconds`` stopped (its ``metrics["epochs"]``).
+        Early stopping by ``patience`` still applies (a replayed member never reaches it
+        earlier than the original did, since training is deterministic).
 
     Returns
     -------
@@ -322,21 +373,22 @@ def train_member(
     Raises
     ------
     ConfigError
-        ``batch_size`` exceeds ``n_train`` (no complete batch to train on).
+        ``batch_size`` exceeds ``n_train`` (no complete batch to train on), or
+        ``replay_epochs`` is outside ``1..train.epochs``.
     BackendUnavailableError
         ``device="cuda"`` and there is no CUDA device.
     ExecutionError
         The loss became non-finite.
     """
     check_batch_size(task, train)
+    check_replay(task, train, seed, replay_epochs)
     dev = resolve_device(device)
     start = time.perf_counter()
     with _torch_settings():
         data_tr, data_va = split_data(task, train, seed)
         model = task.build_model(arch, seed).to(dev)
-        fit = _fit(
-            task, model, to_device(data_tr, dev), to_device(data_va, dev), train, seed, progress
-        )
+        tr, va = to_device(data_tr, dev), to_device(data_va, dev)
+        fit = _fit(task, model, tr, va, train, seed, progress, replay_epochs)
         model.to("cpu").eval()
         metrics = dict(task.score(model, data_va))
         if hasattr(model, "latent_activations"):
@@ -347,6 +399,16 @@ def train_member(
         best_epoch=fit["best_epoch"],
         seconds=time.perf_counter() - start,
     )
+    if fit["stopped_by"] == "max_seconds" and replay_epochs is None:
+        log.warning(
+            "task %s seed %d: stopped by train.max_seconds=%g after epoch %d of %d; the "
+            "epoch count depends on the machine's load (recorded; a rebuild replays it)",
+            task.name,
+            seed,
+            train.max_seconds,
+            fit["epochs"],
+            train.epochs,
+        )
     log.info(
         "task %s seed %d: val_r2 %.4f val_loss %.4g, best epoch %d/%d, %.1f s",
         task.name,
@@ -357,4 +419,4 @@ def train_member(
         metrics["epochs"],
         metrics["seconds"],
     )
-    return TrainResult(model, metrics, seed, arch, train, fit["history"])
+    return TrainResult(model, metrics, seed, arch, train, fit["history"], fit["stopped_by"])

@@ -14,7 +14,9 @@ below rounds its update once more than torch's fused ``addcdiv``. The difference
 float32 rounding (~1e-7 relative) and grow with the number of steps as training amplifies
 them; ``tests/models/test_models_train_vmap.py`` bounds them. A member that has stopped early
 is frozen (learning rate 0) while the others go on. ``TrainSpec.max_seconds`` bounds the
-wall time of the whole group (each member's own time is not separable).
+wall time of the whole group (each member's own time is not separable); a member it stops
+records ``stopped_by="max_seconds"`` and its epochs, which ``replay_epochs`` trains again
+exactly.
 
 Examples
 --------
@@ -42,10 +44,13 @@ from torch.func import functional_call, vmap
 from ensemble_lens.errors import ConfigError, ExecutionError
 from ensemble_lens.models.spec import ArchSpec, TrainSpec
 from ensemble_lens.models.train import (
+    StopReason,
     TrainResult,
+    _out_of_time,
     _scheduler,
     _torch_settings,
     check_batch_size,
+    check_replay,
     resolve_device,
     split_data,
     to_device,
@@ -76,7 +81,9 @@ class _Bound:
 class _Stack:
     """The stacked members: parameters, AdamW state, per-member schedules and early stopping."""
 
-    def __init__(self, task: Task, models: list[nn.Module], train: TrainSpec, dev: Any) -> None:
+    def __init__(
+        self, task: Task, models: list[nn.Module], train: TrainSpec, dev: Any, replay: list
+    ) -> None:
         params, buffers = (
             _stacked(task, models, "named_parameters"),
             _stacked(task, models, "named_buffers"),
@@ -95,6 +102,8 @@ class _Stack:
         self.best_loss = [math.inf] * self.m
         self.best_epoch = [0] * self.m
         self.stopped_at: list[int | None] = [None] * self.m
+        self.stopped_by: list[StopReason] = ["epochs"] * self.m
+        self.replay = replay
 
     def losses(self, batch: dict[str, torch.Tensor], shared: bool) -> torch.Tensor:
         """(M,) ``task.loss`` of every member on its batch (``shared``: one batch for all)."""
@@ -142,9 +151,10 @@ class _Stack:
             if sched is not None:
                 self.opts[k].step()  # a no-op (no gradient) that keeps the scheduler's order check
                 sched.step(val[k]) if self.train.schedule == "plateau" else sched.step()
-            out_of_time = self.train.max_seconds is not None and elapsed > self.train.max_seconds
-            if epoch - self.best_epoch[k] >= self.train.patience or out_of_time:
-                self.stopped_at[k] = epoch
+            if epoch - self.best_epoch[k] >= self.train.patience:
+                self.stopped_at[k], self.stopped_by[k] = epoch, "patience"
+            elif _out_of_time(self.train, epoch, self.replay[k], elapsed):
+                self.stopped_at[k], self.stopped_by[k] = epoch, "max_seconds"
         return all(s is not None for s in self.stopped_at)
 
 
@@ -237,7 +247,7 @@ def _results(
             seconds=seconds,
         )
         rows = [h[k] for h in history][: int(metrics["epochs"])]
-        out.append(TrainResult(model, metrics, seed, arch, train, rows))
+        out.append(TrainResult(model, metrics, seed, arch, train, rows, stack.stopped_by[k]))
     return out
 
 
@@ -248,6 +258,7 @@ def train_members_vmap(
     seeds: Sequence[int],
     *,
     device: str = "cpu",
+    replay_epochs: Sequence[int | None] | None = None,
 ) -> list[TrainResult]:
     """Train the members ``seeds`` of one architecture together (stacked params, ``vmap``).
 
@@ -268,6 +279,10 @@ def train_members_vmap(
         One member per seed.
     device : {"cpu", "cuda", "auto"}
         Where the stacked members train; the returned models are on the CPU.
+    replay_epochs : sequence of (int or None), optional
+        One per seed: the recorded epoch count of a member that ``max_seconds`` stopped,
+        trained exactly (the clock is not read for it), or None (see
+        :func:`~ensemble_lens.models.train.train_member`).
 
     Returns
     -------
@@ -277,13 +292,22 @@ def train_members_vmap(
     Raises
     ------
     ConfigError
-        ``batch_size`` exceeds ``n_train``, or ``seeds`` is empty.
+        ``batch_size`` exceeds ``n_train``, ``seeds`` is empty, ``replay_epochs`` has not one
+        entry per seed, or one is outside ``1..train.epochs``.
     ExecutionError
         A member's loss became non-finite (the error names its seed).
     """
     check_batch_size(task, train)
     if not seeds:
         raise ConfigError(f"task '{task.name}': train_members_vmap needs at least one seed")
+    replay = list(replay_epochs) if replay_epochs is not None else [None] * len(seeds)
+    if len(replay) != len(seeds):
+        raise ConfigError(
+            f"task '{task.name}': replay_epochs needs one entry per seed ({len(seeds)}), "
+            f"got {len(replay)}"
+        )
+    for s, r in zip(seeds, replay, strict=True):
+        check_replay(task, train, s, r)
     dev = resolve_device(device)
     start = time.perf_counter()
     with _torch_settings():
@@ -295,7 +319,7 @@ def train_members_vmap(
             for s in seeds
         ]
         models = [task.build_model(arch, s) for s in seeds]
-        stack = _Stack(task, models, train, dev)
+        stack = _Stack(task, models, train, dev, replay)
         data_tr, shared = _stack_data([p[0] for p in parts], dev)
         data_va, _ = _stack_data([p[1] for p in parts], dev)
         gens = [torch.Generator().manual_seed(s) for s in seeds]

@@ -30,6 +30,7 @@ from .members import (
     record_member,
     run_member,
 )
+from .replay import replay_epochs
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def _train_together(store: Any, cfg: Any, group: list[MemberSpec]) -> list[dict[
                 TrainSpec(**group[0].train),
                 [m.seed for m in group],
                 device=cfg.execution.device,
+                replay_epochs=[replay_epochs(store, m) for m in group],
             )
         except Exception as err:  # every member of the group shares the failure
             log.error("members %s (trained together) failed: %s", [m.id for m in group], err)

@@ -128,6 +128,7 @@ def run_block(
 ) -> dict[str, Any]:
     """Executor task: every metric of one block, written to the store; returns the block's
     key and the warnings it raised (re-issued once by the driver)."""
+    from ..record.verify import check_content
     from ..similarity import compute_moments, measure
     from ..similarity.allpairs import blas_limit
     from ..similarity.blocks import block_moments, pairwise_block, permutation_block
@@ -136,6 +137,8 @@ def run_block(
     store = open_store(store_path, mode="a")
     rows, cols = groups
     load = {m: np.asarray(store.activations(m, layer).values) for m in rows + (cols or ())}
+    for m, values in load.items():  # what is compared is what was written
+        check_content(store, m, layer, values)
     r = {m: load[m] for m in rows}
     c = None if cols is None else {m: load[m] for m in cols}
     specs, n_perm, seed, k = settings["specs"], settings["n_perm"], settings["seed"], settings["k"]
@@ -275,6 +278,7 @@ def _assemble(store: Any, layer: str, plan: BlockPlan, ids: list[str], scfg: Any
     import xarray as xr
 
     from ..similarity import measure
+    from ..similarity._meta import measure_attrs
 
     k, pos = len(ids), {m: i for i, m in enumerate(ids)}
     mats: dict[str, np.ndarray] = {}
@@ -291,11 +295,9 @@ def _assemble(store: Any, layer: str, plan: BlockPlan, ids: list[str], scfg: Any
     variables = {}
     for var, name, kw in metric_specs(scfg):
         m = measure(name, **kw)
-        attrs = {"metric": m.name, "kind": m.kind, "method": methods[var],
-                 **{key: repr(val) for key, val in kw.items()}}  # fmt: skip
-        variables[var] = _matrix(mats[var], ids, attrs)
+        variables[var] = _matrix(mats[var], ids, measure_attrs(m, name, methods[var]))
         if scfg.n_perm:
-            p_attrs = {"metric": m.name, "n_perm": scfg.n_perm, "seed": scfg.seed}
+            p_attrs = {**measure_attrs(m, name, "pairs"), "n_perm": scfg.n_perm, "seed": scfg.seed}
             variables[f"{var}_pvalue"] = _matrix(mats[f"{var}_pvalue"], ids, p_attrs)
     return xr.Dataset(variables)
 

@@ -24,7 +24,7 @@ from ..distill.study import DistillSettings, Extrapolation, distill_consensus
 from ..distill.study import backend_options as _backend_options
 from ..distill.study import distill_subspace as _distill_subspace
 from ..distill.study import strict_recovery as _strict_recovery
-from .stages import CountedExecutor, StageContext
+from .stages import CountedExecutor, StageContext, probe_key
 
 __all__ = [
     "MIN_GENERATOR_R2",
@@ -50,7 +50,7 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
     tags = {layer: ctx.store.result_tag("consensus", layer) for layer in layers}
     # the probe tag too: a probe file's truth columns or extrapolation rows change the verdicts
     # without changing any member or consensus
-    probe_tag = ctx.store.study_attrs().get("probe_tag")
+    probe_tag = probe_key(ctx.store)
     tag = stable_hash({"consensus": tags, "distill": _distill_key(dcfg), "probe": probe_tag})
     if not dcfg.enabled:
         return {"skipped": "distill.enabled is false"}

@@ -18,6 +18,7 @@ from typing import Any
 from ..config import StudyConfig, stable_hash
 from ..errors import ConfigError, IngestError
 from ..record.store import COMPLETE, open_store
+from .replay import replay_epochs
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,13 @@ def _trained(cfg: StudyConfig, task: Any, base: dict[str, Any]) -> list[MemberSp
 
 
 def is_done(store: Any, member: MemberSpec) -> bool:
-    """A member is done when its group is complete and was made with the same tag."""
+    """A member is done when its group is complete, was made with the same tag and recorded
+    on the probe the store holds now (its ``probe_digest``, where recorded)."""
     if store.status(member.id) != COMPLETE:
         return False
-    return store.model_attrs(member.id).get("tag") == member.tag
+    attrs = store.model_attrs(member.id)
+    on = attrs.get("probe_digest")
+    return attrs.get("tag") == member.tag and (on is None or on == store.probe_digest())
 
 
 @contextlib.contextmanager
@@ -252,7 +256,7 @@ def run_member(
         return _ingest_arrays(store, member, start)
     with one_torch_thread():
         task = task_of(cfg)
-        built = _build(task, member, cfg.execution.device)
+        built = _build(task, member, cfg.execution.device, replay_epochs(store, member))
         metrics = record_member(store, cfg, task, member, built)
     seconds = time.perf_counter() - start
     return {"id": member.id, "action": member.source, "seconds": seconds, **metrics}
@@ -429,9 +433,10 @@ def _layers(cfg: StudyConfig, task: Any, member: MemberSpec) -> list[str]:
 
 
 def _build(
-    task: Any, member: MemberSpec, device: str = "cpu"
+    task: Any, member: MemberSpec, device: str = "cpu", replay: int | None = None
 ) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
-    """(model, probe module, metrics, checkpoint bytes, input_fn) of one member."""
+    """(model, probe module, metrics, checkpoint bytes, input_fn) of one member; ``replay``:
+    see :func:`replay_epochs`."""
     from ..models.spec import ArchSpec, TrainSpec
     from ..models.train import save_checkpoint, train_member
 
@@ -456,13 +461,16 @@ def _build(
         member.seed,
         device=device,
         progress=lambda epoch, _row: emit(f"epochs {member.id}", epoch, train.epochs),
+        replay_epochs=replay,
     )
     return built_from_result(task, result)
 
 
 def built_from_result(task: Any, result: Any) -> tuple[Any, Any, dict[str, Any], bytes | None, Any]:
-    """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`."""
-    metrics = {k: float(v) for k, v in result.metrics.items()}
+    """The built-member tuple of a :class:`~ensemble_lens.models.train.TrainResult`; its
+    metrics also say why training stopped (``stopped_by``: epochs, patience, max_seconds)."""
+    metrics: dict[str, Any] = {k: float(v) for k, v in result.metrics.items()}
+    metrics["stopped_by"] = result.stopped_by
     return result.model, task.probe_module(result.model), metrics, result.state_dict_bytes(), None
 
 

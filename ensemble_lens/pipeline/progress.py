@@ -108,13 +108,12 @@ def print_summary(result: Any) -> None:
     from rich.table import Table
 
     from ..report.findings import build_findings
-    from ..report.results import to_json
+    from ..report.results import formulas_and_laws
     from ..report.terminal import findings_renderables
 
     console = Console()
     store = result.store
-    laws = to_json(store.study_attrs().get("templates") or {})
-    formulas = to_json(store.read_formulas())
+    formulas, laws = formulas_and_laws(store)
     for part in findings_renderables(build_findings(formulas, laws), formulas):
         console.print(part)
     table = Table(title="stages", show_edge=False)
@@ -126,7 +125,9 @@ def print_summary(result: Any) -> None:
         text = f"{len(outcome)} members built" if isinstance(outcome, list) else str(outcome)
         table.add_row(stage, f"{seconds:.1f}", text)
     console.print(table)
-    for f in store.read_formulas():
+    if clock := _stopped_early(result.store):
+        console.print(f"[bold yellow]{clock}[/]")
+    for f in formulas:
         cons = f.get("constants") or {}
         if f.get("expression") is not None and cons.get("best_from_extrapolation"):
             where = "/".join(str(f[k]) for k in ("layer", "component") if f.get(k) is not None)
@@ -138,3 +139,11 @@ def print_summary(result: Any) -> None:
     console.print(f"store: {store.path}")
     if result.report:
         console.print(f"report: {result.report}")
+
+
+def _stopped_early(store: Any) -> str:
+    """The summary line naming the members that ``train.max_seconds`` stopped, or ``""``."""
+    from ..report.stops import stopped_early, stopped_early_line
+
+    entries = [{"id": m, "attrs": store.model_attrs(m)} for m in store.complete_models]
+    return stopped_early_line(stopped_early(entries))

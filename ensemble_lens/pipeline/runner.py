@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import StudyConfig, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreDamagedError
 from ..record.lock import StoreLock
+from ..record.repair import check_parts_named, drop_part, is_part, repair_root
 from ..record.store import StudyStore, open_store
+from ..record.verify import check_parts, damage_message, store_parts
+from .precheck import (
+    check_probe_and_members,
+    check_same_study,
+    check_store_path,
+    check_study_name,
+)
 from .stages import (
     Progress,
     StageContext,
@@ -103,6 +111,7 @@ def run_study(
     redo: Sequence[str] = (),
     wait: bool = False,
     members: Mapping[str, Any] | None = None,
+    add_members: bool = False,
 ) -> StudyResult:
     """Run a study: probe, train + record members, compare, consensus, distill, report.
 
@@ -122,7 +131,10 @@ def run_study(
         Called as ``progress(label, done, total)`` for members, epochs, pairs and components.
     redo
         Member ids to rebuild (retrain / re-ingest and re-record) even when stored complete,
-        e.g. after ``inspect --verify`` found a damaged chunk of theirs.
+        e.g. after ``inspect --verify`` found a damaged chunk of theirs; and parts of the store
+        to write again: ``"probe"``, ``"similarity/<layer>"``, ``"consensus/<layer>"``,
+        ``"distill"``, or ``"root"`` (the store's own metadata, rewritten where it does not
+        parse). Every damage ``inspect --verify`` reports names its ``redo``.
     wait
         When another run holds the store's lock, wait for it instead of raising
         :class:`~ensemble_lens.errors.StoreLockedError`.
@@ -131,12 +143,22 @@ def run_study(
         of ``record.layers``, in this process) or activations (an array (sample, unit), or a
         dict layer -> array, rows in the probe's order). They join the config's members; a
         study with no ``task`` may consist of these alone.
+    add_members
+        Let a config whose members are a superset of the store's add its new members to the
+        study (``--add-members``); without it a config whose members differ from those the
+        store was made with is refused. Every config that made the store is kept in its
+        ``configs`` attribute, and every result records the hash of the one that made it.
 
     Raises
     ------
     ConfigError, StoreError
-        Before anything is written: a bad config, no members, a store path that is a file or
-        read-only; :class:`~ensemble_lens.errors.StoreLockedError` when another run writes it.
+        Before anything is written: a bad config, a study name that is not one path
+        component, no members, a store path that is a file or read-only, a store made by a
+        config with another task, probe or members, a missing or unreadable probe file, a
+        probe with fewer rows than the split needs, an ingested member that does not fit the
+        probe; :class:`~ensemble_lens.errors.StoreDamagedError` when a part of the store the
+        run reads is damaged (the message names it and its ``redo``);
+        :class:`~ensemble_lens.errors.StoreLockedError` when another run writes it.
 
     Examples
     --------
@@ -152,16 +174,59 @@ def run_study(
         )
     wanted = tuple(stages) if stages else ALL_STAGES
     path = store.path if isinstance(store, StudyStore) else Path(store or cfg.store_path())
-    from .members import task_of
+    from .members import expand_members, task_of
 
-    task = task_of(cfg)
     # everything checked before writing
+    check_study_name(cfg)
+    check_store_path(path)
+    check_parts_named(redo)
+    if "root" in redo and path.is_dir():  # the one repair done first: the checks read the root
+        with StoreLock(path, wait=wait):
+            for fixed in repair_root(path):
+                log.warning("rewrote %s (--redo root)", fixed)
+    task = task_of(cfg)
     check_members(cfg, task, path, wanted, tuple(redo), in_memory=tuple(members or ()))
+    specs = expand_members(cfg, task)
     check_device(cfg, wanted, executor)
+    existed = (path / "zarr.json").is_file()
+    if not existed:  # a new store: the probe is checked in a temporary one, nothing made here
+        check_probe_and_members(cfg, task, path, wanted, specs, tuple(redo))
     with StoreLock(path, wait=wait):
+        if (path / "zarr.json").is_file():  # read under the lock: another run may write it
+            check_same_study(cfg, path, specs, add_members=add_members)
+            check_probe_and_members(cfg, task, path, wanted, specs, tuple(redo))
+            refuse_damage(path, wanted, redo)
+        for part in filter(is_part, redo):
+            drop_part(path, part)
         if not isinstance(store, StudyStore):
             store = open_store(path, mode="a")
         return _run_locked(cfg, store, task, executor, wanted, progress, tuple(redo), members)
+
+
+#: stages that read the members' stored activations, and those that read stored results
+_READ_MEMBERS = ("compare", "consensus", "distill", "templates", "report")
+_READ_RESULTS = ("distill", "templates", "report")
+
+
+def refuse_damage(path: Path, wanted: Sequence[str], rebuilt: Sequence[str]) -> None:
+    """The cheap check (metadata, chunk files, stored bytes; no chunk is read) of every part
+    of the store these stages read, but the members and parts being rebuilt: raise
+    :class:`~ensemble_lens.errors.StoreDamagedError` with the first damage and its repair."""
+    if not (path / "zarr.json").is_file():
+        return
+    parts = []
+    for part in store_parts(path):
+        kind, _, rest = part.partition("/")
+        if part in rebuilt:
+            continue
+        if kind in ("models", "extrapolation"):
+            if rest not in rebuilt and any(s in wanted for s in _READ_MEMBERS):
+                parts.append(part)
+        elif kind == "probe" or any(s in wanted for s in _READ_RESULTS):
+            parts.append(part)
+    damage = check_parts(path, parts)
+    if damage:
+        raise StoreDamagedError(damage_message(path, damage))
 
 
 def _run_locked(
@@ -177,6 +242,7 @@ def _run_locked(
     store.write_study_attrs(
         config=cfg.model_dump(mode="json"),
         config_sha256=cfg.sha256(),
+        configs=config_history(store, cfg),
         study=cfg.name,
         task=cfg.task.name if cfg.task else None,
         package_versions=package_versions(),
@@ -198,6 +264,18 @@ def _run_locked(
     if "report" in wanted:
         result.report = result.outcomes.get("report")
     return result
+
+
+def config_history(store: StudyStore, cfg: StudyConfig) -> list[dict[str, Any]]:
+    """Every config that ran on the store, oldest first (``sha256``, ``config``): the
+    store's ``configs`` with this one added (each result's ``config_sha256`` names one)."""
+    attrs = store.study_attrs()
+    history = list(attrs.get("configs") or [])
+    if not history and attrs.get("config"):
+        history = [{"sha256": attrs.get("config_sha256"), "config": attrs["config"]}]
+    if cfg.sha256() not in [h.get("sha256") for h in history]:
+        history.append({"sha256": cfg.sha256(), "config": cfg.model_dump(mode="json")})
+    return history
 
 
 def check_members(
@@ -231,11 +309,12 @@ def check_members(
         )
     # what these stages build (twins of ingested members go with them, like stage_members)
     built = [m.id for m in members if _built_by("ingested" if m.ingest else m.source, wanted)]
-    unknown = [m for m in redo if m not in built]
+    unknown = [m for m in redo if m not in built and not is_part(m)]
     if unknown:
         raise ConfigError(
             f"--redo {', '.join(unknown)}: not a member these stages build (members: "
-            f"{', '.join(built) or 'none'})"
+            f"{', '.join(built) or 'none'}) nor a part of the store (root, probe, "
+            "similarity/<layer>, consensus/<layer>, distill)"
         )
     if _built_by("ingested", wanted):
         done = _done_members(path, members)

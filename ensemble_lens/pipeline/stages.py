@@ -87,7 +87,7 @@ def stage_probe(ctx: StageContext) -> str:
     cfg, store, task = ctx.cfg, ctx.store, ctx.task
     if cfg.probe.path is not None:
         return _probe_from_file(ctx)
-    tag = cfg.sha256("task", "probe")
+    tag = probe_tag(cfg)
     if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
         return "skipped"
     if task is None:
@@ -109,16 +109,28 @@ def stage_probe(ctx: StageContext) -> str:
     return "written"
 
 
+def probe_tag(cfg: StudyConfig) -> str:
+    """The tag of the probe a config makes: its task and probe sections, and the digest of a
+    probe file (which must exist)."""
+    from ..record.probe_file import ProbeFileError, file_digest
+
+    pcfg = cfg.probe
+    if pcfg.path is None:
+        return cfg.sha256("task", "probe")
+    path = cfg.resolve(pcfg.path)
+    if not path.exists():
+        raise ProbeFileError(f"probe file {path}: does not exist (probe.path {pcfg.path!r})")
+    return stable_hash({"probe": pcfg.model_dump(mode="json"), "file": file_digest(path)})
+
+
 def _probe_from_file(ctx: StageContext) -> str:
     """Write the probe set read from ``probe.path`` (skipped when the same file and settings
     made the stored one); ``distill.variables`` must name variables of the file."""
-    from ..record.probe_file import ProbeFileError, file_digest, read_probe_file
+    from ..record.probe_file import ProbeFileError, read_probe_file
 
     pcfg, store = ctx.cfg.probe, ctx.store
     path = ctx.cfg.resolve(pcfg.path or "")
-    if not path.exists():
-        raise ProbeFileError(f"probe file {path}: does not exist (probe.path {pcfg.path!r})")
-    tag = stable_hash({"probe": pcfg.model_dump(mode="json"), "file": file_digest(path)})
+    tag = probe_tag(ctx.cfg)
     if store.has_probe() and store.study_attrs().get("probe_tag") == tag:
         return "skipped"
     data = read_probe_file(
@@ -245,6 +257,9 @@ def _write_member_attrs(ctx: StageContext, members: list[Any]) -> None:
         }
         for m in members
     ]
+    ids = {m.id for m in members}
+    kept = [e for e in ctx.store.study_attrs().get("members") or [] if e.get("id") not in ids]
+    listing = kept + listing  # members added with --add-members keep the earlier ones
     twins = sum(m.source == "untrained" for m in members)
     if twins:
         null = f"permutation + untrained twins ({twins} networks of the members' architectures)"
@@ -302,8 +317,26 @@ def damage_named(store: StudyStore, ids: list[str], layer: str) -> Iterator[None
         raise
 
 
-def _members_tag(ctx: StageContext, ids: list[str]) -> dict[str, Any]:
-    return {m: ctx.store.model_attrs(m).get("tag") for m in ids}
+def _members_tag(ctx: StageContext, ids: list[str], layer: str) -> dict[str, Any]:
+    """What a stage read of members ``ids``: the content digest of each one's ``layer`` (a
+    member recorded before digests were kept: the tag of its settings). A member rebuilt with
+    other content changes this, and so every result that used it."""
+    store = ctx.store
+    return {m: store.layer_digest(m, layer) or store.model_attrs(m).get("tag") for m in ids}
+
+
+def _read_checked(store: StudyStore, model: str, layer: str) -> np.ndarray:
+    """A member's layer as float64, checked against the digest written with it."""
+    from ..record.verify import check_content
+
+    values = np.asarray(store.activations(model, layer).values)
+    check_content(store, model, layer, values)
+    return values.astype(np.float64)
+
+
+def probe_key(store: StudyStore) -> Any:
+    """What a stage read of the probe: its content digest (an older store: its tag)."""
+    return store.probe_digest() or store.study_attrs().get("probe_tag")
 
 
 # ------------------------------------------------------------------------------------ similarity
@@ -317,7 +350,7 @@ def stage_similarity(ctx: StageContext) -> dict[str, str]:
     out = {}
     for layer in recorded_layers(ctx):
         ids = analysed_members(ctx, layer)
-        tag = stable_hash({"members": _members_tag(ctx, ids), "similarity": settings})
+        tag = stable_hash({"members": _members_tag(ctx, ids, layer), "similarity": settings})
         if ctx.store.result_tag("similarity", layer) == tag:
             ctx.store.clear_blocks(layer)  # left by a run killed after its result was written
             out[layer] = "skipped"
@@ -343,18 +376,24 @@ def stage_consensus(ctx: StageContext) -> dict[str, str]:
             if m.startswith("null-") and layer in ctx.store.layers(m)
         ]
         ext_tags, unchecked = consensus_rows(ctx.store, ids, layer)
+        if ext_tags:  # what was read on the extrapolation rows: its content
+            ext_tags = {
+                m: ctx.store.extrapolation_digest(m, layer) or t for m, t in ext_tags.items()
+            }
         tag = stable_hash(
-            {"members": _members_tag(ctx, ids + nulls), "consensus": ccfg.model_dump(mode="json")}
-            | ({"extrapolation": ext_tags} if ext_tags else {})  # old stores keep their tags
+            {
+                "members": _members_tag(ctx, ids + nulls, layer),
+                "consensus": ccfg.model_dump(mode="json"),
+                "probe": probe_key(ctx.store),
+            }
+            | ({"extrapolation": ext_tags} if ext_tags else {})
         )
         if ctx.store.result_tag("consensus", layer) == tag:
             out[layer] = "skipped"
             continue
         with damage_named(ctx.store, ids + nulls, layer):
-            acts = {m: np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in ids}
-            untrained = [
-                np.asarray(ctx.store.activations(m, layer).values, np.float64) for m in nulls
-            ]
+            acts = {m: _read_checked(ctx.store, m, layer) for m in ids}
+            untrained = [_read_checked(ctx.store, m, layer) for m in nulls]
         rows = with_rows(ctx.store, acts, layer, split) if ext_tags else (acts, split)
         weights = None
         metrics = {m: ctx.store.model_attrs(m).get("metrics") for m in ids}

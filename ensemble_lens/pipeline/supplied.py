@@ -62,8 +62,11 @@ def _record_one(ctx: Any, mid: str, kind: str, obj: Any, tag: str, layers: list[
     from ..record.recorder import record_activations
 
     store = ctx.store
-    if store.status(mid) == COMPLETE and store.model_attrs(mid).get("tag") == tag:
-        return "skipped"
+    if store.status(mid) == COMPLETE:
+        attrs = store.model_attrs(mid)
+        on = attrs.get("probe_digest")  # recorded on the probe the store holds now
+        if attrs.get("tag") == tag and on in (None, store.probe_digest()):
+            return "skipped"
     attrs = {"tag": tag, "source": "in_memory", "ingest_kind": kind}
     if kind == "module":
         record_activations(

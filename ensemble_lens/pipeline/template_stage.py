@@ -26,6 +26,7 @@ from .stages import (
     _members_tag,
     analysed_members,
     consensus_settings,
+    probe_key,
     recorded_layers,
 )
 
@@ -43,7 +44,7 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
         ids = analysed_members(ctx, layer)
         tag = stable_hash(
             {
-                "members": _members_tag(ctx, ids),
+                "members": _members_tag(ctx, ids, layer),
                 "similarity": ctx.store.result_tag("similarity", layer) if gcfg.enabled else None,
                 "templates": tcfg.model_dump(mode="json"),
                 "groups": gcfg.model_dump(mode="json"),
@@ -51,15 +52,15 @@ def stage_templates(ctx: StageContext) -> dict[str, Any]:
                 # per-group consensus, and the probe's extrapolation rows or truth columns,
                 # change the verdicts without changing any member
                 "consensus": ctx.cfg.consensus.model_dump(mode="json"),
-                "probe": ctx.store.study_attrs().get("probe_tag"),
+                "probe": probe_key(ctx.store),
             }
         )
         if (done.get(layer) or {}).get("tag") == tag:
             out[layer] = "skipped"
             continue
-        if gcfg.enabled:
-            for metric in _group_metrics(gcfg):  # fails early on a metric not computed
-                _similarity_matrix(ctx, layer, ids, metric)
+        if gcfg.enabled and "metric" in gcfg.model_fields_set:
+            for metric in _group_metrics(gcfg):  # fails early on a named metric not computed
+                _similarity_matrix(ctx, layer, ids, metric, named=True)
         record: dict[str, Any] = {"tag": tag, "members": ids}
         skill = _member_skill(ctx, ids)
         if skill is not None and skill.verdict == "unskilled":
@@ -245,7 +246,7 @@ def layer_groups(
     metrics = _group_metrics(gcfg)
     tested = {
         metric: find_groups(
-            _similarity_matrix(ctx, layer, ids, metric),
+            _similarity_matrix(ctx, layer, ids, metric, named="metric" in gcfg.model_fields_set),
             kind="distance" if metric == "shape_distance" else "similarity",
             max_groups=gcfg.max_groups,
             n_perm=gcfg.n_perm,
@@ -256,8 +257,11 @@ def layer_groups(
         )
         for metric in metrics
     }
-    # the metric with the smallest p decides (first listed on ties)
-    groups = min(tested.values(), key=lambda g: 1.0 if g.p_value is None else g.p_value)
+    # a metric that finds separated groups decides, the smallest p first (first listed on ties)
+    groups = min(
+        tested.values(),
+        key=lambda g: (g.n_groups == 1, 1.0 if g.p_value is None else g.p_value),
+    )
     out: dict[str, Any] = {"similarity": groups.to_dict()}
     if len(metrics) > 1:
         out["by_metric"] = {
@@ -345,11 +349,20 @@ def _group_metrics(gcfg: Any) -> list[str]:
     return [gcfg.metric] if isinstance(gcfg.metric, str) else list(gcfg.metric)
 
 
-def _similarity_matrix(ctx: StageContext, layer: str, ids: list[str], metric: str) -> Any:
-    """One ``groups.metric`` matrix of the members, or a clear error."""
+def _similarity_matrix(
+    ctx: StageContext, layer: str, ids: list[str], metric: str, *, named: bool
+) -> Any:
+    """One ``groups.metric`` matrix of the members: from the compare stage, or computed here
+    for a default metric it did not compute; a metric the user named must have been computed
+    (a clear error otherwise)."""
     if ctx.store.result_tag("similarity", layer) is None:
         raise ConfigError(f"groups: layer {layer!r} has no similarity results; run 'compare'")
     sims = ctx.store.read_result("similarity", layer)
+    if metric not in sims and not named:
+        from ..similarity import pairwise
+
+        acts = [ctx.store.activations(m, layer).values for m in ids]
+        return pairwise(dict(zip(ids, acts, strict=True)), metric)
     if metric not in sims:
         raise ConfigError(
             f"groups.metric {metric!r}: not computed for layer {layer!r} (computed: "

@@ -10,7 +10,9 @@ Layout (Zarr v3, local directory)::
                                model_input_<name> (sample, ...) arrays networks take as they
                                are; extrapolation_inputs / _truth_<name> / _sample_id
                                (extrapolation_sample, ...) samples kept apart
-      models/<id>/             attrs: status (written last), seed, architecture, task, metrics ...
+      models/<id>/             attrs: status (written last), seed, architecture, task, metrics,
+                               digests {layer: sha256 of the activations}, probe_digest,
+                               stored_bytes (data files), written just before the status
         checkpoint             uint8 bytes of a torch state_dict (when trained or ingested)
         acts/<layer>/activations   (sample, unit) float32, chunked along samples only
       extrapolation/<id>/      attrs: status, tag; the model on the extrapolation samples:
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import ShapeError, StoreError
+from ..errors import ShapeError, StoreDamagedError, StoreError
 from ._probe_data import (
     _decode_strings,
     _encode_strings,
@@ -62,6 +64,8 @@ from ._zarrio import (
     _xr,
     _zarr,
     chunk_rows,
+    dataset_digest,
+    stamp_bytes,
 )
 from .writers import ModelWriter, checked_activations
 
@@ -77,6 +81,15 @@ BLOCKS = "similarity_blocks"  # the compare stage's blocks in progress
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
+
+
+def stored_digest(group_dir: Path) -> str:
+    """The content digest of a written Zarr group (the probe), as read back from disk:
+    every variable, and the attributes but ``digest`` and ``stored_bytes``."""
+    ds = _xr().open_dataset(str(group_dir), engine="zarr", consolidated=False).load()
+    for key in ("digest", "stored_bytes"):
+        ds.attrs.pop(key, None)
+    return dataset_digest(ds)
 
 
 def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
@@ -128,11 +141,19 @@ class StudyStore:
         from .. import __version__
 
         zarr = _zarr()
-        root = zarr.open_group(str(self.path), mode="a")
-        root.attrs.update({"schema_version": SCHEMA_VERSION, "package_version": __version__})
-        root.attrs["all_chunks_written"] = True  # every chunk is on disk: a missing one is damage
         for sub in ("models", "_staging"):
             zarr.open_group(str(self.path / sub), mode="a")
+        # the root metadata last and whole (a store exists once it does): a run killed while
+        # creating the store leaves no store without its groups or its schema
+        attrs = {
+            "schema_version": SCHEMA_VERSION,
+            "package_version": __version__,
+            "all_chunks_written": True,  # every chunk is on disk: a missing one is damage
+        }
+        body = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+        tmp = self.path / f".zarr.json.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, self.path / "zarr.json")
 
     def _check_schema(self) -> None:
         attrs = _read_attrs(self.path)
@@ -284,11 +305,25 @@ class StudyStore:
         ds.to_zarr(
             str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
         )
+        stamp_bytes(staged)
+        _zarr().open_group(str(staged), mode="a").attrs["digest"] = stored_digest(staged)
         self._swap_in(staged, self.path / "probe")
         self._probe_cache = None
 
     def has_probe(self) -> bool:
         return (self.path / "probe" / "zarr.json").exists()
+
+    def probe_digest(self) -> str | None:
+        """The content digest of the stored probe (None for a probe written before digests
+        were kept, or when there is none)."""
+        if not self.has_probe():
+            return None
+        return _read_attrs(self.path / "probe").get("digest")
+
+    def layer_digest(self, model_id: str, layer: str) -> str | None:
+        """The content digest of a complete model's layer, written with the model (None for
+        a model recorded before digests were kept)."""
+        return (self.model_attrs(model_id).get("digests") or {}).get(layer)
 
     def _open(self, group: str, chunks: Any = None, cache: bool = True) -> xr.Dataset:
         """One group of the store as an xarray Dataset (lazy; no consolidated metadata, which
@@ -397,9 +432,13 @@ class StudyStore:
         return (self._model_dir(model_id) / "zarr.json").exists()
 
     def status(self, model_id: str) -> str:
-        """``"complete"``, the stage an unfinished write stopped in, or ``"missing"``."""
+        """``"complete"``, the stage an unfinished write stopped in, ``"damaged"`` (its
+        metadata does not parse) or ``"missing"``."""
         if self.has_model(model_id):
-            return str(_read_attrs(self._model_dir(model_id)).get("status", "unknown"))
+            try:
+                return str(_read_attrs(self._model_dir(model_id)).get("status", "unknown"))
+            except StoreDamagedError:  # named by verify and by the runs that read it
+                return "damaged"
         staged = self._staged_models().get(model_id)
         if staged is not None and (staged / "zarr.json").exists():
             return str(_read_attrs(staged).get("status", "recording"))
@@ -420,6 +459,20 @@ class StudyStore:
     def model_attrs(self, model_id: str) -> dict[str, Any]:
         """Attributes of a complete model: status, seed, architecture, task, metrics, ..."""
         return _read_attrs(self._require_model(model_id))
+
+    def last_attrs(self, model_id: str) -> dict[str, Any]:
+        """Attributes of the model's last record, complete or left unfinished in staging (a
+        killed recording), or ``{}`` when there is none or it does not read: what a rebuild
+        consults to replay the member (its recorded epochs), never a result."""
+        staged = self._staged_models().get(model_id)
+        for group in (self._model_dir(model_id), staged):
+            if group is None:
+                continue
+            try:
+                return _read_attrs(group)
+            except (StoreError, OSError, ValueError):
+                continue
+        return {}
 
     def layers(self, model_id: str) -> list[str]:
         """Names of the layers recorded for a model, sorted."""
@@ -524,6 +577,7 @@ class StudyStore:
             shutil.rmtree(writer.dir, ignore_errors=True)
             raise
         writer.close()
+        writer.finish()  # digests and stored bytes, then the status: both or neither
         writer.set_attrs(status=COMPLETE)
         self._swap_in(writer.dir, target)
 
@@ -566,6 +620,14 @@ class StudyStore:
             return None
         attrs = _read_attrs(group)
         return attrs.get("tag") if attrs.get("status") == COMPLETE else None
+
+    def extrapolation_digest(self, model_id: str, layer: str) -> str | None:
+        """The content digest of a model's layer on the extrapolation samples (None when not
+        recorded there, or recorded before digests were kept)."""
+        if self.extrapolation_tag(model_id) is None:
+            return None
+        attrs = _read_attrs(self.path / "extrapolation" / model_id)
+        return (attrs.get("digests") or {}).get(layer)
 
     def extrapolation_layers(self, model_id: str) -> list[str]:
         """Layers of a model's complete recording on the extrapolation samples, sorted."""
@@ -619,10 +681,12 @@ class StudyStore:
         _check_name("layer", layer)
         ds = _encode_strings(dataset.copy())
         ds.attrs["tag"] = tag
+        ds.attrs["config_sha256"] = self.study_attrs().get("config_sha256")  # made by
         staged = self._staging_dir(f"{kind}@{layer}")
         ds.to_zarr(
             str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
         )
+        stamp_bytes(staged)
         self._swap_in(staged, self.path / kind / layer)
 
     def result_layers(self, kind: str) -> list[str]:
@@ -648,6 +712,54 @@ class StudyStore:
         with damage_named_in(self, f"{kind}/{layer}"):
             ds = self._open(f"{kind}/{layer}")
             return _decode_strings(ds.load())
+
+    # ---------------------------------------------------------------- similarity results
+    def write_similarity(self, layer: str, result: xr.DataArray, name: str | None = None) -> str:
+        """Save a similarity matrix (a ``pairwise`` result) into ``similarity/<layer>``.
+
+        The matrix becomes the variable ``name`` (default: its canonical measure name,
+        ``result.attrs["metric"]``) of the layer's similarity Dataset, next to what the
+        compare stage wrote there, with every attr it carries (metric, requested, kind,
+        direction, parameters, method, dropped units, notes, version). A variable of the same
+        name is replaced. Returns the variable name; read it back with :meth:`read_similarity`.
+        """
+        import xarray as xr
+
+        self._writable()
+        if not isinstance(result, xr.DataArray) or "model" not in result.dims:
+            raise StoreError(
+                f"write_similarity: expected a pairwise result (xarray.DataArray with a 'model' "
+                f"dim), got {type(result).__name__}"
+            )
+        key = name or str(result.attrs.get("metric") or "")
+        if not key or "/" in key or key.startswith("__") or key in ("tag",):
+            raise StoreError(f"write_similarity: {key!r} is not a usable variable name")
+        _check_name("layer", layer)
+        old = (
+            self.read_result("similarity", layer) if self.result_tag("similarity", layer) else None
+        )
+        tag = old.attrs.get("tag", "user") if old is not None else "user"
+        ds = old.drop_vars(key, errors="ignore") if old is not None else xr.Dataset()
+        ds = ds.assign({key: result.rename(None)})
+        ds[key].attrs = {k: v for k, v in result.attrs.items() if v is not None}
+        self.write_result("similarity", layer, ds, tag)
+        return key
+
+    def read_similarity(self, layer: str, name: str | None = None) -> xr.DataArray:
+        """A similarity matrix saved in ``similarity/<layer>`` (by :meth:`write_similarity` or
+        the compare stage), with its attrs; ``name`` may be the variable name or the name the
+        measure was asked by (``attrs["requested"]``); it may be omitted when there is one."""
+        ds = self.read_result("similarity", layer)
+        names = [str(v) for v in ds.data_vars]
+        if name is None and len(names) == 1:
+            return ds[names[0]]
+        hits = [v for v in names if name in (v, ds[v].attrs.get("requested"))]
+        if name is None or not hits:
+            raise StoreError(
+                f"store {self.path}: layer {layer!r} has similarity results {names}; "
+                f"got name={name!r}"
+            )
+        return ds[hits[0]]
 
     # ---------------------------------------------------------------- similarity blocks
     def _blocks_dir(self, layer: str) -> Path:
@@ -697,12 +809,22 @@ class StudyStore:
         self._writable()
         staged = self._staging_dir("distill")
         group = _zarr().open_group(str(staged), mode="w")
-        group.attrs.update({"formulas": _jsonable(list(records)), "tag": tag})
+        made_by = self.study_attrs().get("config_sha256")
+        group.attrs.update(
+            {"formulas": _jsonable(list(records)), "tag": tag, "config_sha256": made_by}
+        )
         self._swap_in(staged, self.path / "distill")
 
     def formulas_tag(self) -> str | None:
         group = self.path / "distill"
         return _read_attrs(group).get("tag") if (group / "zarr.json").exists() else None
+
+    def formulas_config_sha256(self) -> str | None:
+        """The hash of the config that made the stored formulas (None when none are)."""
+        group = self.path / "distill"
+        if not (group / "zarr.json").exists():
+            return None
+        return _read_attrs(group).get("config_sha256")
 
     def read_formulas(self) -> list[dict[str, Any]]:
         group = self.path / "distill"

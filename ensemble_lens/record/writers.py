@@ -3,6 +3,7 @@ activations appended chunk by chunk on a background thread (used by :mod:`.store
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ShapeError
-from ._zarrio import _activation_codecs, _check_name, _jsonable, _zarr, chunk_rows
+from ._zarrio import (
+    _activation_codecs,
+    _check_name,
+    _jsonable,
+    _read_attrs,
+    _zarr,
+    chunk_rows,
+    content_bytes,
+)
 
 if TYPE_CHECKING:
     from .store import StudyStore
@@ -28,6 +37,16 @@ class ModelWriter:
         self._group = _zarr().open_group(str(staged), mode="a")
         self._group.attrs.update({"status": "recording", "model_id": model_id})
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{model_id}")
+        self.digests: dict[str, str] = dict(_read_attrs(staged).get("digests") or {})
+
+    def finish(self) -> None:
+        """Before the status: the content digest of every layer (``digests``) and the bytes
+        of the group's data files (``stored_bytes``), which a cheap check compares."""
+        self.set_attrs(
+            digests=self.digests,
+            probe_digest=self.store.probe_digest(),
+            stored_bytes=content_bytes(self.dir),
+        )
 
     def close(self) -> None:
         """Stop the background writer (pending writes were awaited by each layer's close)."""
@@ -65,7 +84,10 @@ class ModelWriter:
             config={"write_empty_chunks": True},
             overwrite=True,
         )
-        return LayerWriter(z, self.model_id, layer, self._pool)
+        return LayerWriter(z, self.model_id, layer, self._pool, on_close=self._layer_done)
+
+    def _layer_done(self, layer: str, digest: str) -> None:
+        self.digests[layer] = digest
 
     def write_layer(self, layer: str, values: np.ndarray) -> None:
         writer = self.layer(layer, values.shape[1])
@@ -84,8 +106,18 @@ class LayerWriter:
     not modify a block after appending it).
     """
 
-    def __init__(self, array: Any, model_id: str, layer: str, pool: Any, max_pending: int = 3):
+    def __init__(
+        self,
+        array: Any,
+        model_id: str,
+        layer: str,
+        pool: Any,
+        max_pending: int = 3,
+        on_close: Any = None,
+    ) -> None:
         self.array, self.model_id, self.layer = array, model_id, layer
+        self._hash = activation_hash(array.shape)
+        self._on_close = on_close
         self.n, self.width = array.shape
         self.rows = array.chunks[0]
         self._pool, self._max_pending = pool, max_pending
@@ -100,6 +132,7 @@ class LayerWriter:
             raise ShapeError(f"{where}: expected blocks of width {self.width}, got {block.shape}")
         if self._written + self._fill + block.shape[0] > self.n:
             raise ShapeError(f"{where}: more than the probe's {self.n} samples")
+        block = np.ascontiguousarray(block, dtype=np.float32)  # what is stored and hashed
         pos = 0
         while pos < block.shape[0]:
             if self._fill == 0 and block.shape[0] - pos >= self.rows:
@@ -122,6 +155,9 @@ class LayerWriter:
         self._pending.append(self._pool.submit(self._write, start, rows))
 
     def _write(self, start: int, rows: np.ndarray) -> None:
+        # one writer thread runs these in submission order: the digest streams in sample order
+        if rows.size:
+            self._hash.update(np.ascontiguousarray(rows).data.cast("B"))
         self.array[start : start + rows.shape[0]] = rows
 
     def close(self) -> None:
@@ -136,6 +172,23 @@ class LayerWriter:
                 f"model {self.model_id!r} layer {self.layer!r}: expected {self.n} samples like the "
                 f"probe set, got {self._written}"
             )
+        if self._on_close is not None:
+            self._on_close(self.layer, self._hash.hexdigest())
+
+
+def activation_hash(shape: tuple[int, ...]) -> Any:
+    """The running sha256 of one layer's activations: its shape, then its float32 rows in
+    sample order (C order), as written and as read back by :func:`activation_digest`."""
+    h = hashlib.sha256(f"float32{tuple(int(n) for n in shape)}".encode())
+    return h
+
+
+def activation_digest(values: np.ndarray) -> str:
+    """The content digest of a (sample, unit) activation array (see :func:`activation_hash`)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    h = activation_hash(values.shape)
+    h.update(values.tobytes() if values.size == 0 else values.data.cast("B"))
+    return h.hexdigest()
 
 
 def checked_activations(store: StudyStore, model_id: str, layer: str, array: Any) -> np.ndarray:

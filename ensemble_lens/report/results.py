@@ -9,8 +9,11 @@ Layout of the returned dict::
     {"format": "ensemble_lens.results/1",
      "findings": [finding] (:mod:`ensemble_lens.report.findings`: what to read first),
      "provenance": {task, config, config_sha256, schema_version, package_version,
-                    package_versions, stage_timings, other_attrs, models: [{id, status, attrs}],
-                    n_members, n_untrained_twins},
+                    package_versions, stage_timings, other_attrs (members, configs: every
+                    config that ran on the store), models: [{id, status, attrs}],
+                    n_members, n_untrained_twins,
+                    made_by: {"similarity/<layer>" | "consensus/<layer>" | "distill":
+                    sha256 of the config that made it}},
      "similarity": {layer: {tag, models, models_, metrics: {name: {kind, matrix,
                     mean_off_diagonal, min_off_diagonal, max_off_diagonal, order, linkage}},
                     auxiliary: {var: {metric, dims, values, extra_coords}}, embedding, other,
@@ -53,6 +56,7 @@ from .explain import (
     seed_rule,
 )
 from .findings import build_findings
+from .stops import stopped_early
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -195,6 +199,7 @@ def provenance(store: StudyStore) -> dict[str, Any]:
     twins = sum(m["attrs"].get("source") == "untrained" for m in out["models"])
     out["n_members"] = len(out["models"]) - twins
     out["n_untrained_twins"] = twins
+    out["stopped_early"] = stopped_early(out["models"])  # members the clock stopped
     return out
 
 
@@ -364,6 +369,22 @@ def consensus_layer(ds: xr.Dataset) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------- formulas and the whole
+def formulas_and_laws(store: StudyStore) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The stored formula records and the templates stage's laws per layer, JSON-ready; a
+    formula that its layer's shared template shows to be an average over different laws is
+    marked so (:func:`~ensemble_lens.distill.mixture.mark_mixtures`: ``is_result`` False, flag
+    ``"mixture"``). The one reading of both channels: results.json, ``inspect`` and the run
+    summary all see the same records."""
+    from ..distill.mixture import mark_mixtures
+
+    laws = to_json(store.study_attrs().get("templates") or {})
+    formulas = []
+    for rec in to_json(store.read_formulas()):
+        templates = (laws.get(str(rec.get("layer"))) or {}).get("templates")
+        formulas.extend(mark_mixtures([rec], templates))
+    return formulas, laws
+
+
 def formula_checks(formulas: list[dict[str, Any]], config: Any = None) -> list[dict[str, Any]]:
     """Per formula, the members whose own latent it explains with R^2 below 0.9, the SR seed
     it was searched with (base + component index, from ``config``'s ``distill.seeds``) and
@@ -406,7 +427,7 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         layer: consensus_layer(store.read_result("consensus", layer))
         for layer in store.result_layers("consensus")
     }
-    formulas = to_json(store.read_formulas())
+    formulas, laws = formulas_and_laws(store)
     prov = provenance(store)
     samples = probe_samples(store, prov.get("config"))
     for layer, entry in cons.items():
@@ -415,12 +436,17 @@ def collect_results(store: StudyStore) -> dict[str, Any]:
         entry["formula_bridge"] = formula_bridge(
             entry, [f for f in formulas if f.get("layer") == layer]
         )
+    # which config (its sha256, a key of provenance.other_attrs.configs) made each result
+    prov["made_by"] = {
+        **{f"similarity/{k}": v["attrs"].get("config_sha256") for k, v in sim.items()},
+        **{f"consensus/{k}": v["attrs"].get("config_sha256") for k, v in cons.items()},
+        "distill": store.formulas_config_sha256(),
+    }
     if not store.models:
         notes.append("the store holds no models")
     for kind, found in (("similarity", sim), ("consensus", cons), ("formulas", formulas)):
         if not found:
             notes.append(f"no {kind} results in the store")
-    laws = to_json(store.study_attrs().get("templates") or {})
     return {
         "format": FORMAT,
         "store": store.path.name,

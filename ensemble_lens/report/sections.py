@@ -27,6 +27,7 @@ from .html import (
     table,
 )
 from .results import network_count
+from .stops import stopped_early, stopped_early_line
 
 if TYPE_CHECKING:
     from ..record.store import StudyStore
@@ -115,6 +116,8 @@ def provenance_section(results: dict[str, Any]) -> str:
         )
     ]
     parts.append("<h3>Ensemble members</h3>")
+    if clock := stopped_early_line(stopped_early(prov["models"])):
+        parts.append(note(clock))
     parts.append(
         _members_table(prov["models"]) if prov["models"] else note("The store holds no models.")
     )

@@ -9,14 +9,36 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from ..errors import ShapeError
+from ..errors import MeasureParameterError, ShapeError
 from . import geometry as geo
-from ._input import safe_scale
+from ._cv_shape import cv_shape_metric
+from ._input import prepare_pair, safe_scale
 from ._names import Built
+from ._ridgecv import ridgecv_combine, ridgecv_state
+from ._states import (
+    cca_combine,
+    centred_state,
+    factor_state,
+    google_pwcca_combine,
+    google_state,
+    permutation_angle_combine,
+    permutation_distance_combine,
+    pls_combine,
+    pls_state,
+    procrustes_combine,
+    raw_shape_combine,
+    raw_shape_state,
+    ridge_r2_combine,
+    ridge_r2_combine_reverse,
+    ridge_state,
+    squared_cca_combine,
+    svcca_combine,
+)
 from ._variants import (
     brainscore_predictivity,
     netrep_shape_euclidean,
     neuroai_predictivity,
+    permutation_euclidean,
     pls_singular_mean,
     rdm_square,
     ridge_r2_no_intercept,
@@ -34,7 +56,17 @@ from .knn import (
     knn_indices,
 )
 from .procrustes import procrustes_similarity, shape_distance
-from .regression import linear_reg_r2, reg_combine, reg_combine_many, reg_state, regression_score
+from .regression import (
+    ols_combine,
+    ols_r2,
+    ols_state,
+    reg_combine,
+    reg_combine_many,
+    reg_combine_many_reverse,
+    reg_combine_reverse,
+    reg_state,
+    regression_score,
+)
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
@@ -43,6 +75,50 @@ from .rsa import (
     rdm_state,
     rsa,
 )
+
+
+def build_procrustes_distance(normalize: bool) -> Callable[[dict[str, Any], str], Built]:
+    """bures_distance (raw) and orthogonal_procrustes_centered_and_normalized (unit norm)."""
+    return lambda o, _out: Built(
+        geo.procrustes_distance,
+        {"normalize": normalize} if normalize else {},
+        prepare=partial(centred_state, normalize=normalize, rescale=normalize),
+        combine=procrustes_combine,
+        shares="features",
+    )
+
+
+def build_permutation(o: dict[str, Any], out: str) -> Built:
+    """netrep's permutation metric: angle (score: its cosine) or Euclidean distance."""
+    if out.startswith("distance=") and "euclidean" in out:
+        squared = bool(o.get("squared"))
+        return Built(
+            permutation_euclidean,
+            {"squared": squared},
+            prepare=centred_state,
+            combine=partial(permutation_distance_combine, squared=squared),
+            shares="features",
+        )
+    std = bool(o.get("standardize"))
+    return Built(
+        geo.permutation_angle,
+        o,
+        prepare=partial(centred_state, standardize=std, rescale=True),
+        combine=permutation_angle_combine,
+        shares="features",
+    )
+
+
+def build_permutation_procrustes(o: dict[str, Any], _out: str) -> Built:
+    """ReSi's permutation Procrustes on raw (or z-scored) units."""
+    std = bool(o.get("standardize"))
+    return Built(
+        geo.permutation_procrustes,
+        o,
+        prepare=partial(centred_state, standardize=std, centre=False),
+        combine=permutation_distance_combine,
+        shares="features",
+    )
 
 
 def build_fn(f: Callable[..., float], **fixed: Any) -> Callable[[dict[str, Any], str], Built]:
@@ -105,15 +181,19 @@ def build_cka(o: dict[str, Any], _out: str) -> Built:
 
 def build_cca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
-        return Built(_mean_sq_cca, {})
-    return Built(mean_cca, o, moment="mean_cca", shares="moments")
+        return Built(
+            _mean_sq_cca, {}, prepare=factor_state, combine=squared_cca_combine, shares="factor"
+        )
+    combine = partial(cca_combine, ridge=o.get("ridge", 0.0))
+    return Built(
+        mean_cca, o, moment="mean_cca", shares="moments", prepare=factor_state, combine=combine
+    )
 
 
 def _mean_sq_cca(X: Any, Y: Any) -> float:
     """Mean squared canonical correlation (Yanai's generalized coefficient)."""
-    from .cca import cca
-
-    return float((cca(X, Y).correlations ** 2).mean())
+    x, y = prepare_pair(X, Y)
+    return squared_cca_combine(factor_state(x), factor_state(y))
 
 
 def build_rsa(o: dict[str, Any], _out: str) -> Built:
@@ -161,10 +241,22 @@ def build_knn(f: Callable[..., float], how: str) -> Callable[[dict[str, Any], st
 
 def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
     def build(o: dict[str, Any], _out: str) -> Built:
-        if method == "ols" and "score" not in o:
-            return Built(linear_reg_r2, {}, symmetric=False, shares="none")
+        if method == "ols" and "score" not in o:  # ReSi's in-sample R^2, first predicts second
+            rev = bool(o.get("reverse"))
+            return Built(
+                ols_r2,
+                {"reverse": rev},
+                symmetric=False,
+                prepare=ols_state,
+                combine=partial(ols_combine, reverse=rev),
+                shares="factor",
+                reverse=rev,
+            )
         if method == "pls" and "score" not in o and not o.get("cv"):
-            return Built(pls_singular_mean, {})  # the registry's bare "pls" (google/svcca)
+            # the registry's bare "pls" (google/svcca)
+            return Built(
+                pls_singular_mean, {}, prepare=pls_state, combine=pls_combine, shares="features"
+            )
         variant = o.get("variant") or _registry_variant(method, o)
         if variant in _PEER_FITS:
             return _peer_fit(method, variant, o)
@@ -179,16 +271,16 @@ def build_regression(method: str) -> Callable[[dict[str, Any], str], Built]:
             "seed": None if deepdive else o.get("seed", 0),
             "pool": deepdive,
         }
-        if o.get("reverse"):
-            return Built(regression_score, {**opts, "reverse": True}, symmetric=False)
+        rev = bool(o.get("reverse"))
         return Built(
             regression_score,
-            opts,
+            {**opts, "reverse": True} if rev else opts,
             symmetric=False,
             shares="factor",
             prepare=partial(reg_state, method=method, cv=opts["cv"], seed=opts["seed"]),
-            combine=partial(reg_combine, opts=opts),
-            combine_many=partial(reg_combine_many, opts=opts),
+            combine=partial(reg_combine_reverse if rev else reg_combine, opts=opts),
+            combine_many=partial(reg_combine_many_reverse if rev else reg_combine_many, opts=opts),
+            reverse=rev,
         )
 
     return build
@@ -214,11 +306,34 @@ def _peer_fit(method: str, variant: str, o: dict[str, Any]) -> Built:
     if variant == "neuroaimetrics":
         kw = {"method": "pls" if method == "pls" else "ridgecv", "n_components": nc}
         kw["cv"] = o.get("cv") or 5
-        return Built(neuroai_predictivity, {**kw, "reverse": reverse}, symmetric=False)
+        states: dict[str, Any] = {}
+        if method != "pls":  # RidgeCV: the source's folds factored once per network
+            states = {
+                "prepare": partial(ridgecv_state, cv=int(kw["cv"])),
+                "combine": partial(ridgecv_combine, reverse=reverse),
+                "shares": "factor",
+            }
+        return Built(
+            neuroai_predictivity,
+            {**kw, "reverse": reverse},
+            symmetric=False,
+            reverse=reverse,
+            **states,
+        )
     if variant == "brainscore":
         kw = {"method": method, "cv": o.get("cv", 0), "lam": lam, "n_components": nc}
-        return Built(brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False)
-    return Built(ridge_r2_no_intercept, {"lam": lam, "reverse": reverse}, symmetric=False)
+        return Built(
+            brainscore_predictivity, {**kw, "reverse": reverse}, symmetric=False, reverse=reverse
+        )
+    return Built(
+        ridge_r2_no_intercept,
+        {"lam": lam, "reverse": reverse},
+        symmetric=False,
+        reverse=reverse,
+        prepare=partial(ridge_state, lam=lam),
+        combine=ridge_r2_combine_reverse if reverse else ridge_r2_combine,
+        shares="factor",
+    )
 
 
 def _registry_variant(method: str, o: dict[str, Any]) -> str:
@@ -239,7 +354,14 @@ def _registry_variant(method: str, o: dict[str, Any]) -> str:
 
 def build_procrustes(o: dict[str, Any], out: str) -> Built:
     if out in ("distance=euclidean", "distance=squared_euclidean"):
-        return Built(geo.procrustes_distance, {"squared": bool(o.get("squared"))})
+        squared = bool(o.get("squared"))
+        return Built(
+            geo.procrustes_distance,
+            {"squared": squared},
+            prepare=centred_state,
+            combine=partial(procrustes_combine, squared=squared),
+            shares="features",
+        )
     return Built(procrustes_similarity, {}, moment="procrustes_similarity", shares="moments")
 
 
@@ -247,28 +369,46 @@ def build_pwcca(o: dict[str, Any], out: str) -> Built:
     # the registry's pwcca-score is google/svcca's compute_pwcca (contrasim, resi, rtd, svcca);
     # its pwcca-distance=one_minus_score is sim_metric's, the paper's weighting
     variant = o.get("variant") or ("paper" if out == "distance=one_minus_score" else "google")
-    google = variant == "google"
+    if variant == "google":
+        return Built(
+            pwcca,
+            {**o, "variant": variant},
+            symmetric=False,
+            prepare=google_state,
+            combine=google_pwcca_combine,
+            shares="factor",
+        )
     return Built(
         pwcca,
         {**o, "variant": variant},
-        symmetric=bool(o.get("symmetric")) and not google,
-        moment=None if google else "pwcca",
-        shares="none" if google else "moments",
+        symmetric=bool(o.get("symmetric")),
+        moment="pwcca",
+        shares="moments",
     )
 
 
 def build_shape(o: dict[str, Any], out: str) -> Built:
+    if o.get("cv"):
+        if out != "distance=angular":
+            raise MeasureParameterError(
+                f"shape_metric with cv (NeuroAIMetrics' held-out metric) has only the output "
+                f"distance=angular, got {out}"
+            )
+        return Built(cv_shape_metric, {"alpha": o.get("alpha", 1.0), "cv": o["cv"]})
     if out in ("distance=euclidean", "distance=squared_euclidean"):
         squared = out == "distance=squared_euclidean"
         return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})
     # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
     raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
-    return Built(
-        shape_distance,
-        o,
-        moment=None if raw else "shape_distance",
-        shares="none" if raw else "moments",
-    )
+    if raw:
+        return Built(
+            shape_distance,
+            o,
+            prepare=raw_shape_state,
+            combine=partial(raw_shape_combine, alpha=o["alpha"]),
+            shares="factor",
+        )
+    return Built(shape_distance, o, moment="shape_distance", shares="moments")
 
 
 def build_cknna(o: dict[str, Any], _out: str) -> Built:
@@ -284,11 +424,33 @@ def build_cknna(o: dict[str, Any], _out: str) -> Built:
 
 def build_svcca(o: dict[str, Any], out: str) -> Built:
     if out == "squared_score":
-        return Built(svcca_squared, {"keep_variance": None, **o})
+        kw = {"keep_variance": None, **o}
+        return Built(
+            svcca_squared,
+            kw,
+            prepare=factor_state,
+            combine=partial(squared_cca_combine, **kw),
+            shares="factor",
+        )
     if "keep_variance" not in o and "n_components" not in o:
         # the registry's bare svcca-score (contrasim's compute_svcca) keeps every component
-        return Built(mean_cca, {}, moment="mean_cca", shares="moments")
-    return Built(svcca, o, moment="svcca", shares="moments")
+        return Built(
+            mean_cca,
+            {},
+            moment="mean_cca",
+            shares="moments",
+            prepare=factor_state,
+            combine=cca_combine,
+        )
+    kw = {"keep_variance": 0.99, **o}
+    return Built(
+        svcca,
+        o,
+        moment="svcca",
+        shares="moments",
+        prepare=factor_state,
+        combine=partial(svcca_combine, **kw),
+    )
 
 
 def build_rsm_norm(o: dict[str, Any], _out: str) -> Built:

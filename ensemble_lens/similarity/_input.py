@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from .._arrays import as_matrix, check_same_samples
-from ..errors import DroppedUnitsWarning, ShapeError
+from ..errors import DroppedUnitsWarning, GradientDetachedWarning, NonFiniteError, ShapeError
+from ._warn import DROPPED_PREFIX, collected, warn
 
 #: A unit is dead (constant) when its standard deviation is at most this fraction of |mean|
 #: (exactly constant units have std 0; the tolerance catches round-off around a big offset).
@@ -31,18 +31,15 @@ def drop_dead(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x[:, mask] if not mask.all() else x, warn_dead(mask, name)
 
 
-def warn_dead(mask: np.ndarray, name: str) -> np.ndarray:
-    """Warn about (or raise for) the dead units in ``mask``; returns the mask."""
+def warn_dead(mask: np.ndarray, name: str, where: str | None = None) -> np.ndarray:
+    """Warn about (or raise for) the dead units in ``mask``; returns the mask. The warning has
+    the one format of the library, ``dropped constant (dead) units: 'name' k of d``, which a
+    call merges over its inputs; errors name the input as ``where`` (default ``name``)."""
     n_dead = int((~mask).sum())
     if n_dead == mask.size:
-        raise ShapeError(f"{name}: all {mask.size} units are constant; nothing to compare")
+        raise ShapeError(f"{where or name}: all {mask.size} units are constant; nothing to compare")
     if n_dead:
-        idx = np.flatnonzero(~mask)[:10].tolist()
-        warnings.warn(
-            f"{name}: dropped {n_dead} of {mask.size} constant (dead) units, e.g. {idx}",
-            DroppedUnitsWarning,
-            stacklevel=4,
-        )
+        warn(f"{DROPPED_PREFIX}{name!r} {n_dead} of {mask.size}", DroppedUnitsWarning)
     return mask
 
 
@@ -59,6 +56,45 @@ def safe_scale(x: np.ndarray) -> np.ndarray:
     if peak > 0 and not 2.0**-SAFE_EXP <= peak <= 2.0**SAFE_EXP:
         return x * 2.0 ** -np.frexp(peak)[1]
     return x
+
+
+def check_input(x: Any, name: str) -> Any:
+    """Refuse what would be read by guesswork; detach (with a warning) what needs it.
+
+    1-D input and xarray inputs whose dims are not ``("sample", "unit")`` (in either order)
+    raise :class:`ShapeError` saying what to pass; a torch tensor that requires grad is
+    detached with a :class:`GradientDetachedWarning` (collected into the result's notes).
+    """
+    if type(x).__module__.startswith("torch") and getattr(x, "requires_grad", False):
+        warn(f"{name}: detached a tensor that requires grad", GradientDetachedWarning)
+        x = x.detach()
+    dims = tuple(getattr(x, "dims", ()) or ())
+    if dims and hasattr(x, "transpose") and set(dims) != {"sample", "unit"}:
+        raise ShapeError(
+            f"{name}: expected an xarray.DataArray with dims ('sample', 'unit'), got {dims}; "
+            "rename them, e.g. x.rename({old: 'sample', ...})"
+        )
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    if len(shape) == 1:
+        raise ShapeError(
+            f"{name}: expected a 2-D (sample, unit) array, got a 1-D array of {shape[0]} "
+            "values; pass x[:, None] (one unit) or x[None, :] (one sample) explicitly"
+        )
+    return x
+
+
+def checked_matrix(x: Any, name: str, min_samples: int = 2) -> np.ndarray:
+    """:func:`check_input`, then the float64 (sample, unit) matrix; NaN or inf raise
+    :class:`NonFiniteError`."""
+    x = check_input(x, name)
+    try:
+        return as_matrix(x, name, min_samples=min_samples)
+    except ShapeError as err:
+        if "non-finite" in str(err):
+            raise NonFiniteError(str(err)) from err
+        raise
 
 
 def prepare_pair(
@@ -87,12 +123,13 @@ def prepare_pair_masked(
     rescale: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Like :func:`prepare_pair` but also return each input's live-unit mask."""
-    x = as_matrix(X, names[0], min_samples=min_samples)
-    y = as_matrix(Y, names[1], min_samples=min_samples)
+    x = checked_matrix(X, names[0], min_samples=min_samples)
+    y = checked_matrix(Y, names[1], min_samples=min_samples)
     check_same_samples(X, Y, x, y, names)
     if rescale:
         x, y = safe_scale(x), safe_scale(y)
-    return drop_dead(x, names[0]), drop_dead(y, names[1])
+    with collected():  # one warning for both inputs
+        return drop_dead(x, names[0]), drop_dead(y, names[1])
 
 
 def center(x: np.ndarray) -> np.ndarray:

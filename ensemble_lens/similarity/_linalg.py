@@ -71,3 +71,11 @@ def singular_values(m: np.ndarray) -> np.ndarray:
 def svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin SVD ``m = P diag(s) Q^T`` returned as ``(P, s, Q^T)``."""
     return np.linalg.svd(m, full_matrices=False)
+
+
+def n_keep(lam: np.ndarray, keep_variance: float, n_components: int | None) -> int:
+    """Number of leading principal directions kept by SVCCA."""
+    if n_components is not None:
+        return max(1, min(n_components, lam.size))
+    frac = np.cumsum(lam) / lam.sum()
+    return min(int(np.searchsorted(frac, keep_variance * (1 - 1e-12))) + 1, lam.size)

@@ -21,12 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import MeasureParameterError, UnknownMeasureError
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
 #: The registry's placeholders and the defaults of the functions behind them.
-PLACEHOLDERS = {"{sigma}": "1.0", "{topk}": "10", "{alpha}": "1.0", "{dim}": "10"}
+PLACEHOLDERS = {
+    "{sigma}": "1.0",
+    "{topk}": "10",
+    "{alpha}": "1.0",
+    "{dim}": "10",
+    "{n_components}": "25",
+}
 
 
 def tokens(name: str) -> list[str]:
@@ -61,6 +67,7 @@ POST: dict[str, Callable[[float], float]] = {
     "arccos": arccos,
     "one_minus": lambda v: 1.0 - float(v),
     "cos": lambda v: float(np.cos(v)),
+    "negative_log": lambda v: float(-np.log(v)) if v > 0 else float("inf"),
 }
 
 
@@ -116,6 +123,25 @@ class Built:
     kind: str | None = None  # overrides the output's kind (a distance-valued comparator)
     dot: bool = False  # states are vectors and combine is their dot product
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None  # one vs many states
+    reverse: bool = False  # a regression that predicts the first argument from the second
+
+
+#: Directions of a measure (``Measure.direction``, ``attrs["direction"]`` of every result).
+#: ``pairwise`` entry [i, j] is always ``measure(X_i, X_j)``; regression-type measures predict
+#: the second argument from the first unless their name says ``reverse``.
+SYMMETRIC = "symmetric"
+FORWARD = "row predicts column"
+REVERSE = "column predicts row"
+ORDERED = "row is the first argument"
+
+
+def direction_of(symmetric: bool, regression: bool, reverse: bool) -> str:
+    """The direction string of a measure (see :data:`FORWARD`...)."""
+    if symmetric:
+        return SYMMETRIC
+    if regression:
+        return REVERSE if reverse else FORWARD
+    return ORDERED
 
 
 @dataclass(frozen=True)
@@ -152,6 +178,11 @@ class Measure:
     kind : {"similarity", "distance"}
     symmetric : bool
         ``measure(X, Y) == measure(Y, X)``; ``pairwise`` fills the full matrix otherwise.
+    direction : str
+        ``"symmetric"``; ``"row predicts column"`` (regression-type: the first argument
+        predicts the second, ``pairwise`` row i predicts column j); ``"column predicts row"``
+        (a ``reverse`` regression name); ``"row is the first argument"`` (other asymmetric
+        measures: ``pairwise`` entry [i, j] is ``measure(X_i, X_j)``).
     shares : str
         Per-network work ``pairwise`` does once: "moments", "gram", "rdm", "neighbours",
         "factor" or "none".
@@ -174,6 +205,7 @@ class Measure:
     keep_dead: bool = False
     dot: bool = False
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None
+    direction: str = SYMMETRIC
 
     @property
     def summary(self) -> str:
@@ -184,12 +216,16 @@ class Measure:
         return self.family.invariances
 
     def __call__(self, X: Any, Y: Any) -> float:
-        return POST[self.post](self.fn(X, Y, **self.options))
+        from ._warn import collected  # the call's warnings once each, at the caller's line
+
+        with collected():
+            return POST[self.post](self.fn(X, Y, **self.options))
 
     def with_options(self, **kwargs: Any) -> Measure:
         """The same measure with extra options for its function (per-network work redone)."""
         if not kwargs:
             return self
+        moment = self.moment if self.moment in _KW_MOMENTS else None
         return replace(
             self,
             options={**self.options, **kwargs},
@@ -197,7 +233,8 @@ class Measure:
             combine=None,
             combine_many=None,
             dot=False,
-            moment=self.moment if self.moment in _KW_MOMENTS else None,
+            moment=moment,
+            shares="moments" if moment else "none",
         )
 
 
@@ -211,6 +248,14 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
     opts = {p.option: p.default for p in family.params if p.default is not None}
     given: dict[str, str] = {}
     output = family.default_output
+    negative_log = bool(toks) and toks[-1] == "negative_log"
+    if negative_log:  # fsd's loss: -log of a score
+        toks = toks[:-1]
+        if not toks or toks[-1] != "score" or "score" not in family.outputs:
+            raise UnknownMeasureError(
+                f"measure {name!r}: negative_log follows a score, as in '{family.key}-...-score-"
+                "negative_log'"
+            )
     for t in toks:
         if t in family.outputs or (t.startswith("distance=") and t in family.outputs):
             output = t
@@ -223,11 +268,11 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             try:
                 val = CONVERT[p.type](raw)
             except ValueError:
-                raise ShapeError(
+                raise MeasureParameterError(
                     f"measure {name!r}: {key}={raw!r} is not a valid {p.type}"
                 ) from None
             if p.choices and val not in p.choices:
-                raise ShapeError(
+                raise MeasureParameterError(
                     f"measure {name!r}: {key} must be one of {list(p.choices)}, got {raw!r}"
                 )
             opts[p.option] = val
@@ -236,12 +281,16 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
             expected = (
                 [f"{p.key}=" for p in family.params] + list(family.flags) + list(family.outputs)
             )
-            raise ShapeError(f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}")
+            raise UnknownMeasureError(
+                f"measure {name!r}: unknown part {t!r}; {family.key} takes {expected}"
+            )
     out = family.outputs[output]
     opts.update(out.options)
     if out.post in ("euclidean", "squared_euclidean"):
         return _euclidean(family, family.build(opts, family.default_output), given, output)
     built = family.build(opts, output)
+    if negative_log:
+        return _negative_log(family, built, given)
     return Measure(
         name=canonical(family, given, output),
         family=family,
@@ -257,17 +306,28 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 
 def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
-    """A registry-derived Euclidean distance from the family's score (pair by pair)."""
+    """A registry-derived Euclidean distance from the family's score; ``pairwise`` combines
+    the score's per-network states with each network's squared norm."""
+    from ._states import euclidean_combine, euclidean_state
     from ._variants import euclidean_from_score
 
     squared = output == "distance=squared_euclidean"
     # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
     pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
     fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    states: dict[str, Any] = {}
+    if built.prepare is not None and built.combine is not None:
+        keep = (built.options.get("keep_variance") or 1.0, built.options.get("n_components"))
+        states = {
+            "prepare": partial(euclidean_state, prepare=built.prepare, pca=keep if pca else None),
+            "combine": partial(euclidean_combine, combine=built.combine, squared=squared),
+            "shares": built.shares if built.shares != "moments" else "factor",
+        }
     return Measure(
         name=canonical(family, given, output),
         family=family,
@@ -275,6 +335,30 @@ def _euclidean(family: Family, built: Built, given: dict[str, str], output: str)
         options=dict(built.options),
         kind="distance",
         symmetric=built.symmetric,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
+        **states,
+    )
+
+
+def _negative_log(family: Family, built: Built, given: dict[str, str]) -> Measure:
+    """``-log`` of the family's score (fsd's CKA loss): a distance, 0 at a score of 1."""
+    base = canonical(family, given, "score")
+    return Measure(
+        name=(base if base.endswith("-score") else base + "-score") + "-negative_log",
+        family=family,
+        fn=built.fn,
+        options=dict(built.options),
+        kind="distance",
+        symmetric=built.symmetric,
+        post="negative_log",
+        moment=built.moment,
+        prepare=built.prepare,
+        combine=built.combine,
+        shares=built.shares,
+        keep_dead=built.keep_dead,
+        dot=built.dot,
+        combine_many=built.combine_many,
+        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 
@@ -296,3 +380,7 @@ def canonical(family: Family, given: dict[str, str], output: str) -> str:
     if not (bare and output == family.default_output):
         parts.append(output)
     return "-".join(parts)
+
+
+#: The family of a user's callable passed as a metric (no name scheme, no parameters).
+USER_FAMILY = Family("user", "a user's function", "user", (), lambda o, _: Built(float, {}))

@@ -43,7 +43,7 @@ class NetState:
 
 def live_mask(cov: np.ndarray, mean: np.ndarray, name: str) -> np.ndarray:
     """Live (non-constant) units of one network; warns about dead ones (call in main thread)."""
-    return warn_dead(live_units(mean, np.diag(cov).copy()), f"network {name!r}")
+    return warn_dead(live_units(mean, np.diag(cov).copy()), name, f"network {name!r}")
 
 
 def prepare_net(cov: np.ndarray, live: np.ndarray, metric: str) -> NetState:

@@ -1,5 +1,5 @@
 """The registry: standardized names -> :class:`Measure` (via the table in :mod:`._table`),
-legacy names, the name listing and docs/MEASURES.md. ``pairwise``, :func:`measure`, the CLI
+aliases, the name listing and docs/MEASURES.md. ``pairwise``, :func:`measure`, the CLI
 listing (``ensemble-lens measures``) and the docs read this module.
 """
 
@@ -7,72 +7,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from ..errors import ShapeError
-from ._names import Built, Family, Measure, parse, tokens
+from ..errors import UnknownMeasureError
+from ._aliases import ALIASES, FUNCTIONS, REMOVED, alias_name
+from ._names import USER_FAMILY, Family, Measure, direction_of, parse, tokens
 from ._table import FAMILIES
-from .cca import mean_cca, pwcca, svcca
-from .cka import linear_cka, rbf_cka
-from .kernels import check_kernel, kernel_combine, kernel_state
-from .knn import mutual_knn
-from .matching import permutation_distance
-from .predictivity import linear_predictivity
-from .procrustes import procrustes_similarity, shape_distance
-from .rsa import rsa
 
-__all__ = ["FAMILIES", "LEGACY", "all_names", "measure", "measures_markdown", "resolve_metric"]
-
-#: Names of the first releases -> (function, moments key); options come as keyword arguments.
-LEGACY: dict[str, tuple[Callable[..., float], str | None, str]] = {
-    "linear_cka": (linear_cka, "linear_cka", "similarity"),
-    "rbf_cka": (rbf_cka, None, "similarity"),
-    "mean_cca": (mean_cca, "mean_cca", "similarity"),
-    "svcca": (svcca, "svcca", "similarity"),
-    "pwcca": (pwcca, "pwcca", "similarity"),
-    "procrustes_similarity": (procrustes_similarity, "procrustes_similarity", "similarity"),
-    "shape_distance": (shape_distance, "shape_distance", "distance"),
-    "permutation_distance": (permutation_distance, None, "distance"),
-    "rsa": (rsa, None, "similarity"),
-    "mutual_knn": (mutual_knn, None, "similarity"),
-    "linear_predictivity": (linear_predictivity, None, "similarity"),
-}
-_LEGACY_FAMILY = Family("legacy", "", "legacy", (), lambda o, _: Built(linear_cka, {}))
-
-
-def _rbf_states(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Per-network work of legacy ``rbf_cka`` (the cka family's packed Gram states)."""
-    if not set(kwargs) <= {"sigma", "debiased", "sigma_fraction"}:
-        return {}  # pairwise reports the bad option
-    hsic = "song" if kwargs.get("debiased") else "gretton"
-    kw = {"sigma": kwargs.get("sigma"), "frac": kwargs.get("sigma_fraction", 0.8)}
-    check_kernel("rbf", hsic, kw["sigma"], kw["frac"])
-    return {
-        "prepare": partial(kernel_state, kernel="rbf", hsic=hsic, **kw),
-        "combine": partial(kernel_combine, hsic=hsic),
-        "shares": "gram",
-        "dot": True,
-    }
-
-
-def _legacy(name: str, kwargs: dict[str, Any]) -> Measure:
-    fn, moment, kind = LEGACY[name]
-    sym = not (name == "linear_predictivity" or (name == "pwcca" and not kwargs.get("symmetric")))
-    if name == "linear_cka" and kwargs.get("debiased"):
-        moment = None
-    states = _rbf_states(kwargs) if name == "rbf_cka" else {}
-    return Measure(
-        name,
-        _LEGACY_FAMILY,
-        fn,
-        dict(kwargs),
-        kind,
-        sym,
-        moment=moment,
-        keep_dead=name == "rsa",
-        **{"shares": "moments" if moment else "none", **states},
-    )
+__all__ = ["FAMILIES", "all_names", "measure", "measures_markdown", "resolve_metric"]
 
 
 def _line(m: Measure) -> str:
@@ -83,10 +25,7 @@ def _line(m: Measure) -> str:
 def all_names() -> list[tuple[str, str]]:
     """(name, one-line description) of every listed standardized name and legacy name."""
     out = [(n, _line(measure(n))) for f in FAMILIES.values() for n in f.listed]
-    return out + [
-        (n, f"{LEGACY[n][2]}: legacy name, options as keyword arguments ({LEGACY[n][0].__name__})")
-        for n in LEGACY
-    ]
+    return out + [(n, f"alias of {measure(n).name}") for n in ALIASES]
 
 
 def measures_markdown() -> str:
@@ -106,8 +45,19 @@ def measures_markdown() -> str:
         'family\'s line (docs/guides/similarity.md, "Registry values").',
         "",
         "Shared work = what `pairwise` computes once per network (moments: one streaming pass of",
-        "second moments for all networks; gram / rdm / neighbours / factor: per-network states",
-        "combined per pair; none: pair by pair).",
+        "second moments for all networks; gram / rdm / neighbours / factor / features: per-network",
+        "states combined per pair; none: pair by pair).",
+        "",
+        "Direction: `pairwise` entry [i, j] is always `measure(X_i, X_j)`. Regression-type",
+        "measures predict the second argument from the first (`row predicts column`); a name with",
+        "`reverse` predicts the first from the second (`column predicts row`). Other asymmetric",
+        "measures say `row is the first argument` (PWCCA weights by the first argument's units).",
+        'Every result states it in `attrs["direction"]`; `layer_correspondence(sim, direction=)`',
+        "takes it explicitly for asymmetric measures.",
+        "",
+        "Where the registry's own backend reads the other way: ReSi's `LinearRegression` (the",
+        "registry's bare `linear_regression`) explains the first argument from the second; here",
+        "that is `linear_regression-reverse`, and `linear_regression` follows the convention.",
         "",
     ]
     rows = []
@@ -117,15 +67,26 @@ def measures_markdown() -> str:
             "",
             f"{f.summary}. Paper: {f.paper}. Invariant to: {', '.join(f.invariances) or '-'}.",
             "",
-            "| name | kind | symmetric | shared work |",
+            "| name | kind | direction | shared work |",
             "|---|---|---|---|",
         ]
-        for n in f.listed:
+        for n in f.listed or (f.key,):
             m = measure(n)
-            rows.append(f"| `{n}` | {m.kind} | {'yes' if m.symmetric else 'no'} | {m.shares} |")
+            rows.append(f"| `{n}` | {m.kind} | {m.direction} | {m.shares} |")
+        if not f.listed:
+            rows += ["", "Not in `measure_names()`, which lists names that take any widths."]
         rows.append("")
-    rows += ["## Legacy names", "", "| name | kind | function |", "|---|---|---|"]
-    rows += [f"| `{n}` | {k} | `{fn.__name__}` |" for n, (fn, _, k) in LEGACY.items()]
+    rows += [
+        "## Aliases",
+        "",
+        "An alias is the standardized name on its right, exactly (same value, same path in",
+        "`pairwise`, same `.name`); its keyword options become parameters of that name",
+        '(`measure("rbf_cka", sigma_fraction=0.4)` is `cka-kernel=(rbf-frac=0.4)-...`).',
+        "",
+        "| alias | standardized name |",
+        "|---|---|",
+    ]
+    rows += [f"| `{n}` | `{measure(n).name}` |" for n in ALIASES]
     return "\n".join(head + rows) + "\n"
 
 
@@ -136,9 +97,12 @@ def _family_of(toks: list[str]) -> Family | None:
 def measure(name: str, **kwargs: Any) -> Measure:
     """The measure for a standardized name, e.g. ``"cka-kernel=linear-hsic=lange-score"``.
 
-    Parameters are parsed from the name (see :mod:`._names`); ``kwargs`` add options of the
-    underlying function (``conditions=`` for crossnobis RSA...). Legacy names
-    (``"linear_cka"``...) take their options only as keyword arguments. A name that
+    Parameters are parsed from the name (see :mod:`._names`). ``kwargs`` that are parameters
+    of the name's family (``topk``'s option ``k``, ``sigma``, ``var``'s ``keep_variance``...)
+    become part of the name; the others are options of the underlying function
+    (``conditions=`` for crossnobis RSA...). An alias (``"linear_cka"``, ``"rbf_cka"``,
+    ``"rsa"``...; docs/MEASURES.md, "Aliases") is the standardized name with the defaults of
+    the function of the same name, and ``.name`` reports that name. A name that
     nacloos/similarity-repository also has gives the value of the code the registry runs for
     it (e.g. ``"pwcca-score"`` is google/svcca's ``compute_pwcca``); where that differs from
     the paper, the paper's form is an explicit option (``"pwcca-variant=paper-score"``; see
@@ -146,25 +110,54 @@ def measure(name: str, **kwargs: Any) -> Measure:
 
     Raises
     ------
-    ShapeError
-        For an unknown name (listing the closest known names) or a bad parameter.
+    UnknownMeasureError
+        For an unknown or removed name (listing the closest known names) or an unknown part.
+    MeasureParameterError
+        For a parameter value of the wrong type or outside its choices.
     """
     if not isinstance(name, str):
-        raise ShapeError(f"measure: expected a name (str), got {type(name).__name__}")
-    if name in LEGACY:
-        return _legacy(name, kwargs)
+        raise UnknownMeasureError(f"measure: expected a name (str), got {type(name).__name__}")
+    if name in REMOVED:
+        raise UnknownMeasureError(
+            f"measure {name!r} was removed; use one of: {', '.join(REMOVED[name])}"
+        )
+    if name in ALIASES:
+        name, kwargs = alias_name(name, dict(kwargs))
     toks = tokens(name)
     fam = _family_of(toks)
     if fam is None:
-        raise ShapeError(
+        raise UnknownMeasureError(
             f"unknown measure {name!r}; closest names: {', '.join(_closest(name, toks))}"
         )
-    return parse(fam, toks[1:], name).with_options(**kwargs)
+    extra, rest = _fold(fam, kwargs)
+    if extra:
+        name = "-".join([name, *extra])
+        toks = tokens(name)
+    return parse(fam, toks[1:], name).with_options(**rest)
+
+
+def _fold(fam: Family, kwargs: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Keyword options that are parameters or flags of ``fam``: (name tokens, the rest)."""
+    params = {p.option: p for p in fam.params}
+    params.update({p.key: p for p in fam.params})
+    flags = {(k, v): f for f, opts in fam.flags.items() if len(opts) == 1 for k, v in opts.items()}
+    toks, rest = [], {}
+    for k, v in kwargs.items():
+        scalar = isinstance(v, int | float | str) and not isinstance(v, bool)
+        if k in params and scalar:
+            toks.append(f"{params[k].key}={v}")
+        elif isinstance(v, bool) and (k, v) in flags:
+            toks.append(flags[(k, v)])
+        elif isinstance(v, bool) and not v and any(key == k for key, _ in flags):
+            continue  # a flag left off
+        else:
+            rest[k] = v
+    return toks, rest
 
 
 def _closest(name: str, toks: list[str]) -> list[str]:
     """Known names nearest to an unknown one: by family first, then by the whole name."""
-    keys = list(FAMILIES) + list(LEGACY)
+    keys = list(FAMILIES) + list(ALIASES)
     fams = difflib.get_close_matches(toks[0] if toks else name, keys, n=3, cutoff=0.6)
     known = [n for n, _ in all_names()]
     near = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
@@ -175,19 +168,21 @@ def _closest(name: str, toks: list[str]) -> list[str]:
 
 
 def resolve_metric(metric: str | Callable[..., float], **kwargs: Any) -> Measure:
-    """A :class:`Measure` for a name or a user callable ``f(X, Y, **kwargs) -> float``.
+    """A :class:`Measure` for a name, a :class:`Measure`, or a callable.
 
-    A callable is a similarity, symmetric unless it has ``symmetric = False``; it may declare
+    A public function that an alias names (``linear_cka``, ``rsa``...) resolves to that
+    alias's standardized name. Another callable ``f(X, Y, **kwargs) -> float`` is a
+    similarity, symmetric unless it has ``symmetric = False``; it may declare
     ``is_distance = True``.
     """
     if isinstance(metric, Measure):
         return metric.with_options(**kwargs)
     if callable(metric):
-        for name, (fn, _, _) in LEGACY.items():
-            if fn is metric:
-                return _legacy(name, kwargs)
+        if metric in FUNCTIONS:
+            return measure(FUNCTIONS[metric], **kwargs)
         sym = bool(getattr(metric, "symmetric", True))
         kind = "distance" if getattr(metric, "is_distance", False) else "similarity"
         name = getattr(metric, "__name__", "metric")
-        return Measure(name, _LEGACY_FAMILY, metric, dict(kwargs), kind, sym)
+        return Measure(name, USER_FAMILY, metric, dict(kwargs), kind, sym,
+                       direction=direction_of(sym, False, False))  # fmt: skip
     return measure(metric, **kwargs)

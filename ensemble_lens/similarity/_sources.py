@@ -11,6 +11,7 @@ import numpy as np
 
 from .._arrays import sample_ids_of, torch_to_numpy
 from ..errors import ShapeError, StoreError
+from ._input import check_input
 
 __all__ = ["in_memory", "resolve_inputs", "slice_rows", "subset_spec"]
 
@@ -81,14 +82,19 @@ class _StoreSpec:
 
 
 def _shape_of(x: Any, name: str) -> tuple[int, int]:
+    check_input(x, f"network {name!r}")
     if hasattr(x, "dims") and hasattr(x, "isel"):
-        if x.ndim != 2 or "sample" not in x.dims:
-            raise ShapeError(f"network {name!r}: expected dims ('sample', 'unit'), got {x.dims}")
         x = x.transpose("sample", ...)
     shape = tuple(int(s) for s in x.shape)
     if len(shape) != 2:
         raise ShapeError(f"network {name!r}: expected a 2-D (sample, unit) array, got {shape}")
     return shape  # type: ignore[return-value]
+
+
+def _detached(a: Any, name: str) -> Any:
+    """One in-memory network, checked (:func:`check_input`), detached, samples first."""
+    a = check_input(a, f"network {name!r}")
+    return a.transpose("sample", ...) if hasattr(a, "isel") else a
 
 
 def _resolve(inputs: Any) -> tuple[tuple[str, ...], Any, int, tuple[int, ...]]:
@@ -113,7 +119,7 @@ def _resolve(inputs: Any) -> tuple[tuple[str, ...], Any, int, tuple[int, ...]]:
             )
         if not arrays:
             raise ShapeError("inputs: expected at least one network, got none")
-        arrays = tuple(a.transpose("sample", ...) if hasattr(a, "isel") else a for a in arrays)
+        arrays = tuple(_detached(a, nm) for a, nm in zip(arrays, names, strict=True))
         spec = _ArraySpec(arrays)
     shapes = [_shape_of(a, nm) for a, nm in zip(arrays, names, strict=True)]
     n = shapes[0][0]

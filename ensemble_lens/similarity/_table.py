@@ -4,7 +4,6 @@ options, symmetry, kind, invariances, per-network work and standardized names.""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from . import geometry as geo
 from ._builders import (
@@ -13,7 +12,10 @@ from ._builders import (
     build_ensd,
     build_fn,
     build_gulp,
+    build_permutation,
+    build_permutation_procrustes,
     build_procrustes,
+    build_procrustes_distance,
     build_pwcca,
     build_rsa,
     build_rsm_norm,
@@ -21,10 +23,11 @@ from ._builders import (
     build_shared,
     build_svcca,
 )
-from ._names import ANGULAR, EUCLIDEAN, Built, Family, Output, Param
+from ._names import ANGULAR, EUCLIDEAN, Family, Output, Param
 from ._table_knn import ORTHO, neighbour_families
+from ._table_plain import plain_families
 from ._table_regression import regression_families
-from ._variants import aligned_cossim, permutation_euclidean
+from ._variants import aligned_cossim
 from .rsa import COMPARATORS, RDMS
 
 __all__ = ["FAMILIES"]
@@ -168,6 +171,7 @@ def _families() -> list[Family]:
             (
                 Param("alpha", "alpha", "float", 1.0, show=True),
                 Param("scale", "scale", "str", "raw", ("mean", "raw")),
+                Param("cv", "cv", "int"),
             ),
             {
                 "distance=angular": Output("distance"),
@@ -190,7 +194,7 @@ def _families() -> list[Family]:
             "angle between centred units after the best unit permutation (netrep)",
             "shape",
             ("permutation", "isotropic-scaling", "translation"),
-            _build_permutation,
+            build_permutation,
             (),
             {
                 "distance=angular": Output("distance"),
@@ -213,7 +217,7 @@ def _families() -> list[Family]:
             "Bures distance of centred linear Grams (= Procrustes size-and-shape)",
             "shape",
             ("orthogonal", "translation"),
-            build_fn(geo.procrustes_distance),
+            build_procrustes_distance(False),
             outputs={"score": Output("distance")},
             listed=("bures_distance",),
             paper="Harvey et al. 2024",
@@ -223,7 +227,7 @@ def _families() -> list[Family]:
             "Procrustes distance of centred inputs scaled to unit norm",
             "shape",
             ORTHO,
-            build_fn(geo.procrustes_distance, normalize=True),
+            build_procrustes_distance(True),
             outputs={"score": Output("distance")},
             listed=("orthogonal_procrustes_centered_and_normalized",),
             paper="Ding et al. 2021",
@@ -243,7 +247,7 @@ def _families() -> list[Family]:
             "min over unit permutations of |X - Y P| (raw units)",
             "shape",
             ("permutation",),
-            build_fn(geo.permutation_procrustes),
+            build_permutation_procrustes,
             outputs={"score": Output("distance")},
             flags={"standardized": {"standardize": True}},
             listed=("permutation_procrustes", "permutation_procrustes-standardized"),
@@ -403,13 +407,8 @@ def _families() -> list[Family]:
             listed=("uniformity_difference",),
             paper="Wang & Isola 2020",
         ),
+        *plain_families(),
     ]
-
-
-def _build_permutation(o: dict[str, Any], out: str) -> Built:
-    if out.startswith("distance=") and "euclidean" in out:
-        return Built(permutation_euclidean, {"squared": bool(o.get("squared"))})
-    return Built(geo.permutation_angle, o)
 
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _families()}

@@ -20,6 +20,8 @@ from .knn import (
     mutual_knn,
     rank_knn,
     second_order_cosine,
+    soc_combine,
+    soc_state,
 )
 
 __all__ = ["ORTHO", "neighbour_families"]
@@ -49,6 +51,18 @@ def build_gs(o: dict[str, object], _out: str) -> Built:
     kw: dict[str, Any] = {k: o[k] for k in ("n_landmarks", "gamma", "i_max", "n", "seed") if k in o}
     return Built(
         geometry_score, kw, prepare=partial(mean_rlt, **kw), combine=gs_combine, shares="mrlt"
+    )
+
+
+def build_soc(o: dict[str, Any], _out: str) -> Built:
+    """Second-order cosine; per network its unit-norm samples and cosine neighbours."""
+    k, on = o["k"], o.get("on", "distance")
+    return Built(
+        second_order_cosine,
+        {"k": k, "on": on},
+        prepare=partial(soc_state, k=k),
+        combine=partial(soc_combine, on=on),
+        shares="neighbours",
     )
 
 
@@ -113,7 +127,7 @@ def neighbour_families() -> list[Family]:
             "paper) to the union of neighbours",
             "neighbours",
             ORTHO[:2],
-            lambda o, _: Built(second_order_cosine, {"k": o["k"], "on": o.get("on", "distance")}),
+            build_soc,
             _K,
             flags={"on_similarity": {"on": "similarity"}, "on_distance": {"on": "distance"}},
             listed=(

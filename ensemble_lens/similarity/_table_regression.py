@@ -7,8 +7,12 @@ NeuroAIMetrics, Brain-Score, brain_language_nlp; see ``_builders._registry_varia
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from ._builders import build_regression
-from ._names import Family, Param
+from ._names import Built, Family, Param
+from .predictivity import linear_predictivity, pred_combine, pred_state
 
 __all__ = ["regression_families"]
 
@@ -44,14 +48,27 @@ _REG_ORDER = (
 )
 
 
+def _build_predictivity(o: dict[str, Any], _out: str) -> Built:
+    """linear_predictivity; per network the factored training rows of its seeded folds."""
+    return Built(
+        linear_predictivity,
+        dict(o),
+        symmetric=False,
+        prepare=partial(pred_state, cv=o["cv"], seed=o["seed"]),
+        combine=pred_combine,
+        shares="factor",
+    )
+
+
 def regression_families() -> list[Family]:
     """The linear_regression, ridge and pls rows (in the table's order)."""
     return [
         Family(
             "linear_regression",
-            "least squares: bare = ReSi in-sample R^2 of X from Y; "
-            "with pearsonr/r2 = held-out predictivity of Y from X (cv: DeepDive's contiguous "
-            "folds, pooled scores; variant=shuffled: seeded folds, fold-averaged)",
+            "least squares: bare = in-sample R^2 of Y from X (ReSi's reads X from Y: "
+            "add reverse); with pearsonr/r2 = held-out predictivity of Y from X (cv: "
+            "DeepDive's contiguous folds, pooled scores; variant=shuffled: seeded folds, "
+            "fold-averaged)",
             "regression",
             ("invertible-linear",),
             build_regression("ols"),
@@ -105,5 +122,16 @@ def regression_families() -> list[Family]:
                 "pls",
             ),
             paper="Schrimpf et al. 2018",
+        ),
+        Family(
+            "linear_predictivity",
+            "cross-validated R^2 of a ridge fit of Y from X, penalty relative to X's mean "
+            "eigenvalue chosen by nested leave-one-out from a grid (seeded folds)",
+            "regression",
+            ("orthogonal", "isotropic-scaling"),
+            _build_predictivity,
+            (Param("cv", "cv", "int", 5), Param("seed", "seed", "int", 0)),
+            listed=("linear_predictivity",),
+            paper="this package",
         ),
     ]

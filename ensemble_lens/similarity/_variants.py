@@ -16,8 +16,13 @@ from scipy.spatial.distance import pdist, squareform
 
 from ..errors import ShapeError
 from ._input import center, prepare_pair
-from ._linalg import factor_data, singular_values, whitened_cross_data
-from .cca import n_keep
+from ._linalg import n_keep, singular_values
+from ._states import (
+    centred_state,
+    factor_state,
+    permutation_distance_combine,
+    squared_cca_combine,
+)
 
 __all__ = [
     "aligned_cossim",
@@ -69,13 +74,7 @@ def svcca_squared(
     scaling and translation.
     """
     x, y = prepare_pair(X, Y)
-    fx, fy = factor_data(center(x)), factor_data(center(y))
-    keep = 1.0 if keep_variance is None else keep_variance
-    kx, ky = n_keep(fx.lam, keep, n_components), n_keep(fy.lam, keep, n_components)
-    if keep_variance is None and n_components is None:
-        kx, ky = fx.lam.size, fy.lam.size
-    rho = np.clip(singular_values(whitened_cross_data(fx, fy)[:kx, :ky]), 0.0, 1.0)
-    return float(np.mean(rho**2))
+    return squared_cca_combine(factor_state(x), factor_state(y), keep_variance, n_components)
 
 
 def neuroai_predictivity(
@@ -160,14 +159,8 @@ def permutation_euclidean(X: Any, Y: Any, squared: bool = False) -> float:
     permutations of the centred inputs, the narrower one zero-padded. Symmetric; invariant to
     permutations and translation, not to scaling.
     """
-    from scipy.optimize import linear_sum_assignment
-
     x, y = prepare_pair(X, Y, rescale=False)
-    xc, yc = center(x), center(y)
-    rows, cols = linear_sum_assignment(xc.T @ yc, maximize=True)
-    cross = float(np.sum(xc[:, rows] * yc[:, cols]))
-    d2 = max(float(np.sum(xc * xc) + np.sum(yc * yc) - 2.0 * cross), 0.0)
-    return d2 if squared else float(np.sqrt(d2))
+    return permutation_distance_combine(centred_state(x), centred_state(y), squared)
 
 
 def aligned_cossim(X: Any, Y: Any) -> float:

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from .._arrays import as_matrix
 from ..errors import DroppedUnitsWarning, IllConditionedWarning, ShapeError
-from ._input import live_units, safe_scale
+from ._input import checked_matrix, live_units, safe_scale
 from ._names import POST, Measure
+from ._warn import reissue, warn
 from .moments import resolve_inputs
 
 _BATCH = 16
@@ -72,7 +72,7 @@ def materialise(inputs: Any, keep_dead: bool) -> tuple[tuple[str, ...], list[np.
     names, spec, _, _ = resolve_inputs(inputs)
     arrays, dropped = [], []
     for a, nm in zip(spec.open(), names, strict=True):
-        x = as_matrix(a, f"network {nm!r}")
+        x = checked_matrix(a, f"network {nm!r}")
         if not keep_dead:
             xs = safe_scale(x)
             live = live_units(xs.mean(axis=0), xs.var(axis=0))
@@ -85,27 +85,17 @@ def materialise(inputs: Any, keep_dead: bool) -> tuple[tuple[str, ...], list[np.
                 x = x[:, live]
         arrays.append(x)
     if dropped:
-        warnings.warn(
+        warn(
             f"dropped constant (dead) units: {', '.join(dropped)}",
             DroppedUnitsWarning,
-            stacklevel=3,
         )
     return names, arrays
 
 
-def aggregate_warnings(records: Sequence[warnings.WarningMessage]) -> None:
-    """Re-issue recorded warnings once each; DroppedUnitsWarnings merged into one line."""
-    dropped = [str(r.message) for r in records if issubclass(r.category, DroppedUnitsWarning)]
-    seen: set[tuple[type, str]] = set()
-    for r in records:
-        key = (r.category, str(r.message))
-        if issubclass(r.category, DroppedUnitsWarning) or key in seen:
-            continue
-        seen.add(key)
-        warnings.warn(r.message, r.category, stacklevel=3)
-    if dropped:
-        text = "; ".join(m.removeprefix("dropped constant (dead) units: ") for m in dropped)
-        warnings.warn(f"dropped constant (dead) units: {text}", DroppedUnitsWarning, stacklevel=3)
+def aggregate_warnings(records: Sequence[warnings.WarningMessage]) -> dict[str, tuple[int, int]]:
+    """Re-issue recorded warnings once each at the user's line, dropped units in one warning;
+    returns {network: (dropped, units)}."""
+    return reissue(list(records))
 
 
 def pairs_of(k: int, symmetric: bool) -> list[tuple[int, int]]:
@@ -139,32 +129,44 @@ def _combine_batch(
 def loop_matrix(
     arrays: list[np.ndarray], m: Measure, executor: Any, n_jobs: int, progress: Progress
 ) -> np.ndarray:
-    """Every pair through the single-pair function (measures without per-network work)."""
+    """Every pair through the single-pair function (measures without per-network work); the
+    diagonal of a distance (exactly 0) is not computed. The first pair runs here, so its
+    warnings surface once; the others run quietly in the workers."""
     k = len(arrays)
-    pairs = pairs_of(k, m.symmetric)
-    if pairs:  # surfaces the measure's warnings once, outside the quiet workers
-        m.fn(arrays[pairs[-1][0]], arrays[pairs[-1][1]], **m.options)
-    batches = [pairs[s : s + _BATCH] for s in range(0, len(pairs), _BATCH)]
+    pairs = [p for p in pairs_of(k, m.symmetric) if p[0] != p[1] or m.kind != "distance"]
+    vals: list[float] = []
+    if pairs:
+        i, j = pairs[0]
+        vals.append(POST[m.post](m.fn(arrays[i], arrays[j], **m.options)))
+    rest = pairs[1:]
+    batches = [rest[s : s + _BATCH] for s in range(0, len(rest), _BATCH)]
     args = [
         (m.fn, m.post, [(arrays[i], arrays[j]) for i, j in b], dict(m.options)) for b in batches
     ]
-    vals = _run_batches(executor, n_jobs, _pair_batch, args, progress, len(pairs))
-    return _fill(k, pairs, vals, m.symmetric)
+    vals += _run_batches(executor, n_jobs, _pair_batch, args, progress, len(pairs), len(vals))
+    out = _fill(k, pairs, vals, m.symmetric)
+    if m.kind == "distance":
+        np.fill_diagonal(out, 0.0)
+    return out
 
 
-def _run_batches(executor, n_jobs, fn, args, progress: Progress, total: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _run_batches(
+    executor, n_jobs, fn, args, progress: Progress, total: int, done: int = 0
+) -> list[float]:  # type: ignore[no-untyped-def]
     out: list[float] = []
     step = max(1, len(args) // 20)  # about 20 progress reports per call
     for s in range(0, len(args), step):
         for batch in map_calls(executor, n_jobs, fn, args[s : s + step]):
             out.extend(batch)
         if progress is not None:
-            progress(len(out), total)
+            progress(done + len(out), total)
+    if not args and progress is not None:
+        progress(done, total)
     return out
 
 
 def _fill(k: int, pairs: list[tuple[int, int]], vals: list[float], symmetric: bool) -> np.ndarray:
-    out = np.empty((k, k))
+    out = np.zeros((k, k))
     for (i, j), v in zip(pairs, vals, strict=True):
         out[i, j] = v
         if symmetric:
@@ -189,11 +191,17 @@ def _prepare(
     executor: Any,
     n_jobs: int,
     first: Any = None,
+    work: dict[str, Any] | None = None,
 ) -> Any:
     """States of the networks ``idx``; for dot measures one (len(idx), L) matrix, filled row
-    by row while the separate states are released (no second copy)."""
+    by row while the separate states are released (no second copy). ``work["states"]``
+    counts the states computed."""
     todo = idx[1:] if first is not None else idx
     states = map_calls(executor, n_jobs, m.prepare, [(arrays[i],) for i in todo])
+    if work is not None:
+        work["states"] = work.get("states", 0) + len(todo)
+        for i, st in zip(todo, states, strict=True):
+            _harvest(work, i, st)
     if first is not None:
         states.insert(0, first)
     if m.dot and all(isinstance(v, np.ndarray) and v.ndim == 1 for v in states):
@@ -204,6 +212,13 @@ def _prepare(
     return states
 
 
+def _harvest(work: dict[str, Any], i: int, state: Any) -> None:
+    """Keep what a network's state resolved (``state.info``: the sigma used...)."""
+    info = getattr(state, "info", None)
+    if info:
+        work.setdefault("resolved", {})[i] = dict(info)
+
+
 def prepared_matrix(
     arrays: list[np.ndarray],
     m: Measure,
@@ -211,20 +226,25 @@ def prepared_matrix(
     n_jobs: int,
     max_bytes: int,
     progress: Progress,
+    work: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """All pairs from per-network states, in groups whose states fit ``max_bytes``."""
+    """All pairs from per-network states, in groups whose states fit ``max_bytes``;
+    ``work["states"]`` counts the per-network states computed (K when they fit)."""
     assert m.prepare is not None and m.combine is not None
     k = len(arrays)
     first = map_calls(None, 1, m.prepare, [(arrays[0],)])[0]
+    if work is not None:
+        work["states"] = work.get("states", 0) + 1
+        _harvest(work, 0, first)
     size = max(1, int(max_bytes // (2 * max(1, _nbytes(first)))))
     groups = [list(range(s, min(s + size, k))) for s in range(0, k, size)]
     out = np.empty((k, k))
     total, done = len(pairs_of(k, m.symmetric)), 0
     for ga, ia in enumerate(groups):
-        sa = _prepare(m, arrays, ia, executor, n_jobs, first if ga == 0 else None)
+        sa = _prepare(m, arrays, ia, executor, n_jobs, first if ga == 0 else None, work)
         first = None
         for ib in groups[ga:]:
-            sb = sa if ib is ia else _prepare(m, arrays, ib, executor, n_jobs)
+            sb = sa if ib is ia else _prepare(m, arrays, ib, executor, n_jobs, work=work)
             done += _block(m, ia, ib, sa, sb, out, executor, n_jobs)
             if progress is not None:
                 progress(min(done, total), total)

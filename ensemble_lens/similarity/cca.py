@@ -10,7 +10,6 @@ either input (plain CCA) and to translation.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,9 @@ import numpy as np
 
 from ..errors import IllConditionedWarning, ShapeError
 from ._input import center, prepare_pair, prepare_pair_masked
-from ._linalg import Factor, factor_data, singular_values, svd, whitened_cross_data
+from ._linalg import Factor, factor_data, n_keep, singular_values, svd, whitened_cross_data
+from ._states import google_pwcca_combine, google_state
+from ._warn import warn
 
 __all__ = ["CCAResult", "cca", "mean_cca", "pwcca", "svcca"]
 
@@ -53,11 +54,10 @@ def _check_k(n_components: int | None, kmax: int) -> int:
 
 def _warn_if_d_ge_n(dx: int, dy: int, n: int, ridge: float) -> None:
     if ridge == 0 and dx + dy >= n:
-        warnings.warn(
+        warn(
             f"CCA with {dx} + {dy} units on {n} samples: with d1 + d2 >= n some canonical "
             "correlations are 1 by construction; use ridge > 0 or svcca",
             IllConditionedWarning,
-            stacklevel=3,
         )
 
 
@@ -134,14 +134,6 @@ def mean_cca(X: Any, Y: Any, n_components: int | None = None, ridge: float = 0.0
     _warn_if_d_ge_n(x.shape[1], y.shape[1], x.shape[0], ridge)
     fx, fy = factor_data(center(x)), factor_data(center(y))
     return mean_cca_from_cross(fx, fy, whitened_cross_data(fx, fy), ridge, n_components)
-
-
-def n_keep(lam: np.ndarray, keep_variance: float, n_components: int | None) -> int:
-    """Number of leading principal directions kept by SVCCA."""
-    if n_components is not None:
-        return max(1, min(n_components, lam.size))
-    frac = np.cumsum(lam) / lam.sum()
-    return min(int(np.searchsorted(frac, keep_variance * (1 - 1e-12))) + 1, lam.size)
 
 
 def svcca_from_cross(fx: Factor, fy: Factor, kxy: np.ndarray, keep: float, nc: int | None) -> float:
@@ -227,22 +219,6 @@ def pwcca(X: Any, Y: Any, symmetric: bool = False, variant: str = "paper") -> fl
     return value
 
 
-def _inv_sqrt(c: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(np.linalg.pinv(c))
-    return (v * np.sqrt(np.maximum(w, 0.0))) @ v.T
-
-
 def _pwcca_google(x: np.ndarray, y: np.ndarray) -> float:
     """google/svcca's projection weighting (see :func:`pwcca`), written from its description."""
-    dx = x.shape[1]
-    c = np.cov(x.T, y.T)
-    cxx, cyy, cxy = c[:dx, :dx], c[dx:, dx:], c[:dx, dx:]
-    mx, my = np.abs(cxx).max(), np.abs(cyy).max()
-    cxx, cyy, cxy = cxx / mx, cyy / my, cxy / np.sqrt(mx * my)
-    u, rho, vt = np.linalg.svd(_inv_sqrt(cxx) @ cxy @ _inv_sqrt(cyy))
-    acts, rot = (x, u.T) if dx <= y.shape[1] else (y, vt)
-    mean = acts.mean(axis=0)
-    dirns = rot @ (acts - mean).T + mean[:, None]
-    q, _ = np.linalg.qr(dirns.T)
-    w = np.abs(q.T @ acts).sum(axis=1)[: rho.size]
-    return float(w @ np.abs(rho) / w.sum())
+    return google_pwcca_combine(google_state(x), google_state(y))

@@ -15,6 +15,12 @@ from scipy.spatial.distance import pdist
 
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
+from ._states import (
+    centred_state,
+    permutation_angle_combine,
+    permutation_distance_combine,
+    procrustes_combine,
+)
 from .matching import _assign
 
 __all__ = [
@@ -34,10 +40,6 @@ __all__ = [
 ]
 
 
-def _nuclear(a: np.ndarray) -> float:
-    return float(np.linalg.svd(a, compute_uv=False).sum())
-
-
 def procrustes_distance(X: Any, Y: Any, normalize: bool = False, squared: bool = False) -> float:
     """Orthogonal Procrustes distance ``min_R |Xc - Yc R|`` over orthogonal R.
 
@@ -49,13 +51,8 @@ def procrustes_distance(X: Any, Y: Any, normalize: bool = False, squared: bool =
     identical inputs.
     """
     x, y = prepare_pair(X, Y, rescale=normalize)
-    if x.shape == y.shape and np.array_equal(x, y):
-        return 0.0
-    xc, yc = center(x), center(y)
-    if normalize:
-        xc, yc = xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)
-    sq = max(float(np.sum(xc * xc) + np.sum(yc * yc)) - 2 * _nuclear(xc.T @ yc), 0.0)
-    return sq if squared else float(np.sqrt(sq))
+    kw = {"normalize": normalize}
+    return procrustes_combine(centred_state(x, **kw), centred_state(y, **kw), squared)
 
 
 def permutation_procrustes(X: Any, Y: Any, standardize: bool = False) -> float:
@@ -66,15 +63,8 @@ def permutation_procrustes(X: Any, Y: Any, standardize: bool = False) -> float:
     metrics). Not invariant to orthogonal maps; invariant to unit permutations.
     """
     x, y = prepare_pair(X, Y, rescale=False)
-    if standardize:
-        x = center(x) / x.std(axis=0)
-        y = center(y) / y.std(axis=0)
-    from scipy.optimize import linear_sum_assignment
-
-    rows, cols = linear_sum_assignment(x.T @ y, maximize=True)
-    # unmatched units of the wider input are matched with zero units of the narrower one
-    sq = np.sum(x * x) + np.sum(y * y) - 2 * np.sum(x[:, rows] * y[:, cols])
-    return float(np.sqrt(max(sq, 0.0)))
+    kw = {"standardize": standardize, "centre": False}
+    return permutation_distance_combine(centred_state(x, **kw), centred_state(y, **kw))
 
 
 def permutation_angle(X: Any, Y: Any, standardize: bool = False) -> float:
@@ -86,17 +76,8 @@ def permutation_angle(X: Any, Y: Any, standardize: bool = False) -> float:
     invariant to unit permutations, translation and isotropic scaling.
     """
     x, y = prepare_pair(X, Y)
-    if x.shape == y.shape and np.array_equal(x, y):
-        return 0.0
-    xc, yc = center(x), center(y)
-    if standardize:
-        xc, yc = xc / xc.std(axis=0), yc / yc.std(axis=0)
-    from scipy.optimize import linear_sum_assignment
-
-    c = xc.T @ yc
-    rows, cols = linear_sum_assignment(c, maximize=True)
-    cos = c[rows, cols].sum() / (np.linalg.norm(xc) * np.linalg.norm(yc))
-    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+    kw = {"standardize": standardize}
+    return permutation_angle_combine(centred_state(x, **kw), centred_state(y, **kw))
 
 
 def aligned_cosine(X: Any, Y: Any) -> float:

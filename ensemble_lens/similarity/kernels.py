@@ -52,9 +52,16 @@ def check_kernel(kernel: str, hsic: str, sigma: float | None, frac: float) -> No
 
 def gram(x: np.ndarray, kernel: str, sigma: float | None, frac: float = 1.0) -> np.ndarray:
     """(n, n) Gram matrix of one representation (linear: of the centred data)."""
+    return gram_sigma(x, kernel, sigma, frac)[0]
+
+
+def gram_sigma(
+    x: np.ndarray, kernel: str, sigma: float | None, frac: float = 1.0
+) -> tuple[np.ndarray, float | None]:
+    """The Gram matrix and the kernel width used (None for the linear kernel)."""
     if kernel == "linear":
         xc = center(x)
-        return xc @ xc.T
+        return xc @ xc.T, None
     d2 = pdist(x, "sqeuclidean")
     if sigma is None:
         med = float(np.median(d2))
@@ -66,7 +73,13 @@ def gram(x: np.ndarray, kernel: str, sigma: float | None, frac: float = 1.0) -> 
     k = np.exp(-d2 / (2 * s2)) if kernel == "rbf" else np.exp(-np.sqrt(d2 / s2))
     k = squareform(k)
     np.fill_diagonal(k, 1.0)
-    return k
+    return k, float(np.sqrt(s2))
+
+
+class Described(np.ndarray):
+    """A state vector with ``info``: what the per-network work resolved (the sigma used)."""
+
+    info: dict[str, Any]
 
 
 def transform(k: np.ndarray, hsic: str) -> np.ndarray:
@@ -134,8 +147,11 @@ def kernel_state(
         rows = np.einsum("ij,ij->i", xc, xc)
         st = LinearState(xc, rows, 0.0)
         return LinearState(xc, rows, _positive(_linear_hsic(st, st, hsic), hsic))
-    v = packed(transform(gram(x, kernel, sigma, frac), hsic))
-    return v / np.sqrt(_positive(float(v @ v), hsic))
+    k, used = gram_sigma(x, kernel, sigma, frac)
+    v = packed(transform(k, hsic))
+    out = (v / np.sqrt(_positive(float(v @ v), hsic))).view(Described)
+    out.info = {"sigma": used}
+    return out
 
 
 def kernel_combine(a: Any, b: Any, hsic: str = "gretton") -> float:

@@ -220,11 +220,22 @@ def second_order_cosine(
     if on not in ("similarity", "distance"):
         raise ShapeError(f"on: expected 'similarity' or 'distance', got {on!r}")
     x, y = prepare_pair(X, Y, min_samples=2)
-    for arr, nm in ((x, "X"), (y, "Y")):
-        check_knn(arr, k, "cosine", nm)
-    nx, ny = knn_indices(x, k), knn_indices(y, k)
-    ux = x / np.linalg.norm(x, axis=1, keepdims=True)
-    uy = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return soc_combine(soc_state(x, k, "X"), soc_state(y, k, "Y"), on)
+
+
+def soc_state(x: np.ndarray, k: int, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
+    """Per-network work of the second-order cosine: unit-norm samples, cosine neighbours."""
+    x = safe_scale(x)
+    check_knn(x, k, "cosine", name)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), knn_indices(x, k)
+
+
+def soc_combine(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], on: str
+) -> float:
+    """Second-order cosine of two states (see :func:`second_order_cosine`)."""
+    (ux, nx), (uy, ny) = a, b
+    k = nx.shape[1]
     union = np.concatenate([nx, ny], axis=1)  # duplicates weigh twice: remove them below
     dup = np.zeros(union.shape, dtype=bool)
     dup[:, k:] = (ny[:, :, None] == nx[:, None, :]).any(axis=2)

@@ -1,5 +1,5 @@
-"""Layers x models: every (model, layer) against every (model, layer), and the
-layer-correspondence test of Kornblith et al. (2019).
+"""Layers x models: the (model, layer) flattening ``pairwise(..., layers=)`` runs through, and
+the layer-correspondence test of Kornblith et al. (2019). Imports nothing of ``pairwise``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from ..errors import ShapeError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["layer_correspondence", "layer_pairwise"]
+__all__ = ["flatten", "layer_correspondence", "unflatten"]
 
 
-def _networks(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
-    """Models and the flat ``{"model/layer": activations}`` dict of a store or nested dict."""
+def flatten(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """Models and the flat ``{"model/layer": activations}`` dict of a store or nested dict
+    (the one place that knows the (model, layer) flattening; :func:`unflatten` undoes it)."""
     if not layers:
         raise ShapeError("layers: expected at least one layer name, got none")
     if hasattr(inputs, "activations") and hasattr(inputs, "models"):
@@ -49,52 +50,31 @@ def _networks(inputs: Any, layers: Sequence[str]) -> tuple[list[str], dict[str, 
     return models, {f"{m}/{ly}": get(m, ly) for m in models for ly in layers}
 
 
-def layer_pairwise(
-    inputs: Any,
-    m: Any,
-    layers: Sequence[str],
-    executor: Any,
-    chunk: int,
-    max_bytes: int,
-    n_jobs: int | None,
-    progress: Any,
-    how: tuple[str, str] = ("cpu", "float64"),
-) -> xr.DataArray:
-    """The (model, layer, model_, layer_) matrix: all networks in one ``pairwise`` call."""
+def unflatten(flat: xr.DataArray, models: list[str], layers: list[str]) -> xr.DataArray:
+    """The (model, layer, model_, layer_) matrix from the flat ("model/layer") one."""
     import xarray as xr
 
-    from .pairwise import pairwise
-
-    layers = [str(ly) for ly in layers]
-    models, flat = _networks(inputs, layers)
-    flat_da = pairwise(
-        flat,
-        m,
-        executor=executor,
-        chunk_size=chunk,
-        max_bytes=max_bytes,
-        n_jobs=n_jobs,
-        progress=progress,
-        device=how[0],  # type: ignore[arg-type]
-        precision=how[1],  # type: ignore[arg-type]
-    )
     k, nl = len(models), len(layers)
-    vals = flat_da.values.reshape(k, nl, k, nl)
     return xr.DataArray(
-        vals,
+        flat.values.reshape(k, nl, k, nl),
         dims=("model", "layer", "model_", "layer_"),
         coords={"model": models, "layer": layers, "model_": models, "layer_": layers},
-        attrs=dict(flat_da.attrs),
+        attrs=dict(flat.attrs),
     )
 
 
-def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
+def layer_correspondence(sim: xr.DataArray, direction: str | None = None) -> xr.Dataset:
     """Which layer of model B is most similar to layer l of model A (Kornblith et al. 2019).
 
     Parameters
     ----------
     sim : xarray.DataArray
         dims ("model", "layer", "model_", "layer_") from ``pairwise(..., layers=...)``.
+    direction : {"row", "column", "mean"}, optional
+        Which entries score layer l of A against layer m of B: ``"row"``
+        ``sim[A, l, B, m]`` (A's layer is the first argument: for regression-type measures it
+        predicts B's), ``"column"`` ``sim[B, m, A, l]`` (B's layer predicts A's), ``"mean"``
+        their average. Required when ``sim.attrs["direction"]`` is not ``"symmetric"``.
 
     Returns
     -------
@@ -116,7 +96,7 @@ def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
         raise ShapeError(
             f"sim: need at least 2 models for a correspondence test, got {len(models)}"
         )
-    vals = np.asarray(sim.values, dtype=float)
+    vals = _oriented(sim, direction)
     pick = np.nanargmin if sim.attrs.get("kind") == "distance" else np.nanargmax
     best = np.full((len(models), len(layers), len(models)), "", dtype=object)
     correct = np.zeros(best.shape, dtype=bool)
@@ -138,5 +118,22 @@ def layer_correspondence(sim: xr.DataArray) -> xr.Dataset:
             "overall": ((), float(acc.mean())),
         },
         coords={"model": models, "layer": layers, "model_": list(sim["model_"].values)},
-        attrs={"metric": sim.attrs.get("metric", "")},
+        attrs={"metric": sim.attrs.get("metric", ""), "direction": direction or "row"},
     )
+
+
+def _oriented(sim: xr.DataArray, direction: str | None) -> np.ndarray:
+    """The values with [A, l, B, m] scoring A's layer l against B's layer m."""
+    stated = sim.attrs.get("direction", "symmetric")
+    if direction is None and stated != "symmetric":
+        raise ShapeError(
+            f"direction: the measure {sim.attrs.get('metric', '')!r} is not symmetric "
+            f"({stated}); pass direction='row', 'column' or 'mean'"
+        )
+    if direction not in (None, "row", "column", "mean"):
+        raise ShapeError(f"direction: expected 'row', 'column' or 'mean', got {direction!r}")
+    vals = np.asarray(sim.values, dtype=float)
+    back = vals.transpose(2, 3, 0, 1)
+    if direction == "column":
+        return back
+    return (vals + back) / 2 if direction == "mean" else vals

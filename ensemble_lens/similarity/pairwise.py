@@ -20,14 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EnsembleLensWarning, IllConditionedWarning, ShapeError
+from ..errors import (
+    EnsembleLensWarning,
+    IllConditionedWarning,
+    MeasureParameterError,
+    ShapeError,
+)
 from ._batched import pair_values
 from ._device import Device, Precision, check_device, moments_backend
+from ._linalg import n_keep
+from ._meta import measure_attrs, result_attrs
 from ._names import POST, Measure
 from ._pairstate import live_mask, prepare_net
 from ._registry import resolve_metric
+from ._warn import collected, warn
 from .allpairs import (
-    aggregate_warnings,
     default_jobs,
     loop_matrix,
     map_calls,
@@ -35,6 +42,7 @@ from .allpairs import (
     pairs_of,
     prepared_matrix,
 )
+from .layers import flatten, unflatten
 from .moments import (
     Moments,
     cross_covariance,
@@ -60,11 +68,13 @@ IN_MEMORY_TILE_BYTES = 8 * 2**20
 _MIN_ROWS = 256
 
 
-def _check_kwargs(m: Measure) -> None:
+def _check_kwargs(m: Measure, label: str) -> None:
     try:
         inspect.signature(m.fn).bind(None, None, **m.options)
     except TypeError as err:
-        raise ShapeError(f"metric {m.name!r}: invalid options {sorted(m.options)}: {err}") from err
+        raise MeasureParameterError(
+            f"metric {label}: invalid options {sorted(m.options)}: {err}"
+        ) from err
 
 
 def _groups(widths: Sequence[int], max_bytes: int) -> list[list[int]]:
@@ -183,11 +193,10 @@ def _warn_cca(job: _Job) -> None:
         top = sorted(job.widths)[-2:]
         widest_pair = sum(top) if len(top) == 2 else 2 * top[0]
         if widest_pair >= job.n:
-            warnings.warn(
+            warn(
                 f"{job.metric}: networks with {top} units on {job.n} samples: with d1 + d2 >= n "
                 "some canonical correlations are 1 by construction; use ridge > 0 or svcca",
                 IllConditionedWarning,
-                stacklevel=4,
             )
 
 
@@ -200,6 +209,7 @@ def _moments_matrix(
     max_bytes: int,
     n_jobs: int,
     how: tuple[str, str] = ("cpu", "float64"),
+    work: dict[str, Any] | None = None,
 ) -> tuple[tuple[str, ...], np.ndarray]:
     if isinstance(inputs, Moments):
         names, spec, n, widths = inputs.names, None, inputs.n, inputs.widths
@@ -213,6 +223,7 @@ def _moments_matrix(
     _warn_cca(job)
     if isinstance(inputs, Moments):
         _diag_tile(job, list(range(k)), inputs)
+        _kept(job, work)
         return names, job.out
     tile = max_bytes
     if in_memory(spec):  # cheap to re-read (a copy per tile): tiles about one network's size
@@ -228,7 +239,18 @@ def _moments_matrix(
     for ga in range(len(groups)):
         for gb in range(ga + 1, len(groups)):
             _cross_tile(job, groups[ga], groups[gb], moms[ga], moms[gb])
+    _kept(job, work)
     return names, job.out
+
+
+def _kept(job: _Job, work: dict[str, Any] | None) -> None:
+    """SVCCA: the principal components each network kept (``work["resolved"]``)."""
+    if work is None or job.metric != "svcca":
+        return
+    keep, nc = job.kw.get("keep_variance", 0.99), job.kw.get("n_components")
+    for i, st in enumerate(job.nets):
+        if st is not None and st.lam is not None:
+            work.setdefault("resolved", {})[i] = {"components": n_keep(st.lam, keep, nc)}
 
 
 def _light(mom: Moments) -> Moments:
@@ -310,26 +332,42 @@ def pairwise(
         diagonal. attrs: ``metric`` (canonical name), ``kind``, ``method``.
     """
     m = resolve_metric(metric, **kwargs)
-    _check_kwargs(m)
+    label = _label(metric, m)
+    _check_kwargs(m, label)
     check_device(device, precision)
     how = (device, precision)
     if m.moment is not None and executor is None:
         moments_backend(device)  # a missing CUDA device is an error before any work
     if layers is not None:
-        from .layers import layer_pairwise
-
-        return layer_pairwise(
-            inputs, m, layers, executor, chunk_size, max_bytes, n_jobs, progress, how
+        layers = [str(ly) for ly in layers]
+        models, flat = flatten(inputs, layers)
+        flat_da = pairwise(
+            flat,
+            m,
+            executor=executor,
+            chunk_size=chunk_size,
+            max_bytes=max_bytes,
+            n_jobs=n_jobs,
+            progress=progress,
+            device=device,
+            precision=precision,
         )
-    with warnings.catch_warnings(record=True) as rec:
-        warnings.simplefilter("always")
+        flat_da.attrs["requested"] = measure_attrs(m, metric, "")["requested"]
+        return unflatten(flat_da, models, layers)
+    work: dict[str, Any] = {"states": 0, "notes": []}
+    with collected() as info:
         names, out, method = _matrix(
-            inputs, m, executor, chunk_size, max_bytes, n_jobs, progress, how
+            inputs, m, executor, chunk_size, max_bytes, n_jobs, progress, how, work, label
         )
-    aggregate_warnings(rec)
-    attrs = {"metric": m.name, "kind": m.kind, "method": method,
-             **{k: repr(v) for k, v in kwargs.items()}}  # fmt: skip
+    work["resolved"] = {names[i]: v for i, v in work.get("resolved", {}).items()}
+    attrs = result_attrs(m, metric, method, info, work)
     return _to_dataarray(names, out, attrs)
+
+
+def _label(metric: Any, m: Measure) -> str:
+    """How messages name a measure: as asked, with the canonical name when it differs."""
+    asked = metric if isinstance(metric, str) else getattr(metric, "__name__", m.name)
+    return repr(m.name) if asked == m.name else f"{asked!r} ({m.name})"
 
 
 def _matrix(
@@ -341,22 +379,29 @@ def _matrix(
     n_jobs: int | None,
     progress: Callable[[int, int], None] | None,
     how: tuple[str, str] = ("cpu", "float64"),
+    work: dict[str, Any] | None = None,
+    label: str = "",
 ) -> tuple[tuple[str, ...], np.ndarray, str]:
-    """(names, values, method) of one all-pairs call."""
+    """(names, values, method) of one all-pairs call; ``work`` gets the per-network states
+    computed (``"states"``) and notes about the inputs (``"notes"``)."""
+    work = {"states": 0, "notes": []} if work is None else work
     jobs = n_jobs if n_jobs is not None else default_jobs()
     if m.moment is not None:
         names, out = _moments_matrix(
-            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs, how
+            inputs, m.moment, dict(m.options), executor, chunk, max_bytes, jobs, how, work
         )
+        work["states"] += len(names)
         method = "moments"
         if progress is not None:
             progress(len(pairs_of(len(names), True)), len(pairs_of(len(names), True)))
     else:
         if isinstance(inputs, Moments):
-            raise ShapeError(f"metric {m.name!r} needs the activations, not only their moments")
+            raise ShapeError(
+                f"metric {label or repr(m.name)} needs the activations, not only their moments"
+            )
         names, arrays = materialise(inputs, m.keep_dead)
         if m.prepare is not None and m.combine is not None:
-            out = prepared_matrix(arrays, m, executor, jobs, max_bytes, progress)
+            out = prepared_matrix(arrays, m, executor, jobs, max_bytes, progress, work)
             method = "prepared"
         else:
             return (
@@ -391,7 +436,7 @@ def pairwise_permutation_test(
     Symmetric measures test i < j only and mirror the p-value.
     """
     m = resolve_metric(metric, **kwargs)
-    _check_kwargs(m)
+    _check_kwargs(m, _label(metric, m))
     names, arrays = materialise(inputs, m.keep_dead)
     k, sym = len(arrays), m.symmetric
     pairs = [(i, j) for i in range(k) for j in range(k) if (i < j if sym else i != j)]
@@ -413,4 +458,5 @@ def pairwise_permutation_test(
         out[i, j] = r.p_value
         if sym:
             out[j, i] = r.p_value
-    return _to_dataarray(names, out, {"metric": m.name, "n_perm": n_perm, "seed": seed})
+    attrs = {**measure_attrs(m, metric, "pairs"), "n_perm": n_perm, "seed": seed}
+    return _to_dataarray(names, out, attrs)

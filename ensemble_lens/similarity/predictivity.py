@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,15 @@ def _folds(n: int, cv: int, seed: int | np.random.Generator) -> list[np.ndarray]
     return np.array_split(rng.permutation(n), cv)
 
 
-def _fit_predict(
-    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, ridges: np.ndarray
+def _factor(xtr: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A training block's mean and the thin SVD of its centred rows."""
+    mx = xtr.mean(axis=0)
+    U, s, Vt = np.linalg.svd(xtr - mx, full_matrices=False)
+    return mx, U, s, Vt
+
+
+def _predict(
+    fit: tuple[np.ndarray, ...], ytr: np.ndarray, xte: np.ndarray, ridges: np.ndarray
 ) -> np.ndarray:
     """Ridge predictions for the test rows with the grid value chosen by leave-one-out.
 
@@ -30,9 +38,9 @@ def _fit_predict(
     The leave-one-out error uses the closed form ``(y - yhat) / (1 - h_ii)`` on the centered
     training data (the intercept's own leverage is ignored).
     """
-    mx, my = xtr.mean(axis=0), ytr.mean(axis=0)
-    xc, yc = xtr - mx, ytr - my
-    U, s, Vt = np.linalg.svd(xc, full_matrices=False)
+    mx, U, s, Vt = fit
+    my = ytr.mean(axis=0)
+    yc = ytr - my
     uty = U.T @ yc
     s2 = s**2
     lams = ridges * s2.mean()
@@ -47,6 +55,41 @@ def _fit_predict(
                 best, best_err = lam, err
     coef = Vt.T @ ((s / (s2 + best))[:, None] * uty)
     return (xte - mx) @ coef + my
+
+
+@dataclass(frozen=True)
+class PredState:
+    """One network: its data, the folds and each fold's factored training rows."""
+
+    x: np.ndarray
+    tests: tuple[np.ndarray, ...]
+    fits: tuple[tuple[np.ndarray, ...], ...]
+
+
+def _train(n: int, test: np.ndarray) -> np.ndarray:
+    train = np.ones(n, dtype=bool)
+    train[test] = False
+    return train
+
+
+def pred_state(x: np.ndarray, cv: int = 5, seed: int | np.random.Generator = 0) -> PredState:
+    """Per-network work of :func:`linear_predictivity` (as a source)."""
+    if not 2 <= cv <= x.shape[0] // 2:
+        raise ShapeError(f"cv: expected 2 <= cv <= n/2 = {x.shape[0] // 2}, got {cv}")
+    tests = tuple(_folds(x.shape[0], cv, seed))
+    return PredState(x, tests, tuple(_factor(x[_train(x.shape[0], t)]) for t in tests))
+
+
+def pred_combine(a: PredState, b: PredState, ridge: Any = DEFAULT_RIDGES) -> float:
+    """Cross-validated R^2 of ``b`` predicted from ``a``."""
+    ridges = np.atleast_1d(np.asarray(ridge, dtype=float))
+    y, n = b.x, b.x.shape[0]
+    pred = np.empty_like(y)
+    for test, fit in zip(a.tests, a.fits, strict=True):
+        pred[test] = _predict(fit, y[_train(n, test)], a.x[test], ridges)
+    sse = np.sum((y - pred) ** 2)
+    sst = np.sum((y - y.mean(axis=0)) ** 2)
+    return float(1.0 - sse / sst)
 
 
 def linear_predictivity(
@@ -79,11 +122,4 @@ def linear_predictivity(
         raise ShapeError(f"ridge: expected non-negative value(s), got {ridge!r}")
     if not 2 <= cv <= x.shape[0] // 2:
         raise ShapeError(f"cv: expected 2 <= cv <= n/2 = {x.shape[0] // 2}, got {cv}")
-    pred = np.empty_like(y)
-    for test in _folds(x.shape[0], cv, seed):
-        train = np.ones(x.shape[0], dtype=bool)
-        train[test] = False
-        pred[test] = _fit_predict(x[train], y[train], x[test], ridges)
-    sse = np.sum((y - pred) ** 2)
-    sst = np.sum((y - y.mean(axis=0)) ** 2)
-    return float(1.0 - sse / sst)
+    return pred_combine(pred_state(x, cv, seed), PredState(y, (), ()), ridges)

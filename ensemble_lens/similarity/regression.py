@@ -152,6 +152,18 @@ def reg_combine_many(
     return out
 
 
+def reg_combine_reverse(a: RegState, b: RegState, opts: dict[str, Any]) -> float:
+    """Score of predicting ``a``'s units from ``b`` (a ``reverse`` name's pair value)."""
+    return float(reg_combine_many([b], [a], opts)[0, 0])
+
+
+def reg_combine_many_reverse(
+    sources: list[RegState], targets: list[RegState], opts: dict[str, Any]
+) -> np.ndarray:
+    """(sources, targets) values of a ``reverse`` name: each target predicts each source."""
+    return reg_combine_many(targets, sources, opts).T
+
+
 def _check(method: str, lam: float, score: str, cv: int, reduce: str, n: int) -> None:
     if method not in ("ols", "ridge", "pls"):
         raise ShapeError(f"method: expected 'ols', 'ridge' or 'pls', got {method!r}")
@@ -202,6 +214,38 @@ def regression_score(
         "pool": pool,
     }
     return reg_combine(reg_state(x, method, cv, seed), RegState(y, ()), opts)
+
+
+@dataclass(frozen=True)
+class OLSState:
+    """Per-network work of the in-sample R^2: an orthonormal basis of the centred columns,
+    the centred data and its squared norm."""
+
+    q: np.ndarray
+    xc: np.ndarray
+    ss: float
+
+
+def ols_state(x: np.ndarray) -> OLSState:
+    """Orthonormal basis of the centred (rescaled) columns of one network."""
+    xc = center(safe_scale(x))
+    U, s, _ = np.linalg.svd(xc, full_matrices=False)
+    q = U[:, s > s[0] * max(xc.shape) * np.finfo(float).eps] if s.size else U[:, :0]
+    return OLSState(q, xc, float(np.sum(xc * xc)))
+
+
+def ols_combine(a: OLSState, b: OLSState, reverse: bool = False) -> float:
+    """In-sample R^2 of ``b`` from ``a`` (of ``a`` from ``b`` when ``reverse``)."""
+    src, dst = (b, a) if reverse else (a, b)
+    return float(np.linalg.norm(src.q.T @ dst.xc) ** 2 / dst.ss)
+
+
+def ols_r2(X: Any, Y: Any, reverse: bool = False) -> float:
+    """The registry name ``linear_regression``: in-sample least-squares R^2 of Y from X
+    (``reverse``: of X from Y, which is ReSi's ``LinearRegression`` and
+    :func:`linear_reg_r2`). ``|Q_X^T Yc|^2 / |Yc|^2``, in [0, 1]."""
+    x, y = prepare_pair(X, Y)
+    return ols_combine(ols_state(x), ols_state(y), reverse)
 
 
 def linear_reg_r2(X: Any, Y: Any) -> float:

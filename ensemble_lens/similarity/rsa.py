@@ -37,9 +37,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from .._arrays import as_matrix, check_same_samples
+from .._arrays import check_same_samples
 from ..errors import ShapeError
-from ._input import drop_dead, safe_scale
+from ._input import checked_matrix, drop_dead, safe_scale
 
 __all__ = ["COMPARATORS", "RDMS", "kendall_tau_a", "rdm", "rsa"]
 
@@ -259,7 +259,7 @@ def rsa_inputs(
     """Both inputs converted and checked, with the dead-unit policy of RSA applied."""
     if dead_units not in ("keep", "drop"):
         raise ShapeError(f"dead_units: expected 'keep' or 'drop', got {dead_units!r}")
-    x, y = as_matrix(X, "X", min_samples=3), as_matrix(Y, "Y", min_samples=3)
+    x, y = checked_matrix(X, "X", min_samples=3), checked_matrix(Y, "Y", min_samples=3)
     check_same_samples(X, Y, x, y, ("X", "Y"))
     if rescale:
         x, y = safe_scale(x), safe_scale(y)

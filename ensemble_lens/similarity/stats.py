@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._arrays import as_matrix, check_same_samples
+from .._arrays import check_same_samples
 from ..errors import EnsembleLensWarning, ShapeError
+from ._input import checked_matrix
 from ._registry import resolve_metric
 
 __all__ = ["BootstrapResult", "PermutationResult", "bootstrap_ci", "permutation_test"]
@@ -41,7 +42,7 @@ class BootstrapResult:
 
 
 def _inputs(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
+    x, y = checked_matrix(X, "X"), checked_matrix(Y, "Y")
     check_same_samples(X, Y, x, y, ("X", "Y"))
     return x, y
 

@@ -20,8 +20,9 @@ from typing import Any
 from ensemble_lens._imports import import_callable
 from ensemble_lens.errors import TaskError
 from ensemble_lens.tasks.base import LatentKind, Task, r2_score
+from ensemble_lens.tasks.formula import FormulaTask
 
-__all__ = ["LatentKind", "Task", "get_task", "list_tasks", "r2_score"]
+__all__ = ["FormulaTask", "LatentKind", "Task", "get_task", "list_tasks", "r2_score"]
 
 _BUILTIN: dict[str, str] = {
     "gravity": "ensemble_lens.tasks.nbody:GravityTask",

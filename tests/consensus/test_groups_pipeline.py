@@ -160,7 +160,7 @@ def test_each_groups_law_gets_the_consensus_verdicts(tmp_path):
         },
         "similarity": {"metrics": ["linear_cka"]},
         "consensus": {"n_null": 5, "min_member_r2": None},
-        "distill": {"backend": "sparse", "time_budget": 2, "seeds": [0]},
+        "distill": {"backend": "sparse", "seeds": [0]},
         "groups": {"enabled": True, "n_perm": 99},
         "execution": {"scheduler": "serial"},
     }

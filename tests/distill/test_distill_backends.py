@@ -16,10 +16,11 @@ from ensemble_lens.distill import (
     PySRBackend,
     SparseLibraryBackend,
     SRBackend,
+    distill_component,
     get_backend,
     pareto_front,
 )
-from ensemble_lens.distill.backends import operon_tree_to_sympy
+from ensemble_lens.distill.backends import operon_tree_to_sympy, search_budget
 from ensemble_lens.distill.sparse import monomial_exponents
 from ensemble_lens.errors import BackendUnavailableError, ConfigError, ShapeError
 
@@ -79,7 +80,7 @@ def test_sparse_library_uses_negative_powers_only_away_from_zero():
 def test_sparse_recovers_a_polynomial_ratio_law_exactly():
     X = make_inputs(300, 2)
     y = 1.5 * force(X) * X[:, 2] + 0.7 * X[:, 0] - 0.3
-    front = SparseLibraryBackend().fit(X, y, NAMES, seed=0, time_budget=10)
+    front = SparseLibraryBackend().fit(X, y, NAMES, seed=0)
     best = min(front, key=lambda c: c.loss)
     target = (
         sympy.Rational(3, 2) * M * DX / R**2 + sympy.Rational(7, 10) * M - sympy.Rational(3, 10)
@@ -115,8 +116,52 @@ def test_operon_is_reproducible_for_a_seed():
     pytest.importorskip("pyoperon")
     X = make_inputs(200, 0)
     small = OperonBackend(population_size=100, generations=15)
-    runs = [small.fit(X, force(X), NAMES, seed=7, time_budget=120) for _ in range(2)]
+    runs = [small.fit(X, force(X), NAMES, seed=7) for _ in range(2)]
     assert [str(c.expr) for c in runs[0]] == [str(c.expr) for c in runs[1]]
     assert all(
         isinstance(c.expr, sympy.Expr) and c.expr.free_symbols <= {M, DX, R} for c in runs[0]
     )
+
+
+def test_searches_are_budgeted_by_work_unless_a_time_budget_is_given():
+    """No time limit reaches the engine by default; the budget is recorded with the formula."""
+    assert OperonBackend()._regressor(0, None).max_time is None
+    assert OperonBackend()._regressor(0, 2.5).max_time == 3
+    X = make_inputs(300, 0)
+    y = force(X)
+    kw = dict(X_test=X[200:], y_test=y[200:], backend="sparse")
+    rec = distill_component(X[:200], y[:200], NAMES, **kw).to_dict()
+    assert rec["search_budget"] == {"by": "work", "time_budget": None, "max_points": 2000}
+    timed = distill_component(X[:200], y[:200], NAMES, time_budget=30.0, **kw).to_dict()
+    assert timed["search_budget"]["by"] == "work and time"
+    assert timed["search_budget"]["time_budget"] == 30.0
+    operon = search_budget(OperonBackend(generations=7, n_threads=2), None)
+    assert operon == {
+        "by": "work",
+        "time_budget": None,
+        "population_size": 500,
+        "generations": 7,
+        "max_evaluations": 1_000_000,
+        "optimizer_iterations": 5,
+        "max_points": 500,
+        "n_threads": 2,
+    }
+
+
+@pytest.mark.slow
+def test_operon_gives_the_same_formulas_busy_or_idle_on_one_or_more_threads(cpu_hog):
+    """The work budget makes the search independent of the machine's load: the same front
+    (expressions and losses) idle, beside busy-loop processes, and on two threads."""
+    pytest.importorskip("pyoperon")
+    X = make_inputs(300, 1)
+    y = force(X)
+
+    def front(n_threads):
+        engine = OperonBackend(population_size=200, generations=25, n_threads=n_threads)
+        return [(str(c.expr), c.loss) for c in engine.fit(X, y, NAMES, seed=11)]
+
+    idle = front(1)
+    cpu_hog(3)
+    assert front(1) == idle
+    assert front(2) == idle
+    assert len(idle) >= 2

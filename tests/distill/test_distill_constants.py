@@ -93,6 +93,31 @@ def _biased_members(X, slopes=(0.02, 0.03, 0.035, 0.04), noise=1e-4, seed=3):
 
 
 def test_a_decay_the_fit_range_biases_is_taken_from_the_extrapolation_range():
+    from ensemble_lens.distill.extrapolation import REFERENCE_CONSENSUS
+
+    X, Xe = _inputs(1000), _inputs(500, 1, r_range=(3.0, 4.5))
+    members = _biased_members(X)
+    expr = sympy.Float(2.165) * dx * m * sympy.exp(sympy.Float(-0.968) * r) / r**2
+    out = constants_across_members(
+        expr, X, members.mean(0), members, list("abcd"), NAMES,
+        X_extrap=Xe, y_extrap=_screened(Xe), extrapolation_reference=REFERENCE_CONSENSUS,
+    )  # fmt: skip
+    decay = out["constants"][1]
+    # the fit range alone: a tight interval, 2-4 % low (the truth -1 is outside it)
+    assert -0.99 < decay["fit_low"] < decay["value"] < decay["fit_high"] < -0.95
+    assert not decay["sloppy"] and decay["profile_low"] <= decay["value"] <= decay["profile_high"]
+    assert decay["verdict"] == "fit and extrapolation disagree" and not out["pinned"]
+    assert decay["best_source"] == "extrapolation range" and abs(decay["best"] + 1) < 1e-6
+    assert "ground truth" not in decay["best_note"]
+    assert (
+        abs(sympy.sympify(out["best_expression"]).subs({r: 2, dx: 1, m: 1}) - 2 * np.exp(-2) / 4)
+        < 1e-6
+    )
+
+
+def test_a_refit_on_the_truth_is_never_the_best_supported_value():
+    """The same data with the truth as the extrapolation target: its refit is the truth's own
+    constant (recorded), neither evidence for the verdict nor the best-supported value."""
     X, Xe = _inputs(1000), _inputs(500, 1, r_range=(3.0, 4.5))
     members = _biased_members(X)
     expr = sympy.Float(2.165) * dx * m * sympy.exp(sympy.Float(-0.968) * r) / r**2
@@ -101,16 +126,11 @@ def test_a_decay_the_fit_range_biases_is_taken_from_the_extrapolation_range():
         X_extrap=Xe, y_extrap=_screened(Xe), extrapolation_reference="truth",
     )  # fmt: skip
     decay = out["constants"][1]
-    # the fit range alone: a tight interval, 2-4 % low (the truth -1 is outside it)
-    assert -0.99 < decay["fit_low"] < decay["value"] < decay["fit_high"] < -0.95
-    assert not decay["sloppy"] and decay["profile_low"] <= decay["value"] <= decay["profile_high"]
-    assert decay["verdict"] == "fit and extrapolation disagree" and not out["pinned"]
-    assert decay["best_source"] == "extrapolation range" and abs(decay["best"] + 1) < 1e-6
+    assert abs(decay["extrapolation"] + 1) < 1e-6  # the truth's decay, recorded
+    assert decay["verdict"] == "pinned" and out["pinned"]  # what the networks pin: biased
+    assert decay["best_source"] == "fit range" and decay["best"] == decay["value"]
     assert "ground truth" in decay["best_note"] and out["extrapolation_reference"] == "truth"
-    assert (
-        abs(sympy.sympify(out["best_expression"]).subs({r: 2, dx: 1, m: 1}) - 2 * np.exp(-2) / 4)
-        < 1e-6
-    )
+    assert not out["best_from_extrapolation"]
     # without the extrapolation range the same data leave the biased value standing
     alone = constants_across_members(expr, X, members.mean(0), members, list("abcd"), NAMES)
     assert alone["constants"][1]["verdict"] == "pinned"

@@ -29,7 +29,6 @@ def result(splits) -> FormulaResult:
         y_test=2.5 * t,
         backend="operon",
         seed=3,
-        time_budget=60,
         X_extrap=Xe,
         y_extrap=2.5 * force(Xe),
         truths={"m_r": M * R, "force_x": TRUTH},
@@ -80,7 +79,10 @@ def test_formula_record_has_the_contract_keys_and_is_json(result):
         "backend",
         "seed",
         "seconds",
+        "search_budget",
     }
+    assert record["search_budget"]["by"] == "work"  # no time budget: the same on any load
+    assert record["search_budget"]["generations"] == 100
     back = json.loads(json.dumps(record, allow_nan=False))
     assert back["expression"] == "5*dx*m/(2*r**3)" and back["backend"] == "operon"
     assert sympy.parse_expr(back["expression"]) == result.expr

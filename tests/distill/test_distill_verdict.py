@@ -23,7 +23,7 @@ from ensemble_lens.distill.verdict import (
 )
 
 x1, x2 = sympy.symbols("x1 x2")
-SETTINGS = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1))
+SETTINGS = DistillSettings(backend="sparse", seeds=(0, 1))
 
 
 def _study(law, n=600, n_ext=150, members=4, noise=1e-3, seed=0, ext_range=(1.5, 2.5)):
@@ -74,6 +74,8 @@ def test_with_truth_the_record_judges_the_best_supported_constants_too():
     ).records
     assert rec["exact_recovery"] is True and rec["exact_recovery_best"] is True
     assert all(c["verdict"] == "pinned" for c in rec["constants"]["constants"])
+    assert rec["truth_verdict"] == "exact"  # the headline, from the networks' constants
+    assert rec["constants_truth"]["form_r2"] > 0.999
 
 
 def test_a_formula_that_fails_beyond_the_range_is_not_a_result():
@@ -173,7 +175,7 @@ def test_a_formula_the_members_do_not_carry_is_not_a_result():
     assert rec["is_result"] is False and "support" in rec["flags"]
     assert rec["expression"] is None and rec["rejected_expression"] is not None
     assert rec["reason"].startswith(f"support {rec['support']:.2f} is below 0.5")
-    kept = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1), min_support=0.0)
+    kept = DistillSettings(backend="sparse", seeds=(0, 1), min_support=0.0)
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=kept).records
     assert rec["is_result"] is True  # the threshold is the study's to set
 
@@ -187,7 +189,7 @@ def test_support_below_the_share_fails(support, fails):
 
 @pytest.mark.slow
 def test_member_bootstrap_finds_the_form_again_or_flags_it():
-    boot = DistillSettings(backend="sparse", time_budget=2, seeds=(0,), bootstrap=4)
+    boot = DistillSettings(backend="sparse", seeds=(0,), bootstrap=4)
     ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=boot).records
     assert rec["bootstrap_resamples"] == 4 and rec["bootstrap_agreement"] == 1.0
@@ -229,7 +231,7 @@ def test_a_formula_without_a_knee_is_not_a_result():
     ds, X, split = _study(lambda X: 1.5 * X[:, 0] * X[:, 1] + 0.5 * X[:, 1])
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=SETTINGS).records
     assert rec["is_result"] is True and rec["knee"] > 2  # a law: a sharp knee
-    strict = DistillSettings(backend="sparse", time_budget=2, seeds=(0, 1), min_knee=50.0)
+    strict = DistillSettings(backend="sparse", seeds=(0, 1), min_knee=50.0)
     (rec,) = distill_consensus(ds, X, ["x1", "x2"], split, layer="h", settings=strict).records
     assert rec["is_result"] is False and rec["flags"] == ["no_knee"]
     assert rec["expression"] is None and rec["reason"].startswith("no knee")

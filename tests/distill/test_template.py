@@ -160,7 +160,6 @@ def test_shared_template_with_member_specific_frequencies():
         fit,
         periodic=periodic,
         backend=FourierBackend(periodic),
-        time_budget=1,
     )
     assert res.verdict == "shared form"
     best = res.best
@@ -186,7 +185,6 @@ def test_no_shared_form_on_noise():
         fit,
         periodic={"a": 23},
         backend=FourierBackend({"a": 23}),
-        time_budget=1,
     )
     assert res.verdict == "no shared form"
     assert res.best is None
@@ -221,9 +219,7 @@ def test_template_is_judged_by_the_extrapolation_rule(saturates):
         ye = c * (1 + 0.1 * Xe[:, 0]) + d if saturates else c * Xe[:, 0] ** 2 + d
         return Xe, ye
 
-    res = shared_templates(
-        comps, X, ["x"], fit, backend="sparse", time_budget=1, extrapolation=extrapolation
-    )
+    res = shared_templates(comps, X, ["x"], fit, backend="sparse", extrapolation=extrapolation)
     best = res.best
     assert best.support == 1.0 and best.r2_test > 0.99
     assert set(best.member_r2_extrapolation) == {"m0", "m1", "m2"}
@@ -241,7 +237,7 @@ def test_template_below_min_support_is_not_a_result():
     rng = np.random.default_rng(0)
     for k in range(3, 7):  # four members that carry noise: support 3/7
         comps[f"m{k}"] = MemberComponents(rng.normal(size=(len(X), 1)), ["pc0"], np.ones(1), "pca")
-    res = shared_templates(comps, X, ["x"], fit, backend="sparse", time_budget=1)
+    res = shared_templates(comps, X, ["x"], fit, backend="sparse")
     best = res.best
     assert best.support == pytest.approx(3 / 7)
     assert not best.is_result and best.flags == ["support"]

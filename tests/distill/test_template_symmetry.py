@@ -127,3 +127,19 @@ def test_fitted_members_report_one_cluster_of_amplitudes_and_their_own_phases():
         assert tf.constants["c2"] == pytest.approx(amp, rel=0.05)
         assert tf.constants["c1"] == pytest.approx(phi, abs=0.1)
         assert tf.frequencies["c0"] == pytest.approx(k, abs=0.02)
+
+
+def test_the_overall_sign_of_a_member_component_is_free():
+    from ensemble_lens.distill.template import make_template
+
+    x1, x2 = sympy.symbols("x1 x2")
+    t = make_template(1.0 * x2 * sympy.sin(2.0 * x1) + 0.1)
+    assert t.sign == ("c3", "c2")
+    plus, flipped = t.oriented({"c0": 2.0, "c1": -1.5708, "c2": 1.0, "c3": 0.1})
+    assert not flipped and plus["c2"] > 0 and plus["c1"] == pytest.approx(-1.5708)
+    minus, flipped = t.oriented({"c0": 2.0, "c1": 1.5708, "c2": 1.0, "c3": -0.1})  # -(plus)
+    assert flipped and minus == pytest.approx(plus, abs=1e-4)
+    assert t.canonical({"c0": 2.0, "c1": 1.5708, "c2": 1.0, "c3": -0.1})["c3"] == -0.1
+    # a cosine law keeps phase 0 with either sign
+    c, flipped = t.oriented({"c0": 2.0, "c1": 3.1416, "c2": 1.0, "c3": 0.0})
+    assert flipped and c["c1"] == pytest.approx(0.0, abs=1e-4) and c["c2"] == 1.0

@@ -37,15 +37,16 @@ def test_truncated_and_deleted_chunks(tmp_path, write_config, capsys):
     assert lines[0].endswith("rerun with --redo s0")
     expected = "damaged: model 's1' layer 'latent': chunk (0, 0) (rows 0-199) is missing; "
     assert lines[1] == expected + "rerun with --redo s1"
-    assert "2 damaged chunk(s)" in out.err
+    assert "2 damaged part(s)" in out.err
     assert main(["inspect", str(store_path)]) == 0  # a plain inspect still reads the summary
     capsys.readouterr()
 
-    # a stage meeting the missing chunk names it instead of computing on NaN
+    # a stage that would read the damaged members refuses before it starts, naming the
+    # first damage (a truncated chunk, found by its size) instead of computing on NaN
     assert main(["compare", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: store {store_path}: model 's1' layer 'latent': chunk (0, 0)")
-    assert "is missing; rerun with --redo s1" in err
+    assert err.startswith(f"error: store {store_path}: model 's0' layer 'latent': chunk (0, 0)")
+    assert "is unreadable" in err and "rerun with --redo s0 (and 1 more;" in err
     assert not (store_path / "similarity").exists()
 
     # with only the truncated chunk left, the decoder error is named too
@@ -79,8 +80,7 @@ def test_verify_through_an_executor_and_results(tmp_path):
     assert len(damage) == 1 and damage[0].array == "similarity/latent/linear_cka"
     line = damage[0].line(store_path)
     assert line.startswith("result 'similarity/latent/linear_cka': chunk (0, 0)")
-    group = store_path / "similarity" / "latent"
-    assert line.endswith(f"delete {group} and run the same command again to recompute it")
+    assert line.endswith("rerun with --redo similarity/latent")
     with pytest.raises(StoreDamagedError, match=r"result 'similarity/latent/linear_cka': chunk"):
         open_store(store_path).read_result("similarity", "latent")
 
@@ -96,15 +96,14 @@ def test_a_stage_reading_a_damaged_result_names_it(tmp_path, write_config, capsy
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: store {store_path}: result 'consensus/latent/components': chunk")
     assert "is unreadable" in err
-    assert err.endswith(f"delete {group} and run the same command again to recompute it")
+    assert err.endswith("rerun with --redo consensus/latent")
     meta = store_path / "models" / "s1" / "acts" / "latent" / "activations" / "zarr.json"
     meta.write_text(meta.read_text()[:40])
     lines = [d.line(store_path) for d in verify_store(store_path)]
     assert len(lines) == 2, lines
-    assert lines[1].startswith(
-        "model 's1' layer 'latent': its metadata (zarr.json) is unreadable ("
-    )
-    assert lines[1].endswith("rerun with --redo s1")
+    assert lines[0].startswith(f"model 's1' layer 'latent': its metadata ({meta}) is unreadable (")
+    assert lines[0].endswith("rerun with --redo s1")
+    assert lines[1].startswith("result 'consensus/latent/components': chunk (0, 0)")
     assert main(["inspect", str(store_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: cannot summarise {store_path} (")

@@ -62,7 +62,7 @@ def test_read_only_store(tmp_path, write_config, capsys):
         )
         assert main(["inspect", str(ro)]) == 0  # readers need no lock
         assert main(["inspect", "--verify", str(ro)]) == 0
-        assert "every chunk of every array reads back" in capsys.readouterr().out
+        assert "every chunk of every array and every content digest" in capsys.readouterr().out
     assert main(["run", str(path)]) == 0  # the same study, writable: finishes, nothing lost
     assert _stamps(store) == before
     assert open_store(store).read_formulas()

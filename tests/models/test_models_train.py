@@ -160,4 +160,52 @@ def test_batch_larger_than_training_split_raises_config_error():
 
 def test_max_seconds_stops_after_the_first_epoch():
     train = TINY_TRAIN.model_copy(update={"epochs": 20, "max_seconds": 1e-9})
-    assert train_member(get_task("bottleneck"), TINY_ARCH, train, seed=0).metrics["epochs"] == 1
+    res = train_member(get_task("bottleneck"), TINY_ARCH, train, seed=0)
+    assert res.metrics["epochs"] == 1 and res.stopped_by == "max_seconds"
+
+
+def test_stopped_by_says_why_training_ended():
+    task = get_task("bottleneck")
+    assert train_member(task, TINY_ARCH, TINY_TRAIN, seed=0).stopped_by == "epochs"
+    patient = TINY_TRAIN.model_copy(update={"epochs": 30, "lr": 1e-9, "patience": 1})
+    assert train_member(task, TINY_ARCH, patient, seed=0).stopped_by in ("patience", "epochs")
+    # the clock is not read after the last epoch: a member that ran every epoch is complete
+    last = TINY_TRAIN.model_copy(update={"epochs": 1, "max_seconds": 1e-9})
+    assert train_member(task, TINY_ARCH, last, seed=0).stopped_by == "epochs"
+
+
+def test_replay_epochs_reproduces_a_member_stopped_by_the_clock():
+    """A member the clock stopped (here: a slow epoch 3 under max_seconds) is trained again
+    exactly as far by replay_epochs, whatever the clock says now: bit-identical weights."""
+    import time
+
+    task = get_task("bottleneck")
+    clocked = TINY_TRAIN.model_copy(update={"epochs": 8, "max_seconds": 0.3})
+
+    def slow(epoch, _row):
+        if epoch == 3:
+            time.sleep(0.4)  # the machine "got busy": the cap is passed by epoch 3 at the latest
+
+    lost = train_member(task, TINY_ARCH, clocked, seed=2, progress=slow)
+    reached = int(lost.metrics["epochs"])
+    assert lost.stopped_by == "max_seconds" and 1 <= reached <= 3
+    # now the clock would allow every epoch (no sleep) or none (1e-9 s): replay ignores it
+    for cap in (1e6, 1e-9):
+        again = train_member(
+            task,
+            TINY_ARCH,
+            clocked.model_copy(update={"max_seconds": cap}),
+            seed=2,
+            replay_epochs=reached,
+        )
+        assert again.metrics["epochs"] == reached and again.stopped_by == "max_seconds"
+        assert again.state_dict_bytes() == lost.state_dict_bytes()
+    free = train_member(task, TINY_ARCH, clocked.model_copy(update={"max_seconds": None}), seed=2)
+    assert free.metrics["epochs"] == 8 and free.stopped_by == "epochs"
+    assert free.state_dict_bytes() != lost.state_dict_bytes()
+
+
+@pytest.mark.parametrize("replay", [0, 4])
+def test_replay_epochs_outside_the_configured_epochs_is_refused(replay):
+    with pytest.raises(ConfigError, match=rf"replay_epochs must be between 1 and .*got {replay}"):
+        train_member(get_task("bottleneck"), TINY_ARCH, TINY_TRAIN, seed=0, replay_epochs=replay)

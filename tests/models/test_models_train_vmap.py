@@ -90,3 +90,29 @@ def test_errors():
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailableError, match="'cuda' asked for, but torch"):
             train_member(task, ARCH, TRAIN, 0, device="cuda")
+
+
+def test_clock_stops_are_recorded_and_replayed_per_member():
+    """max_seconds stops the group after epoch 1; a member given replay_epochs trains exactly
+    that far (the clock is not read for it) while the others still follow the clock."""
+    task = get_task("bottleneck")
+    clocked = TRAIN.model_copy(update={"epochs": 6, "max_seconds": 1e-9})
+    stopped = train_members_vmap(task, ARCH, clocked, [0, 1])
+    assert [(r.metrics["epochs"], r.stopped_by) for r in stopped] == [(1, "max_seconds")] * 2
+    mixed = train_members_vmap(task, ARCH, clocked, [0, 1], replay_epochs=[4, None])
+    assert [(r.metrics["epochs"], r.stopped_by) for r in mixed] == [
+        (4, "max_seconds"),
+        (1, "max_seconds"),
+    ]
+    alone = train_members_vmap(task, ARCH, clocked, [0], replay_epochs=[4])
+    assert _max_diff(alone[0].model, mixed[0].model) < ATOL
+    free = train_members_vmap(task, ARCH, TRAIN, [0])
+    assert free[0].stopped_by == "epochs"
+
+
+def test_replay_epochs_need_one_valid_entry_per_seed():
+    task = get_task("bottleneck")
+    with pytest.raises(ConfigError, match=r"replay_epochs needs one entry per seed \(2\), got 1"):
+        train_members_vmap(task, ARCH, TRAIN, [0, 1], replay_epochs=[2])
+    with pytest.raises(ConfigError, match="seed 1: replay_epochs must be between 1 and"):
+        train_members_vmap(task, ARCH, TRAIN, [0, 1], replay_epochs=[None, 9])

@@ -56,7 +56,7 @@ def test_batched_vmap_study_matches_per_member_and_resumes_per_member(tmp_path, 
     assert len(ex.keys) == 2  # 4 members (2 trained + 2 null) in batches of 3
     cfg = tiny_config(tmp_path / "vm.zarr", ensemble=ens, execution=vm)
     ex = CountingExecutor()
-    result = run_study(cfg, executor=ex, stages=stages)
+    result = run_study(cfg, executor=ex, stages=stages, add_members=True)  # s2, s3 join
     built = {r["id"]: r["action"] for r in result.outcomes["train"]}
     assert built == {"s2": "trained (vmap)", "s3": "trained (vmap)", "null-s2": "untrained",
                      "null-s3": "untrained"}  # fmt: skip

@@ -42,7 +42,7 @@ def test_task_study_with_a_probe_file_in_another_column_order(tmp_path, user_tas
             "ingest": [{"id": "{stem}", "kind": "activations", "path": "h*.npz"}],
         },
         "consensus": {"n_null": 5},
-        "distill": {"backend": "sparse", "time_budget": 2},
+        "distill": {"backend": "sparse"},
         "execution": {"scheduler": "serial"},
         "store": str(tmp_path / "study.zarr"),
     }
@@ -132,7 +132,7 @@ def _byo_config(folder, ingest, **extra):
         "probe": {"path": "probe.parquet", "split": "part"},
         "ensemble": {"ingest": ingest},
         "consensus": {"n_null": 10},
-        "distill": {"backend": "sparse", "time_budget": 2},
+        "distill": {"backend": "sparse"},
         "execution": {"scheduler": "serial"},
         "store": str(folder / "study.zarr"),
         **extra,

@@ -25,7 +25,7 @@ def _config(families: list[str], **over) -> dict:
         },
         "similarity": {"metrics": ["linear_cka"]},
         "consensus": {"n_null": 4},
-        "distill": {"backend": "sparse", "time_budget": 2, "seeds": [0]},
+        "distill": {"backend": "sparse", "seeds": [0]},
         "groups": {"enabled": True, "n_perm": 199},
         "execution": {"scheduler": "serial"},
     }

@@ -5,6 +5,7 @@ import pytest
 from user_tasks import tiny_config
 
 from ensemble_lens import open_store, run_study
+from ensemble_lens.errors import ConfigError
 
 
 @pytest.mark.slow
@@ -53,7 +54,9 @@ def test_stages_skip_and_rerun_by_tag(tmp_path, user_task_path):
     assert set(open_store(store_path).read_result("similarity", "latent").data_vars) == {"mean_cca"}
     assert (store.path / "models" / "s0" / "zarr.json").stat().st_mtime_ns == mtime
     more = tiny_config(store_path, ensemble={"seeds": [0, 1, 2, 3]})
-    fourth = run_study(more, stages=["probe", "train"])
+    with pytest.raises(ConfigError, match="this config adds s3: give it a store of its own"):
+        run_study(more, stages=["probe", "train"])  # one study per store
+    fourth = run_study(more, stages=["probe", "train"], add_members=True)
     assert [r["id"] for r in fourth.outcomes["train"]] == ["s3"]
 
 

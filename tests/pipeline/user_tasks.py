@@ -87,7 +87,7 @@ def tiny_config(store, **over):
         "ensemble": {"seeds": [0, 1, 2], "untrained_null": False},
         "similarity": {"metrics": ["linear_cka", "procrustes_similarity"]},
         "consensus": {"n_null": 4},
-        "distill": {"backend": "sparse", "time_budget": 3},
+        "distill": {"backend": "sparse"},
         "execution": {"scheduler": "serial"},
         "store": str(store),
     }

@@ -20,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
+from ensemble_lens.errors import MeasureParameterError, ShapeError
 from ensemble_lens.similarity import measure
 
 # (n, d1, d2): n > d1 + d2, d1 < d2, d1 > d2, equal widths; WIDE: n < d
@@ -478,3 +479,68 @@ def test_ensd_names(shape):
     _close("ensd", x, y, ensd)
     dist = 2 / np.pi * np.arccos(ensd / np.sqrt(pr(a) * pr(b)))
     _close("ensd-distance=angular_normalized", x, y, dist)
+
+
+# ------------------------------------------------- names taken from one repository as they are
+def test_plain_registry_names():
+    x, y = _data(SHAPES[0], 11)
+    x2, _ = _data((60, 6, 6), 12)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    cka = np.linalg.norm(xc.T @ yc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    # fsd's CKA loss -log(CKA) (the registry's -score-negative_log)
+    _close("cka-kernel=linear-hsic=gretton-score-negative_log", x, y, -np.log(cka))
+    assert measure("cka-kernel=linear-hsic=gretton-score-negative_log").kind == "distance"
+    # nn_similarity_index: SimIndex().euclidean on the raw linear kernels
+    _close("euclidean", x, y, np.linalg.norm(x @ x.T - y @ y.T))
+    # nnsrm-neurips18: mean of isc(X.T, Y.T)[0], every unit of X against every unit of Y
+    d1 = x.shape[1]
+    _close("isc", x, y, np.mean(np.corrcoef(x.T, y.T)[:d1, d1:]))
+    # cosine between the matrices as vectors (same shape)
+    _close("cosine", x, x2, np.sum(x * x2) / (np.linalg.norm(x) * np.linalg.norm(x2)))
+    with pytest.raises(ShapeError, match=r"cosine: compares two matrices entry by entry"):
+        measure("cosine")(x, y)
+    # aliases of the registry: fsd's linear_CKA, the common kernel_CKA (sigma = median distance)
+    _close("linear_CKA", x, y, cka)
+    d2x, d2y = cdist(x, x) ** 2, cdist(y, y) ** 2
+    kx = np.exp(-d2x / (2 * np.median(d2x[d2x != 0])))
+    ky = np.exp(-d2y / (2 * np.median(d2y[d2y != 0])))
+    h = np.eye(len(x)) - 1.0 / len(x)
+    ref = np.sum((h @ kx @ h) * (h @ ky @ h)) / (
+        np.linalg.norm(h @ kx @ h) * np.linalg.norm(h @ ky @ h)
+    )
+    _close("kernel_CKA", x, y, ref)
+    # placeholders as documented: {n_components} is the 25 components of the PLS maps
+    assert measure("pls-pearsonr-components={n_components}").name == "pls-pearsonr-components=25"
+
+
+def test_cross_validated_shape_metric():
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import KFold
+
+    x, y = _data((80, 9, 5), 13)
+    for alpha in (1.0, 0.5):
+        k = min(x.shape[1], y.shape[1])
+        xs = PCA(k, random_state=42).fit_transform(x)  # NeuroAIMetrics reduces the wider one
+        dists = []
+        for tr, te in KFold(5, shuffle=True, random_state=42).split(xs):
+            mx, my = xs[tr].mean(0), y[tr].mean(0)
+            zx, zy = _nm_whiten(xs[tr] - mx, alpha), _nm_whiten(y[tr] - my, alpha)
+            u, _, vt = np.linalg.svd(((xs[tr] - mx) @ zx).T @ ((y[tr] - my) @ zy))
+            a, b = (xs[te] - mx) @ zx @ u, (y[te] - my) @ zy @ vt.T
+            dists.append(np.arccos(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b))))
+        name = f"shape_metric-alpha={alpha}-distance=angular-cv=5folds"
+        _close(name, x, y, np.mean(dists), tol=1e-8)
+    with pytest.raises(MeasureParameterError, match="has only the output distance=angular"):
+        measure("shape_metric-alpha=0.5-score-cv=5folds")
+
+
+def _nm_whiten(xc, alpha, tol=1e-7):
+    if alpha > 1 - tol:
+        return np.eye(xc.shape[1])
+    lam, v = np.linalg.eigh(xc.T @ xc)
+    lam = np.maximum(lam, tol)
+    d = alpha + (1 - alpha) * lam**-0.5
+    d *= np.sqrt(
+        lam.sum() / np.sum(alpha**2 * lam + 2 * alpha * (1 - alpha) * lam**0.5 + (1 - alpha) ** 2)
+    )
+    return (v * d) @ v.T

@@ -160,7 +160,7 @@ def test_svcca_matches_pca_then_cca():
 def test_dead_units_dropped_with_warning():
     x, y = _pair(9)
     x_dead = np.hstack([x, np.full((len(x), 2), 4.2)])
-    with pytest.warns(DroppedUnitsWarning, match=r"X: dropped 2 of 8 constant \(dead\) units"):
+    with pytest.warns(DroppedUnitsWarning, match=r"dropped constant \(dead\) units: 'X' 2 of 8"):
         res = cca(x_dead, y)
     np.testing.assert_allclose(res.correlations, cca(x, y).correlations, atol=1e-12)
     assert np.all(res.x_weights[6:] == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ensemble_lens.errors import DroppedUnitsWarning, IllConditionedWarning, ShapeError
+from ensemble_lens.errors import (
+    DroppedUnitsWarning,
+    IllConditionedWarning,
+    MeasureParameterError,
+    ShapeError,
+    UnknownMeasureError,
+)
 from ensemble_lens.similarity import (
     linear_cka,
     linear_predictivity,
@@ -84,7 +91,7 @@ def test_loop_metrics_and_executor():
         deb = pairwise(list(nets.values()), "linear_cka", executor=ex, debiased=True)
         mom = pairwise(nets, "mean_cca", executor=ex, chunk_size=16)
     np.testing.assert_allclose(out.values, ref, atol=1e-12)
-    assert deb.attrs["method"] == "pairs" and list(deb.coords["model"].values) == list("0123")
+    assert deb.attrs["method"] == "prepared" and list(deb.coords["model"].values) == list("0123")
     a, b = nets["net0"], nets["net2"]
     assert deb.values[0, 2] == pytest.approx(linear_cka(a, b, debiased=True), abs=1e-12)
     assert mom.values[0, 2] == pytest.approx(mean_cca(a, b), abs=1e-10)
@@ -100,8 +107,12 @@ def test_callable_metric_and_xarray_store_like_inputs():
 def test_dead_units_and_warnings_in_pairwise():
     nets = _nets(seed=4)
     nets["net1"][:, 0] = 2.0
-    with pytest.warns(DroppedUnitsWarning, match=r"network 'net1': dropped 1 of 8"):
+    with pytest.warns(
+        DroppedUnitsWarning, match=r"dropped constant \(dead\) units: 'net1' 1 of 8"
+    ) as rec:
         out = pairwise(nets, "mean_cca")
+    assert len(rec) == 1 and rec[0].filename == __file__  # one warning, at the caller's line
+    assert json.loads(out.attrs["dropped_units"]) == {"net1": [1, 8]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = mean_cca(nets["net1"], nets["net3"])
@@ -114,9 +125,14 @@ def test_dead_units_and_warnings_in_pairwise():
 
 def test_errors():
     nets = _nets(seed=5, n=30)
-    with pytest.raises(ShapeError, match=r"unknown measure 'ckaa'; closest names: .*cka-kernel="):
+    with pytest.raises(
+        UnknownMeasureError, match=r"unknown measure 'ckaa'; closest names: .*cka-kernel="
+    ):
         pairwise(nets, "ckaa")
-    with pytest.raises(ShapeError, match="metric 'linear_cka': invalid options"):
+    with pytest.raises(
+        MeasureParameterError,
+        match=r"metric 'linear_cka' \(cka-kernel=linear-hsic=gretton-score\): invalid options",
+    ):
         pairwise(nets, "linear_cka", alpha=0.5)
     nets["net2"] = nets["net2"][:29]
     with pytest.raises(ShapeError, match="network 'net2': expected 30 samples"):
@@ -146,7 +162,10 @@ def test_shared_moments_input():
         a, b = pairwise(mom, metric), pairwise(nets, metric)
         np.testing.assert_allclose(a.values, b.values, atol=1e-12, rtol=0)
     assert list(pairwise(mom, "mean_cca").coords["model_"].values) == list(nets)
-    with pytest.raises(ShapeError, match="metric 'rsa' needs the activations"):
+    with pytest.raises(
+        ShapeError,
+        match="metric 'rsa' \\(rsa-rdm=correlation-compare=spearman\\) needs the activations",
+    ):
         pairwise(mom, "rsa")
 
 

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from ensemble_lens.cli import main
-from ensemble_lens.errors import DroppedUnitsWarning, ShapeError
+from ensemble_lens.errors import (
+    DroppedUnitsWarning,
+    EnsembleLensError,
+    MeasureParameterError,
+    ShapeError,
+    UnknownMeasureError,
+)
 from ensemble_lens.similarity import measure, measure_names, pairwise
 from ensemble_lens.similarity._registry import measures_markdown
 
@@ -58,17 +64,24 @@ def test_name_scheme_variants():
 
 def test_unknown_names_list_the_closest():
     with pytest.raises(
-        ShapeError,
+        UnknownMeasureError,
         match=r"unknown measure 'ckaa-kernel=linear-hsic=lange-score'; "
         r"closest names: cka-kernel=linear-hsic=lange-score",
     ):
         measure("ckaa-kernel=linear-hsic=lange-score")
-    with pytest.raises(ShapeError, match="hsic must be one of"):
+    with pytest.raises(MeasureParameterError, match="hsic must be one of"):
         measure("cka-hsic=langee")
-    with pytest.raises(ShapeError, match="unknown part 'kernal=linear'"):
+    with pytest.raises(UnknownMeasureError, match="unknown part 'kernal=linear'"):
         measure("cka-kernal=linear")
-    with pytest.raises(ShapeError, match=r"sigma=.* is not a valid float"):
+    with pytest.raises(MeasureParameterError, match=r"sigma=.* is not a valid float"):
         measure("cka-kernel=rbf-sigma=wide")
+    with pytest.raises(UnknownMeasureError, match=r"measure: expected a name \(str\), got int"):
+        measure(3)
+    # both are ValueErrors under the package's root, and not ShapeErrors (not about arrays)
+    assert issubclass(UnknownMeasureError, ValueError) and issubclass(
+        MeasureParameterError, EnsembleLensError
+    )
+    assert not issubclass(UnknownMeasureError, ShapeError)
 
 
 def test_measures_doc_is_current():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ensemble_lens.errors import ShapeError
+from ensemble_lens.errors import NonFiniteError, ShapeError
 from ensemble_lens.similarity import (
     bootstrap_ci,
     cca,
@@ -90,5 +90,5 @@ def test_input_errors():
         linear_cka(np.zeros((3, 2, 2)), y[:3])
     bad = y.copy()
     bad[0, 0] = np.nan
-    with pytest.raises(ShapeError, match="Y: 1 non-finite values"):
+    with pytest.raises(NonFiniteError, match="Y: 1 non-finite values"):
         mean_cca(x, bad)

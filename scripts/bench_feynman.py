@@ -1,0 +1,332 @@
+"""The AI Feynman equations through an ensemble, against direct symbolic regression.
+
+Each equation of ``scripts/data/feynman_equations.csv`` (Udrescu & Tegmark 2020, the
+ground-truth track of SRBench; the source is named in the file) becomes a
+:class:`~ensemble_lens.tasks.FormulaTask` at each noise level, and three routes search for
+its law with the same engine, operators, SR seeds and search budget (counted in work:
+population x generations, never seconds):
+
+(a) ``ensemble``: K member networks trained on the same noisy data, their consensus latent,
+    symbolic regression on the consensus (the study path of ``ensemble-lens run``);
+(b) ``direct``: symbolic regression on the members' noisy training rows themselves (its
+    formula chosen on their noisy validation rows, as the members' training is);
+(c) ``single``: symbolic regression on one network's latent (the first member).
+
+A route's *rate* is the share of SR seeds whose formula is an exact recovery by the project's
+rule
+(:func:`ensemble_lens.distill.exact_recovery`: the formula minus an affine image of the truth
+is constant; SRBench's "difference or ratio is a constant" is its two special cases, and a
+latent is known only up to scale and offset). Each route also gets R^2 against the noise-free
+law on held-out probe points and on the extrapolation range (after the affine map fitted on
+the held-out points; the same map carries to the extrapolation range), and its wall time.
+
+One row per (equation, noise), written as one JSON file; a rerun skips the rows already
+written, so an interrupted run resumes. Rows are sharded by equation through the project's
+executor (``--profile configs/profiles/local.yaml``, ``.../slurm.yaml``; serial by default)
+and gathered into ``--out``'s ``rows.json``.
+
+    python scripts/bench_feynman.py --subset 8                  # the first 8 (fewest inputs)
+    python scripts/bench_feynman.py --equations I.12.1,II.3.24 --noise 0,0.1
+    python scripts/bench_feynman.py --subset 100 --profile configs/profiles/slurm.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(__file__).with_name("data") / "feynman_equations.csv"
+
+
+def read_equations(path: Path = DATA) -> list[dict[str, Any]]:
+    """The table's equations: name, output, formula and ``{variable: [low, high]}`` in order
+    (the listed variables are counted: the table's own count is wrong in a few rows)."""
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    out = []
+    for row in csv.reader(lines[1:]):
+        if not row or not row[0]:
+            continue
+        cells = row[5:]
+        variables = {
+            cells[i]: [float(cells[i + 1]), float(cells[i + 2])]
+            for i in range(0, len(cells) - 2, 3)
+            if cells[i]
+        }
+        out.append({"name": row[0], "output": row[2], "formula": row[3], "variables": variables})
+    return out
+
+
+def select(equations: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--equations`` by name (in the order given), else the first ``--subset`` of those with
+    at most ``--max-inputs`` inputs, fewest inputs first (the table's order within)."""
+    if args.equations:
+        by_name = {e["name"]: e for e in equations}
+        names = args.equations.split(",")
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise SystemExit(f"--equations: unknown equation {unknown[0]!r} (see {DATA.name})")
+        return [by_name[n] for n in names]
+    small = [e for e in equations if len(e["variables"]) <= args.max_inputs]
+    small.sort(key=lambda e: len(e["variables"]))
+    return small[: args.subset]
+
+
+def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, Any]) -> dict:
+    return {
+        "name": f"feynman-{eq['name']}-{noise}",
+        "task": {
+            "formula": eq["formula"],
+            "variables": eq["variables"],
+            "noise": noise,
+            "n": opts["n"],
+            "output": eq["output"],
+        },
+        "probe": {"n": opts["probe"], "n_extrapolation": 1000},
+        "ensemble": {"seeds": list(range(opts["members"])), "train": {"epochs": opts["epochs"]}},
+        "consensus": {"n_null": 20},
+        "distill": search_settings(opts),
+        "execution": {"scheduler": "serial"},
+        "store": str(store),
+    }
+
+
+def search_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    """The one search budget every route gets: work (population x generations), with a time
+    limit far above it so that the work, not the clock, ends every search."""
+    return {
+        "backend": "operon",
+        "time_budget": 3600.0,
+        "seeds": opts["sr_seeds"],
+        "options": {
+            "population_size": opts["population"],
+            "generations": opts["generations"],
+            "max_points": opts["max_points"],
+        },
+    }
+
+
+def truth_r2(expr: Any, names: list[str], law: Any, X_test, X_ext) -> tuple[float, float | None]:
+    """R^2 of a formula against the noise-free law on held-out and extrapolation points,
+    after the affine map fitted on the held-out points (a latent has its own scale)."""
+    from ensemble_lens.distill._expr import evaluate
+    from ensemble_lens.tasks import r2_score
+
+    def fit(X):
+        f = evaluate(expr, X, names)
+        return np.broadcast_to(np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0), (len(X),))
+
+    t_test = law(X_test)
+    A = np.stack([fit(X_test), np.ones(len(X_test))], 1)
+    coef = np.linalg.lstsq(A, t_test, rcond=None)[0]
+    r2_test = r2_score(t_test, A @ coef)
+    if X_ext is None or not len(X_ext):
+        return r2_test, None
+    r2_ext = r2_score(law(X_ext), np.stack([fit(X_ext), np.ones(len(X_ext))], 1) @ coef)
+    return r2_test, r2_ext
+
+
+def route_summary(results: list[Any], names, law, X_test, X_ext, seconds: float) -> dict:
+    """Rate over SR seeds, and the first seed's formula with its R^2 against the law."""
+    first = results[0]
+    r2s = truth_r2(first.expr, names, law, X_test, X_ext) if first.expr is not None else (None,) * 2
+    return {
+        "rate": float(np.mean([bool(r.exact_recovery) for r in results])),
+        "formula": None if first.expr is None else str(first.expr),
+        "r2_test": None if r2s[0] is None else round(float(r2s[0]), 5),
+        "r2_extrapolation": None if r2s[1] is None else round(float(r2s[1]), 5),
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) -> dict[str, Any]:
+    """One (equation, noise) row; read back when its file exists (resume)."""
+    from ensemble_lens import open_store, run_study
+    from ensemble_lens.config import load_config
+    from ensemble_lens.distill import distill_component
+    from ensemble_lens.execution import SerialExecutor
+    from ensemble_lens.pipeline.distill_stage import backend_options, distill_subspace
+    from ensemble_lens.pipeline.members import task_of
+    from ensemble_lens.pipeline.stages import StageContext
+
+    path = Path(out) / "rows" / f"{eq['name']}__noise{noise:g}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    store_path = Path(out) / "stores" / f"{eq['name']}__noise{noise:g}.zarr"
+    shutil.rmtree(store_path, ignore_errors=True)  # a row is all or nothing
+    start = time.perf_counter()
+    cfg = load_config(study_config(eq, noise, store_path, opts))
+    ex = SerialExecutor()
+    run_study(cfg, executor=ex, stages=["probe", "train", "compare", "consensus"])
+    store = open_store(cfg.store_path(), mode="a")
+    task = task_of(cfg)
+    ctx = StageContext(cfg, store, task, ex)
+    layer, names = task.latent_layer, list(task.input_names)
+    probe = store.probe()
+    split = np.asarray(probe["split"].values).astype(str)
+    X = probe["inputs"].sel(variable=names).values.astype(np.float64)
+    X_test = X[split == "test"]
+    # the draw the distill stage checks formulas on (probe seed + 1)
+    X_ext = task.sample_probe(1000, cfg.probe.seed + 1, extrapolate=True).astype(np.float64)
+    ds = store.read_result("consensus", layer)
+    keep = np.flatnonzero(ds["is_consensus"].values)
+    members = [m for m in store.complete_models if not m.startswith("null-")]
+    row: dict[str, Any] = {
+        "equation": eq["name"],
+        "formula": eq["formula"],
+        "inputs": len(names),
+        "noise": noise,
+        "members": len(members),
+        "min_val_r2": round(min(store.model_attrs(m)["metrics"]["val_r2"] for m in members), 5),
+        "consensus_components": int(keep.size),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
+    args = (names, task.law, X_test, X_ext)
+
+    t0 = time.perf_counter()  # (a) the consensus of the ensemble
+    if keep.size:
+        ids = list(ds["model"].values)
+        per, _ = distill_subspace(
+            ctx, layer, ds["components"].values[:, keep], ds["member_scores"].values[:, :, keep],
+            ids, variance=ds["variance"].values[keep],
+        )  # fmt: skip
+        best = max(per, key=lambda p: np.mean([bool(r.exact_recovery) for r in p[0]]))[0]
+        row["ensemble"] = route_summary(best, *args, time.perf_counter() - t0)
+    else:
+        row["ensemble"] = {"rate": 0.0, "formula": None, "why": "no consensus component"}
+
+    t0 = time.perf_counter()  # (b) direct search on the members' own noisy training rows
+    n_train, n_val = task.default_train.n_train, task.default_train.n_val
+    Xd, yd = task.training_data(n_train + n_val, seed=0)
+    opts_b = backend_options("operon", dict(cfg.distill.options), task)
+    direct = [
+        distill_component(
+            Xd[:n_train],
+            yd[:n_train],
+            names,
+            X_test=Xd[n_train:],
+            y_test=yd[n_train:],
+            X_extrap=X_ext,
+            y_extrap=task.law(X_ext),
+            backend="operon",
+            backend_options=opts_b,
+            time_budget=cfg.distill.time_budget,
+            seed=s,
+            truths=task.latents,
+            component="direct",
+        )
+        for s in cfg.distill.seeds
+    ]
+    row["direct"] = route_summary(direct, *args, time.perf_counter() - t0)
+
+    t0 = time.perf_counter()  # (c) one network's latent
+    acts = np.asarray(store.activations(members[0], layer).values, np.float64)
+    Y = acts - acts[split == "fit"].mean(0)
+    Y = Y[:, np.argsort(-Y[split == "fit"].var(0))[:1]]
+    per, _ = distill_subspace(ctx, layer, Y, Y[None], [members[0]])
+    row["single"] = route_summary(per[0][0], *args, time.perf_counter() - t0)
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row, indent=1))
+    shutil.rmtree(store_path, ignore_errors=True)
+    return row
+
+
+def run_equation(eq: dict[str, Any], noises: list[float], opts: dict, out: str) -> list[dict]:
+    """All noise levels of one equation: the unit of work sent to the executor."""
+    import torch
+
+    torch.set_num_threads(1)
+    return [run_row(eq, noise, opts, out) for noise in noises]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--equations", default="", help="comma-separated names, e.g. I.12.1,I.14.3")
+    ap.add_argument("--subset", type=int, default=8, help="first N equations (fewest inputs)")
+    ap.add_argument("--max-inputs", type=int, default=5)
+    ap.add_argument("--noise", default="0,0.01,0.1")
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--n", type=int, default=10000, help="training examples per member")
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--probe", type=int, default=2000)
+    ap.add_argument("--sr-seeds", default="0,1")
+    ap.add_argument("--population", type=int, default=500)
+    ap.add_argument("--generations", type=int, default=100)
+    ap.add_argument("--max-points", type=int, default=500)
+    ap.add_argument("--profile", default=None, help="execution profile YAML (default: serial)")
+    ap.add_argument("--out", default="runs/bench_feynman")
+    ap.add_argument("--collect", action="store_true", help="only gather the rows written so far")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from ensemble_lens.config import ExecutionConfig
+    from ensemble_lens.execution import make_executor
+
+    eqs = select(read_equations(), args)
+    noises = [float(v) for v in args.noise.split(",")]
+    opts = {
+        "members": args.members, "n": args.n, "epochs": args.epochs, "probe": args.probe,
+        "sr_seeds": [int(s) for s in args.sr_seeds.split(",")], "population": args.population,
+        "generations": args.generations, "max_points": args.max_points,
+    }  # fmt: skip
+    if args.collect:  # gather the rows written so far (a partial run), run nothing
+        rows = [json.loads(p.read_text()) for p in sorted(Path(args.out, "rows").glob("*.json"))]
+        print(markdown(rows))
+        return
+    ex_cfg = ExecutionConfig(scheduler="serial")
+    if args.profile:
+        import yaml
+
+        ex_cfg = ExecutionConfig.model_validate(yaml.safe_load(Path(args.profile).read_text()))
+    out = str(Path(args.out).resolve())
+    with make_executor(
+        ex_cfg.scheduler, workers=ex_cfg.workers, retries=ex_cfg.retries, jobqueue=ex_cfg.jobqueue
+    ) as ex:
+        futures = [
+            ex.submit(run_equation, eq, noises, opts, out, key=f"feynman-{eq['name']}")
+            for eq in eqs
+        ]
+        rows = [row for f in futures for row in f.result()]
+    summary = {"command": vars(args), "rows": rows}
+    Path(out, "rows.json").write_text(json.dumps(summary, indent=1))
+    print(markdown(rows))
+
+
+ROUTES = ("ensemble", "direct", "single")
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a markdown table, then the mean rate of each route per noise level."""
+    lines = [
+        "| equation | noise | min val R^2 | ensemble | direct | single | R^2 test / extrap. "
+        "(ens., direct, single) | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def r2(v: dict[str, Any]) -> str:
+        return f"{v.get('r2_test')} / {v.get('r2_extrapolation')}"
+
+    for r in sorted(rows, key=lambda r: (r["equation"], r["noise"])):
+        lines.append(
+            f"| {r['equation']} | {r['noise']:g} | {r['min_val_r2']} | "
+            + " | ".join(f"{r[k]['rate']:.2f}" for k in ROUTES)
+            + " | "
+            + "; ".join(r2(r[k]) for k in ROUTES)
+            + f" | {r['seconds']} |"
+        )
+    for noise in sorted({r["noise"] for r in rows}):
+        sel = [r for r in rows if r["noise"] == noise]
+        rates = ", ".join(f"{k} {np.mean([r[k]['rate'] for r in sel]):.2f}" for k in ROUTES)
+        lines.append(f"\nnoise {noise:g} ({len(sel)} equations): {rates}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
