@@ -145,7 +145,7 @@ def netrep_side(measure: str, nets: list[np.ndarray]) -> np.ndarray:
     except ImportError:
         pairwise_distances = None
     if pairwise_distances is not None:  # netrep's own all-pairs routine, one process
-        out = pairwise_distances(metric, nets, processes=1, verbose=False)
+        out = pairwise_distances(metric, nets, verbose=False)  # serial in netrep's multiset
         return np.asarray(out[0] if isinstance(out, tuple) else out)
     k = len(nets)
     out = np.zeros((k, k))

@@ -58,6 +58,13 @@ def test_shipped_configs_are_valid():
             continue
         cfg = load_config(path)
         assert cfg.task is not None
+        # results never depend on machine load: no shipped study stops by the clock
+        clocks = (
+            cfg.ensemble.train.get("max_seconds"),
+            cfg.distill.time_budget,
+            cfg.templates.time_budget,
+        )
+        assert clocks == (None, None, None), (path.name, clocks)
 
 
 def test_execution_profiles_are_valid_and_apply():
