@@ -137,6 +137,9 @@ def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
         if isinstance(value, (dict, list, tuple)) or value is None or isinstance(value, bool):
             ds.attrs[key] = "json:" + json.dumps(value, default=_json_default)
     ds.attrs["_string_coords"] = json.dumps(encoded)
+    # a store lists its arrays in whatever order the file system gives; the order written
+    # (truth and target columns follow the networks' outputs) is kept here and restored on read
+    ds.attrs["_data_vars"] = json.dumps([str(k) for k in ds.data_vars])
     for variable in ds.variables.values():
         variable.encoding.clear()
     return ds
@@ -145,6 +148,9 @@ def _encode_strings(ds: xr.Dataset) -> xr.Dataset:
 def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
     attrs = dict(ds.attrs)
     encoded = json.loads(attrs.pop("_string_coords", "{}"))
+    written = [k for k in json.loads(attrs.pop("_data_vars", "[]")) if k in ds.data_vars]
+    if written:  # stores from before the order was recorded keep the file system's order
+        ds = ds[written + [k for k in ds.data_vars if k not in written]]
     for key, value in list(attrs.items()):
         if isinstance(value, str) and value.startswith("json:"):
             attrs[key] = json.loads(value[5:])

@@ -156,3 +156,21 @@ def test_interrupted_swap_is_restored_only_when_stale(probe_store, monkeypatch):
     reopened = open_store(probe_store.path, mode="a")
     assert reopened.status("m0") == "complete"
     assert float(reopened.activations("m0", "l").values.sum()) == 2000.0
+
+
+def test_truth_and_target_columns_read_back_in_the_order_written(tmp_path):
+    """The file system lists a group's arrays in any order; truth and target columns come
+    back in the order they were written (targets follow the networks' outputs)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2)).astype(np.float32)
+    names = ["v", "u", "zeta", "a", "m", "b", "y", "c"]
+    store = open_store(tmp_path / "s.zarr", "w")
+    store.write_probe(
+        x,
+        ["p", "q"],
+        truth={n: x[:, 0] * i for i, n in enumerate(names)},
+        targets={n: x[:, 1] * i for i, n in enumerate(reversed(names))},
+    )
+    again = open_store(tmp_path / "s.zarr", "r")
+    assert again.truth_names() == tuple(names)
+    assert again.target_names() == tuple(reversed(names))
