@@ -289,9 +289,7 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
     if out.post in ("euclidean", "squared_euclidean"):
         return _euclidean(family, family.build(opts, family.default_output), given, output)
     built = family.build(opts, output)
-    if negative_log:
-        return _negative_log(family, built, given)
-    return Measure(
+    resolved = Measure(
         name=canonical(family, given, output),
         family=family,
         fn=built.fn,
@@ -308,6 +306,10 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         combine_many=built.combine_many,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
+    if negative_log:  # fsd's CKA loss: -log of the score, a distance that is 0 at a score of 1
+        base = resolved.name if resolved.name.endswith("-score") else resolved.name + "-score"
+        return replace(resolved, name=base + "-negative_log", kind="distance", post="negative_log")
+    return resolved
 
 
 def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
@@ -337,28 +339,6 @@ def _euclidean(family: Family, built: Built, given: dict[str, str], output: str)
         symmetric=built.symmetric,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
         **states,
-    )
-
-
-def _negative_log(family: Family, built: Built, given: dict[str, str]) -> Measure:
-    """``-log`` of the family's score (fsd's CKA loss): a distance, 0 at a score of 1."""
-    base = canonical(family, given, "score")
-    return Measure(
-        name=(base if base.endswith("-score") else base + "-score") + "-negative_log",
-        family=family,
-        fn=built.fn,
-        options=dict(built.options),
-        kind="distance",
-        symmetric=built.symmetric,
-        post="negative_log",
-        moment=built.moment,
-        prepare=built.prepare,
-        combine=built.combine,
-        shares=built.shares,
-        keep_dead=built.keep_dead,
-        dot=built.dot,
-        combine_many=built.combine_many,
-        direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
 
 
