@@ -78,6 +78,13 @@ class TrainSpec(BaseModel):
         Seed of the generated data set. An integer (default 0) gives every member the same data
         (members then differ by initialisation and batch order only); ``None`` uses the member
         seed, so every member also sees its own data.
+    polish : int
+        Full-batch L-BFGS iterations on the training split after the Adam epochs, started
+        from the best Adam weights (strong-Wolfe line search). The polished weights are kept
+        only when they lower the validation loss, so noisy targets are not fitted harder than
+        the validation split allows. A smooth regression target (a formula task) goes from
+        about 1e-4 to about 1e-6 relative error on noise-free data for a few seconds of CPU;
+        0 (the default) skips it. Deterministic, like the Adam phase.
     target_shuffle : {"none", "shared", "independent"}
         Null ensembles: the targets of the generated data set (``Task.target_keys``) are
         permuted along the example axis, so that no input predicts them. ``"shared"``: one
@@ -99,3 +106,4 @@ class TrainSpec(BaseModel):
     schedule: Literal["cosine", "plateau", "none"] = "cosine"
     data_seed: int | None = 0
     target_shuffle: Literal["none", "shared", "independent"] = "none"
+    polish: int = Field(default=0, ge=0)

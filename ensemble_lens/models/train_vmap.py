@@ -51,6 +51,7 @@ from ensemble_lens.models.train import (
     _torch_settings,
     check_batch_size,
     check_replay,
+    polish,
     resolve_device,
     split_data,
     to_device,
@@ -237,13 +238,16 @@ def _results(
     for k, (model, seed) in enumerate(zip(models, seeds, strict=True)):
         model.load_state_dict({n: v[k].cpu() for n, v in stack.best.items()}, strict=False)
         model.eval()
+        # the L-BFGS polish is per member (its line search is not batched): train_member's own
+        val_loss, polished = polish(task, model, *parts[k], train, stack.best_loss[k])
         metrics = dict(task.score(model, parts[k][1]))
         if hasattr(model, "latent_activations"):
             model.latent_activations = None  # type: ignore[assignment]
         metrics.update(
-            val_loss=stack.best_loss[k],
+            val_loss=val_loss,
             epochs=stack.stopped_at[k] or last_epoch,
             best_epoch=stack.best_epoch[k],
+            polished=float(polished),
             seconds=seconds,
         )
         rows = [h[k] for h in history][: int(metrics["epochs"])]
