@@ -90,7 +90,11 @@ def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, 
             "output": eq["output"],
         },
         "probe": {"n": opts["probe"], "n_extrapolation": 1000},
-        "ensemble": {"seeds": list(range(opts["members"])), "train": {"epochs": opts["epochs"]}},
+        "ensemble": {
+            "seeds": list(range(opts["members"])),
+            # the task's own training (epochs, L-BFGS polish) unless --epochs is given
+            **({"train": {"epochs": opts["epochs"]}} if opts["epochs"] else {}),
+        },
         "consensus": {"n_null": 20},
         "distill": search_settings(opts),
         "execution": {"scheduler": "serial"},
@@ -255,7 +259,7 @@ def main() -> None:
     ap.add_argument("--noise", default="0,0.01,0.1")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--n", type=int, default=10000, help="training examples per member")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the task's own (200)")
     ap.add_argument("--probe", type=int, default=2000)
     ap.add_argument("--sr-seeds", default="0,1")
     ap.add_argument("--population", type=int, default=500)
