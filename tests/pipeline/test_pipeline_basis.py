@@ -90,8 +90,9 @@ def test_operon_with_the_task_primitive_finds_a_cosine_law():
         ["theta", "omega"],
         X_test=X[400:],
         y_test=y[400:],
-        backend_options=backend_options("operon", {}, task),
-        time_budget=4,
+        backend_options=backend_options(
+            "operon", {"population_size": 300, "generations": 50}, task
+        ),
         truths=task.latents,
         seed=1,
     )

@@ -323,8 +323,9 @@ def test_a_task_declaring_exp_gets_it_in_the_search(tmp_path):
         ["x1", "x2"],
         X_test=X[400:],
         y_test=y[400:],
-        backend_options=backend_options("operon", {}, inputs),
-        time_budget=4,
+        backend_options=backend_options(
+            "operon", {"population_size": 300, "generations": 50}, inputs
+        ),
         truths=inputs.truths,
         seed=0,
     )

@@ -76,7 +76,7 @@ def _config(root, kind, tmp_path, **probe):
             "variables": ["x1", "x2", "x3"],
             **probe,
         },
-        "distill": {"time_budget": 2, "seeds": [0]},
+        "distill": {"seeds": [0], "options": {"population_size": 200, "generations": 20}},
         "ensemble": {
             "ingest": [
                 {

@@ -96,7 +96,7 @@ def test_a_3d_gravity_study_searches_the_three_component_input_basis(tmp_path):
             "untrained_null": False,
         },
         "consensus": {"n_null": 5},
-        "distill": {"backend": "operon", "time_budget": 6},
+        "distill": {"backend": "operon", "options": {"population_size": 300, "generations": 40}},
         "execution": {"scheduler": "serial"},
     }
     result = run_study(
