@@ -1,5 +1,7 @@
-"""The study store: with its parts `writers` (a model's group), `_probe_data` (the probe
-dataset) and `_zarrio` (shared helpers), the ONLY code that knows the on-disk Zarr layout.
+"""The study store: with its parts `_store_probe` (the probe group), `_store_results` (stage
+results, saved similarity matrices, blocks, formulas), `writers` (a model's group),
+`_probe_data` (the probe dataset) and `_zarrio` (shared helpers), the ONLY code that knows
+the on-disk Zarr layout.
 
 Layout (Zarr v3, local directory)::
 
@@ -45,51 +47,34 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import ShapeError, StoreDamagedError, StoreError
-from ._probe_data import (
-    _decode_strings,
-    _encode_strings,
-    _per_sample,
-    _probe_dataset,
-    _with_extras,
-)
+from ..errors import StoreDamagedError, StoreError
+from ._store_probe import ProbePart, stored_digest
+from ._store_results import BLOCKS, RESULT_KINDS, ResultsPart
 from ._zarrio import (
-    _EXTRA_PREFIXES,
     _EXTRAP_PREFIX,
-    _INPUT_PREFIX,
-    _TARGET_PREFIX,
     _check_name,
     _jsonable,
     _read_attrs,
     _xr,
     _zarr,
-    chunk_rows,
-    dataset_digest,
-    stamp_bytes,
 )
 from .writers import ModelWriter, checked_activations
 
 if TYPE_CHECKING:
     import xarray as xr
 
+__all__ = [
+    "BLOCKS", "COMPLETE", "RESULT_KINDS", "SCHEMA_VERSION", "StudyStore", "open_store",
+    "stored_digest",
+]  # fmt: skip
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 COMPLETE = "complete"
-RESULT_KINDS = ("similarity", "consensus")
-BLOCKS = "similarity_blocks"  # the compare stage's blocks in progress
 _TRASH_GRACE_S = 60.0
 
 Mode = Literal["r", "a", "w"]
-
-
-def stored_digest(group_dir: Path) -> str:
-    """The content digest of a written Zarr group (the probe), as read back from disk:
-    every variable, and the attributes but ``digest`` and ``stored_bytes``."""
-    ds = _xr().open_dataset(str(group_dir), engine="zarr", consolidated=False).load()
-    for key in ("digest", "stored_bytes"):
-        ds.attrs.pop(key, None)
-    return dataset_digest(ds)
 
 
 def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
@@ -116,7 +101,7 @@ def open_store(path: str | os.PathLike[str], mode: Mode = "r") -> StudyStore:
     return StudyStore(Path(path), mode)
 
 
-class StudyStore:
+class StudyStore(ProbePart, ResultsPart):
     """A study store on disk. Create with :func:`open_store`."""
 
     def __init__(self, path: Path, mode: Mode) -> None:
@@ -221,110 +206,6 @@ class StudyStore:
         """The root attributes (schema_version, package_version, config, ...)."""
         return _read_attrs(self.path)
 
-    # ---------------------------------------------------------------- probe
-    def write_probe(
-        self,
-        inputs: Any,
-        names: Sequence[str] | None = None,
-        sample_ids: Sequence[Any] | np.ndarray | None = None,
-        split: Sequence[str] | np.ndarray | None = None,
-        *,
-        truth: Mapping[str, Any] | None = None,
-        test_fraction: float = 0.25,
-        seed: int = 0,
-        model_inputs: Mapping[str, Any] | None = None,
-        targets: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write the shared probe set every network is recorded on.
-
-        Parameters
-        ----------
-        inputs
-            (sample, variable) array of the named input variables. An array that is not
-            flat (images (n, C, H, W), sequences, token ids) or a dict of such arrays is
-            stored as it is and fed to the networks (``model_inputs``), with no named
-            variables.
-        names
-            One name per variable (column); default ``x0, x1, ...``.
-        sample_ids
-            Unique integer ids, one per sample; default ``0..n-1``.
-        split
-            ``"fit"``/``"test"``/``"extrapolation"`` per sample (or booleans, True = test).
-            Default: a seeded random split with ``test_fraction`` of the samples in "test".
-            Extrapolation samples (named inputs and truth) are kept apart
-            (:meth:`extrapolation_probe`); networks are recorded on fit and test samples.
-        truth
-            Optional ground-truth latents, name -> (sample,) array.
-        model_inputs
-            Arrays (sample, ...) the networks take instead of the named variables, name ->
-            array (one array: the model gets it; several: a dict of tensors). Read back
-            with :meth:`model_inputs`.
-        targets
-            Optional values the networks were trained to predict, name -> (sample,) array, in
-            the order of the networks' outputs (``target_<name>``; see :attr:`target_names`).
-
-        Raises
-        ------
-        StoreError
-            When models were already recorded on a different probe.
-        """
-        self._writable()
-        if model_inputs is None and (isinstance(inputs, Mapping) or np.ndim(inputs) > 2):
-            if names is not None:
-                raise ShapeError(
-                    "probe: names are for a (sample, variable) table; inputs that are not "
-                    "flat are stored as they are (give named variables as a table instead)"
-                )
-            model_inputs = dict(inputs) if isinstance(inputs, Mapping) else {"input": inputs}
-            n = len(next(iter(model_inputs.values())))
-            inputs, names = np.zeros((n, 0), np.float32), []
-        if names is None:
-            width = 1 if np.ndim(inputs) == 1 else int(np.shape(inputs)[1])
-            names = [f"x{j}" for j in range(width)]
-        ds = _probe_dataset(inputs, names, sample_ids, split, truth, test_fraction, seed)
-        for key, values in (targets or {}).items():
-            v = _per_sample(values, ds.sizes["sample"], f"target {key!r}")
-            ds[f"{_TARGET_PREFIX}{key}"] = ("sample", v)
-        ds = _with_extras(ds, model_inputs)
-        if self.has_probe() and self.models:
-            old = self.probe()
-            same = old["inputs"].shape == ds["inputs"].shape and np.array_equal(
-                old["inputs"].values, ds["inputs"].values
-            )
-            if not same:
-                raise StoreError(
-                    f"store {self.path} already holds {len(self.models)} model(s) recorded on "
-                    "another probe set; write a new store instead of replacing the probe"
-                )
-        staged = self._staging_dir("probe")
-        ds = _encode_strings(ds)
-        ds["inputs"].encoding["chunks"] = (
-            chunk_rows(ds.sizes["variable"], ds.sizes["sample"]),
-            max(ds.sizes["variable"], 1),
-        )
-        ds.to_zarr(
-            str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
-        )
-        stamp_bytes(staged)
-        _zarr().open_group(str(staged), mode="a").attrs["digest"] = stored_digest(staged)
-        self._swap_in(staged, self.path / "probe")
-        self._probe_cache = None
-
-    def has_probe(self) -> bool:
-        return (self.path / "probe" / "zarr.json").exists()
-
-    def probe_digest(self) -> str | None:
-        """The content digest of the stored probe (None for a probe written before digests
-        were kept, or when there is none)."""
-        if not self.has_probe():
-            return None
-        return _read_attrs(self.path / "probe").get("digest")
-
-    def layer_digest(self, model_id: str, layer: str) -> str | None:
-        """The content digest of a complete model's layer, written with the model (None for
-        a model recorded before digests were kept)."""
-        return (self.model_attrs(model_id).get("digests") or {}).get(layer)
-
     def _open(self, group: str, chunks: Any = None, cache: bool = True) -> xr.Dataset:
         """One group of the store as an xarray Dataset (lazy; no consolidated metadata, which
         a resumable store would serve stale)."""
@@ -332,75 +213,6 @@ class StudyStore:
             str(self.path), group=group, engine="zarr", consolidated=False, chunks=chunks,
             cache=cache,
         )  # fmt: skip
-
-    def probe(self) -> xr.Dataset:
-        """The probe set as an in-memory Dataset: ``inputs`` (sample, variable), ``split``
-        (sample,) with values "fit"/"test", and ``truth_<name>`` (sample,) when written."""
-        if self._probe_cache is None:
-            if not self.has_probe():
-                raise StoreError(f"store {self.path} has no probe set; call write_probe first")
-            ds = self._open("probe")
-            extras = [k for k in ds.variables if str(k).startswith(_EXTRA_PREFIXES)]
-            ds = _decode_strings(ds.drop_vars(extras).load())
-            codes = ds["split"].values
-            ds["split"] = ("sample", np.where(codes == 1, "test", "fit"))
-            self._probe_cache = ds
-        return self._probe_cache
-
-    def probe_inputs(self) -> xr.DataArray:
-        """Lazy (sample, variable) probe inputs; slices read only what they touch."""
-        if not self.has_probe():
-            raise StoreError(f"store {self.path} has no probe set; call write_probe first")
-        ds = self._open("probe", cache=False)
-        return ds["inputs"]
-
-    def model_inputs(self) -> xr.DataArray | dict[str, xr.DataArray]:
-        """Lazy inputs the networks take: the (sample, variable) named inputs, or the arrays
-        given as ``model_inputs`` (one array, or a dict of them), sample axis first."""
-        self.probe_inputs()  # raises when there is no probe
-        ds = self._open("probe")
-        keys = [str(k) for k in ds.data_vars if str(k).startswith(_INPUT_PREFIX)]
-        if not keys:
-            return self.probe_inputs()
-        arrays = {k[len(_INPUT_PREFIX) :]: ds[k] for k in keys}
-        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
-
-    def extrapolation_probe(self) -> xr.Dataset | None:
-        """The probe's extrapolation samples, kept apart from fit/test: ``inputs``
-        (sample, variable) and ``truth_<name>``; None when the probe has none."""
-        if not self.has_probe():
-            return None
-        xr = _xr()
-        ds = self._open("probe")
-        keys = [str(k) for k in ds.data_vars if str(k).startswith(_EXTRAP_PREFIX)]
-        if not keys:
-            return None
-        out = xr.Dataset({k[len(_EXTRAP_PREFIX) :]: ds[k].load() for k in keys}).rename(
-            {"extrapolation_sample": "sample"}
-        )
-        return out.assign_coords(variable=list(self.probe_names))
-
-    @property
-    def probe_names(self) -> tuple[str, ...]:
-        return tuple(str(v) for v in self.probe()["variable"].values)
-
-    @property
-    def sample_ids(self) -> np.ndarray:
-        return np.asarray(self.probe()["sample"].values)
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.probe().sizes["sample"])
-
-    def truth_names(self) -> tuple[str, ...]:
-        return tuple(str(k)[6:] for k in self.probe().data_vars if str(k).startswith("truth_"))
-
-    def target_names(self) -> tuple[str, ...]:
-        """The probe's target columns (what the networks were trained to predict), in the
-        order of the networks' outputs; values in ``probe()["target_<name>"]``."""
-        n = len(_TARGET_PREFIX)
-        keys = self.probe().data_vars if self.has_probe() else ()
-        return tuple(str(k)[n:] for k in keys if str(k).startswith(_TARGET_PREFIX))
 
     # ---------------------------------------------------------------- models
     def _model_dir(self, model_id: str) -> Path:
@@ -671,163 +483,3 @@ class StudyStore:
         with self.model_writer(model_id, keep_existing=exists) as writer:
             writer.set_attrs(**(attrs or {}))
             writer.write_layer(layer, values)
-
-    # ---------------------------------------------------------------- results
-    def write_result(self, kind: str, layer: str, dataset: xr.Dataset, tag: str) -> None:
-        """Store a stage's Dataset for one layer, replacing the previous one atomically."""
-        self._writable()
-        if kind not in RESULT_KINDS:
-            raise StoreError(f"result kind must be one of {RESULT_KINDS}, got {kind!r}")
-        _check_name("layer", layer)
-        ds = _encode_strings(dataset.copy())
-        ds.attrs["tag"] = tag
-        ds.attrs["config_sha256"] = self.study_attrs().get("config_sha256")  # made by
-        staged = self._staging_dir(f"{kind}@{layer}")
-        ds.to_zarr(
-            str(staged), mode="w", consolidated=False, zarr_format=3, write_empty_chunks=True
-        )
-        stamp_bytes(staged)
-        self._swap_in(staged, self.path / kind / layer)
-
-    def result_layers(self, kind: str) -> list[str]:
-        base = self.path / kind
-        if not base.exists():
-            return []
-        return sorted(p.name for p in base.iterdir() if (p / "zarr.json").exists())
-
-    def result_tag(self, kind: str, layer: str) -> str | None:
-        """The tag a stored result was written with, or None when there is none."""
-        group = self.path / kind / layer
-        if not (group / "zarr.json").exists():
-            return None
-        return _read_attrs(group).get("tag")
-
-    def read_result(self, kind: str, layer: str) -> xr.Dataset:
-        """The stored Dataset of a stage for one layer, loaded into memory."""
-        if self.result_tag(kind, layer) is None:
-            have = ", ".join(self.result_layers(kind)) or "none"
-            raise StoreError(f"store {self.path} has no {kind} result for layer {layer!r} ({have})")
-        from .verify import damage_named_in  # verify builds on this module
-
-        with damage_named_in(self, f"{kind}/{layer}"):
-            ds = self._open(f"{kind}/{layer}")
-            return _decode_strings(ds.load())
-
-    # ---------------------------------------------------------------- similarity results
-    def write_similarity(self, layer: str, result: xr.DataArray, name: str | None = None) -> str:
-        """Save a similarity matrix (a ``pairwise`` result) into ``similarity/<layer>``.
-
-        The matrix becomes the variable ``name`` (default: its canonical measure name,
-        ``result.attrs["metric"]``) of the layer's similarity Dataset, next to what the
-        compare stage wrote there, with every attr it carries (metric, requested, kind,
-        direction, parameters, method, dropped units, notes, version). A variable of the same
-        name is replaced. Returns the variable name; read it back with :meth:`read_similarity`.
-        """
-        import xarray as xr
-
-        self._writable()
-        if not isinstance(result, xr.DataArray) or "model" not in result.dims:
-            raise StoreError(
-                f"write_similarity: expected a pairwise result (xarray.DataArray with a 'model' "
-                f"dim), got {type(result).__name__}"
-            )
-        key = name or str(result.attrs.get("metric") or "")
-        if not key or "/" in key or key.startswith("__") or key in ("tag",):
-            raise StoreError(f"write_similarity: {key!r} is not a usable variable name")
-        _check_name("layer", layer)
-        old = (
-            self.read_result("similarity", layer) if self.result_tag("similarity", layer) else None
-        )
-        tag = old.attrs.get("tag", "user") if old is not None else "user"
-        ds = old.drop_vars(key, errors="ignore") if old is not None else xr.Dataset()
-        ds = ds.assign({key: result.rename(None)})
-        ds[key].attrs = {k: v for k, v in result.attrs.items() if v is not None}
-        self.write_result("similarity", layer, ds, tag)
-        return key
-
-    def read_similarity(self, layer: str, name: str | None = None) -> xr.DataArray:
-        """A similarity matrix saved in ``similarity/<layer>`` (by :meth:`write_similarity` or
-        the compare stage), with its attrs; ``name`` may be the variable name or the name the
-        measure was asked by (``attrs["requested"]``); it may be omitted when there is one."""
-        ds = self.read_result("similarity", layer)
-        names = [str(v) for v in ds.data_vars]
-        if name is None and len(names) == 1:
-            return ds[names[0]]
-        hits = [v for v in names if name in (v, ds[v].attrs.get("requested"))]
-        if name is None or not hits:
-            raise StoreError(
-                f"store {self.path}: layer {layer!r} has similarity results {names}; "
-                f"got name={name!r}"
-            )
-        return ds[hits[0]]
-
-    # ---------------------------------------------------------------- similarity blocks
-    def _blocks_dir(self, layer: str) -> Path:
-        return self.path / BLOCKS / _check_name("layer", layer)
-
-    def open_blocks(self, layer: str) -> dict[str, dict[str, Any]]:
-        """Before a compare stage writes blocks of ``layer``: create their group, drop staged
-        block writes a killed run left, and return ``{key: attrs}`` of the stored blocks."""
-        self._writable()
-        for sub in (BLOCKS, f"{BLOCKS}/{layer}"):
-            _zarr().open_group(str(self.path / sub), mode="a")
-        for stale in (self.path / "_staging").glob(f"block@{layer}@*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        base = self._blocks_dir(layer)
-        return {
-            p.name: _read_attrs(p) for p in sorted(base.iterdir()) if (p / "zarr.json").exists()
-        }
-
-    def write_block(
-        self, layer: str, key: str, values: np.ndarray, attrs: Mapping[str, Any]
-    ) -> None:
-        """One block of a layer's all-pairs values, ``similarity_blocks/<layer>/<key>``, written
-        in staging and renamed into place: tasks may write distinct blocks at the same time."""
-        self._writable()
-        staged = self._staging_dir(f"block@{layer}@{_check_name('block', key)}")
-        array = _zarr().create_array(
-            store=str(staged), shape=values.shape, chunks=values.shape, dtype="float64",
-            fill_value=np.nan, config={"write_empty_chunks": True},
-        )  # fmt: skip
-        array[...] = values
-        array.attrs.update(_jsonable(dict(attrs)))
-        self._swap_in(staged, self._blocks_dir(layer) / key)
-
-    def block_attrs(self, layer: str, key: str) -> dict[str, Any]:
-        return _read_attrs(self._blocks_dir(layer) / key)
-
-    def read_block(self, layer: str, key: str) -> np.ndarray:
-        return np.asarray(_zarr().open_array(str(self._blocks_dir(layer) / key), mode="r")[...])
-
-    def clear_blocks(self, layer: str) -> None:
-        """Delete the blocks of ``layer`` (once its result is written)."""
-        self._writable()
-        shutil.rmtree(self._blocks_dir(layer), ignore_errors=True)
-
-    def write_formulas(self, records: Sequence[Mapping[str, Any]], tag: str) -> None:
-        """Store the distilled formulas (JSON-serialisable dicts) atomically."""
-        self._writable()
-        staged = self._staging_dir("distill")
-        group = _zarr().open_group(str(staged), mode="w")
-        made_by = self.study_attrs().get("config_sha256")
-        group.attrs.update(
-            {"formulas": _jsonable(list(records)), "tag": tag, "config_sha256": made_by}
-        )
-        self._swap_in(staged, self.path / "distill")
-
-    def formulas_tag(self) -> str | None:
-        group = self.path / "distill"
-        return _read_attrs(group).get("tag") if (group / "zarr.json").exists() else None
-
-    def formulas_config_sha256(self) -> str | None:
-        """The hash of the config that made the stored formulas (None when none are)."""
-        group = self.path / "distill"
-        if not (group / "zarr.json").exists():
-            return None
-        return _read_attrs(group).get("config_sha256")
-
-    def read_formulas(self) -> list[dict[str, Any]]:
-        group = self.path / "distill"
-        if not (group / "zarr.json").exists():
-            return []
-        return list(_read_attrs(group).get("formulas", []))
