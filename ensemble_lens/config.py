@@ -10,7 +10,6 @@ path of the bad key, e.g. ``demo.yaml: ensemble.architectures.1.width: Input sho
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._config_errors import format_errors
 from .errors import ConfigError
 
 Metric = Literal[
@@ -432,47 +432,6 @@ def stable_hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _format_errors(
-    err: ValidationError, source: str, prefix: tuple[Any, ...] = (), model: Any = None
-) -> str:
-    """One line per error, ``<file>: <yaml.path>: <message>``; several joined by ``; ``.
-    An unknown key (``extra="forbid"``) also gets the closest valid key of its section."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in (*prefix, *e["loc"])) or "(top level)"
-        hint = (
-            _closest_key(model or StudyConfig, e["loc"]) if e["type"] == "extra_forbidden" else ""
-        )
-        lines.append(f"{source}: {loc}: {e['msg']}{hint}")
-    return "; ".join(lines)
-
-
-def _closest_key(model: Any, loc: tuple[Any, ...]) -> str:
-    """``; did you mean 'epochs'?`` for the section at ``loc[:-1]`` (or its valid keys)."""
-    for part in loc[:-1]:
-        if isinstance(part, int):  # a list index: the model stays the list's item model
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return ""
-        model = _section_model(field.annotation)
-    if model is None:
-        return ""
-    keys = sorted(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), keys, n=2, cutoff=0.6)
-    if close:
-        return "; did you mean " + " or ".join(repr(k) for k in close) + "?"
-    return f"; valid keys: {', '.join(keys)}"
-
-
-def _section_model(annotation: Any) -> Any:
-    """The pydantic model inside ``Model``, ``Model | None`` or ``list[Model]``, else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    found = (_section_model(arg) for arg in get_args(annotation))
-    return next((m for m in found if m is not None), None)
-
-
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
     """Validate a config mapping; errors name the YAML path of each bad key."""
     if not isinstance(data, dict):
@@ -482,7 +441,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
     try:
         cfg = StudyConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from err
+        raise ConfigError(format_errors(err, source, StudyConfig)) from err
     _check_member_specs(cfg.ensemble, source)
     return cfg
 
@@ -504,7 +463,7 @@ def _check_member_specs(ens: EnsembleConfig, source: str) -> None:
         try:
             spec.model_validate({**standin, **given})
         except ValidationError as err:
-            raise ConfigError(_format_errors(err, source, prefix=loc, model=spec)) from err
+            raise ConfigError(format_errors(err, source, spec, prefix=loc)) from err
 
 
 def load_config(path_or_data: str | os.PathLike[str] | dict[str, Any] | StudyConfig) -> StudyConfig:
@@ -546,6 +505,6 @@ def with_profile(cfg: StudyConfig, profile: str | os.PathLike[str]) -> StudyConf
         execution = ExecutionConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(
-            _format_errors(err, f"{path} (execution profile)", model=ExecutionConfig)
+            format_errors(err, f"{path} (execution profile)", ExecutionConfig)
         ) from err
     return cfg.model_copy(update={"execution": execution})
