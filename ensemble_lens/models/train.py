@@ -387,7 +387,8 @@ def train_member(
     with ``seed``; an incomplete last batch is dropped) under one torch thread and
     deterministic algorithms (both restored afterwards): the same seed gives bit-identical
     weights on a busy or an idle machine. The weights of the epoch with the lowest validation
-    loss are restored.
+    loss are restored, then polished by ``train.polish`` full-batch L-BFGS iterations when
+    that is set (:func:`polish`; kept only when the validation loss goes down).
 
     Only ``train.max_seconds`` (None by default) makes the result depend on the clock: when it
     stops training, ``stopped_by`` is ``"max_seconds"`` and ``metrics["epochs"]`` records how
