@@ -87,6 +87,9 @@ class FormulaResult:
     unreduced_exact_recovery: bool | None = None
     unreduced_truth_name: str | None = None
     search_budget: dict[str, Any] | None = None
+    #: the R^2 difference below which selection treats two formulas alike
+    #: (:func:`precision_floor`); None in records made without a search
+    selection_floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record with exactly the CONTRACTS "Formulas" keys.
@@ -120,6 +123,7 @@ class FormulaResult:
             "seed": int(self.seed),
             "seconds": float(self.seconds),
             "search_budget": self.search_budget,
+            "selection_floor": _num(self.selection_floor),
         }
 
 
@@ -169,16 +173,42 @@ def _safe_rounding(
     return exact
 
 
-def accuracy_tolerance(best_r2: float, r2_tolerance: float = 0.01) -> float:
+def accuracy_tolerance(
+    best_r2: float, r2_tolerance: float = 0.01, floor: float | None = None
+) -> float:
     """How far below the best test R^2 a simpler formula may be and still be chosen:
-    ``min(r2_tolerance, max(r2_tolerance / 10, 10 * (1 - best_r2)))`` (module docstring)."""
-    return min(r2_tolerance, max(r2_tolerance / 10, 10.0 * (1.0 - best_r2)))
+    ``min(r2_tolerance, max(floor, 10 * (1 - best_r2)))``, ``floor`` by default a tenth of
+    ``r2_tolerance`` (:func:`precision_floor`; module docstring)."""
+    floor = r2_tolerance / 10 if floor is None else floor
+    return min(r2_tolerance, max(floor, 10.0 * (1.0 - best_r2)))
 
 
-def select(scored: Sequence[Scored], *, r2_tolerance: float) -> Scored:
+def precision_floor(member_scores: object | None, y_test: np.ndarray, r2_tolerance: float) -> float:
+    """The smallest loss of test R^2 that selection treats as a different law.
+
+    A tenth of ``r2_tolerance`` by default: below that, one formula may look better than
+    another by chance. When two or more member networks agree with the component more
+    closely than that (the median over members of ``1 - R^2`` of the best affine map of a
+    member's own component onto it), their agreement is the measured precision and the floor
+    (never below 1e-7): a law the members all carry to 1e-6 is not replaced by a simpler
+    formula that misses it by 1e-4 (the one-input Gaussian of AI Feynman, I.6.2a, was written
+    ``exp(cos(theta))`` at 1.1e-4 that way while the search had found ``exp(-theta**2/2)``).
+    """
+    floor = r2_tolerance / 10
+    M = None if member_scores is None else np.asarray(member_scores, dtype=np.float64)
+    if M is None or M.ndim != 2 or len(M) < 2 or M.shape[1] != len(y_test):
+        return floor
+    gaps = [1.0 - affine_r2(m, y_test) for m in M]
+    gaps = [g for g in gaps if math.isfinite(g)]
+    if not gaps:
+        return floor
+    return float(min(floor, max(float(np.median(gaps)), 1e-7)))
+
+
+def select(scored: Sequence[Scored], *, r2_tolerance: float, floor: float | None = None) -> Scored:
     """Simplest candidate whose test R^2 is within :func:`accuracy_tolerance` of the best."""
     best = max(s.r2_test for s in scored)
-    tol = accuracy_tolerance(best, r2_tolerance)
+    tol = accuracy_tolerance(best, r2_tolerance, floor)
     return min(
         (s for s in scored if s.r2_test >= best - tol),
         key=lambda s: (s.complexity, -s.r2_test),
@@ -364,13 +394,15 @@ def distill_component(
     if not scored or max(s.r2_test for s in scored) < min_r2:
         base["seconds"] = time.perf_counter() - start
         return _no_formula(base, scored, f"best test R^2 below min_r2={min_r2}")
+    floor = precision_floor(member_scores, yt, r2_tolerance)
+    base["selection_floor"] = floor
     if select_by == "gradient":
         if y_grad_test is None:
             scale = Xt.std(axis=0)
             y_grad_test = knn_gradient(Xt, yt) / np.where(scale > 0, scale, 1.0)
         chosen = select_by_gradient(scored, Xt, names, y_grad_test, min_r2, r2_tolerance, seed)
     else:
-        chosen = select(scored, r2_tolerance=r2_tolerance)
+        chosen = select(scored, r2_tolerance=r2_tolerance, floor=floor)
     judged = _judge(
         chosen,
         Xt,

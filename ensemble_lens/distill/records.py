@@ -12,15 +12,16 @@ __all__ = ["no_consensus_record", "pick", "record", "unskilled_record"]
 
 def pick(results: list[Any]) -> Any:
     """The simplest seed result within :func:`~ensemble_lens.distill.distill.
-    accuracy_tolerance` of the best test R^2 (or the first result when no seed found a
-    formula)."""
+    accuracy_tolerance` of the best test R^2, with the seeds' own precision floor
+    (``selection_floor``), or the first result when no seed found a formula."""
     from .distill import accuracy_tolerance
 
     good = [r for r in results if r.expr is not None]
     if not good:
         return results[0]
     best = max(r.r2_test for r in good)
-    tol = accuracy_tolerance(best)
+    floors = [f for r in good if (f := getattr(r, "selection_floor", None)) is not None]
+    tol = accuracy_tolerance(best, floor=min(floors) if floors else None)
     return min(
         (r for r in good if r.r2_test >= best - tol), key=lambda r: (r.complexity, -r.r2_test)
     )
@@ -65,6 +66,7 @@ def no_consensus_record(layer: str, ds: Any) -> dict[str, Any]:
         "seed": None,
         "seconds": 0.0,
         "search_budget": None,
+        "selection_floor": None,
         "is_result": False,
         "reason": f"no component is shared beyond the null ({ds.attrs.get('null_method')} null, "
         f"{ds.sizes['component']} aligned components tested): nothing to distill",

@@ -220,3 +220,26 @@ def test_gradient_selection_prefers_the_law_over_its_monotone_warp():
 
     assert exact_recovery(chosen.exact, law, X=X, names=["x", "v"])
     assert chosen.complexity < select(scored, r2_tolerance=0.01).complexity
+
+
+def test_members_that_agree_closely_set_the_precision_of_selection():
+    # members carry the law to ~1e-6: a simpler formula 1e-4 off it is another law, although
+    # it is within the default floor (a tenth of the 0.01 tolerance) of the best
+    from ensemble_lens.distill.distill import precision_floor
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(1, 3, 400)
+    law = np.exp(-(t**2) / 2)
+    close = np.stack([law + 1e-3 * np.std(law) * rng.normal(size=t.size) for _ in range(4)])
+    loose = np.stack([law + 0.1 * np.std(law) * rng.normal(size=t.size) for _ in range(4)])
+    floor = precision_floor(close, law, 0.01)
+    assert 5e-7 < floor < 2e-6  # the members' median 1 - R^2 (1e-6)
+    assert precision_floor(loose, law, 0.01) == 0.001  # looser than the default: the default
+    assert precision_floor(close[:1], law, 0.01) == 0.001  # one network: nothing to compare
+    assert precision_floor(None, law, 0.01) == 0.001
+    x = sympy.Symbol("x")
+    near, exact = sympy.exp(sympy.cos(x)), sympy.exp(-(x**2) / 2)
+    scored = [Scored(near, near, 5, 1e-4, 0.99989), Scored(exact, exact, 7, 1e-7, 0.9999999)]
+    assert select(scored, r2_tolerance=0.01).complexity == 5  # the default floor: 1e-3
+    assert select(scored, r2_tolerance=0.01, floor=floor).complexity == 7
+    assert accuracy_tolerance(0.9999999, 0.01, floor) == pytest.approx(floor)
