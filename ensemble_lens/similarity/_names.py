@@ -315,15 +315,31 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
 def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
     """A registry-derived Euclidean distance from the family's score; ``pairwise`` combines
     the score's per-network states with each network's squared norm."""
-    from ._states import euclidean_combine, euclidean_state
+    from ._states import (
+        euclidean_combine,
+        euclidean_state,
+        kernel_euclidean_state,
+        kernel_feature_distance,
+    )
     from ._variants import euclidean_from_score
 
     squared = output == "distance=squared_euclidean"
     # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
     pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
-    fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    fn: Callable[..., float] = partial(
+        euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca
+    )
     states: dict[str, Any] = {}
-    if built.prepare is not None and built.combine is not None:
+    if family.key == "cka" and built.options.get("kernel") == "rbf":
+        # most registry implementations derive it in the kernel's feature space (see
+        # kernel_feature_distance); the Laplace names follow their one implementation (repsim)
+        fn = partial(kernel_feature_distance, squared=squared)
+        states = {
+            "prepare": partial(kernel_euclidean_state, **built.options),
+            "combine": partial(euclidean_combine, combine=built.combine, squared=squared),
+            "shares": "gram",
+        }
+    elif built.prepare is not None and built.combine is not None:
         keep = (built.options.get("keep_variance") or 1.0, built.options.get("n_components"))
         states = {
             "prepare": partial(euclidean_state, prepare=built.prepare, pca=keep if pca else None),
