@@ -130,7 +130,8 @@ def test_pairwise_entry_is_the_single_pair_value_in_the_stated_direction(name):
 def test_batched_families_do_their_per_network_work_once():
     nets = {m: np.abs(v) for m, v in _nets(5, n=40).items()}  # rates for the poisson RDM
     k = len(nets)
-    batched = ("cka", "rsa", "mutual_knn", "linear_regression", "ridge", "cca", "svcca", "pwcca")
+    batched = ("cka", "rsa", "mutual_knn", "linear_regression", "ridge", "cca", "svcca", "pwcca",
+               "shape_metric", "aligned_cosine_similarity", "aligned_cossim")  # fmt: skip
     for name, _ in measure_names():
         m = measure(name)
         if m.family.key not in batched or m.shares == "none":
@@ -143,7 +144,8 @@ def test_batched_families_do_their_per_network_work_once():
     # names that used to loop over pairs now share their per-network work
     for name in ("rsa", "mutual_knn", "linear_regression", "ridge-lambda=1-r2-cv=5folds-reverse",
         "ridge-pearsonr-cv=5folds-reverse", "cca-squared_score", "pwcca-score", "bures_distance",
-                 "linear_cka_debiased"):  # fmt: skip
+                 "linear_cka_debiased", "aligned_cossim", "aligned_cosine_similarity",
+                 "shape_metric-alpha=0.5-distance=euclidean"):  # fmt: skip
         assert measure(name).shares != "none", name
 
 
