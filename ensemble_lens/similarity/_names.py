@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MeasureParameterError, UnknownMeasureError
+from ._meta import Score, pair_resolved, recording, result_info
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
@@ -169,7 +170,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Measure:
-    """A measure resolved from a name: ``measure(X, Y) -> float``.
+    """A measure resolved from a name: ``measure(X, Y) -> Score`` (a float with ``.info``).
 
     Attributes
     ----------
@@ -206,6 +207,7 @@ class Measure:
     dot: bool = False
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None
     direction: str = SYMMETRIC
+    requested: str = field(default="", compare=False)  # the name as given to measure()
 
     @property
     def summary(self) -> str:
@@ -215,11 +217,14 @@ class Measure:
     def invariances(self) -> tuple[str, ...]:
         return self.family.invariances
 
-    def __call__(self, X: Any, Y: Any) -> float:
+    def __call__(self, X: Any, Y: Any) -> Score:
+        """The value for one pair: a :class:`~._meta.Score` (a float with ``.info``)."""
         from ._warn import collected  # the call's warnings once each, at the caller's line
 
-        with collected():
-            return POST[self.post](self.fn(X, Y, **self.options))
+        with collected() as seen, recording() as resolved:
+            value = POST[self.post](self.fn(X, Y, **self.options))
+        work = {"resolved": pair_resolved(resolved)}
+        return Score(value, result_info(self, self.requested or self.name, "pair", seen, work))
 
     def with_options(self, **kwargs: Any) -> Measure:
         """The same measure with extra options for its function (per-network work redone)."""

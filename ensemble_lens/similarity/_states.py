@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
 from ._linalg import Factor, factor_data, n_keep, singular_values
+from ._meta import note_resolved
 from .kernels import check_kernel, kernel_combine, kernel_parts
 from .procrustes import shape_from_cross
 
@@ -58,6 +59,8 @@ def svcca_combine(
 ) -> float:
     """SVCCA of two factor states (mean canonical correlation of the kept components)."""
     kx, ky = n_keep(a.lam, keep_variance, n_components), n_keep(b.lam, keep_variance, n_components)
+    note_resolved({"components": kx})
+    note_resolved({"components": ky})
     kxy = a.U[:, :kx].T @ b.U[:, :ky]  # type: ignore[index]
     return float(np.clip(singular_values(kxy), 0.0, 1.0).mean())
 

@@ -22,13 +22,14 @@ A given ``sigma`` is absolute, as in the registry's ``rbf-sigma=1.0`` names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
+from ._meta import note_resolved
 
 __all__ = ["kernel_cka"]
 
@@ -83,7 +84,7 @@ class Described(np.ndarray):
     info: dict[str, Any]
 
     def __reduce__(self) -> Any:
-        fn, args, state = super().__reduce__()  # type: ignore[misc]
+        fn, args, state = cast(tuple[Any, Any, Any], super().__reduce__())
         return fn, args, (state, getattr(self, "info", None))
 
     def __setstate__(self, state: Any) -> None:
@@ -173,6 +174,7 @@ def kernel_parts(
     v = packed(transform(k, hsic))
     out = (v / np.sqrt(_positive(float(v @ v), hsic))).view(Described)
     out.info = {"sigma": used}
+    note_resolved(out.info)
     return out, scatter
 
 

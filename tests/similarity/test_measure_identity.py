@@ -13,6 +13,7 @@ import xarray as xr
 from scipy.spatial.distance import pdist
 
 from ensemble_lens.errors import (
+    DroppedUnitsWarning,
     GradientDetachedWarning,
     NonFiniteError,
     ShapeError,
@@ -265,3 +266,64 @@ def test_a_single_pair_call_warns_once_in_the_one_format_at_the_callers_line():
             "dropped constant (dead) units: 'X' 1 of 5, 'Y' 2 of 7"
         ]
         assert dropped[0].filename == __file__
+
+
+def test_a_single_value_is_a_float_with_the_same_metadata_as_a_matrix():
+    import copy
+    import dataclasses
+    import pickle
+
+    from ensemble_lens.similarity import ResultInfo, Score
+
+    nets = _nets(13)
+    x, y = nets["m0"], nets["m1"].copy()
+    y[:, 2] = 5.0  # a constant unit: dropped, and recorded
+    with pytest.warns(DroppedUnitsWarning):
+        s = measure("rbf_cka", sigma_fraction=0.5)(x, y)
+    # a float in every use
+    assert isinstance(s, Score) and isinstance(s, float) and isinstance(s.info, ResultInfo)
+    assert s == float(s) and 0 < s < 1 and f"{s:.4f}" == f"{float(s):.4f}"
+    assert repr(s) == repr(float(s)) and hash(s) == hash(float(s))
+    assert json.loads(json.dumps({"v": s}))["v"] == float(s)
+    assert np.asarray([s, s]).dtype == np.float64 and np.float64(s) == float(s)
+    assert type(s + 1) is float and type(2 * s) is float  # derived numbers are plain floats
+    for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+        assert back == s and back.info == s.info
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.info.metric = "other"  # type: ignore[misc]
+    # the same fields as the DataArray of the same pair, from one source
+    with pytest.warns(DroppedUnitsWarning):
+        mat = pairwise({"X": x, "Y": y}, "rbf_cka", sigma_fraction=0.5)
+    attrs = s.info.attrs()
+    assert set(attrs) == set(mat.attrs) == {f.name for f in dataclasses.fields(ResultInfo)}
+    for key in ("metric", "requested", "kind", "direction", "parameters", "version"):
+        assert attrs[key] == mat.attrs[key], key
+    assert s.info.metric == "cka-kernel=(rbf-frac=0.5)-hsic=gretton-score"
+    assert s.info.requested == "rbf_cka" and s.info.method == "pair"
+    assert s.info.parameters["frac"] == 0.5 and s.info.direction == "symmetric"
+    assert s.info.dropped_units == {"Y": (1, y.shape[1])}
+    assert json.loads(mat.attrs["dropped_units"]) == {"Y": [1, y.shape[1]]}
+    # what each input's work resolved: the sigma used, as the matrix records it per network
+    sig = json.loads(mat.attrs["resolved"])
+    assert s.info.resolved["X"]["sigma"] == pytest.approx(sig["X"]["sigma"], rel=1e-12)
+    assert s.info.resolved["Y"]["sigma"] == pytest.approx(sig["Y"]["sigma"], rel=1e-12)
+    assert s == pytest.approx(mat.values[0, 1], rel=1e-12)
+
+
+def test_a_single_value_records_components_kept_direction_and_detached_inputs():
+    nets = _nets(14)
+    x, y = nets["m0"], nets["m2"]
+    s = measure("svcca-var=0.9-score")(x, y)
+    for key, a in (("X", x), ("Y", y)):
+        lam = np.linalg.svd(a - a.mean(0), compute_uv=False) ** 2
+        want = int(np.searchsorted(np.cumsum(lam) / lam.sum(), 0.9) + 1)
+        assert s.info.resolved[key] == {"components": want}
+    r = measure("linear_regression")(x, y)
+    assert r.info.direction == "row predicts column" and r.info.resolved == {}
+    assert measure("linear_regression-reverse")(x, y).info.direction == "column predicts row"
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    with pytest.warns(GradientDetachedWarning):
+        d = measure("procrustes-distance=angular")(t, y)
+    assert d.info.notes == ("detached tensors that required grad: X",)
+    assert d.info.kind == "distance" and d.info.requested == "procrustes-distance=angular"
