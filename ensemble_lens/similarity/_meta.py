@@ -101,7 +101,9 @@ class ResultInfo:
 class Score(float):
     """A measure's value: a ``float`` in every use (arithmetic, comparisons, numpy, JSON,
     formatting, pickling) that also carries :attr:`info`, a :class:`ResultInfo` saying what
-    was computed. Arithmetic on it gives plain floats (a derived number is not the measure's).
+    was computed. Arithmetic on it gives plain floats (a derived number is not the measure's),
+    and so does ``Score(x)`` without ``info``. Like numpy's float64, YAML's safe dumper does
+    not take it: write ``float(s)``.
 
     >>> s = measure("cka-kernel=rbf-hsic=gretton-score")(X, Y)  # doctest: +SKIP
     >>> float(s), s.info.metric, s.info.resolved["X"]["sigma"]  # doctest: +SKIP
@@ -110,7 +112,9 @@ class Score(float):
     __slots__ = ("info",)
     info: ResultInfo
 
-    def __new__(cls, value: float, info: ResultInfo) -> Score:
+    def __new__(cls, value: float, info: ResultInfo | None = None) -> Any:
+        if info is None:  # what code that rebuilds "a number of the same type" gets
+            return float(value)  # (statistics.mean...): a plain float, not an unlabelled Score
         self = super().__new__(cls, value)
         self.info = info
         return self

@@ -287,6 +287,10 @@ def test_a_single_value_is_a_float_with_the_same_metadata_as_a_matrix():
     assert json.loads(json.dumps({"v": s}))["v"] == float(s)
     assert np.asarray([s, s]).dtype == np.float64 and np.float64(s) == float(s)
     assert type(s + 1) is float and type(2 * s) is float  # derived numbers are plain floats
+    import statistics
+
+    assert type(statistics.mean([s, s])) is float and statistics.mean([s, s]) == s
+    assert type(Score(0.25)) is float  # no info: a plain float
     for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
         assert back == s and back.info == s.info
     with pytest.raises(dataclasses.FrozenInstanceError):
