@@ -182,8 +182,9 @@ def kernel_feature_distance(
     the square root of each centred Gram matrix ``H K H`` as features, i.e.
     ``sqrt(a + b - 2 sqrt(a b) s)`` with ``s`` the kernel CKA and ``a = tr(H K_X H)``,
     ``b = tr(H K_Y H)`` the squared norms of the centred feature maps (not of the inputs).
-    Symmetric; 0 for equal inputs; invariant to orthogonal maps and translation of either
-    input (and to isotropic scaling when ``sigma`` is None)."""
+    Symmetric; 0 for equal inputs up to rounding (``pairwise`` writes an exact 0 diagonal);
+    invariant to orthogonal maps and translation of either input (and to isotropic scaling
+    when ``sigma`` is None)."""
     check_kernel(kernel, hsic, sigma, frac)
     x, y = prepare_pair(X, Y, min_samples=2 if hsic == "gretton" else 4, rescale=sigma is None)
     a = kernel_euclidean_state(x, kernel, hsic, sigma, frac)
