@@ -72,8 +72,10 @@ from .regression import (
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
+    KENDALL_COMPARATORS,
     rdm,
     rdm_combine,
+    rdm_self,
     rdm_state,
     rsa,
 )
@@ -213,6 +215,7 @@ def build_rsa(o: dict[str, Any], _out: str) -> Built:
         keep_dead=True,
         kind="distance" if cmp_ in DISTANCE_COMPARATORS else None,
         dot=cmp_ in DOT_COMPARATORS,
+        self_value=partial(rdm_self, compare=cmp_) if cmp_ in KENDALL_COMPARATORS else None,
     )
 
 

@@ -125,6 +125,7 @@ class Built:
     dot: bool = False  # states are vectors and combine is their dot product
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None  # one vs many states
     reverse: bool = False  # a regression that predicts the first argument from the second
+    self_value: Callable[[Any], float] | None = None  # combine(s, s), cheaper, same value
 
 
 #: Directions of a measure (``Measure.direction``, ``attrs["direction"]`` of every result).
@@ -190,6 +191,8 @@ class Measure:
     prepare, combine : callables or None
         ``prepare(x) -> state`` on one cleaned (n, d) float64 network; ``combine(sx, sy)`` the
         pair's value before ``post`` (what ``pairwise`` uses for all pairs).
+    self_value : callable or None
+        ``self_value(s) == combine(s, s)`` where that is cheaper (``pairwise``'s diagonal).
     """
 
     name: str
@@ -207,6 +210,7 @@ class Measure:
     dot: bool = False
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None
     direction: str = SYMMETRIC
+    self_value: Callable[[Any], float] | None = None
     requested: str = field(default="", compare=False)  # the name as given to measure()
 
     @property
@@ -237,6 +241,7 @@ class Measure:
             prepare=None,
             combine=None,
             combine_many=None,
+            self_value=None,
             dot=False,
             moment=moment,
             shares="moments" if moment else "none",
@@ -309,6 +314,7 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+        self_value=built.self_value,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
     if negative_log:  # fsd's CKA loss: -log of the score, a distance that is 0 at a score of 1

@@ -331,3 +331,33 @@ def test_a_single_value_records_components_kept_direction_and_detached_inputs():
         d = measure("procrustes-distance=angular")(t, y)
     assert d.info.notes == ("detached tensors that required grad: X",)
     assert d.info.kind == "distance" and d.info.requested == "procrustes-distance=angular"
+
+
+@pytest.mark.parametrize(
+    ("name", "combines", "selves"),
+    [
+        ("procrustes-distance=euclidean", 3, 0),  # a distance: its diagonal is 0, not computed
+        ("rsa-rdm=correlation-compare=tau_b", 3, 3),  # the diagonal from each network's sort
+        ("cka-kernel=linear-hsic=lange-score", 6, 0),  # a similarity: diagonal computed
+    ],
+)
+def test_pairwise_computes_no_diagonal_entry_it_knows(name, combines, selves):
+    from dataclasses import replace
+
+    nets = _nets(15, n=30)  # 3 networks
+    m = measure(name)
+    calls = {"combine": 0, "self": 0}
+
+    def combine(a, b):
+        calls["combine"] += 1
+        return m.combine(a, b)
+
+    def self_value(a):
+        calls["self"] += 1
+        return m.self_value(a)
+
+    counted = replace(m, combine=combine, self_value=m.self_value and self_value)
+    out = pairwise(nets, counted, n_jobs=1)
+    assert (calls["combine"], calls["self"]) == (combines, selves)
+    for i, a in enumerate(nets):
+        assert out.values[i, i] == (0.0 if m.kind == "distance" else m(nets[a], nets[a]))
