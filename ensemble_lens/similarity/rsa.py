@@ -161,8 +161,9 @@ def kendall_tau_a(a: np.ndarray, b: np.ndarray) -> float:
     """Kendall's tau-a ``(concordant - discordant) / (N (N - 1) / 2)``, O(N log N).
 
     Ties count as neither concordant nor discordant and stay in the denominator (unlike tau-b,
-    which scipy implements). Computed from scipy's O(N log N) tau-b by undoing its tie
-    correction: ``tau_a = tau_b sqrt((N0 - T_a)(N0 - T_b)) / N0``.
+    which scipy implements). Computed from tau-b (scipy's O(N log N) count of discordant
+    pairs on each vector's sort, :mod:`._kendall`) by undoing its tie correction:
+    ``tau_a = tau_b sqrt((N0 - T_a)(N0 - T_b)) / N0``.
     """
     return kendall_combine(kendall_state(np.asarray(a)), kendall_state(np.asarray(b)), "a")
 
