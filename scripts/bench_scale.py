@@ -19,8 +19,9 @@ Reports, in one run (every ratio against a floor measured in the same run):
 * **MCCA solvers** (``--mcca K``, and K=1000 with ``--full``): the iterative (Lanczos) and the
   dense solver of :class:`~ensemble_lens.align.MultisetCCA` on K networks, wall and CPU time.
 * **moments pass per device** (``--device torch-cpu cuda``): ``compute_moments`` of K networks
-  of ``--device-d`` units (float32 in memory, like recorded activations) on the numpy path and
-  on each torch device, float64 and float32 products, same run: seconds (best of 2),
+  of ``--device-d`` units (float32 in memory, like recorded activations) on the numpy path
+  and on each torch device, float64 and float32 products (numpy's float32: BLAS ``ssyrk``),
+  same run: seconds (best of 2),
   speed-up over numpy and the largest covariance error relative to the numpy result's largest
   entry.
 
@@ -311,6 +312,9 @@ def bench_device(devices: list[str], ks: list[int], n: int, d: int, rate: float)
         ref, base = _moments_timed(nets, "cpu", "float64")
         floor = n * (k * d) ** 2 / rate
         rows = [("numpy", "float64", base, 0.0)]
+        mom32, sec32 = _moments_timed(nets, "cpu", "float32")  # BLAS ssyrk, float64 sums
+        rows.append(("numpy", "float32", sec32, float(np.abs(mom32.cov - ref.cov).max()
+                                                     / np.abs(ref.cov).max())))  # fmt: skip
         for dev in devices:
             for prec in ("float64", "float32"):
                 mom, sec = _moments_timed(nets, dev, prec)

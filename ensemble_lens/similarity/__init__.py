@@ -1,7 +1,9 @@
 """Representation similarity: compare what networks compute, pair by pair or all at once.
 
 Single-pair measures take ``X`` (n, d1) and ``Y`` (n, d2) on the same samples (numpy, torch,
-xarray ``("sample", "unit")`` or dask) and return a float (or a small dataclass).
+xarray ``("sample", "unit")`` or dask) and return a float (or a small dataclass);
+``measure(name)(X, Y)`` returns a :class:`Score`, a float that also carries ``.info`` (a
+:class:`ResultInfo`: the fields a K x K result has in its ``attrs``).
 :func:`pairwise` computes the K x K matrix over an ensemble, from one streaming pass of shared
 second moments (:func:`compute_moments`) for the linear measures.
 
@@ -15,14 +17,16 @@ Examples
 1.0
 >>> pairwise({"a": X, "b": 2 * X}, "procrustes_similarity").shape
 (2, 2)
->>> round(measure("cka-kernel=linear-hsic=gretton-score")(X, 3 * X), 10)
-1.0
+>>> s = measure("cka-kernel=linear-hsic=gretton-score")(X, 3 * X)
+>>> round(s, 10), s.info.metric
+(1.0, 'cka-kernel=linear-hsic=gretton-score')
 
 Every measure has a standardized name (the scheme of Cloos et al. 2024); :func:`measure`
 parses one, :func:`measure_names` lists them (also ``ensemble-lens measures`` and
 docs/MEASURES.md).
 """
 
+from ._meta import ResultInfo, Score
 from ._names import Measure
 from ._pairstate import MOMENT_METRICS
 from ._registry import all_names as measure_names
@@ -73,6 +77,8 @@ __all__ = [
     "Measure",
     "Moments",
     "PermutationResult",
+    "ResultInfo",
+    "Score",
     "UnitMatch",
     "aligned_cosine",
     "bootstrap_ci",

@@ -36,7 +36,9 @@ from ._states import (
 )
 from ._variants import (
     brainscore_predictivity,
+    netrep_combine,
     netrep_shape_euclidean,
+    netrep_state,
     neuroai_predictivity,
     permutation_euclidean,
     pls_singular_mean,
@@ -70,8 +72,10 @@ from .regression import (
 from .rsa import (
     DISTANCE_COMPARATORS,
     DOT_COMPARATORS,
+    KENDALL_COMPARATORS,
     rdm,
     rdm_combine,
+    rdm_self,
     rdm_state,
     rsa,
 )
@@ -211,6 +215,7 @@ def build_rsa(o: dict[str, Any], _out: str) -> Built:
         keep_dead=True,
         kind="distance" if cmp_ in DISTANCE_COMPARATORS else None,
         dot=cmp_ in DOT_COMPARATORS,
+        self_value=partial(rdm_self, compare=cmp_) if cmp_ in KENDALL_COMPARATORS else None,
     )
 
 
@@ -397,7 +402,14 @@ def build_shape(o: dict[str, Any], out: str) -> Built:
         return Built(cv_shape_metric, {"alpha": o.get("alpha", 1.0), "cv": o["cv"]})
     if out in ("distance=euclidean", "distance=squared_euclidean"):
         squared = out == "distance=squared_euclidean"
-        return Built(netrep_shape_euclidean, {"alpha": o.get("alpha", 1.0), "squared": squared})
+        alpha = o.get("alpha", 1.0)
+        return Built(
+            netrep_shape_euclidean,
+            {"alpha": alpha, "squared": squared},
+            prepare=partial(netrep_state, alpha=alpha),
+            combine=partial(netrep_combine, alpha=alpha, squared=squared),
+            shares="features",
+        )
     # the moments path computes the scale-free form, equal to netrep's raw one at alpha 0 and 1
     raw = o.get("scale") == "raw" and 0.0 < o.get("alpha", 1.0) < 1.0
     if raw:

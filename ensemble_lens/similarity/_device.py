@@ -14,9 +14,10 @@ The torch path accumulates the same shifted sums as the numpy path, chunk by chu
 float64 accumulator on the device: with ``precision="float64"`` each chunk's product is one
 float64 GEMM of all networks side by side (``Z^T Z``, ``D x D``); with ``"float32"`` a chunk is
 cut into sub-chunks of :data:`FLOAT32_ROWS` rows whose products are float32 GEMMs (float32
-accumulation over at most that many rows), each added into the float64 accumulator. Only the
-float32 products need the default full float32 matmul precision
-(``torch.get_float32_matmul_precision() == "highest"``); TF32 ("high") would lose ~3 digits.
+accumulation over at most that many rows), each added into the float64 accumulator (the numpy
+path does the same with BLAS ``ssyrk``/``sgemm``). Only the float32 products need the default
+full float32 matmul precision (``torch.get_float32_matmul_precision() == "highest"``); TF32
+("high") would lose ~3 digits.
 """
 
 from __future__ import annotations

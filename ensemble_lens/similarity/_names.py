@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MeasureParameterError, UnknownMeasureError
+from ._meta import Score, pair_resolved, recording, result_info
 
 _SPLIT = re.compile(r"-(?=[A-Za-z_(])")
 
@@ -124,6 +125,7 @@ class Built:
     dot: bool = False  # states are vectors and combine is their dot product
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None  # one vs many states
     reverse: bool = False  # a regression that predicts the first argument from the second
+    self_value: Callable[[Any], float] | None = None  # combine(s, s), cheaper, same value
 
 
 #: Directions of a measure (``Measure.direction``, ``attrs["direction"]`` of every result).
@@ -169,7 +171,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Measure:
-    """A measure resolved from a name: ``measure(X, Y) -> float``.
+    """A measure resolved from a name: ``measure(X, Y) -> Score`` (a float with ``.info``).
 
     Attributes
     ----------
@@ -189,6 +191,8 @@ class Measure:
     prepare, combine : callables or None
         ``prepare(x) -> state`` on one cleaned (n, d) float64 network; ``combine(sx, sy)`` the
         pair's value before ``post`` (what ``pairwise`` uses for all pairs).
+    self_value : callable or None
+        ``self_value(s) == combine(s, s)`` where that is cheaper (``pairwise``'s diagonal).
     """
 
     name: str
@@ -206,6 +210,8 @@ class Measure:
     dot: bool = False
     combine_many: Callable[[Any, list[Any]], list[float]] | None = None
     direction: str = SYMMETRIC
+    self_value: Callable[[Any], float] | None = None
+    requested: str = field(default="", compare=False)  # the name as given to measure()
 
     @property
     def summary(self) -> str:
@@ -215,11 +221,14 @@ class Measure:
     def invariances(self) -> tuple[str, ...]:
         return self.family.invariances
 
-    def __call__(self, X: Any, Y: Any) -> float:
+    def __call__(self, X: Any, Y: Any) -> Score:
+        """The value for one pair: a :class:`~._meta.Score` (a float with ``.info``)."""
         from ._warn import collected  # the call's warnings once each, at the caller's line
 
-        with collected():
-            return POST[self.post](self.fn(X, Y, **self.options))
+        with collected() as seen, recording() as resolved:
+            value = POST[self.post](self.fn(X, Y, **self.options))
+        work = {"resolved": pair_resolved(resolved)}
+        return Score(value, result_info(self, self.requested or self.name, "pair", seen, work))
 
     def with_options(self, **kwargs: Any) -> Measure:
         """The same measure with extra options for its function (per-network work redone)."""
@@ -232,6 +241,7 @@ class Measure:
             prepare=None,
             combine=None,
             combine_many=None,
+            self_value=None,
             dot=False,
             moment=moment,
             shares="moments" if moment else "none",
@@ -304,6 +314,7 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
         keep_dead=built.keep_dead,
         dot=built.dot,
         combine_many=built.combine_many,
+        self_value=built.self_value,
         direction=direction_of(built.symmetric, family.group == "regression", built.reverse),
     )
     if negative_log:  # fsd's CKA loss: -log of the score, a distance that is 0 at a score of 1
@@ -315,15 +326,31 @@ def parse(family: Family, toks: list[str], name: str) -> Measure:
 def _euclidean(family: Family, built: Built, given: dict[str, str], output: str) -> Measure:
     """A registry-derived Euclidean distance from the family's score; ``pairwise`` combines
     the score's per-network states with each network's squared norm."""
-    from ._states import euclidean_combine, euclidean_state
+    from ._states import (
+        euclidean_combine,
+        euclidean_state,
+        kernel_euclidean_state,
+        kernel_feature_distance,
+    )
     from ._variants import euclidean_from_score
 
     squared = output == "distance=squared_euclidean"
     # svcca with var/dim: the registry derives it from CCA on the PCA scores, their norms
     pca = family.key == "svcca" and bool({"var", "dim"} & set(given))
-    fn = partial(euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca)
+    fn: Callable[..., float] = partial(
+        euclidean_from_score, score_fn=built.fn, squared=squared, pca=pca
+    )
     states: dict[str, Any] = {}
-    if built.prepare is not None and built.combine is not None:
+    if family.key == "cka" and built.options.get("kernel") == "rbf":
+        # most registry implementations derive it in the kernel's feature space (see
+        # kernel_feature_distance); the Laplace names follow their one implementation (repsim)
+        fn = partial(kernel_feature_distance, squared=squared)
+        states = {
+            "prepare": partial(kernel_euclidean_state, **built.options),
+            "combine": partial(euclidean_combine, combine=built.combine, squared=squared),
+            "shares": "gram",
+        }
+    elif built.prepare is not None and built.combine is not None:
         keep = (built.options.get("keep_variance") or 1.0, built.options.get("n_components"))
         states = {
             "prepare": partial(euclidean_state, prepare=built.prepare, pca=keep if pca else None),

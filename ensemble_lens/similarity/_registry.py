@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ..errors import UnknownMeasureError
@@ -121,6 +122,7 @@ def measure(name: str, **kwargs: Any) -> Measure:
         raise UnknownMeasureError(
             f"measure {name!r} was removed; use one of: {', '.join(REMOVED[name])}"
         )
+    asked = name
     if name in ALIASES:
         name, kwargs = alias_name(name, dict(kwargs))
     toks = tokens(name)
@@ -133,7 +135,7 @@ def measure(name: str, **kwargs: Any) -> Measure:
     if extra:
         name = "-".join([name, *extra])
         toks = tokens(name)
-    return parse(fam, toks[1:], name).with_options(**rest)
+    return replace(parse(fam, toks[1:], name).with_options(**rest), requested=asked)
 
 
 def _fold(fam: Family, kwargs: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

@@ -7,6 +7,7 @@ The single-pair functions call the same code, so all pairs equal single pairs ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ import numpy as np
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
 from ._linalg import Factor, factor_data, n_keep, singular_values
+from ._meta import note_resolved
+from .kernels import check_kernel, kernel_combine, kernel_parts
 from .procrustes import shape_from_cross
 
 
@@ -56,6 +59,8 @@ def svcca_combine(
 ) -> float:
     """SVCCA of two factor states (mean canonical correlation of the kept components)."""
     kx, ky = n_keep(a.lam, keep_variance, n_components), n_keep(b.lam, keep_variance, n_components)
+    note_resolved({"components": kx})
+    note_resolved({"components": ky})
     kxy = a.U[:, :kx].T @ b.U[:, :ky]  # type: ignore[index]
     return float(np.clip(singular_values(kxy), 0.0, 1.0).mean())
 
@@ -132,10 +137,16 @@ def pls_combine(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class EuclideanState:
-    """A score's state with the squared norm of the centred (or kept-PCA) data."""
+    """A score's state with the squared norm of the centred (or kept-PCA) data, or of the
+    centred feature map in an RBF kernel's feature space."""
 
     score: Any
     ss: float
+
+    @property
+    def info(self) -> Any:
+        """What the score's per-network work resolved (the sigma used)."""
+        return getattr(self.score, "info", None)
 
 
 def euclidean_state(x: np.ndarray, prepare: Any, pca: tuple[float, int | None] | None) -> Any:
@@ -147,6 +158,38 @@ def euclidean_state(x: np.ndarray, prepare: Any, pca: tuple[float, int | None] |
         lam = np.linalg.svd(xc, compute_uv=False) ** 2
         ss = float(lam[: n_keep(lam, pca[0], pca[1])].sum())
     return EuclideanState(prepare(x), ss)
+
+
+def kernel_euclidean_state(
+    x: np.ndarray, kernel: str, hsic: str, sigma: float | None = None, frac: float = 1.0
+) -> EuclideanState:
+    """RBF CKA's state with its kernel-space scatter ``tr(H K H)`` (see
+    :func:`kernel_feature_distance`)."""
+    return EuclideanState(*kernel_parts(x, kernel, hsic, sigma, frac))
+
+
+def kernel_feature_distance(
+    X: Any,
+    Y: Any,
+    kernel: str = "rbf",
+    hsic: str = "gretton",
+    sigma: float | None = None,
+    frac: float = 1.0,
+    squared: bool = False,
+) -> float:
+    """The registry's ``cka-kernel=(rbf...)-hsic=h-distance=euclidean`` as most of its
+    implementations compute it: the derived distance of the linear-kernel name applied to
+    the square root of each centred Gram matrix ``H K H`` as features, i.e.
+    ``sqrt(a + b - 2 sqrt(a b) s)`` with ``s`` the kernel CKA and ``a = tr(H K_X H)``,
+    ``b = tr(H K_Y H)`` the squared norms of the centred feature maps (not of the inputs).
+    Symmetric; 0 for equal inputs up to rounding (``pairwise`` writes an exact 0 diagonal);
+    invariant to orthogonal maps and translation of either input (and to isotropic scaling
+    when ``sigma`` is None)."""
+    check_kernel(kernel, hsic, sigma, frac)
+    x, y = prepare_pair(X, Y, min_samples=2 if hsic == "gretton" else 4, rescale=sigma is None)
+    a = kernel_euclidean_state(x, kernel, hsic, sigma, frac)
+    b = kernel_euclidean_state(y, kernel, hsic, sigma, frac)
+    return euclidean_combine(a, b, partial(kernel_combine, hsic=hsic), squared)
 
 
 def euclidean_combine(a: EuclideanState, b: EuclideanState, combine: Any, squared: bool) -> float:

@@ -10,7 +10,6 @@ from ._builders import (
     build_cca,
     build_cka,
     build_ensd,
-    build_fn,
     build_gulp,
     build_permutation,
     build_permutation_procrustes,
@@ -27,7 +26,7 @@ from ._names import ANGULAR, EUCLIDEAN, Family, Output, Param
 from ._table_knn import ORTHO, neighbour_families
 from ._table_plain import plain_families
 from ._table_regression import regression_families
-from ._variants import aligned_cossim
+from ._variants import aligned_cossim, centred_aligned_state
 from .rsa import COMPARATORS, RDMS
 
 __all__ = ["FAMILIES"]
@@ -258,7 +257,7 @@ def _families() -> list[Family]:
             "mean sample cosine after orthogonal alignment",
             "shape",
             ("orthogonal", "isotropic-scaling"),
-            build_fn(geo.aligned_cosine),
+            build_shared(geo.aligned_cosine, geo.aligned_state, geo.aligned_combine, "features"),
             listed=("aligned_cosine_similarity",),
             paper="Hamilton et al. 2016",
         ),
@@ -267,7 +266,7 @@ def _families() -> list[Family]:
             "aligned cosine similarity of the column-centred inputs (llm_repsim)",
             "shape",
             ORTHO,
-            build_fn(aligned_cossim),
+            build_shared(aligned_cossim, centred_aligned_state, geo.aligned_combine, "features"),
             listed=("aligned_cossim",),
             paper="Klabunde et al. 2023 (llm_repsim)",
         ),

@@ -9,6 +9,7 @@ from reading their code, see the docstrings); the paper's definitions stay in th
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from ._states import (
     permutation_distance_combine,
     squared_cca_combine,
 )
+from .geometry import aligned_combine, aligned_state
 
 __all__ = [
     "aligned_cossim",
@@ -167,10 +169,13 @@ def aligned_cossim(X: Any, Y: Any) -> float:
     """llm_repsim's ``aligned_cossim`` (the registry's name): ReSi's aligned cosine similarity
     (:func:`ensemble_lens.similarity.geometry.aligned_cosine`) of the column-centred inputs,
     as the registry centres columns before calling it."""
-    from .geometry import aligned_cosine
-
     x, y = prepare_pair(X, Y)
-    return aligned_cosine(center(x), center(y))
+    return aligned_combine(centred_aligned_state(x), centred_aligned_state(y))
+
+
+def centred_aligned_state(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~ensemble_lens.similarity.geometry.aligned_state` of the column-centred data."""
+    return aligned_state(center(x))
 
 
 def brainscore_predictivity(
@@ -263,23 +268,53 @@ def netrep_shape_euclidean(X: Any, Y: Any, alpha: float = 1.0, squared: bool = F
     distance. For alpha = 1 the Procrustes size-and-shape distance. Not scale-invariant.
     """
     x, y = prepare_pair(X, Y, rescale=False)
-    d = max(x.shape[1], y.shape[1])
-    xw, yw = (_netrep_whiten(_pad(center(a), d), alpha) for a in (x, y))
-    nuc = float(singular_values(xw.T @ yw).sum())
-    d2 = max(float(np.sum(xw * xw) + np.sum(yw * yw)) - 2.0 * nuc, 0.0)
-    return d2 if squared else float(np.sqrt(d2))
+    return netrep_combine(netrep_state(x, alpha), netrep_state(y, alpha), alpha, squared)
 
 
-def _pad(a: np.ndarray, d: int) -> np.ndarray:
-    return np.hstack([a, np.zeros((a.shape[0], d - a.shape[1]))]) if a.shape[1] < d else a
+_WHITEN_TOL = 1e-7
 
 
-def _netrep_whiten(a: np.ndarray, alpha: float, tol: float = 1e-7) -> np.ndarray:
-    if alpha > 1 - tol:
-        return a
+@dataclass(frozen=True)
+class NetrepState:
+    """One network's netrep whitening before the pair's rescaling: the centred data times
+    ``V diag(g) V^T``, its squared norm, and the eigenvalue sum and new variance of its own
+    units (the zero-padded units of a pair add ``tol`` and a constant to each)."""
+
+    w: np.ndarray
+    ss: float
+    lam_sum: float
+    new_var: float
+
+
+def netrep_state(x: np.ndarray, alpha: float) -> NetrepState:
+    """Per-network work of :func:`netrep_shape_euclidean` (one eigendecomposition)."""
+    a = center(x)
+    if alpha > 1 - _WHITEN_TOL:
+        return NetrepState(a, float(np.sum(a * a)), 1.0, 1.0)
     lam, v = np.linalg.eigh(a.T @ a)
-    lam = np.maximum(lam, tol)
+    lam = np.maximum(lam, _WHITEN_TOL)
     g = alpha + (1 - alpha) * lam**-0.5
     new_var = np.sum(alpha**2 * lam + 2 * alpha * (1 - alpha) * lam**0.5 + (1 - alpha) ** 2)
-    g = g * np.sqrt(lam.sum() / new_var)
-    return a @ (v * g) @ v.T
+    w = a @ (v * g) @ v.T
+    return NetrepState(w, float(np.sum(w * w)), float(lam.sum()), float(new_var))
+
+
+def _netrep_scale(s: NetrepState, pad: int, alpha: float) -> float:
+    """netrep's variance-keeping factor of one input zero-padded by ``pad`` units (a padded
+    unit has eigenvalue ``tol`` after clipping)."""
+    if alpha > 1 - _WHITEN_TOL:
+        return 1.0
+    t = _WHITEN_TOL
+    extra = alpha**2 * t + 2 * alpha * (1 - alpha) * t**0.5 + (1 - alpha) ** 2
+    return float(np.sqrt((s.lam_sum + pad * t) / (s.new_var + pad * extra)))
+
+
+def netrep_combine(a: NetrepState, b: NetrepState, alpha: float, squared: bool) -> float:
+    """``|Xw|^2 + |Yw|^2 - 2 |Xw^T Yw|_*`` with each input's pair-dependent rescaling (zero
+    padding changes the whitened units only through that factor)."""
+    d = max(a.w.shape[1], b.w.shape[1])
+    ca = _netrep_scale(a, d - a.w.shape[1], alpha)
+    cb = _netrep_scale(b, d - b.w.shape[1], alpha)
+    nuc = ca * cb * float(singular_values(a.w.T @ b.w).sum())
+    d2 = max(ca * ca * a.ss + cb * cb * b.ss - 2.0 * nuc, 0.0)
+    return d2 if squared else float(np.sqrt(d2))

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import IllConditionedWarning, ShapeError
 from ._input import center, prepare_pair, prepare_pair_masked
 from ._linalg import Factor, factor_data, n_keep, singular_values, svd, whitened_cross_data
+from ._meta import note_resolved
 from ._states import google_pwcca_combine, google_state
 from ._warn import warn
 
@@ -139,6 +140,8 @@ def mean_cca(X: Any, Y: Any, n_components: int | None = None, ridge: float = 0.0
 def svcca_from_cross(fx: Factor, fy: Factor, kxy: np.ndarray, keep: float, nc: int | None) -> float:
     """SVCCA from factors (principal directions sorted by variance) and ``U_x^T U_y``."""
     kx, ky = n_keep(fx.lam, keep, nc), n_keep(fy.lam, keep, nc)
+    note_resolved({"components": kx})
+    note_resolved({"components": ky})
     return float(np.clip(singular_values(kxy[:kx, :ky]), 0.0, 1.0).mean())
 
 

@@ -93,8 +93,10 @@ def rbf_cka(
         Activations on the same samples, dims ("sample", "unit").
     sigma : float, optional
         Kernel width used for both inputs. Default: ``sigma_fraction`` times the median
-        Euclidean distance between distinct samples, separately for X and for Y
-        (Kornblith et al. 2019 report fractions 0.2, 0.4, 0.8).
+        Euclidean distance between distinct samples (the square root of the median squared
+        distance), separately for X and for Y (Kornblith et al. 2019 report fractions 0.2,
+        0.4, 0.8; their code also counts the n zero self-distances, which lowers the median
+        slightly; see docs/guides/similarity.md, "RBF kernels").
     debiased : bool
         Use the unbiased HSIC estimator (needs n >= 4).
     sigma_fraction : float

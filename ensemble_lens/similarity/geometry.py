@@ -87,13 +87,24 @@ def aligned_cosine(X: Any, Y: Any) -> float:
     ``mean_i cos(x_i R, y_i)``. Invariant to orthogonal maps and isotropic scaling.
     """
     x, y = prepare_pair(X, Y)
-    d = max(x.shape[1], y.shape[1])
-    xp, yp = np.zeros((x.shape[0], d)), np.zeros((y.shape[0], d))
-    xp[:, : x.shape[1]], yp[:, : y.shape[1]] = x, y
-    u, _, vt = np.linalg.svd(xp.T @ yp)
-    xa = xp @ (u @ vt)
-    num = np.einsum("ij,ij->i", xa, yp)
-    den = np.linalg.norm(xa, axis=1) * np.linalg.norm(yp, axis=1)
+    return aligned_combine(aligned_state(x), aligned_state(y))
+
+
+def aligned_state(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One network's per-network work for :func:`aligned_combine`: the (rescaled) data and
+    its sample norms."""
+    x = safe_scale(x)
+    return x, np.linalg.norm(x, axis=1)
+
+
+def aligned_combine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """``mean_i cos(x_i R, y_i)``: ``R = U V^T`` from the thin SVD of ``X^T Y`` (the padded
+    rotation restricted to the shared directions: where ``X^T Y`` has full rank the padded
+    coordinates add nothing to ``x_i R . y_i``, and ``|x_i R| = |x_i|``)."""
+    (x, nx), (y, ny) = a, b
+    u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)
+    num = np.einsum("ij,ij->i", (x @ u) @ vt, y)
+    den = nx * ny
     return float(np.mean(np.divide(num, den, out=np.zeros_like(num), where=den > 0)))
 
 

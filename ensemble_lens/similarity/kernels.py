@@ -22,13 +22,14 @@ A given ``sigma`` is absolute, as in the registry's ``rbf-sigma=1.0`` names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from ..errors import ShapeError
 from ._input import center, prepare_pair, safe_scale
+from ._meta import note_resolved
 
 __all__ = ["kernel_cka"]
 
@@ -77,9 +78,20 @@ def gram_sigma(
 
 
 class Described(np.ndarray):
-    """A state vector with ``info``: what the per-network work resolved (the sigma used)."""
+    """A state vector with ``info``: what the per-network work resolved (the sigma used).
+    ``info`` survives pickling (states cross process boundaries on a process executor)."""
 
     info: dict[str, Any]
+
+    def __reduce__(self) -> Any:
+        fn, args, state = cast(tuple[Any, Any, Any], super().__reduce__())
+        return fn, args, (state, getattr(self, "info", None))
+
+    def __setstate__(self, state: Any) -> None:
+        base, info = state
+        super().__setstate__(base)
+        if info is not None:
+            self.info = info
 
 
 def transform(k: np.ndarray, hsic: str) -> np.ndarray:
@@ -140,18 +152,30 @@ def kernel_state(
 ) -> Any:
     """Per-network work of kernel CKA: the normalised packed transformed Gram matrix
     (non-linear kernels) or the centred features (linear kernel)."""
-    if kernel == "linear" or sigma is None:
+    if kernel != "linear":
+        return kernel_parts(x, kernel, hsic, sigma, frac)[0]
+    xc = center(safe_scale(x))  # scale-free: values beyond 2**+-64 rescaled exactly
+    rows = np.einsum("ij,ij->i", xc, xc)
+    st = LinearState(xc, rows, 0.0)
+    return LinearState(xc, rows, _positive(_linear_hsic(st, st, hsic), hsic))
+
+
+def kernel_parts(
+    x: np.ndarray, kernel: str, hsic: str, sigma: float | None, frac: float
+) -> tuple[Described, float]:
+    """State of a non-linear kernel (see :func:`kernel_state`) and the kernel-space scatter
+    ``tr(H K H) = tr(K) - 1'K1 / n``: the squared norm of the centred feature map (for the
+    linear kernel it would be ``|Xc|_F^2``), which the registry's derived Euclidean distance
+    of RBF CKA uses."""
+    if sigma is None:
         x = safe_scale(x)  # scale-free: values beyond 2**+-64 rescaled exactly
-    if kernel == "linear":
-        xc = center(x)
-        rows = np.einsum("ij,ij->i", xc, xc)
-        st = LinearState(xc, rows, 0.0)
-        return LinearState(xc, rows, _positive(_linear_hsic(st, st, hsic), hsic))
     k, used = gram_sigma(x, kernel, sigma, frac)
+    scatter = float(np.trace(k) - k.sum() / k.shape[0])
     v = packed(transform(k, hsic))
     out = (v / np.sqrt(_positive(float(v @ v), hsic))).view(Described)
     out.info = {"sigma": used}
-    return out
+    note_resolved(out.info)
+    return out, scatter
 
 
 def kernel_combine(a: Any, b: Any, hsic: str = "gretton") -> float:

@@ -261,10 +261,11 @@ def _light(mom: Moments) -> Moments:
 def _to_dataarray(names: Sequence[str], values: np.ndarray, attrs: dict[str, Any]) -> xr.DataArray:
     import xarray as xr
 
+    labels = np.array(list(names))  # an array, not a list: xarray infers a list's dtype slowly
     return xr.DataArray(
         values,
         dims=("model", "model_"),
-        coords={"model": list(names), "model_": list(names)},
+        coords={"model": ("model", labels), "model_": ("model_", labels)},
         attrs=attrs,
     )
 

@@ -40,6 +40,7 @@ from scipy.spatial.distance import pdist
 from .._arrays import check_same_samples
 from ..errors import ShapeError
 from ._input import checked_matrix, drop_dead, safe_scale
+from ._kendall import kendall_combine, kendall_self, kendall_state
 
 __all__ = ["COMPARATORS", "RDMS", "kendall_tau_a", "rdm", "rsa"]
 
@@ -53,6 +54,9 @@ COMPARATORS = (
 )  # fmt: skip
 #: Comparators that give a distance (smaller = more similar).
 DISTANCE_COMPARATORS = frozenset({"bures_metric", "euclidean"})
+#: Kendall comparators and their variant (tau-b or tau-a), from per-network sorts.
+_KENDALL = {"kendall": "b", "tau_b": "b", "tau_a": "a", "kendall_tau_a": "a"}
+KENDALL_COMPARATORS = frozenset(_KENDALL)
 #: Comparators computed as one dot product of per-network vectors.
 DOT_COMPARATORS = _DOT = frozenset(
     {"pearson", "corr", "spearman", "rho_a", "cosine", "cosine_cov", "corr_cov"}
@@ -157,22 +161,11 @@ def kendall_tau_a(a: np.ndarray, b: np.ndarray) -> float:
     """Kendall's tau-a ``(concordant - discordant) / (N (N - 1) / 2)``, O(N log N).
 
     Ties count as neither concordant nor discordant and stay in the denominator (unlike tau-b,
-    which scipy implements). Computed from scipy's O(N log N) tau-b by undoing its tie
-    correction: ``tau_a = tau_b sqrt((N0 - T_a)(N0 - T_b)) / N0``.
+    which scipy implements). Computed from tau-b (scipy's O(N log N) count of discordant
+    pairs on each vector's sort, :mod:`._kendall`) by undoing its tie correction:
+    ``tau_a = tau_b sqrt((N0 - T_a)(N0 - T_b)) / N0``.
     """
-    n0 = a.size * (a.size - 1) / 2
-    ta, tb = _tied_pairs(a), _tied_pairs(b)
-    if ta == n0 or tb == n0:
-        return 0.0
-    from scipy import stats  # lazy: scipy.stats is slow to import
-
-    tau_b = stats.kendalltau(a, b, variant="b").statistic
-    return float(tau_b * np.sqrt((n0 - ta) * (n0 - tb)) / n0)
-
-
-def _tied_pairs(v: np.ndarray) -> float:
-    _, counts = np.unique(v, return_counts=True)
-    return float((counts * (counts - 1) / 2).sum())
+    return kendall_combine(kendall_state(np.asarray(a)), kendall_state(np.asarray(b)), "a")
 
 
 def ranks(v: np.ndarray) -> np.ndarray:
@@ -229,7 +222,7 @@ def rdm_state(r: np.ndarray, compare: str, name: str = "X") -> Any:
         return (np.sqrt(np.maximum(lam, 0.0))[:, None] * u.T, float(lam.sum()), psd, g)
     if compare != "euclidean" and np.ptp(r) == 0:
         raise ShapeError(f"{name}: all dissimilarities are equal; the {compare} RSA is undefined")
-    return r
+    return kendall_state(r) if compare in _KENDALL else r
 
 
 def rdm_combine(a: Any, b: Any, compare: str) -> float:
@@ -246,11 +239,13 @@ def rdm_combine(a: Any, b: Any, compare: str) -> float:
         return a[1] + b[1] - 2 * nuc
     if compare == "euclidean":
         return float(np.linalg.norm(a - b))
-    if compare in ("tau_a", "kendall_tau_a"):
-        return kendall_tau_a(a, b)
-    from scipy import stats
+    return kendall_combine(a, b, _KENDALL[compare])
 
-    return float(stats.kendalltau(a, b, variant="b").statistic)
+
+def rdm_self(a: Any, compare: str) -> float:
+    """RSA value of a network with itself from its state, for the comparators where that is
+    cheaper than :func:`rdm_combine` (Kendall's: no sort); the same value."""
+    return kendall_self(a, _KENDALL[compare])
 
 
 def rsa_inputs(

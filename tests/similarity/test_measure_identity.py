@@ -13,6 +13,7 @@ import xarray as xr
 from scipy.spatial.distance import pdist
 
 from ensemble_lens.errors import (
+    DroppedUnitsWarning,
     GradientDetachedWarning,
     NonFiniteError,
     ShapeError,
@@ -130,7 +131,8 @@ def test_pairwise_entry_is_the_single_pair_value_in_the_stated_direction(name):
 def test_batched_families_do_their_per_network_work_once():
     nets = {m: np.abs(v) for m, v in _nets(5, n=40).items()}  # rates for the poisson RDM
     k = len(nets)
-    batched = ("cka", "rsa", "mutual_knn", "linear_regression", "ridge", "cca", "svcca", "pwcca")
+    batched = ("cka", "rsa", "mutual_knn", "linear_regression", "ridge", "cca", "svcca", "pwcca",
+               "shape_metric", "aligned_cosine_similarity", "aligned_cossim")  # fmt: skip
     for name, _ in measure_names():
         m = measure(name)
         if m.family.key not in batched or m.shares == "none":
@@ -143,7 +145,8 @@ def test_batched_families_do_their_per_network_work_once():
     # names that used to loop over pairs now share their per-network work
     for name in ("rsa", "mutual_knn", "linear_regression", "ridge-lambda=1-r2-cv=5folds-reverse",
         "ridge-pearsonr-cv=5folds-reverse", "cca-squared_score", "pwcca-score", "bures_distance",
-                 "linear_cka_debiased"):  # fmt: skip
+                 "linear_cka_debiased", "aligned_cossim", "aligned_cosine_similarity",
+                 "shape_metric-alpha=0.5-distance=euclidean"):  # fmt: skip
         assert measure(name).shares != "none", name
 
 
@@ -263,3 +266,98 @@ def test_a_single_pair_call_warns_once_in_the_one_format_at_the_callers_line():
             "dropped constant (dead) units: 'X' 1 of 5, 'Y' 2 of 7"
         ]
         assert dropped[0].filename == __file__
+
+
+def test_a_single_value_is_a_float_with_the_same_metadata_as_a_matrix():
+    import copy
+    import dataclasses
+    import pickle
+
+    from ensemble_lens.similarity import ResultInfo, Score
+
+    nets = _nets(13)
+    x, y = nets["m0"], nets["m1"].copy()
+    y[:, 2] = 5.0  # a constant unit: dropped, and recorded
+    with pytest.warns(DroppedUnitsWarning):
+        s = measure("rbf_cka", sigma_fraction=0.5)(x, y)
+    # a float in every use
+    assert isinstance(s, Score) and isinstance(s, float) and isinstance(s.info, ResultInfo)
+    assert s == float(s) and 0 < s < 1 and f"{s:.4f}" == f"{float(s):.4f}"
+    assert repr(s) == repr(float(s)) and hash(s) == hash(float(s))
+    assert json.loads(json.dumps({"v": s}))["v"] == float(s)
+    assert np.asarray([s, s]).dtype == np.float64 and np.float64(s) == float(s)
+    assert type(s + 1) is float and type(2 * s) is float  # derived numbers are plain floats
+    import statistics
+
+    assert type(statistics.mean([s, s])) is float and statistics.mean([s, s]) == s
+    assert type(Score(0.25)) is float  # no info: a plain float
+    for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+        assert back == s and back.info == s.info
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.info.metric = "other"  # type: ignore[misc]
+    # the same fields as the DataArray of the same pair, from one source
+    with pytest.warns(DroppedUnitsWarning):
+        mat = pairwise({"X": x, "Y": y}, "rbf_cka", sigma_fraction=0.5)
+    attrs = s.info.attrs()
+    assert set(attrs) == set(mat.attrs) == {f.name for f in dataclasses.fields(ResultInfo)}
+    for key in ("metric", "requested", "kind", "direction", "parameters", "version"):
+        assert attrs[key] == mat.attrs[key], key
+    assert s.info.metric == "cka-kernel=(rbf-frac=0.5)-hsic=gretton-score"
+    assert s.info.requested == "rbf_cka" and s.info.method == "pair"
+    assert s.info.parameters["frac"] == 0.5 and s.info.direction == "symmetric"
+    assert s.info.dropped_units == {"Y": (1, y.shape[1])}
+    assert json.loads(mat.attrs["dropped_units"]) == {"Y": [1, y.shape[1]]}
+    # what each input's work resolved: the sigma used, as the matrix records it per network
+    sig = json.loads(mat.attrs["resolved"])
+    assert s.info.resolved["X"]["sigma"] == pytest.approx(sig["X"]["sigma"], rel=1e-12)
+    assert s.info.resolved["Y"]["sigma"] == pytest.approx(sig["Y"]["sigma"], rel=1e-12)
+    assert s == pytest.approx(mat.values[0, 1], rel=1e-12)
+
+
+def test_a_single_value_records_components_kept_direction_and_detached_inputs():
+    nets = _nets(14)
+    x, y = nets["m0"], nets["m2"]
+    s = measure("svcca-var=0.9-score")(x, y)
+    for key, a in (("X", x), ("Y", y)):
+        lam = np.linalg.svd(a - a.mean(0), compute_uv=False) ** 2
+        want = int(np.searchsorted(np.cumsum(lam) / lam.sum(), 0.9) + 1)
+        assert s.info.resolved[key] == {"components": want}
+    r = measure("linear_regression")(x, y)
+    assert r.info.direction == "row predicts column" and r.info.resolved == {}
+    assert measure("linear_regression-reverse")(x, y).info.direction == "column predicts row"
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    with pytest.warns(GradientDetachedWarning):
+        d = measure("procrustes-distance=angular")(t, y)
+    assert d.info.notes == ("detached tensors that required grad: X",)
+    assert d.info.kind == "distance" and d.info.requested == "procrustes-distance=angular"
+
+
+@pytest.mark.parametrize(
+    ("name", "combines", "selves"),
+    [
+        ("procrustes-distance=euclidean", 3, 0),  # a distance: its diagonal is 0, not computed
+        ("rsa-rdm=correlation-compare=tau_b", 3, 3),  # the diagonal from each network's sort
+        ("cka-kernel=linear-hsic=lange-score", 6, 0),  # a similarity: diagonal computed
+    ],
+)
+def test_pairwise_computes_no_diagonal_entry_it_knows(name, combines, selves):
+    from dataclasses import replace
+
+    nets = _nets(15, n=30)  # 3 networks
+    m = measure(name)
+    calls = {"combine": 0, "self": 0}
+
+    def combine(a, b):
+        calls["combine"] += 1
+        return m.combine(a, b)
+
+    def self_value(a):
+        calls["self"] += 1
+        return m.self_value(a)
+
+    counted = replace(m, combine=combine, self_value=m.self_value and self_value)
+    out = pairwise(nets, counted, n_jobs=1)
+    assert (calls["combine"], calls["self"]) == (combines, selves)
+    for i, a in enumerate(nets):
+        assert out.values[i, i] == (0.0 if m.kind == "distance" else m(nets[a], nets[a]))

@@ -144,3 +144,16 @@ def _rbf3(x, y):
         s2 = 0.8**2 * np.median([d2[0, 1], d2[0, 2], d2[1, 2]])
         out.append(np.exp(-d2 / (2 * s2)))
     return out
+
+
+def test_kernel_state_keeps_what_it_resolved_through_pickling():
+    """States cross process boundaries on a process executor; the sigma used goes with them."""
+    import pickle
+
+    from ensemble_lens.similarity.kernels import kernel_state
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    st = kernel_state(x, "rbf")
+    back = pickle.loads(pickle.dumps(st))
+    np.testing.assert_array_equal(back, st)
+    assert back.info == st.info and st.info["sigma"] > 0

@@ -170,3 +170,23 @@ def test_real_study_store(tmp_path):
 
     spec = pickle.loads(pickle.dumps(mod._StoreSpec(str(store.path), "h", ("m1",), store)))
     np.testing.assert_array_equal(spec.open()[0].values, xs[1].astype(np.float32))
+
+
+@pytest.mark.parametrize("chunk", [300, 8192])
+def test_float32_products_on_the_numpy_path(chunk):
+    """precision="float32" on the CPU: float32 BLAS products over at most 1024 rows, float64
+    sums; the documented error, shown (not float64), and the same on the cross tiles."""
+    from ensemble_lens.similarity import pairwise
+
+    xs = _nets(seed=4, n=5000, widths=(6, 9, 4), offset=3.0)
+    ref = compute_moments(xs, chunk_size=chunk)
+    got = compute_moments(xs, chunk_size=chunk, precision="float32")
+    err = float(np.abs(got.cov - ref.cov).max() / np.abs(ref.cov).max())
+    assert 1e-12 < err < 1e-5
+    np.testing.assert_array_equal(got.cov, got.cov.T)
+    np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-13, atol=0)
+    for name in ("procrustes-distance=angular", "cca-score", "cka"):
+        a = pairwise(xs, name).values
+        b = pairwise(xs, name, precision="float32").values
+        tiled = pairwise(xs, name, precision="float32", max_bytes=8 * 10**2).values  # cross tiles
+        assert 0 < np.abs(a - b).max() < 1e-5 and np.abs(a - tiled).max() < 1e-5, name

@@ -110,3 +110,26 @@ def test_linear_predictivity_known_answers():
         linear_predictivity(x, x, cv=1)
     with pytest.raises(ShapeError, match="ridge: expected non-negative"):
         linear_predictivity(x, x, ridge=-1.0)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_kendall_states_give_scipys_tau_b_exactly(ties):
+    """Each vector sorted once, a pair from the two sorts: scipy's counts and arithmetic, so
+    the same float as ``scipy.stats.kendalltau``; a vector with itself needs no sort."""
+    from ensemble_lens.similarity._kendall import kendall_combine, kendall_self, kendall_state
+
+    rng = np.random.default_rng(7)
+    for m in (5, 31, 400):
+        a = rng.normal(size=m)
+        b = 0.5 * a + rng.normal(size=m)
+        if ties:
+            a, b = np.round(a), np.round(b, 1)
+        sa, sb = kendall_state(a), kendall_state(b)
+        assert sa.has_ties == ties
+        assert kendall_combine(sa, sb) == stats.kendalltau(a, b).statistic
+        assert kendall_combine(sb, sa) == stats.kendalltau(b, a).statistic
+        assert kendall_self(sa) == kendall_combine(sa, sa) == stats.kendalltau(a, a).statistic
+        assert kendall_self(sa, "a") == kendall_combine(sa, sa, "a")
+        if m < 100:
+            assert kendall_combine(sa, sb, "a") == pytest.approx(_tau_a_brute(a, b), abs=1e-12)
+            assert kendall_self(sa, "a") == pytest.approx(_tau_a_brute(a, a), abs=1e-12)
