@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[2]
@@ -26,13 +27,17 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_reads_the_table_with_its_ranges():
+def _bench():
     sys.path.insert(0, str(SCRIPT.parent))
     try:
         import bench_feynman
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    eqs = {e["name"]: e for e in bench_feynman.read_equations()}
+    return bench_feynman
+
+
+def test_reads_the_table_with_its_ranges():
+    eqs = {e["name"]: e for e in _bench().read_equations()}
     assert len(eqs) == 100
     assert eqs["I.12.2"]["variables"] == {
         "q1": [1.0, 5.0], "q2": [1.0, 5.0], "epsilon": [1.0, 5.0], "r": [1.0, 5.0]
@@ -50,7 +55,10 @@ def test_one_equation_one_row_resumable(tmp_path):
     row = json.loads(row_file.read_text())
     assert row["equation"] == "I.12.1" and row["noise"] == 0.1 and row["members"] == 2
     for route in ("ensemble", "direct", "single"):
-        assert 0.0 <= row[route]["rate"] <= 1.0
+        assert 0.0 <= row[route]["rate"] <= row[route]["rate_held_out_only"] <= 1.0
+        (seed,) = row[route]["seeds"]  # every seed's formula and both verdicts
+        assert seed["seed"] == 0 and seed["exact"] <= seed["exact_held_out"]
+        assert row[route]["rate"] == float(seed["exact"])
     assert row["direct"]["formula"] and row["direct"]["r2_test"] is not None
     assert json.loads((out / "rows.json").read_text())["rows"] == [row]
     assert not (out / "stores" / "I.12.1__noise0.1.zarr").exists()
@@ -68,3 +76,24 @@ def test_unknown_equation_is_one_line():
     done = _run("--equations", "I.99.9", "--out", "unused")
     assert done.returncode != 0
     assert "--equations: unknown equation 'I.99.9'" in done.stderr
+
+
+def test_a_formula_exact_on_one_range_only_is_not_exact_everywhere():
+    import sympy
+
+    from ensemble_lens.distill import exact_recovery
+
+    bench = _bench()
+    theta = sympy.Symbol("theta")
+    law = sympy.exp(-(theta**2) / 2)
+    near = 0.2837 * theta + 8.414 * sympy.exp(-1.145 * theta) * sympy.cos(1.279 * theta - 4.378)
+    X = np.linspace(1, 3, 200)[:, None]
+    X_ext = np.linspace(0.667, 4, 200)[:, None]
+    assert exact_recovery(near, law, X=X, names=["theta"])  # the held-out rule alone: passes
+
+    class Found:  # what distill_component returns, as far as the verdict reads it
+        exact_recovery, exact_expr = True, near
+
+    assert not bench.exact_everywhere(Found, law, ["theta"], X_ext)
+    Found.exact_expr = -1.149 + 5.838 * sympy.exp(-0.4998 * theta**2)
+    assert bench.exact_everywhere(Found, law, ["theta"], X_ext)
