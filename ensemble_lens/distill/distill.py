@@ -235,16 +235,26 @@ def select_by_gradient(
 
 
 def match_truth(
-    expr: sympy.Expr, truths: Mapping[str, sympy.Expr], X: np.ndarray, names: Sequence[str]
+    expr: sympy.Expr,
+    truths: Mapping[str, sympy.Expr],
+    X: np.ndarray,
+    names: Sequence[str],
+    X_also: np.ndarray | None = None,
 ) -> tuple[str | None, bool]:
     """Which truth the formula matches, and whether exactly.
 
-    The first truth (in mapping order) that :func:`exact_recovery` accepts is an exact match.
-    Otherwise the truth best explained by an affine map of the formula (R^2 on ``X``) is named,
-    with ``False``: "closest to", not "recovers".
+    The first truth (in mapping order) that :func:`exact_recovery` accepts on ``X``, and on
+    ``X_also`` (the extrapolation inputs) when given, is an exact match: a formula of another
+    form can match a smooth law to the rule's precision on the range it was fitted on (on
+    theta in [1, 3], ``0.28*theta + 8.4*exp(-1.15*theta)*cos(1.28*theta - 4.38)`` passes for
+    ``exp(-theta**2/2)``), while the law holds on any range. Otherwise the truth best
+    explained by an affine map of the formula (R^2 on ``X``) is named, with ``False``:
+    "closest to", not "recovers".
     """
     for name, truth in truths.items():
-        if exact_recovery(expr, truth, X=X, names=names):
+        if exact_recovery(expr, truth, X=X, names=names) and (
+            X_also is None or len(X_also) == 0 or exact_recovery(expr, truth, X=X_also, names=names)
+        ):
             return name, True
     f = evaluate(expr, X, names)
     scores = {
@@ -479,7 +489,10 @@ def _judge(
             dict(zip(ids, sup.member_r2.tolist(), strict=True)),
         )
     if truths:
-        out["truth_name"], out["exact_recovery"] = match_truth(chosen.exact, truths, Xt, names)
+        Xa = None if X_extrap is None else as_matrix(X_extrap, "distill_component: X_extrap")
+        out["truth_name"], out["exact_recovery"] = match_truth(
+            chosen.exact, truths, Xt, names, X_also=Xa
+        )
     return out
 
 
