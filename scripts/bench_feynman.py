@@ -365,8 +365,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         )
     for noise in sorted({r["noise"] for r in rows}):
         sel = [r for r in rows if r["noise"] == noise]
-        rates = ", ".join(f"{k} {np.mean([r[k]['rate'] for r in sel]):.2f}" for k in ROUTES)
-        lines.append(f"\nnoise {noise:g} ({len(sel)} equations): {rates}")
+        rates = ", ".join(
+            f"{k} {np.mean([r[k]['rate'] for r in sel]):.2f}"
+            f" ({np.mean([r[k].get('rate_held_out_only', r[k]['rate']) for r in sel]):.2f})"
+            for k in ROUTES
+        )
+        lines.append(
+            f"\nnoise {noise:g} ({len(sel)} equations): {rates}"
+            " (in brackets: the rule on held-out points alone)"
+        )
     return "\n".join(lines)
 
 
