@@ -78,22 +78,34 @@ def test_unknown_equation_is_one_line():
     assert "--equations: unknown equation 'I.99.9'" in done.stderr
 
 
-def test_a_formula_exact_on_one_range_only_is_not_exact_everywhere():
+def test_a_look_alike_of_the_law_is_not_exact_everywhere():
     import sympy
 
     from ensemble_lens.distill import exact_recovery
 
     bench = _bench()
-    theta = sympy.Symbol("theta")
-    law = sympy.exp(-(theta**2) / 2)
-    near = 0.2837 * theta + 8.414 * sympy.exp(-1.145 * theta) * sympy.cos(1.279 * theta - 4.378)
-    X = np.linspace(1, 3, 200)[:, None]
-    X_ext = np.linspace(0.667, 4, 200)[:, None]
-    assert exact_recovery(near, law, X=X, names=["theta"])  # the held-out rule alone: passes
+    rng = np.random.default_rng(0)
 
     class Found:  # what distill_component returns, as far as the verdict reads it
-        exact_recovery, exact_expr = True, near
+        def __init__(self, text: str) -> None:
+            self.exact_expr = sympy.sympify(text)
 
-    assert not bench.exact_everywhere(Found, law, ["theta"], X_ext)
-    Found.exact_expr = -1.149 + 5.838 * sympy.exp(-0.4998 * theta**2)
-    assert bench.exact_everywhere(Found, law, ["theta"], X_ext)
+    def verdicts(law: str, ranges: list, ext: list, found: list[str]) -> list[bool]:
+        names = [str(s) for s in sorted(sympy.sympify(law).free_symbols, key=str)]
+        X = np.column_stack([rng.uniform(lo, hi, 400) for lo, hi in ranges])
+        Xe = np.column_stack([rng.uniform(lo, hi, 400) for lo, hi in ext])
+        truth = sympy.sympify(law)
+        # the project's default rule passes every one of them on the fitted range
+        assert all(exact_recovery(Found(f).exact_expr, truth, X=X, names=names) for f in found)
+        return [bench.exact_everywhere(Found(f), truth, names, X, Xe) for f in found]
+
+    assert verdicts(
+        "1 + n*alpha/(1 - n*alpha/3)", [[0, 1], [0, 1]], [[0, 1.25], [0, 1.25]],
+        ["1.296*alpha*n*exp(exp(asin(0.334*alpha*n))) - 1.025",  # a look-alike
+         "-275*alpha*n/(8*(3.247*alpha*n - 9.75)) - 1.025"],  # the law, constants to 3 digits
+    ) == [False, True]  # fmt: skip
+    assert verdicts(
+        "exp(-theta**2/2)", [[1, 3]], [[0.667, 4]],
+        ["0.2837*theta + 8.414*exp(-1.145*theta)*cos(1.279*theta - 4.378)",
+         "-1.149 + 5.838*exp(-0.4998*theta**2)"],
+    ) == [False, True]  # fmt: skip
