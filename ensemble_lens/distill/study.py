@@ -36,7 +36,7 @@ from .basis import searched_basis
 from .bootstrap import member_bootstrap
 from .distill import distill_components
 from .extrapolation import EXTRAPOLATION, Extrapolation, reference
-from .judge import exact_recovery
+from .judge import STRICT_RTOL, exact_recovery
 from .records import no_consensus_record, pick, record, unskilled_record
 from .reduce import Split, reduce_modulo_others
 from .truth import constants_against_truth, truth_verdict
@@ -374,7 +374,9 @@ def strict_recovery(
     if result.truth_name is None or result.exact_expr is None or not truths:
         return None
     truth = truths[result.truth_name]
-    return exact_recovery(result.exact_expr, truth, X=X_test, names=names, const_tol=None)
+    return exact_recovery(
+        result.exact_expr, truth, X=X_test, names=names, const_tol=None, rtol=STRICT_RTOL
+    )
 
 
 def _problem(
