@@ -20,7 +20,7 @@ def pick(results: list[Any]) -> Any:
     if not good:
         return results[0]
     best = max(r.r2_test for r in good)
-    floors = [f for r in good if (f := getattr(r, "selection_floor", None)) is not None]
+    floors = [r.selection_floor for r in good if r.selection_floor is not None]
     tol = accuracy_tolerance(best, floor=min(floors) if floors else None)
     return min(
         (r for r in good if r.r2_test >= best - tol), key=lambda r: (r.complexity, -r.r2_test)

@@ -86,10 +86,6 @@ def test_a_look_alike_of_the_law_is_not_exact_everywhere():
     bench = _bench()
     rng = np.random.default_rng(0)
 
-    class Found:  # what distill_component returns, as far as the verdict reads it
-        def __init__(self, text: str) -> None:
-            self.exact_expr = sympy.sympify(text)
-
     def verdicts(law: str, ranges: list, ext: list, found: list[str]) -> list[bool]:
         names = [str(s) for s in sorted(sympy.sympify(law).free_symbols, key=str)]
         X = np.column_stack([rng.uniform(lo, hi, 400) for lo, hi in ranges])
@@ -97,9 +93,9 @@ def test_a_look_alike_of_the_law_is_not_exact_everywhere():
         truth = sympy.sympify(law)
         # the project's earlier rule (1e-3) passes every one of them on the fitted range
         assert all(
-            exact_recovery(Found(f).exact_expr, truth, X=X, names=names, rtol=1e-3) for f in found
+            exact_recovery(sympy.sympify(f), truth, X=X, names=names, rtol=1e-3) for f in found
         )
-        return [bench.exact_everywhere(Found(f), truth, names, X, Xe) for f in found]
+        return [bench.exact_everywhere(sympy.sympify(f), truth, names, X, Xe) for f in found]
 
     assert verdicts(
         "1 + n*alpha/(1 - n*alpha/3)", [[0, 1], [0, 1]], [[0, 1.25], [0, 1.25]],
