@@ -10,7 +10,7 @@ population x generations, never seconds):
     symbolic regression on the consensus (the study path of ``ensemble-lens run``);
 (b) ``direct``: symbolic regression on the members' noisy training rows themselves (its
     formula chosen on their noisy validation rows, as the members' training is);
-(c) ``single``: symbolic regression on one network's latent (the first member).
+(c) ``single``: symbolic regression on one network's output (the first member).
 
 A route's *rate* is the share of SR seeds whose formula is an exact recovery by the project's
 rule
@@ -200,7 +200,11 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
     from ensemble_lens.config import load_config
     from ensemble_lens.distill import distill_component
     from ensemble_lens.execution import SerialExecutor
-    from ensemble_lens.pipeline.distill_stage import backend_options, distill_subspace
+    from ensemble_lens.pipeline.distill_stage import (
+        backend_options,
+        distill_subspace,
+        layer_units,
+    )
     from ensemble_lens.pipeline.members import task_of
     from ensemble_lens.pipeline.stages import StageContext
 
@@ -241,10 +245,10 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
 
     t0 = time.perf_counter()  # (a) the consensus of the ensemble
     if keep.size:
-        ids = list(ds["model"].values)
+        ids = [str(m) for m in ds["model"].values]
         per, _ = distill_subspace(
             ctx, layer, ds["components"].values[:, keep], ds["member_scores"].values[:, :, keep],
-            ids, variance=ds["variance"].values[keep],
+            ids, variance=ds["variance"].values[keep], units=layer_units(ctx, layer, ids),
         )  # fmt: skip
         best = max(
             per,
@@ -280,11 +284,9 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
     ]
     row["direct"] = route_summary(direct, *args, time.perf_counter() - t0, truth)
 
-    t0 = time.perf_counter()  # (c) one network's latent
-    acts = np.asarray(store.activations(members[0], layer).values, np.float64)
-    Y = acts - acts[split == "fit"].mean(0)
-    Y = Y[:, np.argsort(-Y[split == "fit"].var(0))[:1]]
-    per, _ = distill_subspace(ctx, layer, Y, Y[None], [members[0]])
+    t0 = time.perf_counter()  # (c) one network's output, in its own (the target's) units
+    Y = np.asarray(store.activations(members[0], layer).values, np.float64)
+    per, _ = distill_subspace(ctx, layer, Y, Y[None], [members[0]], units=Y)
     row["single"] = route_summary(per[0][0], *args, time.perf_counter() - t0, truth)
     row["seconds"] = round(time.perf_counter() - start, 1)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,14 @@
 
 Chosen from the inputs alone, never from the answer: :func:`major_components` picks the
 components an equivariant input-basis map is fitted on, and :func:`sparse_basis` disentangles a
-subspace into components that each own a pivot monomial of the inputs.
+subspace into components that each own a pivot monomial of the inputs. A layer whose units
+every member shares (a regression output: each unit is a prediction in the target's units) is
+searched in those units (:func:`units_map`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +17,23 @@ import numpy as np
 from ..align import input_basis_map
 from .sparse import library, monomial_exponents
 
-__all__ = ["major_components", "searched_basis", "sparse_basis"]
+__all__ = [
+    "SHARED_UNITS_SPREAD",
+    "UNITS_R2",
+    "major_components",
+    "searched_basis",
+    "shared_units",
+    "sparse_basis",
+    "units_map",
+]
+
+#: members share a layer's units when each member's raw value of every unit stays within this
+#: share of the unit's spread (RMS over the samples) of the members' mean
+SHARED_UNITS_SPREAD = 0.1
+
+#: how closely (affine R^2) the consensus subspace must reproduce every shared unit before the
+#: search takes the units' frame
+UNITS_R2 = 0.999
 
 
 def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) -> np.ndarray:
@@ -28,6 +47,60 @@ def major_components(weights: np.ndarray, at_least: int, share: float = 0.95) ->
     cum = np.cumsum(weights[order]) / max(float(weights.sum()), 1e-300)
     k = max(at_least, int(np.searchsorted(cum, share - 1e-12)) + 1)
     return np.sort(order[: min(k, len(order))])
+
+
+def shared_units(activations: Sequence[Any]) -> np.ndarray | None:
+    """The members' mean raw activations (sample, unit) when every member shares the layer's
+    units, else None.
+
+    ``activations``: one (sample, unit) array per member, on the same samples. Shared means
+    equal widths and, for every unit, each member's raw values within
+    :data:`SHARED_UNITS_SPREAD` of the unit's spread of the mean (RMS), with no alignment:
+    true of a regression output (every member predicts the same target in its units) and
+    false of a hidden layer, whose units each member orders and scales its own way.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in activations]
+    if not arrays or any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays):
+        return None
+    A = np.stack(arrays)
+    if not np.isfinite(A).all():
+        return None
+    mean = A.mean(0)
+    spread = mean.std(0)
+    if not (spread > 0).all():
+        return None
+    rms = np.sqrt(((A - mean) ** 2).mean(1))  # (member, unit)
+    return mean if bool((rms <= SHARED_UNITS_SPREAD * spread).all()) else None
+
+
+def units_map(
+    Y: np.ndarray, units: np.ndarray, rows: np.ndarray, min_r2: float = UNITS_R2
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The affine map ``(A, b)`` taking the consensus subspace ``Y`` (sample, c) onto the
+    layer's shared ``units`` (sample, c): the members' mean raw activations, fitted on ``rows``;
+    None unless there are as many units as components and the map reproduces every unit to
+    ``min_r2``.
+
+    Why: the consensus is centred and scaled, so a law ``f`` reaches the search as
+    ``a*f + b``. pyoperon scores its trees after a least-squares scale and offset, but fits
+    their constants (Levenberg-Marquardt) against the raw target, and an offset the tree does
+    not carry bends those constants: on AI Feynman's I.6.2a at noise 0.01, six searches found
+    ``exp(-theta**2/2)`` once on the centred consensus, four times on the same consensus
+    mapped back onto the members' output units, and five times on the noise-free law itself.
+    A regression output's units are the target's, where a law has no offset of ours.
+    """
+    if units.ndim != 2 or units.shape[1] != Y.shape[1] or len(units) != len(Y):
+        return None
+    rows = rows & np.isfinite(units).all(1)
+    if rows.sum() <= Y.shape[1] + 1:
+        return None
+    design = np.c_[Y[rows], np.ones(int(rows.sum()))]
+    coef = np.linalg.lstsq(design, units[rows], rcond=None)[0]
+    resid = units[rows] - design @ coef
+    spread = units[rows].var(0)
+    if not (spread > 0).all() or (1 - resid.var(0) / spread).min() < min_r2:
+        return None
+    return coef[:-1], coef[-1]
 
 
 def sparse_basis(
@@ -109,6 +182,7 @@ def searched_basis(
     names: list[str],
     weights: np.ndarray,
     rows: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ):
     """(labels, Y, member scores, basis name) in the basis the formulas are searched in.
 
@@ -116,8 +190,10 @@ def searched_basis(
     None; ``Y`` (sample, c), ``M`` (member, sample, c), ``X`` (sample, variable) and
     ``weights`` (c, the components' variance shares); ``rows`` (sample,) bool: the samples
     the basis is learnt on (default all; the others, such as extrapolation samples, are
-    mapped the same way). Basis names: "equivariant", "sparse" (:func:`sparse_basis`) or
-    "aligned" (unchanged).
+    mapped the same way); ``units`` (sample, unit): the members' mean raw activations when
+    every member shares the layer's units (NaN where unknown), else None. Basis names:
+    "equivariant", "units" (:func:`units_map`: the layer's own units, labels ``u0``, ...),
+    "sparse" (:func:`sparse_basis`) or "aligned" (unchanged).
     """
     rows = np.ones(len(Y), bool) if rows is None else rows
     if vec and Y.shape[1] >= len(vec) and all(v in names for v in vec):
@@ -126,6 +202,10 @@ def searched_basis(
         mapped = np.stack([s[:, top] @ m.matrix + m.offset for s in M])
         Y = Y[:, top] @ m.matrix + m.offset
         return [f"{v}-component" for v in vec], Y, mapped, "equivariant"
+    if units is not None and (m := units_map(Y, units, rows)) is not None:
+        A, b = m
+        labels = [f"u{j}" for j in range(Y.shape[1])]
+        return labels, Y @ A + b, np.einsum("ksc,cd->ksd", M, A) + b, "units"
     if Y.shape[1] > 1:
         R = sparse_basis(Y[rows], X[rows])
         if R is not None:

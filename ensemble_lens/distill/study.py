@@ -128,6 +128,7 @@ class _Problem:
     extrapolation: Extrapolation | None
     settings: DistillSettings
     executor: Any
+    units: np.ndarray | None = None
 
 
 def backend_options(
@@ -157,6 +158,7 @@ def distill_consensus(
     extrapolation: Extrapolation | None = None,
     settings: DistillSettings | None = None,
     executor: Any | None = None,
+    units: np.ndarray | None = None,
 ) -> LayerDistillation:
     """Formula records for the consensus components of one layer.
 
@@ -189,6 +191,11 @@ def distill_consensus(
         For ``r2_extrapolation``.
     settings : DistillSettings, optional
     executor : object with ``submit``, optional
+    units : ndarray, shape (sample, unit), optional
+        The members' mean raw activations when every member shares the layer's units (a
+        regression output, :func:`ensemble_lens.distill.basis.shared_units`; NaN where unknown):
+        the subspace is then searched in those units (basis ``"units"``,
+        :func:`~ensemble_lens.distill.basis.units_map`).
 
     Returns
     -------
@@ -213,7 +220,7 @@ def distill_consensus(
         return LayerDistillation([{**no_consensus_record(layer, consensus), **no_truth}])
     problem = _problem(
         X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
-        extrapolation, settings, executor,
+        extrapolation, settings, executor, units,
     )  # fmt: skip
     per_seed, view = _search(
         problem,
@@ -349,6 +356,7 @@ def distill_subspace(
     extrapolation: Extrapolation | None = None,
     settings: DistillSettings | None = None,
     executor: Any | None = None,
+    units: np.ndarray | None = None,
 ) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
     """SR on a subspace Y (sample, c) with member projections M (model, sample, c).
 
@@ -360,7 +368,7 @@ def distill_subspace(
     """
     problem = _problem(
         X, names, split, layer, primitives, equivariant_vector, latent_kind, truths,
-        extrapolation, settings, executor,
+        extrapolation, settings, executor, units,
     )  # fmt: skip
     weights = Y.var(axis=0) if variance is None else np.asarray(variance, dtype=np.float64)
     return _search(problem, Y, M, list(member_ids), weights)
@@ -381,7 +389,7 @@ def strict_recovery(
 
 def _problem(
     X, names, split, layer, primitives, vector, latent_kind, truths, extrapolation, settings,
-    executor,
+    executor, units=None,
 ) -> _Problem:  # fmt: skip
     return _Problem(
         X=np.asarray(X, dtype=np.float64),
@@ -396,6 +404,7 @@ def _problem(
         extrapolation=extrapolation,
         settings=settings or DistillSettings(),
         executor=executor,
+        units=None if units is None else np.asarray(units, dtype=np.float64),
     )
 
 
@@ -425,7 +434,9 @@ def _search(
     """Per basis component, every seed's FormulaResult and the basis name; and the view."""
     X, names, test = problem.X, problem.names, problem.test
     in_range = problem.split != EXTRAPOLATION
-    labels, Y, M, basis = searched_basis(problem.vector, Y, M, X, names, weights, in_range)
+    labels, Y, M, basis = searched_basis(
+        problem.vector, Y, M, X, names, weights, in_range, problem.units
+    )
     fit = ~test & in_range
     Xe, Ye = _extrapolate(problem, X[test], Y[test])
     if Xe is None:

@@ -38,6 +38,20 @@ class InputScale(nn.Module):
         return (x - self.centre) / self.radius
 
 
+class OutputScale(nn.Module):
+    """A fixed affine map ``x * scale + offset`` (no parameters): undoes a standardisation of
+    the targets, so that a network trained on standardised targets can be read in the
+    targets' own units. ``scale``/``offset`` are buffers."""
+
+    def __init__(self, scale: float, offset: float) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("offset", torch.tensor(float(offset)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
 class BottleneckNet(nn.Module):
     """Encoder -> bottleneck -> (linear head, nonlinear decoder).
 

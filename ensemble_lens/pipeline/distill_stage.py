@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import stable_hash
-from ..distill.basis import major_components, sparse_basis
+from ..distill.basis import major_components, shared_units, sparse_basis
 from ..distill.records import no_consensus_record
 from ..distill.reduce import MIN_GENERATOR_R2, Split, reduce_modulo_others
 from ..distill.study import DistillSettings, Extrapolation, distill_consensus
@@ -32,6 +32,7 @@ __all__ = [
     "backend_options",
     "distill_layer",
     "distill_subspace",
+    "layer_units",
     "major_components",
     "probe_test_inputs",
     "reduce_modulo_others",
@@ -97,7 +98,8 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
     full = ds
     if "extrapolation_components" in ds:
         full, X, split = _with_extrapolation_rows(ctx, ds, X, names, split)
-    out = distill_consensus(full, X, names, split, layer=layer, **_law(ctx))
+    units = layer_units(ctx, layer, [str(m) for m in ds["model"].values], len(split))
+    out = distill_consensus(full, X, names, split, layer=layer, units=units, **_law(ctx))
     for rec in out.records:  # why there is no extrapolation check, when there is none
         unchecked = rec.get("extrapolation_reference") is None
         rec["extrapolation_note"] = ds.attrs.get("extrapolation_unchecked") if unchecked else None
@@ -105,6 +107,18 @@ def distill_layer(ctx: StageContext, layer: str) -> list[dict[str, Any]]:
         view = {**out.view, "Y": out.view["Y"][:n], "input_basis": out.view["input_basis"][:n]}
         _store_equivariant_view(ctx, layer, ds, view)
     return out.records
+
+
+def layer_units(
+    ctx: StageContext, layer: str, members: list[str], rows: int | None = None
+) -> np.ndarray | None:
+    """The members' mean raw activations of ``layer`` on the probe when they share its units
+    (:func:`~ensemble_lens.distill.basis.shared_units`), padded with NaN to ``rows`` samples
+    (the extrapolation rows appended after the probe's); None otherwise."""
+    mean = shared_units([ctx.store.activations(m, layer).values for m in members])
+    if mean is None or rows is None or rows == len(mean):
+        return mean
+    return np.r_[mean, np.full((rows - len(mean), mean.shape[1]), np.nan)]
 
 
 def _with_extrapolation_rows(
@@ -143,11 +157,12 @@ def distill_subspace(
     M: np.ndarray,
     member_ids: list[str],
     variance: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> tuple[list[tuple[list[Any], str]], dict[str, Any]]:
     """:func:`ensemble_lens.distill.study.distill_subspace` on the study's probe and task."""
     X, names, split = _probe(ctx)
     return _distill_subspace(
-        Y, M, member_ids, X, names, split, layer=layer, variance=variance,
+        Y, M, member_ids, X, names, split, layer=layer, variance=variance, units=units,
         **_law(ctx),
     )  # fmt: skip
 

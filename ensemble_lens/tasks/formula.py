@@ -10,10 +10,17 @@
   their training and validation splits); the probe and every score use the noise-free law;
 - the truth (``latents``) is the parsed sympy expression, so exact recovery is judged as for
   the built-in tasks;
+- the networks train on standardised targets: centred and scaled by the mean and standard
+  deviation of a fixed reference draw of the noisy targets (:attr:`target_scale`, the same
+  for every member);
 - the default network is a bottleneck MLP whose bottleneck has the target's width (one unit),
-  read out by a linear head: its latent is an affine image of the law (``latent_kind``
-  ``"scalar"``); its encoder first maps each variable's training range onto ``[-1, 1]``
-  (a fixed layer, :class:`~ensemble_lens.models.bottleneck.InputScale`), and it trains for
+  read out by a linear head. The recorded layer, ``"output"``, is the network's prediction
+  with that standardisation undone: the target's own units, which every member shares, so
+  the consensus is searched there (basis ``"units"`` of
+  :func:`~ensemble_lens.distill.basis.searched_basis`), where the law carries no offset or
+  scale of ours (``latent_kind`` ``"scalar"``); its encoder first maps each variable's
+  training range onto ``[-1, 1]`` (a fixed layer,
+  :class:`~ensemble_lens.models.bottleneck.InputScale`), and it trains for
   200 epochs then polishes with full-batch L-BFGS (``TrainSpec.polish``): the consensus is
   only as exact as its members, and these two take a smooth law from ~1e-4 to ~1e-6
   relative error on noise-free data;
@@ -38,6 +45,7 @@ Examples
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -267,7 +275,7 @@ class FormulaTask(Task):
     name = "formula"
     latent_kind = "scalar"
     equivariant_vector = None
-    latent_layer = "latent"
+    latent_layer = "output"
     #: the general default set, never the functions of the formula itself (that would tell
     #: the search the answer)
     sr_functions = DEFAULT_FUNCTIONS
@@ -363,23 +371,25 @@ class FormulaTask(Task):
         return self._draw(n, seed, ranges).astype(np.float32)
 
     def make_data(self, n: int, seed: int) -> dict[str, torch.Tensor]:
-        """``x`` (n, n_vars) and ``target`` (n, 1): the law plus the noise, standardised.
-
-        The clean law is kept as ``law`` (n, 1) for reference. The target is centred and scaled
-        by the clean law's mean and standard deviation on these rows (an affine map, so the
-        latent stays an affine image of the law).
-        """
+        """``x`` (n, n_vars) and ``target`` (n, 1): the law plus the noise (:meth:`training_data`),
+        standardised by :attr:`target_scale` (an affine map, so the latent stays an affine
+        image of the law)."""
         import torch
 
-        x = self._draw(n, seed, self.ranges)
-        y = self.law(x)
-        mean, std = float(y.mean()), float(y.std()) or 1.0
-        noisy = y + self.noise * std * np.random.default_rng([seed, 1]).standard_normal(n)
+        x, noisy = self.training_data(n, seed)
+        mean, std = self.target_scale
         target = ((noisy - mean) / std)[:, None]
         return {
             "x": torch.from_numpy(x.astype(np.float32)),
             "target": torch.from_numpy(target.astype(np.float32)),
         }
+
+    @functools.cached_property
+    def target_scale(self) -> tuple[float, float]:
+        """``(mean, std)`` of the noisy targets of a fixed reference draw (``n`` rows, seed 0):
+        the one standardisation of every member's targets, undone by the recorded layer."""
+        _, y = self.training_data(self.n, 0)
+        return float(y.mean()), float(y.std()) or 1.0
 
     def training_data(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows of :meth:`make_data` in the law's own units: inputs ``(n, n_vars)`` and the
@@ -404,8 +414,18 @@ class FormulaTask(Task):
         return BottleneckNet(arch, len(self.input_names), 1, 0, input_range=(low, high))
 
     def probe_module(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The encoder ``model.encoder``: ``(n, n_vars)`` to the bottleneck."""
-        return cast("torch.nn.Module", model.encoder)
+        """``(n, n_vars)`` to the prediction in the target's units: modules ``"encoder"`` (its
+        bottleneck is ``"encoder.latent"``), ``"head"`` (the linear head, standardised units)
+        and ``"output"`` (:attr:`target_scale` undone)."""
+        from collections import OrderedDict
+
+        from torch import nn
+
+        from ensemble_lens.models.bottleneck import OutputScale
+
+        mean, std = self.target_scale
+        layers = [("encoder", model.encoder), ("head", model.linear_head)]
+        return nn.Sequential(OrderedDict([*layers, ("output", OutputScale(std, mean))]))
 
     def describe(self) -> dict[str, Any]:
         """The base summary plus the formula, ranges, noise and extrapolation ranges."""

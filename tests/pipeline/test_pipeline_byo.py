@@ -488,3 +488,31 @@ def test_in_memory_members_may_not_reuse_config_ids(folder):
     with pytest.raises(ConfigError, match=r"id\(s\) seed1 are also members of the config"):
         run_study(_config(folder, [STATE]), stages=STAGES, members={"seed1": acts})
     assert not (folder / "study.zarr").exists()
+
+
+def test_ingested_outputs_are_searched_in_the_targets_units(folder):
+    """Networks' outputs, read from files, share the target's units: the formula is written
+    in them (basis "units"), with no offset or scale of the consensus; the same quantity
+    stored in each network's own scale and offset (a hidden unit) is searched as aligned."""
+    import sympy
+
+    from ensemble_lens.distill._expr import evaluate
+
+    n = 300
+    rng = np.random.default_rng(2)
+    x = pd.read_csv(folder / "probe.csv").to_numpy()
+    law = 2.5 * x[:, 0] * x[:, 1] + 1.0
+    for k in range(4):
+        out = law + 1e-3 * rng.normal(size=n)
+        hidden = (0.5 + k) * out - 3.0 * k
+        arrays = {"out": out[:, None], "hidden": hidden[:, None], "sample_ids": np.arange(n)}
+        np.savez(folder / f"acts{k}.npz", **arrays)
+    ingest = [{"id": "a{stem}", "kind": "activations", "path": "../acts*.npz"}]
+    distill = {"backend": "sparse", "seeds": [0]}
+    store = run_study(_config(folder, ingest, distill=distill)).store
+    records = {r["layer"]: r for r in store.read_formulas() if r.get("expression")}
+    assert records["out"]["basis"] == "units" and records["hidden"]["basis"] == "aligned"
+    got = evaluate(sympy.sympify(records["out"]["expression"]), x, ["x1", "x2", "x3"])
+    assert np.max(np.abs(got - law)) < 0.01 * law.std(), records["out"]["expression"]
+    hidden = evaluate(sympy.sympify(records["hidden"]["expression"]), x, ["x1", "x2", "x3"])
+    assert np.max(np.abs(hidden - law)) > 0.1 * law.std()  # the consensus' own frame

@@ -75,10 +75,13 @@ def test_noise_is_a_fraction_of_the_targets_std_and_the_truth_stays_clean():
     law = task.law(x)
     ratio = np.std(noisy - law) / np.std(law)
     assert 0.095 < ratio < 0.105
-    # the networks see the same rows, standardised; the clean task's rows are the law exactly
+    # the networks see the same rows, standardised by the task's one reference scale (the
+    # noisy targets of its own n rows, seed 0); the clean task's rows are the law exactly
     data = task.make_data(20000, seed=0)
     np.testing.assert_allclose(data["x"].numpy(), x.astype(np.float32))
-    z = (noisy - law.mean()) / law.std()
+    _, ref = task.training_data(500, seed=0)
+    assert task.target_scale == (pytest.approx(ref.mean()), pytest.approx(ref.std()))
+    z = (noisy - ref.mean()) / ref.std()
     np.testing.assert_allclose(data["target"].numpy()[:, 0], z, rtol=1e-4, atol=1e-5)
     _, y0 = clean.training_data(100, seed=0)
     np.testing.assert_allclose(y0, clean.law(clean.training_data(100, seed=0)[0]))
@@ -117,12 +120,20 @@ def test_default_network_has_a_one_unit_bottleneck_and_trains():
     assert task.default_arch.latent_dim == 1 and task.latent_kind == "scalar"
     model = task.build_model(task.default_arch, seed=0)
     probe = torch.from_numpy(task.sample_probe(10, seed=0))
-    latent = dict(task.probe_module(model).named_modules())[task.latent_layer]
-    assert latent(torch.zeros(1, 64)).shape == (1, 1)
+    modules = dict(task.probe_module(model).named_modules())
+    assert task.latent_layer == "output" and modules["encoder"](probe).shape == (10, 1)
+    assert modules["encoder.latent"](torch.zeros(1, 64)).shape == (1, 1)
     assert task.probe_module(model)(probe).shape == (10, 1)
     train = task.default_train.model_copy(update={"epochs": 15})
     result = train_member(task, task.default_arch, train, seed=0)
     assert result.metrics["val_r2"] > 0.97
+    # the recorded layer is the prediction in the law's own units, not standardised ones
+    x = task.sample_probe(500, seed=1)
+    with torch.no_grad():
+        out = task.probe_module(result.model)(torch.from_numpy(x)).numpy()[:, 0]
+    law = task.law(x.astype(np.float64))
+    assert np.sqrt(np.mean((out - law) ** 2)) < 0.05 * law.std()
+    assert abs(out.mean() - law.mean()) < 0.02 * law.std()
 
 
 @pytest.mark.parametrize(
