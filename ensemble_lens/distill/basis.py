@@ -53,24 +53,45 @@ def shared_units(activations: Sequence[Any]) -> np.ndarray | None:
     """The members' mean raw activations (sample, unit) when every member shares the layer's
     units, else None.
 
-    ``activations``: one (sample, unit) array per member, on the same samples. Shared means
-    equal widths and, for every unit, each member's raw values within
-    :data:`SHARED_UNITS_SPREAD` of the unit's spread of the mean (RMS), with no alignment:
-    true of a regression output (every member predicts the same target in its units) and
-    false of a hidden layer, whose units each member orders and scales its own way.
+    ``activations``: one (sample, unit) array per member, on the same samples (lazy arrays
+    are read one at a time: a hidden layer is told apart by its first two members, and
+    memory stays at two arrays besides the mean). Shared means equal widths and, for every
+    unit, each member's raw values within :data:`SHARED_UNITS_SPREAD` of the unit's spread of
+    the mean (RMS), with no alignment: true of a regression output (every member predicts the
+    same target in its units) and false of a hidden layer, whose units each member orders and
+    scales its own way.
     """
-    arrays = [np.asarray(a, dtype=np.float64) for a in activations]
-    if not arrays or any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays):
+    if not len(activations):
         return None
-    A = np.stack(arrays)
-    if not np.isfinite(A).all():
+
+    def read(a: Any) -> np.ndarray | None:
+        out = np.asarray(getattr(a, "values", a), dtype=np.float64)
+        return out if out.ndim == 2 and np.isfinite(out).all() else None
+
+    first = read(activations[0])
+    if first is None:
         return None
-    mean = A.mean(0)
-    spread = mean.std(0)
-    if not (spread > 0).all():
+    if len(activations) > 1:  # the cheap refusal: two members that already disagree
+        second = read(activations[1])
+        if second is None or second.shape != first.shape:
+            return None
+        gap = np.sqrt(((first - second) ** 2).mean(0))
+        if (gap > 2 * SHARED_UNITS_SPREAD * first.std(0)).any():
+            return None
+    total = first.copy()
+    for a in activations[1:]:
+        arr = read(a)
+        if arr is None or arr.shape != first.shape:
+            return None
+        total += arr
+    mean = total / len(activations)
+    limit = SHARED_UNITS_SPREAD * mean.std(0)
+    if not (limit > 0).all():
         return None
-    rms = np.sqrt(((A - mean) ** 2).mean(1))  # (member, unit)
-    return mean if bool((rms <= SHARED_UNITS_SPREAD * spread).all()) else None
+    for a in activations:
+        if (np.sqrt(((read(a) - mean) ** 2).mean(0)) > limit).any():
+            return None
+    return mean
 
 
 def units_map(

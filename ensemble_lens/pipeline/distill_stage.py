@@ -115,7 +115,7 @@ def layer_units(
     """The members' mean raw activations of ``layer`` on the probe when they share its units
     (:func:`~ensemble_lens.distill.basis.shared_units`), padded with NaN to ``rows`` samples
     (the extrapolation rows appended after the probe's); None otherwise."""
-    mean = shared_units([ctx.store.activations(m, layer).values for m in members])
+    mean = shared_units([ctx.store.activations(m, layer) for m in members])
     if mean is None or rows is None or rows == len(mean):
         return mean
     return np.r_[mean, np.full((rows - len(mean), mean.shape[1]), np.nan)]
