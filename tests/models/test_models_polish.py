@@ -69,11 +69,11 @@ def test_vmap_members_are_polished_like_single_members():
 def test_formula_networks_see_their_inputs_on_minus_one_to_one():
     task = _task()
     model = task.build_model(task.default_arch, seed=0)
-    scale = dict(task.probe_module(model).named_children())["scale"]
+    scale = dict(model.encoder.named_children())["scale"]
     assert isinstance(scale, InputScale)
     x = torch.tensor([[1.0, 2.0], [3.0, 6.0], [2.0, 4.0]])
     assert torch.allclose(scale(x), torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
-    assert {"scale.centre", "scale.radius"} <= set(task.probe_module(model).state_dict())
+    assert {"encoder.scale.centre", "encoder.scale.radius"} <= set(model.state_dict())
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5])
