@@ -308,7 +308,9 @@ def canonicalize(
     prune_tol: float = 0.02,
     digits: int = 4,
 ) -> CanonicalForm:
-    """Tidy, prune, refit and round one candidate formula on data ``(X, y)``.
+    """Tidy, prune, refit (scale and offset, then every constant:
+    :func:`~ensemble_lens.distill.constants.polish_constants`) and round one candidate
+    formula on data ``(X, y)``.
 
     Parameters
     ----------
@@ -331,8 +333,11 @@ def canonicalize(
     CanonicalForm
         ``exact`` (unrounded) and ``display`` (rounded) forms.
     """
+    from .constants import polish_constants  # constants builds on this module
+
     tidied = tidy(fold_phases(expr))
     pruned, n_pruned = prune_terms(tidied, X, y, names, rel_tol=prune_tol)
     exact = tidy(refit_affine(tidy(pruned), X, y, names, zero_tol=prune_tol))
+    exact = polish_constants(exact, X, y, names)
     display = rounded_form(exact, digits=digits)
     return CanonicalForm(exact=exact, display=display, n_pruned=n_pruned)

@@ -183,16 +183,27 @@ def accuracy_tolerance(
     return min(r2_tolerance, max(floor, 10.0 * (1.0 - best_r2)))
 
 
+#: how many times the members' disagreement the selection floor is: what members share (their
+#: data, their architecture's bias) they agree on, so their agreement understates the
+#: consensus' own error against the law (measured 1-3x on AI Feynman rows, :func:`precision_floor`)
+AGREEMENT_MARGIN = 10.0
+
+
 def precision_floor(member_scores: object | None, y_test: np.ndarray, r2_tolerance: float) -> float:
     """The smallest loss of test R^2 that selection treats as a different law.
 
     A tenth of ``r2_tolerance`` by default: below that, one formula may look better than
     another by chance. When two or more member networks agree with the component more
-    closely than that (the median over members of ``1 - R^2`` of the best affine map of a
-    member's own component onto it), their agreement is the measured precision and the floor
-    (never below 1e-7): a law the members all carry to 1e-6 is not replaced by a simpler
-    formula that misses it by 1e-4 (the one-input Gaussian of AI Feynman, I.6.2a, was written
-    ``exp(cos(theta))`` at 1.1e-4 that way while the search had found ``exp(-theta**2/2)``).
+    closely, their agreement measures the component's precision: the floor is
+    :data:`AGREEMENT_MARGIN` times the median over members of ``1 - R^2`` of the best affine
+    map of a member's own component onto it (never below 1e-7), so a law the members all
+    carry to 1e-6 is not replaced by a simpler formula that misses it by 1e-4 (the one-input
+    Gaussian of AI Feynman, I.6.2a, was written ``exp(cos(theta))`` at 1.1e-4 that way while
+    the search had found ``exp(-theta**2/2)``). The margin is there because members trained on
+    the same rows share the error those rows put in them: at noise 0.1 on I.6.2a they agreed
+    to 2.2e-6 while their consensus was 4.2e-6 from the law and the law, its constants
+    refitted, 7e-6 from the consensus, and flexible look-alikes fitted the shared error to
+    1e-7.
     """
     floor = r2_tolerance / 10
     M = None if member_scores is None else np.asarray(member_scores, dtype=np.float64)
@@ -202,7 +213,7 @@ def precision_floor(member_scores: object | None, y_test: np.ndarray, r2_toleran
     gaps = [g for g in gaps if math.isfinite(g)]
     if not gaps:
         return floor
-    return float(min(floor, max(float(np.median(gaps)), 1e-7)))
+    return float(min(floor, max(AGREEMENT_MARGIN * float(np.median(gaps)), 1e-7)))
 
 
 def select(scored: Sequence[Scored], *, r2_tolerance: float, floor: float | None = None) -> Scored:

@@ -220,3 +220,26 @@ def test_members_on_another_branch_of_a_wave_are_reported_on_one_branch():
     np.testing.assert_allclose(values[:2, phase], 0.4, atol=0.01)
     assert values[2, phase] == pytest.approx(0.4 - np.pi, abs=0.01)  # -cos(u) = cos(u - pi)
     assert out["constants"][amp]["relative_width"] < 0.05
+
+
+def test_polish_refits_every_constant_and_never_makes_a_formula_worse():
+    from ensemble_lens.distill._expr import evaluate
+    from ensemble_lens.distill.canonical import canonicalize
+    from ensemble_lens.distill.constants import polish_constants
+
+    x = sympy.Symbol("x")
+    X = np.random.default_rng(0).uniform(1, 3, size=(500, 1))
+    y = np.exp(-X[:, 0] ** 2 / 2) / np.sqrt(2 * np.pi)
+    # where the search leaves an inner constant (a few float32 steps), 0.4 % off
+    left = sympy.Float(0.3992) * sympy.exp(sympy.Float(-0.5019) * x**2)
+    polished = polish_constants(left, X, y, ["x"])
+    values = sorted(float(c) for c in polished.atoms(sympy.Float))
+    assert values == [pytest.approx(-0.5, abs=1e-7), pytest.approx(0.398942, abs=1e-6)]
+    # the canonical form does it too: the law's own constants, not the search's
+    assert str(canonicalize(left, X, y, ["x"]).display) == "0.3989*exp(-x**2/2)"
+    # a form that cannot be the law keeps its best fit; nothing to refit stays as it is
+    other = sympy.Float(0.9) * sympy.exp(sympy.Float(-1.2) * x)
+    out = polish_constants(other, X, y, ["x"])
+    r = [np.sum((evaluate(e, X, ["x"]) - y) ** 2) for e in (other, out)]
+    assert r[1] <= r[0]
+    assert polish_constants(x**2, X, y, ["x"]) == x**2
