@@ -185,7 +185,9 @@ def polish_constants(
     if not np.all(np.isfinite(before)):
         return expr
     try:
-        fit = refit_constants(t, X, y, names)
+        # a trial step can overflow a residual; the step is then rejected, nothing to report
+        with np.errstate(all="ignore"):
+            fit = refit_constants(t, X, y, names)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError):
         return expr
     polished = _substitute(t, fit.values)
