@@ -168,8 +168,8 @@ def exact_everywhere(
 def route_summary(
     results: list[Any], names, law, X_test, X_ext, seconds: float, truth: Any
 ) -> dict:
-    """Rate over SR seeds (:func:`exact_everywhere`), every seed's formula and verdicts, and
-    the first seed's R^2 against the law."""
+    """Rate over SR seeds (:func:`exact_everywhere`), every seed's formula, verdicts and
+    canonical front, and the first seed's R^2 against the law."""
     first = results[0]
     r2s = truth_r2(first.expr, names, law, X_test, X_ext) if first.expr is not None else (None,) * 2
     exact = [exact_everywhere(r.exact_expr, truth, names, X_test, X_ext) for r in results]
@@ -184,6 +184,9 @@ def route_summary(
                 "exact_held_out": bool(r.exact_recovery),
                 "exact": e,
                 "r2_test": None if r.r2_test is None else round(float(r.r2_test), 6),
+                # the canonical front the pick came from: tells a search that never found
+                # the law from a selection that passed it over
+                "front": list(r.front),
             }
             for r, e in zip(results, exact, strict=True)
         ],

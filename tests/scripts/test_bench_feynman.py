@@ -59,6 +59,9 @@ def test_one_equation_one_row_resumable(tmp_path):
         (seed,) = row[route]["seeds"]  # every seed's formula and both verdicts
         assert seed["seed"] == 0 and seed["exact"] <= seed["exact_held_out"]
         assert row[route]["rate"] == float(seed["exact"])
+        # and the canonical front the seed's pick came from, the pick on it
+        assert seed["front"] and {"expression", "complexity", "loss"} <= set(seed["front"][0])
+        assert seed["formula"] in {f["expression"] for f in seed["front"]}
     assert row["direct"]["formula"] and row["direct"]["r2_test"] is not None
     assert json.loads((out / "rows.json").read_text())["rows"] == [row]
     assert not (out / "stores" / "I.12.1__noise0.1.zarr").exists()
