@@ -59,25 +59,21 @@ def shared_units(activations: Sequence[Any]) -> np.ndarray | None:
     unit, each member's raw values within :data:`SHARED_UNITS_SPREAD` of the unit's spread of
     the mean (RMS), with no alignment: true of a regression output (every member predicts the
     same target in its units) and false of a hidden layer, whose units each member orders and
-    scales its own way.
+    scales its own way. One member shares nothing: its hidden units' offsets are its own.
     """
-    if not len(activations):
+    if len(activations) < 2:
         return None
 
     def read(a: Any) -> np.ndarray | None:
         out = np.asarray(getattr(a, "values", a), dtype=np.float64)
         return out if out.ndim == 2 and np.isfinite(out).all() else None
 
-    first = read(activations[0])
-    if first is None:
+    first, second = read(activations[0]), read(activations[1])
+    if first is None or second is None or second.shape != first.shape:
         return None
-    if len(activations) > 1:  # the cheap refusal: two members that already disagree
-        second = read(activations[1])
-        if second is None or second.shape != first.shape:
-            return None
-        gap = np.sqrt(((first - second) ** 2).mean(0))
-        if (gap > 2 * SHARED_UNITS_SPREAD * first.std(0)).any():
-            return None
+    # the cheap refusal: two members that already disagree
+    if (np.sqrt(((first - second) ** 2).mean(0)) > 2 * SHARED_UNITS_SPREAD * first.std(0)).any():
+        return None
     total = first.copy()
     for a in activations[1:]:
         arr = read(a)

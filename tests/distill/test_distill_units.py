@@ -34,6 +34,7 @@ def test_outputs_share_units_and_hidden_layers_do_not() -> None:
     assert shared_units([two, two]) is not None
     assert shared_units([two, two[:, :1]]) is None  # widths differ
     assert shared_units([]) is None
+    assert shared_units([two]) is None  # one member shares nothing
 
 
 def test_the_consensus_is_mapped_back_onto_the_units_members_share() -> None:
