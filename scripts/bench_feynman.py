@@ -32,6 +32,13 @@ and gathered into ``--out``'s ``rows.json``.
     python scripts/bench_feynman.py --subset 8                  # the first 8 (fewest inputs)
     python scripts/bench_feynman.py --equations I.12.1,II.3.24 --noise 0,0.1
     python scripts/bench_feynman.py --subset 100 --profile configs/profiles/slurm.yaml
+
+More SR seeds later: a second run with other ``--sr-seeds`` into another ``--out`` (it trains
+the same members again: training is deterministic), then one table of both, with the gap
+between the ensemble route and direct search and its bootstrap interval over equations:
+
+    python scripts/bench_feynman.py --subset 8 --sr-seeds 2,3 --out runs/more
+    python scripts/bench_feynman.py --collect --out runs/bench_feynman --merge runs/more
 """
 
 from __future__ import annotations
@@ -254,7 +261,10 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
             ids, variance=ds["variance"].values[keep], units=layer_units(ctx, layer, ids),
         )  # fmt: skip
         seconds = time.perf_counter() - t0  # the component recovering the law most often
-        summaries = [route_summary(results, *args, seconds, truth) for results, _ in per]
+        summaries = [
+            {**route_summary(results, *args, seconds, truth), "component": i}
+            for i, (results, _) in enumerate(per)
+        ]
         row["ensemble"] = max(summaries, key=lambda v: v["rate"])
     else:
         row["ensemble"] = {"rate": 0.0, "formula": None, "why": "no consensus component"}
@@ -354,6 +364,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench_feynman")
     ap.add_argument("--collect", action="store_true", help="only gather the rows written so far")
     ap.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="with --collect: add the SR seeds of other runs' rows (the same equations, noise "
+        "and training, other --sr-seeds) to --out's rows",
+    )
+    ap.add_argument(
         "--rejudge",
         action="store_true",
         help="with --collect: recompute every seed's verdict by the current rule, rewrite rows",
@@ -373,11 +391,14 @@ def main() -> None:
     if args.collect:  # gather the rows written so far (a partial run), run nothing
         paths = sorted(Path(args.out, "rows").glob("*.json"))
         rows = [json.loads(p.read_text()) for p in paths]
-        if args.rejudge:
+        if args.rejudge:  # (each merged run is rejudged by its own --collect --rejudge)
             by_name = {e["name"]: e for e in read_equations()}
             rows = [rejudge(r, by_name[r["equation"]]) for r in rows]
             for p, r in zip(paths, rows, strict=True):
                 p.write_text(json.dumps(r, indent=1))
+        rows = merge_seeds(rows, [Path(d) for d in args.merge])
+        if args.merge:
+            Path(args.out, "rows_merged.json").write_text(json.dumps(rows, indent=1))
         print(markdown(rows))
         return
     ex_cfg = ExecutionConfig(scheduler="serial")
@@ -400,6 +421,41 @@ def main() -> None:
 
 
 ROUTES = ("ensemble", "direct", "single")
+
+
+def merge_seeds(rows: list[dict[str, Any]], others: list[Path]) -> list[dict[str, Any]]:
+    """``rows`` with the SR seeds of the same rows from other runs' ``rows/`` appended, each
+    route's rate recomputed over all seeds. Every SR seed's search is independent of the
+    others (its own seed, the same consensus), so runs with disjoint ``--sr-seeds`` add up to
+    one run with all of them; the members' validation R^2 must agree to the digit, which
+    checks that both runs trained the same members (training is deterministic)."""
+    for other in others:
+        for row in rows:
+            path = other / "rows" / f"{row['equation']}__noise{row['noise']:g}.json"
+            if not path.exists():
+                raise SystemExit(f"{path}: no such row to merge")
+            more = json.loads(path.read_text())
+            if more["min_val_r2"] != row["min_val_r2"] or more["members"] != row["members"]:
+                raise SystemExit(f"{path}: trained other members than {row['equation']} noise "
+                                 f"{row['noise']:g} in --out (val R^2 {more['min_val_r2']} vs "
+                                 f"{row['min_val_r2']})")  # fmt: skip
+            if more["ensemble"].get("component", 0) != row["ensemble"].get("component", 0):
+                raise SystemExit(f"{path}: its ensemble route's best component is another one")
+            for route in ROUTES:
+                seeds = row[route].get("seeds") or []
+                known = {s["seed"] for s in seeds}
+                added = more[route].get("seeds") or []
+                if known & {s["seed"] for s in added}:
+                    raise SystemExit(f"{path}: SR seeds {sorted(known)} are in both runs")
+                seeds.extend(added)
+                if seeds:
+                    row[route]["seeds"] = seeds
+                    row[route]["rate"] = float(np.mean([s["exact"] for s in seeds]))
+                    row[route]["rate_held_out_only"] = float(
+                        np.mean([s["exact_held_out"] for s in seeds])
+                    )
+            row["seconds"] = round(row["seconds"] + more["seconds"], 1)
+    return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -432,7 +488,29 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"\nnoise {noise:g} ({len(sel)} equations): {rates}"
             " (in brackets: the rule on held-out points alone)"
         )
+        mean, (lo, hi) = paired_gap(sel)
+        lines.append(
+            f"ensemble - direct: {mean:+.3f} (95 % bootstrap interval over equations "
+            f"{lo:+.3f} to {hi:+.3f})"
+        )
     return "\n".join(lines)
+
+
+def paired_gap(rows: list[dict[str, Any]], a: str = "ensemble", b: str = "direct"):
+    """Mean over equations of route ``a``'s rate minus route ``b``'s, and its 95 % percentile
+    bootstrap interval resampling equations (scipy; a fixed seed, so a table reprints the
+    same). The pair is per equation: both routes see the same equation, noise and SR seeds,
+    and the equations, not the seeds, are what a benchmark samples."""
+    from scipy.stats import bootstrap
+
+    d = np.array([r[a]["rate"] - r[b]["rate"] for r in rows], dtype=np.float64)
+    mean = float(d.mean()) if d.size else float("nan")
+    if d.size < 2 or np.ptp(d) == 0:
+        return mean, (mean, mean)
+    ci = bootstrap(
+        (d,), np.mean, n_resamples=9999, method="percentile", random_state=0
+    ).confidence_interval
+    return mean, (float(ci.low), float(ci.high))
 
 
 if __name__ == "__main__":

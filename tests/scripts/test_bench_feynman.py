@@ -110,3 +110,46 @@ def test_a_look_alike_of_the_law_is_not_exact_everywhere():
         ["0.2837*theta + 8.414*exp(-1.145*theta)*cos(1.279*theta - 4.378)",
          "-1.149 + 5.838*exp(-0.4998*theta**2)"],
     ) == [False, True]  # fmt: skip
+
+
+def _row(seeds: list[int], exact: list[bool], val_r2: float = 0.9999) -> dict:
+    route = {
+        "rate": float(np.mean(exact)),
+        "rate_held_out_only": float(np.mean(exact)),
+        "seeds": [
+            {"seed": s, "exact": e, "exact_held_out": e, "formula": "x"}
+            for s, e in zip(seeds, exact, strict=True)
+        ],
+    }
+    return {
+        "equation": "I.12.1", "noise": 0.1, "members": 4, "min_val_r2": val_r2, "seconds": 10.0,
+        **{r: json.loads(json.dumps(route)) for r in ("ensemble", "direct", "single")},
+    }  # fmt: skip
+
+
+def test_runs_with_other_sr_seeds_add_up_to_one_table(tmp_path):
+    bench = _bench()
+    other = tmp_path / "more"
+    (other / "rows").mkdir(parents=True)
+    (other / "rows" / "I.12.1__noise0.1.json").write_text(json.dumps(_row([2, 3], [True, True])))
+    (row,) = bench.merge_seeds([_row([0, 1], [False, True])], [other])
+    for route in ("ensemble", "direct", "single"):
+        assert [s["seed"] for s in row[route]["seeds"]] == [0, 1, 2, 3]
+        assert row[route]["rate"] == 0.75 and row[route]["rate_held_out_only"] == 0.75
+    assert row["seconds"] == 20.0
+    # the same seeds twice, or other members, are refused
+    with pytest.raises(SystemExit, match="SR seeds"):
+        bench.merge_seeds([_row([2], [False])], [other])
+    (other / "rows" / "I.12.1__noise0.1.json").write_text(json.dumps(_row([5], [True], 0.998)))
+    with pytest.raises(SystemExit, match="trained other members"):
+        bench.merge_seeds([_row([0], [False])], [other])
+
+
+def test_the_gap_between_routes_is_paired_by_equation():
+    bench = _bench()
+    rows = [_row([0], [True]) for _ in range(4)] + [_row([0], [False]) for _ in range(4)]
+    for r in rows[:4]:
+        r["direct"]["rate"] = 0.0  # the ensemble wins four equations, ties four
+    mean, (lo, hi) = bench.paired_gap(rows)
+    assert mean == 0.5 and 0.0 < lo < 0.5 < hi <= 1.0
+    assert bench.paired_gap(rows[4:]) == (0.0, (0.0, 0.0))  # all ties: no interval to draw
