@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..tasks.formula import parse_formula
+
 Extrapolation = Callable[[int, int], tuple[np.ndarray, dict[str, np.ndarray]] | None]
 
 
@@ -82,10 +84,14 @@ def study_inputs(cfg: Any, task: Any, store: Any) -> StudyInputs:
             input_names=tuple(task.input_names),
         )
     stored = store.truth_names() if store.has_probe() else ()
+    # truths the config gave as formulas of the probe's variables (the probe stage kept
+    # their text): recovery is judged against them as against a task's
+    formulas = (store.study_attrs().get("truth_formulas") or {}) if stored else {}
     return StudyInputs(
         variables=variables,
         sr_functions=functions,
         equivariant_vector=vector,
+        truths={k: parse_formula(v, names) for k, v in formulas.items()} or None,
         has_truth_values=bool(stored),
         test_truth=_stored_test_truth(store) if stored else None,
         extrapolation=_stored_extrapolation(store) if stored else None,

@@ -160,7 +160,9 @@ def _probe_from_file(ctx: StageContext) -> str:
         seed=pcfg.seed,
         model_inputs=data.model_inputs or None,
     )
-    store.write_study_attrs(probe_tag=tag, probe_file=str(path))
+    store.write_study_attrs(
+        probe_tag=tag, probe_file=str(path), truth_formulas=dict(data.truth_formulas)
+    )
     return "written"
 
 

@@ -48,6 +48,9 @@ class ProbeData:
         The test fraction of the seeded split when the file names no split column.
     truth : dict of str to np.ndarray
         Ground-truth latents, ``(sample,)`` each.
+    truth_formulas : dict of str to str
+        The latents whose truth the config gave as a formula of the variables (its text):
+        their values in ``truth`` are the formula's, and exact recovery is judged against it.
     targets : dict of str to np.ndarray
         What the networks were trained to predict, column -> ``(sample,)``, in output order.
     sample_ids : np.ndarray or None
@@ -60,6 +63,7 @@ class ProbeData:
     split: np.ndarray | None = None
     test_fraction: float | None = None
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+    truth_formulas: dict[str, str] = field(default_factory=dict)
     sample_ids: np.ndarray | None = None
     targets: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -170,7 +174,8 @@ def read_probe_file(
     split
         The split column (values ``fit``/``test``/``extrapolation``) or a test fraction.
     truth
-        Latent name -> column of its ground-truth values.
+        Latent name -> column of its ground-truth values, or a formula of the variables
+        (``"q1*q2/r**2"``; any text that is not a column of the file is read as one).
     inputs
         Arrays fed to the networks as they are (default: the non-flat arrays, if any).
     sample_id
@@ -188,6 +193,8 @@ def read_probe_file(
     cols, coord_ids = read_columns(p)
     where = f"probe file {p}"
     truth, target = dict(truth or {}), list(target or [])
+    formulas = {k: v for k, v in truth.items() if v not in cols}
+    truth = {k: v for k, v in truth.items() if v in cols}
     named = [c for c in (variables or []) + list(truth.values()) + (inputs or []) + target]
     named += [c for c in (split, sample_id) if isinstance(c, str)]
     missing = [c for c in named if c not in cols]
@@ -212,6 +219,9 @@ def read_probe_file(
     data = ProbeData(X, list(variables), model_in)
     for latent, col in truth.items():
         data.truth[latent] = _finite(cols[col], where, f"truth column {col!r} (latent {latent!r})")
+    for latent, text in formulas.items():
+        data.truth[latent] = _truth_formula(text, X, list(variables), where, latent, sorted(cols))
+        data.truth_formulas[latent] = text
     for col in target:
         data.targets[col] = _finite(cols[col], where, f"target column {col!r}")
     if isinstance(split, str):
@@ -250,6 +260,25 @@ def _model_inputs(
             )
         out[name] = arr
     return out
+
+
+def _truth_formula(
+    text: str, X: np.ndarray, names: list[str], where: str, latent: str, columns: list[str]
+) -> np.ndarray:
+    """The values on the probe of a truth given as a formula of the probe's variables."""
+    from ..distill._expr import evaluate
+    from ..errors import TaskError
+    from ..tasks.formula import parse_formula
+
+    try:
+        expr = parse_formula(text, names)
+    except TaskError as err:
+        raise ProbeFileError(
+            f"{where}: truth of {latent!r}: {text!r} is neither a column of the file "
+            f"({columns}) nor a formula of its variables ({err})"
+        ) from None
+    values = np.broadcast_to(np.asarray(evaluate(expr, X, names), np.float64), (len(X),))
+    return _finite(values, where, f"truth formula {text!r} (latent {latent!r})")
 
 
 def _finite(values: np.ndarray, where: str, what: str) -> np.ndarray:

@@ -516,3 +516,43 @@ def test_ingested_outputs_are_searched_in_the_targets_units(folder):
     assert np.max(np.abs(got - law)) < 0.01 * law.std(), records["out"]["expression"]
     hidden = evaluate(sympy.sympify(records["hidden"]["expression"]), x, ["x1", "x2", "x3"])
     assert np.max(np.abs(hidden - law)) > 0.1 * law.std()  # the consensus' own frame
+
+
+@pytest.mark.parametrize(("truth", "exact"), [("2.5*x1*x2 + 1", True), ("2.5*x1*x2**2 + 1", False)])
+def test_a_truth_given_as_a_formula_judges_recovery(folder, truth, exact):
+    """``probe.truth`` may give the law as a formula of the probe's variables instead of a
+    column: its values become the truth on the probe and the formula is judged against it,
+    as a task's law is (exact recovery), for networks read from files."""
+    n = 300
+    x = pd.read_csv(folder / "probe.csv").to_numpy()
+    law = 2.5 * x[:, 0] * x[:, 1] + 1.0
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        out = law + 1e-4 * rng.normal(size=n)
+        np.savez(folder / f"acts{k}.npz", out=out[:, None], sample_ids=np.arange(n))
+    ingest = [{"id": "a{stem}", "kind": "activations", "path": "../acts*.npz"}]
+    path = _config(folder, ingest, distill={"backend": "sparse", "seeds": [0]})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["probe"]["truth"] = {"u": truth}
+    path.write_text(yaml.safe_dump(cfg))
+    store = run_study(path).store
+    (record,) = [r for r in store.read_formulas() if r.get("expression")]
+    assert record["truth_name"] == "u" and record["exact_recovery"] is exact
+    probe = store.probe()
+    np.testing.assert_allclose(
+        probe["truth_u"].values, 2.5 * x[:, 0] * x[:, 1] ** (1 + (not exact)) + 1.0, rtol=1e-6
+    )
+
+
+def test_a_truth_that_is_no_column_and_no_formula_is_one_line(folder):
+    path = _config(folder, [STATE])
+    cfg = yaml.safe_load(path.read_text())
+    cfg["probe"]["truth"] = {"u": "x1*q"}
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        ShapeError,
+        match=r"probe.csv: truth of 'u': 'x1\*q' is neither a column of the file "
+        r"\(\['x1', 'x2', 'x3'\]\) nor a formula of its variables \(.*unknown variable 'q'",
+    ):
+        run_study(path, stages=STAGES)
+    assert not (folder / "study.zarr").exists() or open_store(folder / "study.zarr").models == []
