@@ -272,18 +272,22 @@ def refit_affine(
 
 
 def snap_number(value: float, *, digits: int = 4, max_denominator: int = 12) -> sympy.Expr:
-    """A small-denominator rational within rounding error of ``value``, else a rounded Float.
+    """A short rational within rounding error of ``value``, else a rounded Float.
 
-    ``2.50017 -> 5/2``, ``-0.33331 -> -1/3``, ``1.23456 -> 1.235`` (``digits=4``). The
-    tolerance is half a unit in the ``digits``-th significant digit; numerators are kept below
-    ``10**digits`` so that snapping never shows more digits than rounding would.
+    ``2.50017 -> 5/2``, ``-0.33331 -> -1/3``, ``1.23456 -> 1.235``, ``35.545 -> 35.55``
+    (``digits=4``). The tolerance is half a unit in the ``digits``-th significant digit. A
+    fraction is taken only when it is written with fewer digits than the rounded number
+    (numerator and denominator together): within that tolerance some ``p/11`` or ``p/12``
+    lies near most numbers, so ``391/11`` for 35.545 or ``69/11`` for 6.273 would be an
+    accident of rounding, not a rational constant of the law.
     """
     if value == 0.0 or not np.isfinite(value):
         return sympy.Float(value)
     tol = 0.5 * 10.0 ** (math.floor(math.log10(abs(value))) + 1 - digits)
     for q in range(1, max_denominator + 1):
         p = round(value * q)
-        if 0 < abs(p) < 10**digits and abs(p / q - value) <= tol:
+        written = len(str(abs(p))) + (len(str(q)) if q > 1 else 0)
+        if p != 0 and written < digits + (q == 1) and abs(p / q - value) <= tol:
             return sympy.Rational(p, q)
     return sympy.Float(f"{value:.{digits}g}", digits)
 

@@ -20,8 +20,11 @@ def test_snap_number_prefers_small_rationals_then_rounds():
     assert snap_number(-3.0000004) == -3
     assert str(snap_number(1.23456)) == "1.235"
     assert str(snap_number(123456.7)) == "1.235e+5"  # never more digits than rounding
-    # the tolerance is half a unit in the last kept digit, not a share of the value
-    assert snap_number(1.602, digits=2) == sympy.Rational(8, 5)
+    assert snap_number(1.66671) == sympy.Rational(5, 3)
+    # a fraction as long as the number is an accident of rounding, not a constant of the law
+    assert str(snap_number(35.545)) == "35.55"  # not 391/11
+    assert str(snap_number(6.2727)) == "6.273"  # not 69/11
+    assert str(snap_number(1.602, digits=2)) == "1.6"  # not 8/5
     assert str(snap_number(9.877)) == "9.877"  # not 79/8 = 9.875
 
 
