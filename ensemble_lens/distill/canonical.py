@@ -298,9 +298,44 @@ def round_constants(expr: sympy.Expr, *, digits: int = 4) -> sympy.Expr:
     return expr.xreplace(mapping)
 
 
+def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
+    """Each sum in a denominator divided by its constant term, the constant moved out front.
+
+    A ratio leaves one scale free: ``0.5071*s/(e*(0.5062*chi + 0.509))`` and
+    ``0.9963*s/(e*(0.9945*chi + 1))`` are the same function, and the search returns whichever
+    its constants drifted to. Fixing the constant term of every denominator sum at 1 writes
+    the law as it is usually written, and leaves every remaining constant determined by the
+    data (so each member's refit of it means something). Only a fitted (float) constant is
+    moved, never one that rounding made exact (``1/(x - 2)`` stays); sums without a constant
+    term, fractional powers of sums whose constant is negative, and a form that would grow
+    are left as they are.
+
+    >>> s, x = sympy.symbols("s x")
+    >>> monic_denominators(0.5 * s / (2.0 * x + 4.0))
+    0.125*s/(0.5*x + 1)
+    """
+
+    def fix(node: sympy.Expr) -> sympy.Expr:
+        scale, factors = sympy.Integer(1), []
+        for f in sympy.Mul.make_args(node):
+            base, e = f.as_base_exp()
+            if isinstance(base, sympy.Add) and e.is_Rational and e < 0:
+                c, rest = base.as_coeff_Add()
+                if isinstance(c, sympy.Float) and c != 0 and (e.is_Integer or c > 0):
+                    f = sympy.Add(1, *(t / c for t in sympy.Add.make_args(rest))) ** e
+                    scale *= c**e
+            factors.append(f)
+        return scale * sympy.Mul(*factors) if scale != 1 else node
+
+    fixed = expr.replace(lambda n: isinstance(n, sympy.Mul | sympy.Pow), fix)
+    return fixed if complexity(fixed) <= complexity(expr) else expr
+
+
 def rounded_form(expr: sympy.Expr, *, digits: int = 4) -> sympy.Expr:
-    """Round, tidy, and round again (``cancel`` can turn ``2.3/2.3`` into a new ``1.0``)."""
-    return round_constants(tidy(round_constants(expr, digits=digits)), digits=digits)
+    """Round, tidy, write denominators monic (:func:`monic_denominators`) and round again
+    (``cancel`` can turn ``2.3/2.3`` into a new ``1.0``)."""
+    tidied = tidy(round_constants(expr, digits=digits))
+    return round_constants(monic_denominators(tidied), digits=digits)
 
 
 def canonicalize(

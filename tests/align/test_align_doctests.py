@@ -14,6 +14,7 @@ MODULES = [
     "ensemble_lens.consensus.core",
     "ensemble_lens.consensus.weights",
     "ensemble_lens.distill.reduce",
+    "ensemble_lens.distill.canonical",
 ]
 
 

@@ -87,3 +87,14 @@ def test_canonicalize_prunes_then_rounds_and_keeps_exact_form_unrounded():
 def test_rounded_form_leaves_no_float_one_after_cancelling():
     c = 2.34712
     assert rounded_form(c * DX * M / (c * M + c * R)) == DX * M / (M + R)
+
+
+def test_denominators_are_written_monic():
+    """A ratio's free scale is fixed by the constant term of each denominator sum: the law
+    reads as written, and every constant left is determined by the data."""
+    s, e, chi, x = sympy.symbols("sigma epsilon chi x")
+    shown = rounded_form(0.5071 * s / (e * (0.5062 * chi + 0.509)))
+    assert shown == sympy.Float("0.9963", 4) * s / (e * (sympy.Float("0.9945", 4) * chi + 1))
+    # a constant rounding made exact stays, and so does a form that would grow
+    assert rounded_form(1 / (x - 2.0)) == 1 / (x - 2)
+    assert str(rounded_form(2.0 * x / (3.0 - x) + 1.5)) == "2*x/(3 - x) + 3/2"

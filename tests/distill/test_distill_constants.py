@@ -229,7 +229,7 @@ def test_polish_refits_every_constant_and_never_makes_a_formula_worse():
 
     x = sympy.Symbol("x")
     X = np.random.default_rng(0).uniform(1, 3, size=(500, 1))
-    y = np.exp(-X[:, 0] ** 2 / 2) / np.sqrt(2 * np.pi)
+    y = np.exp(-(X[:, 0] ** 2) / 2) / np.sqrt(2 * np.pi)
     # where the search leaves an inner constant (a few float32 steps), 0.4 % off
     left = sympy.Float(0.3992) * sympy.exp(sympy.Float(-0.5019) * x**2)
     polished = polish_constants(left, X, y, ["x"])
