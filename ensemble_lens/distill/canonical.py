@@ -305,14 +305,14 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
     ``0.9963*s/(e*(0.9945*chi + 1))`` are the same function, and the search returns whichever
     its constants drifted to. Fixing the constant term of every denominator sum at 1 writes
     the law as it is usually written, and leaves every remaining constant determined by the
-    data (so each member's refit of it means something). Only a fitted (float) constant is
-    moved, never one that rounding made exact (``1/(x - 2)`` stays); sums without a constant
+    data (so each member's refit of it means something). Only a fitted constant is moved,
+    never one that rounds to a short exact number (``1/(x - 2.0)`` stays); sums without a constant
     term, fractional powers of sums whose constant is negative, and a form that would grow
     are left as they are.
 
     >>> s, x = sympy.symbols("s x")
-    >>> monic_denominators(0.5 * s / (2.0 * x + 4.0))
-    0.125*s/(0.5*x + 1)
+    >>> monic_denominators(0.5 * s / (2.1 * x + 4.2))
+    0.119047619047619*s/(0.5*x + 1)
     """
 
     def fix(node: sympy.Expr) -> sympy.Expr:
@@ -321,7 +321,7 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
             base, e = f.as_base_exp()
             if isinstance(base, sympy.Add) and e.is_Rational and e < 0:
                 c, rest = base.as_coeff_Add()
-                if isinstance(c, sympy.Float) and c != 0 and (e.is_Integer or c > 0):
+                if _fitted(c) and (e.is_Integer or c > 0):
                     f = sympy.Add(1, *(t / c for t in sympy.Add.make_args(rest))) ** e
                     scale *= c**e
             factors.append(f)
@@ -331,10 +331,22 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
     return fixed if complexity(fixed) <= complexity(expr) else expr
 
 
+def _fitted(c: sympy.Expr) -> bool:
+    """A float constant that does not round to a short exact number (2, -3, 1/2, 12):
+    ``3.0`` in ``1/(3.0 - x)`` is the law's own, 1956.2 or 0.509 are where a fit left a free
+    scale."""
+    if not isinstance(c, sympy.Float) or c == 0:
+        return False
+    snapped = snap_number(float(c))
+    return not (isinstance(snapped, sympy.Rational) and len(str(snapped).lstrip("-")) <= 3)
+
+
 def rounded_form(expr: sympy.Expr, *, digits: int = 4) -> sympy.Expr:
-    """Round, tidy, write denominators monic (:func:`monic_denominators`) and round again
-    (``cancel`` can turn ``2.3/2.3`` into a new ``1.0``)."""
-    tidied = tidy(round_constants(expr, digits=digits))
+    """Write denominators monic (:func:`monic_denominators`), round, tidy, again monic and
+    round again (``cancel`` can turn ``2.3/2.3`` into a new ``1.0``)."""
+    # monic first on the fitted constants (rounding would turn 1956.3 into an exact-looking
+    # 1956), then again on what tidying wrote
+    tidied = tidy(round_constants(monic_denominators(expr), digits=digits))
     return round_constants(monic_denominators(tidied), digits=digits)
 
 

@@ -95,6 +95,9 @@ def test_denominators_are_written_monic():
     s, e, chi, x = sympy.symbols("sigma epsilon chi x")
     shown = rounded_form(0.5071 * s / (e * (0.5062 * chi + 0.509)))
     assert shown == sympy.Float("0.9963", 4) * s / (e * (sympy.Float("0.9945", 4) * chi + 1))
-    # a constant rounding made exact stays, and so does a form that would grow
+    # a long fitted constant moves before rounding could make it look exact (1956)
+    Y = sympy.Symbol("Y")
+    assert str(rounded_form(978.7 * Y / (1958.3 * s + 1956.2))) == "0.5003*Y/(1.001*sigma + 1)"
+    # a constant that rounds to a short exact number stays, and so does a form that would grow
     assert rounded_form(1 / (x - 2.0)) == 1 / (x - 2)
     assert str(rounded_form(2.0 * x / (3.0 - x) + 1.5)) == "2*x/(3 - x) + 3/2"
