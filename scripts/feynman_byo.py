@@ -58,15 +58,6 @@ def make():
 '''
 
 
-def law_values(formula: str, names: list[str], X: np.ndarray) -> np.ndarray:
-    """The law on the rows of ``X`` (float64)."""
-    from ensemble_lens.distill._expr import evaluate
-    from ensemble_lens.tasks.formula import parse_formula
-
-    values = evaluate(parse_formula(formula, names), X, names)
-    return np.broadcast_to(np.asarray(values, np.float64), (len(X),)).copy()
-
-
 def train(folder: Path, X: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> list[float]:
     """Train ``--members`` networks with plain torch; save each state_dict; their train MSE."""
     import importlib.util
@@ -161,6 +152,9 @@ def main() -> None:
             f"feynman_byo: unknown equation {args.equation!r} (e.g. {', '.join(list(by_name)[:4])})"
         )
     eq = by_name[args.equation]
+    from ensemble_lens.tasks import FormulaTask
+
+    law = FormulaTask(eq["formula"], eq["variables"], output=eq["output"]).law  # the truth
     names = list(eq["variables"])
     lo = [eq["variables"][v][0] for v in names]
     hi = [eq["variables"][v][1] for v in names]
@@ -170,13 +164,13 @@ def main() -> None:
 
     rng = np.random.default_rng(3)
     X = rng.uniform(lo, hi, (args.n, len(names)))
-    t = law_values(eq["formula"], names, X)
+    t = law(X)
     scale = float(t.std())
     y = t + args.noise * scale * rng.standard_normal(len(t))
     mse = train(folder, X, y, args)
 
     Xp = np.random.default_rng(9).uniform(lo, hi, (args.probe, len(names)))
-    yp = law_values(eq["formula"], names, Xp)
+    yp = law(Xp)
     yp = yp + args.noise * scale * np.random.default_rng(10).standard_normal(len(yp))
     with open(folder / "probe.csv", "w", newline="") as fh:
         out = csv.writer(fh)
