@@ -190,7 +190,10 @@ def route_summary(
                 "exact_form": None if r.exact_expr is None else sympy.srepr(r.exact_expr),
                 "exact_held_out": bool(r.exact_recovery),
                 "exact": e,
-                "r2_test": None if r.r2_test is None else round(float(r.r2_test), 6),
+                # what records.pick needs to choose among seeds (the study's answer)
+                "r2_test": None if r.r2_test is None else float(r.r2_test),
+                "complexity": None if r.expr is None else int(r.complexity),
+                "selection_floor": None if r.selection_floor is None else float(r.selection_floor),
                 # the canonical front the pick came from: tells a search that never found
                 # the law from a selection that passed it over
                 "front": list(r.front),
@@ -304,17 +307,23 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
     return row
 
 
+def judging_draws(eq: dict[str, Any]) -> tuple[list[str], Any, np.ndarray, np.ndarray]:
+    """The variable names, the law and the fresh draws (seeds 11 and 12) of the training and
+    extrapolation ranges on which --collect judges formulas again."""
+    from ensemble_lens.tasks import FormulaTask
+
+    task = FormulaTask(eq["formula"], eq["variables"], output=eq["output"])
+    X = task.sample_probe(1000, 11).astype(np.float64)
+    X_ext = task.sample_probe(1000, 12, extrapolate=True).astype(np.float64)
+    return list(task.input_names), task.latents[task.output], X, X_ext
+
+
 def rejudge(row: dict[str, Any], eq: dict[str, Any]) -> dict[str, Any]:
     """The row with every seed's verdict and each route's rate recomputed by
     :func:`exact_everywhere`, on fresh draws of the training and extrapolation ranges (the
     unrounded form when the row kept it, else the displayed formula, whose rounded constants
     still move by 2 %; ``judged`` says which)."""
-    from ensemble_lens.tasks import FormulaTask
-
-    task = FormulaTask(eq["formula"], eq["variables"], output=eq["output"])
-    names, truth = list(task.input_names), task.latents[task.output]
-    X = task.sample_probe(1000, 11).astype(np.float64)
-    X_ext = task.sample_probe(1000, 12, extrapolate=True).astype(np.float64)
+    names, truth, X, X_ext = judging_draws(eq)
 
     kinds = set()
     for route in ROUTES:
@@ -400,6 +409,7 @@ def main() -> None:
         if args.merge:
             Path(args.out, "rows_merged.json").write_text(json.dumps(rows, indent=1))
         print(markdown(rows))
+        print("\n" + reasons_markdown(rows))
         return
     ex_cfg = ExecutionConfig(scheduler="serial")
     if args.profile:
@@ -456,6 +466,85 @@ def merge_seeds(rows: list[dict[str, Any]], others: list[Path]) -> list[dict[str
                     )
             row["seconds"] = round(row["seconds"] + more["seconds"], 1)
     return rows
+
+
+def study_answer(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The formula a study returns from these SR seeds (:func:`ensemble_lens.distill.records.
+    pick`: the simplest within the accuracy tolerance of the best test R^2, the seeds' own
+    precision floor included), and its verdict; None when a seed lacks what ``pick`` needs
+    (rows written before they were kept)."""
+    from types import SimpleNamespace
+
+    from ensemble_lens.distill.records import pick
+
+    if not seeds or any("complexity" not in sd for sd in seeds):
+        return None
+    chosen = pick([
+        SimpleNamespace(expr=sd["formula"], r2_test=sd["r2_test"], complexity=sd["complexity"],
+                        selection_floor=sd["selection_floor"], seed=sd["seed"])
+        for sd in seeds
+    ])  # fmt: skip
+    hit = next(sd for sd in seeds if sd["seed"] == chosen.seed)
+    return {"seed": hit["seed"], "formula": hit["formula"], "exact": hit["exact"]}
+
+
+def miss_reasons(row: dict[str, Any], eq: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per route, how its SR seeds ended: ``exact``; ``passed over`` (the law, by
+    :func:`exact_everywhere` on fresh draws, is on the seed's canonical front but another
+    formula was chosen); ``never found`` (it is not on the front); ``no front kept`` (rows
+    written before fronts were kept)."""
+    names, truth, X, X_ext = judging_draws(eq)
+    local = {n: sympy.Symbol(n) for n in names}  # float constants stay floats (2 % slack)
+    out = {}
+    for route in ROUTES:
+        counts = dict.fromkeys(("exact", "passed over", "never found", "no front kept"), 0)
+        for sd in row[route].get("seeds") or []:
+            if sd["exact"]:
+                kind = "exact"
+            elif "front" not in sd:
+                kind = "no front kept"
+            elif any(
+                exact_everywhere(
+                    sympy.parse_expr(f["expression"], local_dict=local), truth, names, X, X_ext
+                )
+                for f in sd["front"]
+            ):
+                kind = "passed over"
+            else:
+                kind = "never found"
+            counts[kind] += 1
+        out[route] = counts
+    return out
+
+
+def reasons_markdown(rows: list[dict[str, Any]]) -> str:
+    """Per row and route: the study's answer over all seeds (exact or not), and how the seeds
+    missed (``never found`` / ``passed over``), the reason written next to the row."""
+    by_name = {e["name"]: e for e in read_equations()}
+    lines = [
+        "| equation | noise | " + " | ".join(ROUTES) + " |",
+        "|---|---|" + "---|" * len(ROUTES),
+    ]
+
+    def cell(route: dict[str, Any], counts: dict[str, int]) -> str:
+        answer = study_answer(route.get("seeds") or [])
+        parts = [] if answer is None else ["answer " + ("exact" if answer["exact"] else "not")]
+        parts += [f"{counts[k]} {k}" for k in ("never found", "passed over", "no front kept")
+                  if counts[k]]  # fmt: skip
+        return ", ".join(parts) or "-"
+
+    for r in sorted(rows, key=lambda r: (r["equation"], r["noise"])):
+        counts = miss_reasons(r, by_name[r["equation"]])
+        lines.append(f"| {r['equation']} | {r['noise']:g} | "
+                     + " | ".join(cell(r[k], counts[k]) for k in ROUTES) + " |")  # fmt: skip
+    for noise in sorted({r["noise"] for r in rows}):
+        answers = {k: [study_answer(r[k].get("seeds") or []) for r in rows if r["noise"] == noise]
+                   for k in ROUTES}  # fmt: skip
+        if all(a is not None for v in answers.values() for a in v):
+            lines.append(f"\nnoise {noise:g}, the study's answer exact on: " + ", ".join(
+                f"{k} {sum(a['exact'] for a in v)} of {len(v)}" for k, v in answers.items()
+            ))  # fmt: skip
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

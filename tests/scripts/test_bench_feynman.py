@@ -48,6 +48,7 @@ def test_reads_the_table_with_its_ranges():
 
 @pytest.mark.slow
 def test_one_equation_one_row_resumable(tmp_path):
+    bench = _bench()
     out = tmp_path / "bench"
     done = _run("--equations", "I.12.1", "--noise", "0.1", "--out", str(out), *TINY)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -62,6 +63,9 @@ def test_one_equation_one_row_resumable(tmp_path):
         # and the canonical front the seed's pick came from, the pick on it
         assert seed["front"] and {"expression", "complexity", "loss"} <= set(seed["front"][0])
         assert seed["formula"] in {f["expression"] for f in seed["front"]}
+        # and what records.pick needs to choose among seeds: the study's answer
+        assert seed["complexity"] > 0 and seed["selection_floor"] is not None
+        assert bench.study_answer(row[route]["seeds"])["seed"] == 0
     assert row["direct"]["formula"] and row["direct"]["r2_test"] is not None
     assert json.loads((out / "rows.json").read_text())["rows"] == [row]
     assert not (out / "stores" / "I.12.1__noise0.1.zarr").exists()
@@ -73,6 +77,8 @@ def test_one_equation_one_row_resumable(tmp_path):
     table = _run("--collect", "--out", str(out))
     assert table.returncode == 0 and "| I.12.1 | 0.1 |" in table.stdout
     assert "noise 0.1 (1 equations): ensemble" in table.stdout
+    # and next to the row, the study's answer and how each route's seeds missed
+    assert "noise 0.1, the study's answer exact on: ensemble " in table.stdout
 
 
 def test_unknown_equation_is_one_line():
@@ -153,3 +159,41 @@ def test_the_gap_between_routes_is_paired_by_equation():
     mean, (lo, hi) = bench.paired_gap(rows)
     assert mean == 0.5 and 0.0 < lo < 0.5 < hi <= 1.0
     assert bench.paired_gap(rows[4:]) == (0.0, (0.0, 0.0))  # all ties: no interval to draw
+
+
+def test_the_study_answer_is_the_pick_over_seeds():
+    bench = _bench()
+
+    def seed(s, exact, r2, complexity, floor=None):
+        return {"seed": s, "exact": exact, "formula": f"f{s}", "r2_test": r2,
+                "complexity": complexity, "selection_floor": floor}  # fmt: skip
+
+    # the law (seed 1) is simpler than seed 0's formula and within the tolerance of its R^2
+    seeds = [seed(0, False, 0.9999999, 19), seed(1, True, 0.9999990, 8)]
+    assert bench.study_answer(seeds) == {"seed": 1, "formula": "f1", "exact": True}
+    # far below the best R^2, the simpler formula is not the answer
+    seeds = [seed(0, False, 0.9999999, 19), seed(1, True, 0.99, 8)]
+    assert bench.study_answer(seeds)["seed"] == 0
+    # rows written before the fields were kept have no answer rather than a guessed one
+    assert bench.study_answer([{"seed": 0, "exact": True, "formula": "x"}]) is None
+
+
+def test_each_miss_is_classified_by_its_front():
+    bench = _bench()
+    eq = {e["name"]: e for e in bench.read_equations()}["I.6.2a"]
+    law = {"expression": "0.3989*exp(-0.4996*theta**2)", "complexity": 8}
+    look_alike = {"expression": "0.2837*theta + 8.414*exp(-1.145*theta)*cos(1.279*theta - 4.378)",
+                  "complexity": 14}  # fmt: skip
+    row = {**_row([0, 1, 2, 3], [True, False, False, False]), "equation": "I.6.2a"}
+    for route in ("ensemble", "direct", "single"):
+        seeds = row[route]["seeds"]
+        seeds[0]["front"] = [law]
+        seeds[1]["front"] = [law, look_alike]  # the law was there; another was chosen
+        seeds[2]["front"] = [look_alike]  # the search never wrote it
+        # seeds[3] has no front: a row written before fronts were kept
+    counts = bench.miss_reasons(row, eq)
+    for route in ("ensemble", "direct", "single"):
+        assert counts[route] == {"exact": 1, "passed over": 1, "never found": 1,
+                                 "no front kept": 1}  # fmt: skip
+    table = bench.reasons_markdown([row])
+    assert "| I.6.2a | 0.1 | 1 never found, 1 passed over, 1 no front kept |" in table
