@@ -154,7 +154,7 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
         return expr
     forms = [expr]
     steps = [sympy.factor_terms, lambda e: sympy.cancel(sympy.together(e))]
-    if size <= simplify_max_nodes and not _expands_functions(expr):
+    if size <= simplify_max_nodes and not _simplify_is_costly(expr):
         steps.append(sympy.simplify)
     for step in steps:
         try:
@@ -164,10 +164,27 @@ def tidy(expr: sympy.Expr, *, simplify_max_nodes: int = MAX_SIMPLIFY_NODES) -> s
     return min(forms, key=complexity)
 
 
-def _expands_functions(expr: sympy.Expr) -> bool:
-    """Whether ``expr`` raises a sum holding a function (``sin``, ``exp`` ...) to an integer
-    power of 3 or more: ``sympy.simplify`` expands and factors such a power (trigsimp) and can
-    take minutes on one small formula, e.g. ``(0.05*t + sin((0.2*t - 1.3)**2) - 0.2)**4``."""
+#: a trigonometric function whose argument expands into more terms than this is not handed to
+#: ``sympy.simplify``: its trig rules (``fu``'s TR10/TR10i) try every split of the argument's
+#: sum, so the time grows about 2-3x per term (0.7 s at 4 terms, 11 s at 7 on this machine)
+MAX_TRIG_ARGUMENT_TERMS = 4
+
+
+def _simplify_is_costly(expr: sympy.Expr) -> bool:
+    """Whether ``sympy.simplify`` can take minutes on ``expr`` although it is small.
+
+    Two shapes do, both found in formula-task searches:
+
+    - a sum holding a function (``sin``, ``exp`` ...) raised to an integer power of 3 or
+      more: simplify expands and factors it (trigsimp), e.g.
+      ``(0.05*t + sin((0.2*t - 1.3)**2) - 0.2)**4``;
+    - a trigonometric function whose argument expands into more than
+      :data:`MAX_TRIG_ARGUMENT_TERMS` terms, e.g. ``sin(((0.69*s - 0.67*t + 0.62)*exp(-s) +
+      0.26)**2)`` (ten terms, over 15 minutes in ``futrig``).
+
+    The terms are counted without expanding (:func:`_expanded_terms`), so the check costs a
+    walk of the tree.
+    """
     for node in sympy.preorder_traversal(expr):
         if (
             isinstance(node, sympy.Pow)
@@ -177,7 +194,24 @@ def _expands_functions(expr: sympy.Expr) -> bool:
             and node.base.atoms(sympy.Function)
         ):
             return True
+        if isinstance(node, sympy.sin | sympy.cos | sympy.tan) and (
+            _expanded_terms(node.args[0]) > MAX_TRIG_ARGUMENT_TERMS
+        ):
+            return True
     return False
+
+
+def _expanded_terms(expr: sympy.Expr) -> int:
+    """An upper bound on the number of terms ``sympy.expand(expr)`` has: a sum adds its
+    arguments' counts, a product multiplies them, a positive integer power of a sum raises its
+    count to that power; anything else is one term."""
+    if isinstance(expr, sympy.Add):
+        return sum(_expanded_terms(a) for a in expr.args)
+    if isinstance(expr, sympy.Mul):
+        return math.prod(_expanded_terms(a) for a in expr.args)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and int(expr.exp) > 0:
+        return _expanded_terms(expr.base) ** int(expr.exp)
+    return 1
 
 
 def _drop_candidates(expr: sympy.Expr) -> list[sympy.Expr]:
