@@ -469,10 +469,10 @@ def merge_seeds(rows: list[dict[str, Any]], others: list[Path]) -> list[dict[str
 
 
 def study_answer(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The formula a study returns from these SR seeds (:func:`ensemble_lens.distill.records.
-    pick`: the simplest within the accuracy tolerance of the best test R^2, the seeds' own
-    precision floor included), and its verdict; None when a seed lacks what ``pick`` needs
-    (rows written before they were kept)."""
+    """The formula a study returns from these SR seeds, and its verdict: the pick of
+    :func:`ensemble_lens.distill.records.pick`, the simplest within the accuracy tolerance of
+    the best test R^2, the seeds' own precision floor included. None when a seed lacks what
+    ``pick`` needs (rows written before they were kept)."""
     from types import SimpleNamespace
 
     from ensemble_lens.distill.records import pick
