@@ -127,6 +127,11 @@ class StudyStore(ProbePart, ResultsPart):
 
         zarr = _zarr()
         for sub in ("models", "_staging"):
+            # zarr writes metadata to ``<name>.<uuid>.partial`` and renames it: a run killed in
+            # that write, while creating this store, left such a file (the store did not exist
+            # yet, so nothing else can be writing it: stores are created under the run's lock)
+            for partial in (self.path / sub).glob("zarr.*.partial"):
+                partial.unlink(missing_ok=True)
             zarr.open_group(str(self.path / sub), mode="a")
         # the root metadata last and whole (a store exists once it does): a run killed while
         # creating the store leaves no store without its groups or its schema

@@ -174,3 +174,16 @@ def test_truth_and_target_columns_read_back_in_the_order_written(tmp_path):
     again = open_store(tmp_path / "s.zarr", "r")
     assert again.truth_names() == tuple(names)
     assert again.target_names() == tuple(reversed(names))
+
+
+def test_creation_cleans_what_a_killed_creation_left(tmp_path):
+    # a run killed while zarr wrote _staging's metadata leaves zarr's temporary file and no
+    # root metadata; creating the store again removes it and writes the group whole
+    path = tmp_path / "s.zarr"
+    (path / "_staging").mkdir(parents=True)
+    partial = path / "_staging" / "zarr.3e7fa30358f94f21a67ef174d4b3a0b1.partial"
+    partial.write_text('{"zarr_format": 3, "node_')
+    store = open_store(path, mode="a")
+    assert [p.name for p in (path / "_staging").iterdir()] == ["zarr.json"]
+    assert json.loads((path / "_staging" / "zarr.json").read_text())["node_type"] == "group"
+    assert store.complete_models == []
