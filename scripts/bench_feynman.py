@@ -526,23 +526,24 @@ def reasons_markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---|" + "---|" * len(ROUTES),
     ]
 
-    def cell(route: dict[str, Any], counts: dict[str, int]) -> str:
-        answer = study_answer(route.get("seeds") or [])
+    rows = sorted(rows, key=lambda r: (r["equation"], r["noise"]))
+    answers = [{k: study_answer(r[k].get("seeds") or []) for k in ROUTES} for r in rows]
+
+    def cell(answer: dict[str, Any] | None, counts: dict[str, int]) -> str:
         parts = [] if answer is None else ["answer " + ("exact" if answer["exact"] else "not")]
         parts += [f"{counts[k]} {k}" for k in ("never found", "passed over", "no front kept")
                   if counts[k]]  # fmt: skip
         return ", ".join(parts) or "-"
 
-    for r in sorted(rows, key=lambda r: (r["equation"], r["noise"])):
+    for r, answer in zip(rows, answers, strict=True):
         counts = miss_reasons(r, by_name[r["equation"]])
         lines.append(f"| {r['equation']} | {r['noise']:g} | "
-                     + " | ".join(cell(r[k], counts[k]) for k in ROUTES) + " |")  # fmt: skip
+                     + " | ".join(cell(answer[k], counts[k]) for k in ROUTES) + " |")  # fmt: skip
     for noise in sorted({r["noise"] for r in rows}):
-        answers = {k: [study_answer(r[k].get("seeds") or []) for r in rows if r["noise"] == noise]
-                   for k in ROUTES}  # fmt: skip
-        if all(a is not None for v in answers.values() for a in v):
+        level = [a for r, a in zip(rows, answers, strict=True) if r["noise"] == noise]
+        if all(a[k] is not None for a in level for k in ROUTES):
             lines.append(f"\nnoise {noise:g}, the study's answer exact on: " + ", ".join(
-                f"{k} {sum(a['exact'] for a in v)} of {len(v)}" for k, v in answers.items()
+                f"{k} {sum(a[k]['exact'] for a in level)} of {len(level)}" for k in ROUTES
             ))  # fmt: skip
     return "\n".join(lines)
 

@@ -125,13 +125,14 @@ class StudyStore(ProbePart, ResultsPart):
     def _create(self) -> None:
         from .. import __version__
 
+        # what a run killed while creating this store left: zarr's ``zarr.<uuid>.partial``
+        # metadata in the groups, the root's own ``.zarr.json.<id>`` below (the store did not
+        # exist yet, so nothing else writes these: stores are created under the run's lock)
+        leftovers = ["models/zarr.*.partial", "_staging/zarr.*.partial", ".zarr.json.*"]
+        for left in (p for pattern in leftovers for p in self.path.glob(pattern)):
+            left.unlink(missing_ok=True)
         zarr = _zarr()
         for sub in ("models", "_staging"):
-            # zarr writes metadata to ``<name>.<uuid>.partial`` and renames it: a run killed in
-            # that write, while creating this store, left such a file (the store did not exist
-            # yet, so nothing else can be writing it: stores are created under the run's lock)
-            for partial in (self.path / sub).glob("zarr.*.partial"):
-                partial.unlink(missing_ok=True)
             zarr.open_group(str(self.path / sub), mode="a")
         # the root metadata last and whole (a store exists once it does): a run killed while
         # creating the store leaves no store without its groups or its schema

@@ -183,7 +183,9 @@ def test_creation_cleans_what_a_killed_creation_left(tmp_path):
     (path / "_staging").mkdir(parents=True)
     partial = path / "_staging" / "zarr.3e7fa30358f94f21a67ef174d4b3a0b1.partial"
     partial.write_text('{"zarr_format": 3, "node_')
+    (path / ".zarr.json.1a2b3c4d").write_text("{")  # killed before the root's rename
     store = open_store(path, mode="a")
     assert [p.name for p in (path / "_staging").iterdir()] == ["zarr.json"]
+    assert not list(path.glob(".zarr.json.*"))
     assert json.loads((path / "_staging" / "zarr.json").read_text())["node_type"] == "group"
     assert store.complete_models == []
