@@ -91,6 +91,30 @@ def select(equations: list[dict[str, Any]], args: argparse.Namespace) -> list[di
     return small[: args.subset]
 
 
+def in_log(eq: dict[str, Any]) -> dict[str, Any]:
+    """The equation with its law as ``log(law)`` (``--log-target``): every route then trains
+    and searches the logarithm, where a positive law spanning decades has its small values
+    weighed like its large ones, and the noise (a fraction of the target's standard
+    deviation) is relative. A law that is not positive on its ranges is one line: its log
+    would be undefined on part of them, and the task would sample the rest only."""
+    from ensemble_lens.tasks import FormulaTask
+
+    task = FormulaTask(eq["formula"], eq["variables"], output=eq["output"])
+    for extrapolate in (False, True):
+        law = task.law(task.sample_probe(2000, 0, extrapolate=extrapolate).astype(np.float64))
+        if not (law > 0).all():
+            where = "extrapolation ranges" if extrapolate else "ranges"
+            raise SystemExit(f"--log-target: the law of {eq['name']} ({eq['formula']}) is not "
+                             f"positive on its {where}")  # fmt: skip
+    return {**eq, "formula": f"log({eq['formula']})", "output": f"log_{eq['output']}"}
+
+
+def row_equation(row: dict[str, Any], table: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The equation as the row ran it: the table's ranges with the row's formula (its law, or
+    ``log(law)`` under ``--log-target``)."""
+    return {**table[row["equation"]], "formula": row["formula"]}
+
+
 def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, Any]) -> dict:
     return {
         "name": f"feynman-{eq['name']}-{noise}",
@@ -369,6 +393,12 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=500)
     ap.add_argument("--generations", type=int, default=100)
     ap.add_argument("--max-points", type=int, default=500)
+    ap.add_argument(
+        "--log-target",
+        action="store_true",
+        help="every route trains and searches log(law), the noise then relative (positive "
+        "laws spanning decades; a law not positive on its ranges is an error)",
+    )
     ap.add_argument("--profile", default=None, help="execution profile YAML (default: serial)")
     ap.add_argument("--out", default="runs/bench_feynman")
     ap.add_argument("--collect", action="store_true", help="only gather the rows written so far")
@@ -391,6 +421,8 @@ def main() -> None:
     from ensemble_lens.execution import make_executor
 
     eqs = select(read_equations(), args)
+    if args.log_target and not args.collect:
+        eqs = [in_log(e) for e in eqs]
     noises = [float(v) for v in args.noise.split(",")]
     opts = {
         "members": args.members, "n": args.n, "epochs": args.epochs, "probe": args.probe,
@@ -402,7 +434,7 @@ def main() -> None:
         rows = [json.loads(p.read_text()) for p in paths]
         if args.rejudge:  # (each merged run is rejudged by its own --collect --rejudge)
             by_name = {e["name"]: e for e in read_equations()}
-            rows = [rejudge(r, by_name[r["equation"]]) for r in rows]
+            rows = [rejudge(r, row_equation(r, by_name)) for r in rows]
             for p, r in zip(paths, rows, strict=True):
                 p.write_text(json.dumps(r, indent=1))
         rows = merge_seeds(rows, [Path(d) for d in args.merge])
@@ -536,7 +568,7 @@ def reasons_markdown(rows: list[dict[str, Any]]) -> str:
         return ", ".join(parts) or "-"
 
     for r, answer in zip(rows, answers, strict=True):
-        counts = miss_reasons(r, by_name[r["equation"]])
+        counts = miss_reasons(r, row_equation(r, by_name))
         lines.append(f"| {r['equation']} | {r['noise']:g} | "
                      + " | ".join(cell(answer[k], counts[k]) for k in ROUTES) + " |")  # fmt: skip
     for noise in sorted({r["noise"] for r in rows}):

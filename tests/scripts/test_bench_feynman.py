@@ -197,3 +197,35 @@ def test_each_miss_is_classified_by_its_front():
                                  "no front kept": 1}  # fmt: skip
     table = bench.reasons_markdown([row])
     assert "| I.6.2a | 0.1 | 1 never found, 1 passed over, 1 no front kept |" in table
+
+
+def test_log_target_searches_the_log_of_a_positive_law(tmp_path):
+    import sympy
+    from ensemble_lens.tasks import FormulaTask
+
+    bench = _bench()
+    table = {e["name"]: e for e in bench.read_equations()}
+    eq = bench.in_log(table["I.40.1"])  # n_0*exp(-m*g*x/(kb*T)): 28 decades on its ranges
+    assert eq["formula"] == f"log({table['I.40.1']['formula']})"
+    plain = FormulaTask(table["I.40.1"]["formula"], eq["variables"])
+    logged = FormulaTask(eq["formula"], eq["variables"], output=eq["output"])
+    X = plain.sample_probe(200, 3).astype(np.float64)
+    np.testing.assert_allclose(logged.law(X), np.log(plain.law(X)), rtol=1e-12)
+    # --collect judges a row by the formula it ran, not the table's
+    row = {"equation": "I.40.1", "formula": eq["formula"]}
+    names, truth, Xj, Xe = bench.judging_draws(bench.row_equation(row, table))
+    s = {n: sympy.Symbol(n) for n in names}
+    found = sympy.log(s["n_0"]) - 1.003 * s["g"] * s["m"] * s["x"] / (s["T"] * s["kb"]) + 0.2
+    assert bench.exact_everywhere(found, truth, names, Xj, Xe)
+    look_alike = 0.3438 * s["n_0"] - 1.003 * s["g"] * s["m"] * s["x"] / (s["T"] * s["kb"])
+    assert not bench.exact_everywhere(look_alike, truth, names, Xj, Xe)
+
+
+def test_log_target_refuses_a_law_that_is_not_positive(tmp_path):
+    out = tmp_path / "out"  # II.15.4: -mom*B*cos(theta) changes sign on its ranges
+    done = _run("--log-target", "--equations", "II.15.4", "--out", str(out), *TINY)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "--log-target: the law of II.15.4 (-mom*B*cos(theta)) is not positive on its ranges"
+    )
+    assert not out.exists()
