@@ -201,6 +201,7 @@ def test_each_miss_is_classified_by_its_front():
 
 def test_log_target_searches_the_log_of_a_positive_law(tmp_path):
     import sympy
+
     from ensemble_lens.tasks import FormulaTask
 
     bench = _bench()
