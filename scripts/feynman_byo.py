@@ -7,10 +7,10 @@ folder as a lab would hand it over, then (``--run``) runs ``ensemble-lens run`` 
 - ``runs/s<k>/model.pt``: one state_dict per seed, trained here with plain torch (Adam with a
   cosine schedule, mean squared error on noisy targets: Gaussian noise of ``--noise`` times
   the target's standard deviation, SRBench's definition), no ensemble_lens code involved;
-- ``probe.csv``: fresh inputs, the noisy target ``y`` the networks were trained to predict,
-  and nothing else;
+- ``probe.csv``: fresh inputs, the noisy target the networks were trained to predict (named
+  by the law's output), and nothing else;
 - ``study.yaml``: the networks' output ingested (``layers: [""]``, searched in the target's
-  units), ``probe.target: [y]`` (each network's skill), and the law as ``probe.truth``, a
+  units), ``probe.target`` (each network's skill), and the law as ``probe.truth``, a
   formula of the variables, so every formula the study finds is judged against it.
 
 This is the check of issue 23 on held-out equations ("networks we train outside the project
@@ -90,6 +90,12 @@ def train(folder: Path, X: np.ndarray, y: np.ndarray, args: argparse.Namespace) 
     return losses
 
 
+def target_column(names: list[str], output: str) -> str:
+    """The probe's column of the noisy target: the law's output name, unless an input has it
+    (II.6.15a has an input ``y``)."""
+    return output if output not in names else f"{output}_measured"
+
+
 def study_yaml(names: list[str], output: str, formula: str, args: argparse.Namespace) -> dict:
     from ensemble_lens.distill.backends import DEFAULT_FUNCTIONS
 
@@ -99,7 +105,7 @@ def study_yaml(names: list[str], output: str, formula: str, args: argparse.Names
             "path": "probe.csv",
             "variables": names,
             "split": 0.25,
-            "target": ["y"],
+            "target": [target_column(names, output)],
             "truth": {output: formula},
         },
         "ensemble": {
@@ -174,7 +180,7 @@ def main() -> None:
     yp = yp + args.noise * scale * np.random.default_rng(10).standard_normal(len(yp))
     with open(folder / "probe.csv", "w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow([*names, "y"])
+        out.writerow([*names, target_column(names, eq["output"])])
         out.writerows(np.column_stack([Xp, yp]).tolist())
     cfg = study_yaml(names, eq["output"], eq["formula"], args)
     (folder / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

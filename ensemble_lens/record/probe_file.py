@@ -11,6 +11,7 @@ file, the column and what was expected.
 
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
 import os
@@ -116,9 +117,20 @@ def read_columns(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], A
             import pandas as pd
 
             if kind == "csv":
-                frame = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+                sep = "\t" if p.suffix.lower() == ".tsv" else ","
+                frame = pd.read_csv(p, sep=sep)
+                # pandas renames a repeated header ("y", "y.1"): read the header as written
+                with open(p, newline="") as fh:
+                    header = next(csv.reader(fh, delimiter=sep), [])
             else:
                 frame = pd.read_parquet(p)
+                header = [str(c) for c in frame.columns]
+            twice = sorted({c for c in header if header.count(c) > 1})
+            if twice:
+                raise ProbeFileError(
+                    f"probe file {p}: column {twice[0]!r} appears more than once in its "
+                    "header; give each column its own name"
+                )
             return {str(c): frame[c].to_numpy() for c in frame.columns}, None
         if p.suffix.lower() == ".npz":
             with np.load(p, allow_pickle=False) as data:

@@ -183,3 +183,17 @@ def test_target_columns_are_kept_apart_from_the_variables(tmp_path):
     frame.to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(ProbeFileError, match=r"target column 'y': expected finite .*row 3"):
         read_probe_file(tmp_path / "p.csv", variables=["x1"], target=["y"])
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_a_header_naming_a_column_twice_is_one_line(tmp_path, sep, suffix):
+    # an input named y and the target written as y: pandas would read the second as "y.1"
+    # and the config's "y" would silently be the input
+    path = tmp_path / f"p{suffix}"
+    path.write_text(sep.join(["x", "y", "y"]) + "\n" + sep.join(["1.0", "2.0", "3.0"]) + "\n")
+    with pytest.raises(ProbeFileError) as err:
+        read_probe_file(path, variables=["x", "y"], target=["y"])
+    assert str(err.value) == (
+        f"probe file {path}: column 'y' appears more than once in its header; give each "
+        "column its own name"
+    )

@@ -35,7 +35,7 @@ def test_a_folder_of_outside_networks_is_judged_against_the_law(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["s0", "s1"]
     cfg = yaml.safe_load((out / "study.yaml").read_text())
-    assert cfg["probe"]["truth"] == {"F": "mu*Nn"} and cfg["probe"]["target"] == ["y"]
+    assert cfg["probe"]["truth"] == {"F": "mu*Nn"} and cfg["probe"]["target"] == ["F"]
     nets = (out / "nets.py").read_text()  # the networks' own module: plain torch
     assert "import torch" in nets and not re.search(r"(from|import) ensemble_lens", nets)
     results = json.loads((out / "study.report" / "results.json").read_text())
@@ -50,3 +50,15 @@ def test_unknown_equation_is_one_line(tmp_path):
     done = _run("I.99.9", "--out", str(tmp_path / "x"))
     assert done.returncode != 0 and "unknown equation 'I.99.9'" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_target_column_never_takes_an_input_name():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import feynman_byo
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    # II.6.15a has an input y; the noisy target once shared that name, and the study then read
+    # the input as each network's target
+    assert feynman_byo.target_column(["x", "y", "z"], "Ef") == "Ef"
+    assert feynman_byo.target_column(["x", "Ef"], "Ef") == "Ef_measured"
