@@ -5,6 +5,7 @@ Private module: callers validate their arrays before calling in here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +18,14 @@ from ..errors import ShapeError
 def symbols_for(names: Sequence[str]) -> tuple[sympy.Symbol, ...]:
     """One plain ``sympy.Symbol(name)`` per input variable, in column order."""
     return tuple(sympy.Symbol(str(name)) for name in names)
+
+
+def parse_written(text: str) -> sympy.Expr:
+    """A formula as the project writes it, back to sympy, every bare name a Symbol: a
+    variable called ``E``, ``I``, ``S``, ``N`` or ``beta`` stays a variable (``sympify``
+    would read Euler's number, the imaginary unit, sympy's singletons or functions)."""
+    names = set(re.findall(r"[A-Za-z_]\w*(?!\w*\s*\()", text))
+    return sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
 
 
 def check_names(expr: sympy.Expr, names: Sequence[str], where: str) -> None:

@@ -23,14 +23,13 @@ Each returns the reason (a sentence starting with :data:`MIXTURE`) or None.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sympy
 
-from ._expr import affine_r2, evaluate
+from ._expr import affine_r2, evaluate, parse_written
 from .constants import refit_constants, template
 
 __all__ = [
@@ -57,12 +56,6 @@ MAX_MEMBERS = 20
 CONSTANT_SPREAD = 0.05
 
 
-def _parse(text: str) -> sympy.Expr:
-    """A formula string back to sympy, every bare name a Symbol (``E``, ``S``, ``I`` too)."""
-    names = set(re.findall(r"[A-Za-z_]\w*(?!\w*\s*\()", text))
-    return sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
-
-
 def varying_constants_failure(constants: Mapping[str, Any] | None) -> str | None:
     """Why a formula is an average: the law constants (:func:`law_slots`) that vary across
     members (``constants``: the record of
@@ -70,7 +63,7 @@ def varying_constants_failure(constants: Mapping[str, Any] | None) -> str | None
     if not constants or not constants.get("constants"):
         return None
     rows = constants["constants"]
-    keep = set(law_slots(_parse(constants["template"]), [c["name"] for c in rows]))
+    keep = set(law_slots(parse_written(constants["template"]), [c["name"] for c in rows]))
     vary = [c for c in rows if c.get("verdict") == "varies across members" and c["name"] in keep]
     if not vary:
         return None
@@ -182,7 +175,7 @@ def _varying_template_slots(best: Mapping[str, Any]) -> list[str]:
     :data:`CONSTANT_SPREAD` (half the range relative to the median magnitude); each member's
     first explained component counts."""
     out = []
-    keep = set(law_slots(_parse(best["template"]), list(best.get("slots") or [])))
+    keep = set(law_slots(parse_written(best["template"]), list(best.get("slots") or [])))
     per_member: dict[str, list[float]] = {}
     for consts in (best.get("constants") or {}).values():
         if not consts:
@@ -209,7 +202,7 @@ def templates_failure(
     expr_text = formula.get("expression") or formula.get("rejected_expression")
     if not templates or not expr_text:
         return None
-    expr = _parse(expr_text)
+    expr = parse_written(expr_text)
     best = templates.get("best")
     if templates.get("verdict") == "shared form" and best:
         vary = _varying_template_slots(best)
@@ -224,7 +217,7 @@ def templates_failure(
         for per in (templates.get("member_formulas") or {}).values()
         for text in per.values()
         if text
-        for s in _parse(text).free_symbols
+        for s in parse_written(text).free_symbols
     }
     extra = sorted(s.name for s in expr.free_symbols if own and s.name not in own)
     if extra:

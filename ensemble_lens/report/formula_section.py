@@ -98,12 +98,13 @@ def _written_constants(expression: str | None, n: int) -> list[float] | None:
     be read back one per slot."""
     import sympy
 
+    from ..distill._expr import parse_written
     from ..distill.constants import template
 
     if not expression:
         return None
     try:
-        values = template(sympy.sympify(expression)).values
+        values = template(parse_written(expression)).values
     except (sympy.SympifyError, TypeError, ValueError):
         return None
     return list(values) if len(values) == n else None

@@ -86,3 +86,14 @@ def test_the_card_says_which_constant_is_which(tmp_path: Path) -> None:
     rows = card[card.index("<tbody>") : card.index("</tbody>")]
     first, second = rows.split("</tr>")[:2]
     assert '<td class="num">2.1</td>' in first and '<td class="num">-0.97</td>' in second
+
+
+def test_the_written_constants_are_read_whatever_the_variables_are_called() -> None:
+    from ensemble_lens.report.formula_section import _written_constants
+
+    # sympify read ``beta`` as the beta function and ``S`` as sympy's singletons, and the
+    # card lost its "in the formula" column for laws with such variables (AI Feynman III.17.37)
+    assert _written_constants("beta*(0.9993*alpha*cos(0.9998*theta) + 0.999)", 3) == [
+        0.999, 0.9993, 0.9998
+    ]  # fmt: skip
+    assert _written_constants("0.5*S*N + 1.5*E", 2) == [1.5, 0.5]
