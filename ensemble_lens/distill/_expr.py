@@ -5,6 +5,7 @@ Private module: callers validate their arrays before calling in here.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Sequence
 
@@ -26,6 +27,23 @@ def parse_written(text: str) -> sympy.Expr:
     would read Euler's number, the imaginary unit, sympy's singletons or functions)."""
     names = set(re.findall(r"[A-Za-z_]\w*(?!\w*\s*\()", text))
     return sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
+
+
+def is_formula_name(name: object) -> bool:
+    """Whether ``name`` can be a formula's variable: a Python identifier that is not a keyword
+    (formulas are written and read back as Python expressions, where ``lambda`` or ``T (K)``
+    cannot stand for a variable)."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def check_variable_names(names: Sequence[str], where: str) -> None:
+    """Raise when a name cannot be a formula's variable (:func:`is_formula_name`)."""
+    for name in names:
+        if not is_formula_name(name):
+            raise ShapeError(
+                f"{where}: variable {name!r} cannot name a formula's variable (letters, "
+                "digits and _, not starting with a digit, not a Python keyword); rename it"
+            )
 
 
 def check_names(expr: sympy.Expr, names: Sequence[str], where: str) -> None:
@@ -166,9 +184,11 @@ def validate_xy(
 
 
 def check_width(X: np.ndarray, names: Sequence[str], where: str) -> None:
-    """Raise when the number of names differs from the number of input columns."""
+    """Raise when the number of names differs from the number of input columns, or a name
+    cannot be a formula's variable."""
     if len(names) != X.shape[1]:
         raise ShapeError(
             f"{where}: expected one name per input column ({X.shape[1]}), "
             f"got {len(names)} names {list(names)}"
         )
+    check_variable_names(names, where)

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import sympy
 
+from ensemble_lens.distill._expr import is_formula_name
 from ensemble_lens.distill.backends import DEFAULT_FUNCTIONS
 from ensemble_lens.errors import TaskError
 from ensemble_lens.models.spec import ArchSpec, TrainSpec
@@ -180,7 +181,7 @@ def _check_variables(variables: Any) -> dict[str, tuple[float, float]]:
         raise TaskError(f"variables: expected a mapping of names to [low, high], got {variables!r}")
     out = {}
     for name, rng in variables.items():
-        if not isinstance(name, str) or not name.isidentifier():
+        if not is_formula_name(name):
             raise TaskError(f"variables: {name!r} is not a valid variable name")
         if name in FUNCTIONS or name in _CONSTANTS:
             raise TaskError(f"variables.{name}: {name!r} is a function or constant of formulas")

@@ -182,6 +182,9 @@ def test_distill_inputs_are_validated(splits):
         )
     with pytest.raises(ShapeError, match=r"test split.*X has 200 samples but y has 199"):
         distill_component(Xf, force(Xf), NAMES, X_test=Xt, y_test=force(Xt)[:-1])
+    # a name a formula cannot hold fails here, not after the search wrote "lambda*dx"
+    with pytest.raises(ShapeError, match=r"fit split\): variable 'lambda' cannot name a formula"):
+        distill_component(Xf, force(Xf), ["lambda", *NAMES[1:]], X_test=Xt, y_test=force(Xt))
 
 
 def test_gradient_agreement_uses_given_gradients(splits):

@@ -197,3 +197,18 @@ def test_a_header_naming_a_column_twice_is_one_line(tmp_path, sep, suffix):
         f"probe file {path}: column 'y' appears more than once in its header; give each "
         "column its own name"
     )
+
+
+@pytest.mark.parametrize("name", ["lambda", "T (K)", "1x", "x-1"])
+def test_a_variable_no_formula_can_name_is_one_line(tmp_path, name):
+    # a column called lambda reached the search and failed there, after the store was written
+    path = tmp_path / "p.csv"
+    pd.DataFrame({name: [1.0, 2.0, 3.0], "z": [0.5, 0.1, 0.2]}).to_csv(path, index=False)
+    with pytest.raises(ProbeFileError) as err:
+        read_probe_file(path)
+    assert str(err.value) == (
+        f"probe file {path}: variable column {name!r} cannot name a formula's variable "
+        "(letters, digits and _, not starting with a digit, not a Python keyword); rename the "
+        "column, or list probe.variables without it"
+    )
+    assert read_probe_file(path, variables=["z"]).names == ["z"]

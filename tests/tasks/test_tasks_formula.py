@@ -147,6 +147,7 @@ def test_default_network_has_a_one_unit_bottleneck_and_trains():
         ({"variables": {}}, r"variables: expected a mapping"),
         ({"variables": {"pi": [1, 2]}, "formula": "pi"}, r"variables\.pi: 'pi' is a function"),
         ({"variables": {"2x": [1, 2]}}, r"variables: '2x' is not a valid variable name"),
+        ({"variables": {"lambda": [1, 2]}}, r"variables: 'lambda' is not a valid variable name"),
         ({"noise": -0.1}, r"noise: expected a finite fraction >= 0"),
         ({"n": 5}, r"n: expected an integer number of examples >= 10"),
         ({"output": "F 1"}, r"output: expected a name"),
