@@ -105,7 +105,7 @@ def _written_constants(expression: str | None, n: int) -> list[float] | None:
         return None
     try:
         values = template(parse_written(expression)).values
-    except (sympy.SympifyError, TypeError, ValueError):
+    except (sympy.SympifyError, SyntaxError, TypeError, ValueError):
         return None
     return list(values) if len(values) == n else None
 
