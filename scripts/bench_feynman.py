@@ -111,8 +111,9 @@ def in_log(eq: dict[str, Any]) -> dict[str, Any]:
 
 def row_equation(row: dict[str, Any], table: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The equation as the row ran it: the table's ranges with the row's formula (its law, or
-    ``log(law)`` under ``--log-target``)."""
-    return {**table[row["equation"]], "formula": row["formula"]}
+    ``log(law)`` under ``--log-target``; the table's when the row names none)."""
+    eq = table[row["equation"]]
+    return {**eq, "formula": row.get("formula", eq["formula"])}
 
 
 def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, Any]) -> dict:
