@@ -128,7 +128,12 @@ def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, 
         },
         "probe": {"n": opts["probe"], "n_extrapolation": 1000},
         "ensemble": {
-            "seeds": list(range(opts["members"])),
+            # --independent-data: one seed, each member its own draw of rows and noise
+            **(
+                {"seeds": [0], "data_subsets": opts["members"]}
+                if opts.get("independent_data")
+                else {"seeds": list(range(opts["members"]))}
+            ),
             # the task's own training (epochs, L-BFGS polish) unless --epochs is given
             **({"train": {"epochs": opts["epochs"]}} if opts["epochs"] else {}),
         },
@@ -137,6 +142,13 @@ def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, 
         "execution": {"scheduler": "serial"},
         "store": str(store),
     }
+
+
+def data_seeds(opts: dict[str, Any]) -> list[int]:
+    """The data seeds of the members' training rows: 0 for all (members differ by their
+    initialisation and batch order only), or one per member (``--independent-data``: each
+    its own draw of inputs and noise, ``ensemble.data_subsets``)."""
+    return list(range(opts["members"])) if opts.get("independent_data") else [0]
 
 
 def search_settings(opts: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +286,7 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
         "inputs": len(names),
         "noise": noise,
         "members": len(members),
+        "independent_data": bool(opts.get("independent_data")),
         "min_val_r2": round(min(store.model_attrs(m)["metrics"]["val_r2"] for m in members), 5),
         "consensus_components": int(keep.size),
         "train_seconds": round(time.perf_counter() - start, 1),
@@ -299,15 +312,20 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
 
     t0 = time.perf_counter()  # (b) direct search on the members' own noisy training rows
     n_train, n_val = task.default_train.n_train, task.default_train.n_val
-    Xd, yd = task.training_data(n_train + n_val, seed=0)
+    # every row any member trained on: one draw (data seed 0), or one per member
+    draws = [task.training_data(n_train + n_val, seed=s) for s in data_seeds(opts)]
+    X_fit = np.concatenate([x[:n_train] for x, _ in draws])
+    y_fit = np.concatenate([y[:n_train] for _, y in draws])
+    X_val = np.concatenate([x[n_train:] for x, _ in draws])
+    y_val = np.concatenate([y[n_train:] for _, y in draws])
     opts_b = backend_options("operon", dict(cfg.distill.options), task)
     direct = [
         distill_component(
-            Xd[:n_train],
-            yd[:n_train],
+            X_fit,
+            y_fit,
             names,
-            X_test=Xd[n_train:],
-            y_test=yd[n_train:],
+            X_test=X_val,
+            y_test=y_val,
             X_extrap=X_ext,
             y_extrap=task.law(X_ext),
             backend="operon",
@@ -395,6 +413,12 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=100)
     ap.add_argument("--max-points", type=int, default=500)
     ap.add_argument(
+        "--independent-data",
+        action="store_true",
+        help="each member trains on its own draw of rows and noise (direct search then gets "
+        "every row any member saw)",
+    )
+    ap.add_argument(
         "--log-target",
         action="store_true",
         help="every route trains and searches log(law), the noise then relative (positive "
@@ -429,6 +453,7 @@ def main() -> None:
         "members": args.members, "n": args.n, "epochs": args.epochs, "probe": args.probe,
         "sr_seeds": [int(s) for s in args.sr_seeds.split(",")], "population": args.population,
         "generations": args.generations, "max_points": args.max_points,
+        "independent_data": args.independent_data,
     }  # fmt: skip
     if args.collect:  # gather the rows written so far (a partial run), run nothing
         paths = sorted(Path(args.out, "rows").glob("*.json"))
