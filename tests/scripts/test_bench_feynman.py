@@ -230,3 +230,20 @@ def test_log_target_refuses_a_law_that_is_not_positive(tmp_path):
         "--log-target: the law of II.15.4 (-mom*B*cos(theta)) is not positive on its ranges"
     )
     assert not out.exists()
+
+
+def test_independent_data_gives_each_member_its_own_rows(tmp_path):
+    from ensemble_lens.config import load_config
+    from ensemble_lens.pipeline.members import expand_members, task_of
+
+    bench = _bench()
+    eq = {e["name"]: e for e in bench.read_equations()}["I.12.1"]
+    opts = {"members": 3, "n": 500, "epochs": None, "probe": 200, "sr_seeds": [0],
+            "population": 10, "generations": 2, "max_points": 50}  # fmt: skip
+    for independent, seeds in ((False, [0]), (True, [0, 1, 2])):
+        o = {**opts, "independent_data": independent}
+        cfg = load_config(bench.study_config(eq, 0.1, tmp_path / "s.zarr", o))
+        trained = [m for m in expand_members(cfg, task_of(cfg)) if m.source == "trained"]
+        assert len(trained) == 3 and bench.data_seeds(o) == seeds
+        # the members' data seeds are the rows direct search is given
+        assert sorted({m.train.get("data_seed") or 0 for m in trained}) == seeds
