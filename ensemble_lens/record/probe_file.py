@@ -125,13 +125,20 @@ def read_columns(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], A
             else:
                 frame = pd.read_parquet(p)
                 header = [str(c) for c in frame.columns]
-            twice = sorted({c for c in header if header.count(c) > 1})
+            twice = sorted({c for c in header if c.strip() and header.count(c) > 1})
             if twice:
                 raise ProbeFileError(
                     f"probe file {p}: column {twice[0]!r} appears more than once in its "
                     "header; give each column its own name"
                 )
-            return {str(c): frame[c].to_numpy() for c in frame.columns}, None
+            # a column with no name in the header (pandas writes its index so) is not read:
+            # nothing in a config can name it, and as a default variable it was the row number
+            unnamed = (
+                {c for c, h in zip(frame.columns, header, strict=True) if not h.strip()}
+                if len(header) == len(frame.columns)
+                else set()
+            )
+            return {str(c): frame[c].to_numpy() for c in frame.columns if c not in unnamed}, None
         if p.suffix.lower() == ".npz":
             with np.load(p, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}, None

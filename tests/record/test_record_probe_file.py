@@ -212,3 +212,11 @@ def test_a_variable_no_formula_can_name_is_one_line(tmp_path, name):
         "column, or list probe.variables without it"
     )
     assert read_probe_file(path, variables=["z"]).names == ["z"]
+
+
+def test_a_column_with_no_name_is_not_read(tmp_path):
+    # DataFrame.to_csv writes the index as a first column with an empty header; as a default
+    # variable it was the row number, and now "Unnamed: 0" could never name a variable
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"x1": [1.0, 2.0, 3.0], "x2": [0.5, 0.1, 0.2]}).to_csv(path)
+    assert read_probe_file(path).names == ["x1", "x2"]
