@@ -128,12 +128,9 @@ def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, 
         },
         "probe": {"n": opts["probe"], "n_extrapolation": 1000},
         "ensemble": {
-            # --independent-data: one seed, each member its own draw of rows and noise
-            **(
-                {"seeds": [0], "data_subsets": opts["members"]}
-                if opts.get("independent_data")
-                else {"seeds": list(range(opts["members"]))}
-            ),
+            # one draw of rows for every seed, or (--independent-data) one seed per draw
+            "seeds": list(range(opts["members"] // len(data_seeds(opts)))),
+            "data_subsets": len(data_seeds(opts)),
             # the task's own training (epochs, L-BFGS polish) unless --epochs is given
             **({"train": {"epochs": opts["epochs"]}} if opts["epochs"] else {}),
         },

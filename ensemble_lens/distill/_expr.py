@@ -29,6 +29,10 @@ def parse_written(text: str) -> sympy.Expr:
     return sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
 
 
+#: what a formula's variable may be called, as error messages say it
+NAME_RULE = "letters, digits and _, not starting with a digit, not a Python keyword"
+
+
 def is_formula_name(name: object) -> bool:
     """Whether ``name`` can be a formula's variable: a Python identifier that is not a keyword
     (formulas are written and read back as Python expressions, where ``lambda`` or ``T (K)``
@@ -41,8 +45,8 @@ def check_variable_names(names: Sequence[str], where: str) -> None:
     for name in names:
         if not is_formula_name(name):
             raise ShapeError(
-                f"{where}: variable {name!r} cannot name a formula's variable (letters, "
-                "digits and _, not starting with a digit, not a Python keyword); rename it"
+                f"{where}: variable {name!r} cannot name a formula's variable ({NAME_RULE}); "
+                "rename it"
             )
 
 

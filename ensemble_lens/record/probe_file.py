@@ -232,14 +232,13 @@ def read_probe_file(
             for c, v in cols.items()
             if v.ndim == 1 and v.dtype.kind in "biuf" and c not in reserved and c not in model_in
         ]
-    from ..distill._expr import is_formula_name
+    from ..distill._expr import NAME_RULE, is_formula_name
 
     for c in variables:  # a formula names them; "lambda" or "T (K)" broke the search late
         if not is_formula_name(c):
             raise ProbeFileError(
-                f"{where}: variable column {c!r} cannot name a formula's variable (letters, "
-                "digits and _, not starting with a digit, not a Python keyword); rename the "
-                "column, or list probe.variables without it"
+                f"{where}: variable column {c!r} cannot name a formula's variable "
+                f"({NAME_RULE}); rename the column, or list probe.variables without it"
             )
     X = np.empty((n, len(variables)))
     for j, c in enumerate(variables):
