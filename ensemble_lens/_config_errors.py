@@ -20,7 +20,9 @@ def format_errors(
     for e in err.errors():
         loc = ".".join(str(p) for p in (*prefix, *e["loc"])) or "(top level)"
         hint = _closest_key(model, e["loc"]) if e["type"] == "extra_forbidden" else ""
-        lines.append(f"{source}: {loc}: {e['msg']}{hint}")
+        # a validator's own message, without pydantic's "Value error, " in front
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}{hint}")
     return "; ".join(lines)
 
 

@@ -267,6 +267,37 @@ class ConsensusConfig(_Strict):
     min_member_r2: float | None = Field(default=0.5, le=1.0)
 
 
+class DimensionsConfig(_Strict):
+    """Units for dimensional analysis (``distill.dimensions``): an output layer searched in its
+    target's units is searched on the inputs' dimensionless groups
+    (:mod:`ensemble_lens.distill.dimensions`)::
+
+        dimensions: {variables: {m0: kg, v: m/s, c: m/s}, target: kg}
+    """
+
+    #: each formula variable's unit: unit names of sympy.physics.units ('kg*m/s**2', 'N',
+    #: 'V/m'), '1' for a dimensionless variable
+    variables: dict[str, str]
+    #: the target's unit, or one per output unit of the layer
+    target: str | list[str] = "1"
+
+    @model_validator(mode="after")
+    def _check_units(self) -> DimensionsConfig:
+        from .distill.dimensions import Dimensions
+
+        try:
+            Dimensions(self.variables, self.target)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    def dimensions(self) -> Any:
+        """The :class:`~ensemble_lens.distill.dimensions.Dimensions` these units describe."""
+        from .distill.dimensions import Dimensions
+
+        return Dimensions(dict(self.variables), self.target)
+
+
 class DistillConfig(_Strict):
     enabled: bool = True
     backend: Literal["operon", "sparse", "pysr"] = "operon"
@@ -304,6 +335,9 @@ class DistillConfig(_Strict):
     bootstrap: int = Field(default=0, ge=0)
     #: a formula whose form comes back in fewer of the resamples than this share is flagged
     bootstrap_min_agreement: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: the units of the formula variables and of the target: the output layer is then searched
+    #: on dimensionless groups (None: on the variables themselves)
+    dimensions: DimensionsConfig | None = None
 
 
 class TemplatesConfig(_Strict):

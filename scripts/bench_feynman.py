@@ -56,6 +56,7 @@ import numpy as np
 import sympy
 
 DATA = Path(__file__).with_name("data") / "feynman_equations.csv"
+UNITS = Path(__file__).with_name("data") / "feynman_units.csv"
 
 
 def read_equations(path: Path = DATA) -> list[dict[str, Any]]:
@@ -74,6 +75,18 @@ def read_equations(path: Path = DATA) -> list[dict[str, Any]]:
         }
         out.append({"name": row[0], "output": row[2], "formula": row[3], "variables": variables})
     return out
+
+
+def with_units(eq: dict[str, Any], path: Path = UNITS) -> dict[str, Any]:
+    """The equation with ``dimensions`` (``distill.dimensions``: its inputs' units and its
+    output's) from the units table (``--dimensions``); one line when the table lacks one."""
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    units = {(r[0], r[1]): r[2] for r in csv.reader(lines[1:]) if r}
+    missing = [v for v in [*eq["variables"], eq["output"]] if (eq["name"], v) not in units]
+    if missing:
+        raise SystemExit(f"--dimensions: {path.name} gives no unit for {missing} of {eq['name']}")
+    variables = {v: units[(eq["name"], v)] for v in eq["variables"]}
+    return {**eq, "dimensions": {"variables": variables, "target": units[eq["name"], eq["output"]]}}
 
 
 def select(equations: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -135,7 +148,10 @@ def study_config(eq: dict[str, Any], noise: float, store: Path, opts: dict[str, 
             **({"train": {"epochs": opts["epochs"]}} if opts["epochs"] else {}),
         },
         "consensus": {"n_null": 20},
-        "distill": search_settings(opts),
+        "distill": {
+            **search_settings(opts),
+            **({"dimensions": eq["dimensions"]} if eq.get("dimensions") else {}),
+        },
         "execution": {"scheduler": "serial"},
         "store": str(store),
     }
@@ -284,6 +300,7 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
         "noise": noise,
         "members": len(members),
         "independent_data": bool(opts.get("independent_data")),
+        "dimensions": bool(eq.get("dimensions")),
         "min_val_r2": round(min(store.model_attrs(m)["metrics"]["val_r2"] for m in members), 5),
         "consensus_components": int(keep.size),
         "train_seconds": round(time.perf_counter() - start, 1),
@@ -316,6 +333,7 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
     X_val = np.concatenate([x[n_train:] for x, _ in draws])
     y_val = np.concatenate([y[n_train:] for _, y in draws])
     opts_b = backend_options("operon", dict(cfg.distill.options), task)
+    dims = cfg.distill.dimensions.dimensions() if cfg.distill.dimensions else None
     direct = [
         distill_component(
             X_fit,
@@ -331,6 +349,7 @@ def run_row(eq: dict[str, Any], noise: float, opts: dict[str, Any], out: str) ->
             seed=s,
             truths=task.latents,
             component="direct",
+            dimensions=dims,
         )
         for s in cfg.distill.seeds
     ]
@@ -421,6 +440,12 @@ def main() -> None:
         help="every route trains and searches log(law), the noise then relative (positive "
         "laws spanning decades; a law not positive on its ranges is an error)",
     )
+    ap.add_argument(
+        "--dimensions",
+        action="store_true",
+        help=f"every route searches on dimensionless groups of the units in {UNITS.name} "
+        "(an equation the table lacks is an error)",
+    )
     ap.add_argument("--profile", default=None, help="execution profile YAML (default: serial)")
     ap.add_argument("--out", default="runs/bench_feynman")
     ap.add_argument("--collect", action="store_true", help="only gather the rows written so far")
@@ -443,8 +468,12 @@ def main() -> None:
     from ensemble_lens.execution import make_executor
 
     eqs = select(read_equations(), args)
+    if args.log_target and args.dimensions:
+        raise SystemExit("--log-target and --dimensions: the log of a law has no units")
     if args.log_target and not args.collect:
         eqs = [in_log(e) for e in eqs]
+    if args.dimensions and not args.collect:
+        eqs = [with_units(e) for e in eqs]
     noises = [float(v) for v in args.noise.split(",")]
     opts = {
         "members": args.members, "n": args.n, "epochs": args.epochs, "probe": args.probe,

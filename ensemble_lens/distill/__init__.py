@@ -28,6 +28,7 @@ from .canonical import (
     snap_number,
     tidy,
 )
+from .dimensions import Dimensions
 from .distill import FormulaResult, Scored, distill_component, distill_components, select
 from .judge import (
     Support,
@@ -45,6 +46,7 @@ __all__ = [
     "BackendName",
     "Candidate",
     "CanonicalForm",
+    "Dimensions",
     "DistillSettings",
     "Extrapolation",
     "FormulaResult",

@@ -27,9 +27,11 @@ import sympy
 
 from .._arrays import as_matrix
 from ..errors import ConfigError, ExecutionError, ShapeError
+from ._candidate import make_candidate, pareto_front
 from ._expr import affine_r2, check_names, complexity, evaluate, r2_score, validate_xy
 from .backends import BackendName, Candidate, SRBackend, get_backend, search_budget, subsample
 from .canonical import canonicalize, rounded_form
+from .dimensions import DimensionlessView, Dimensions
 from .judge import exact_recovery, gradient_agreement, knn_gradient, support
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ class FormulaResult:
     #: the R^2 difference below which selection treats two formulas alike
     #: (:func:`precision_floor`); None in records made without a search
     selection_floor: float | None = None
+    #: the dimensionless groups the search ran on (:mod:`~ensemble_lens.distill.dimensions`);
+    #: None when it ran on the inputs themselves
+    dimensionless_groups: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record with exactly the CONTRACTS "Formulas" keys.
@@ -124,6 +129,7 @@ class FormulaResult:
             "seconds": float(self.seconds),
             "search_budget": self.search_budget,
             "selection_floor": _num(self.selection_floor),
+            "dimensionless_groups": self.dimensionless_groups,
         }
 
 
@@ -327,6 +333,7 @@ def distill_component(
     digits: int = 4,
     support_threshold: float = 0.9,
     select_by: Literal["r2", "gradient"] = "r2",
+    dimensions: Dimensions | None = None,
 ) -> FormulaResult:
     """Search, canonicalise, select and judge a formula for one component.
 
@@ -374,6 +381,10 @@ def distill_component(
         within the same tolerance of the best gradient-direction agreement among candidates
         with test R^2 >= ``min_r2`` (Wetzel's criterion: a monotone warp of the truth has the
         truth's gradient directions, a formula imitating the warp does not).
+    dimensions : Dimensions, optional
+        The units of the inputs and of the component: the search then runs on their
+        dimensionless groups, and its formulas come back in the inputs
+        (:mod:`~ensemble_lens.distill.dimensions`; recorded as ``dimensionless_groups``).
 
     Returns
     -------
@@ -396,7 +407,8 @@ def distill_component(
     for tname, truth in (truths or {}).items():
         check_names(truth, names, f"distill_component: truth {tname!r}")
     engine = _as_backend(backend, backend_options)
-    front = engine.fit(Xf, yf, list(names), seed=seed, time_budget=time_budget)
+    view = None if dimensions is None else dimensions.view(names, component)
+    front = _search(engine, Xf, yf, list(names), view, seed=seed, time_budget=time_budget)
     Xc, yc = subsample(Xf, yf, CANONICAL_POINTS, seed)
     scored = score_front(front, Xc, yc, Xt, yt, names, prune_tol=prune_tol, digits=digits)
     base: dict[str, Any] = {
@@ -411,6 +423,7 @@ def distill_component(
         "seconds": 0.0,
         "search_budget": search_budget(engine, time_budget),
         "has_truths": bool(truths),
+        "dimensionless_groups": None if view is None else [str(g) for g in view.groups],
     }
     if not scored or max(s.r2_test for s in scored) < min_r2:
         base["seconds"] = time.perf_counter() - start
@@ -449,6 +462,29 @@ def distill_component(
         **judged,
         **base,
     )
+
+
+def _search(
+    engine: SRBackend,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    view: DimensionlessView | None,
+    *,
+    seed: int,
+    time_budget: float | None,
+) -> list[Candidate]:
+    """The engine's front on the inputs, or on their dimensionless groups written back in the
+    inputs (``view``); with no group at all, the target over its scale is one constant."""
+    if view is None:
+        return engine.fit(X, y, names, seed=seed, time_budget=time_budget)
+    P, t = view.inputs(X), view.target(X, y)
+    if view.groups:
+        raw = [c.expr for c in engine.fit(P, t, view.group_names, seed=seed,
+                                          time_budget=time_budget)]  # fmt: skip
+    else:
+        raw = [sympy.Float(float(np.mean(t)))]
+    return pareto_front([make_candidate(view.back(e), X, y, names) for e in raw])
 
 
 def _judge(
@@ -551,7 +587,8 @@ def distill_components(
     seeds : sequence of int, optional
         One seed per component instead (``seed`` is then not used).
     **options
-        Passed to :func:`distill_component` (backend, time_budget, truths, layer, ...).
+        Passed to :func:`distill_component` (backend, time_budget, truths, layer, ...);
+        ``dimensions`` with one target unit per component gives component ``j`` the ``j``-th.
 
     Returns
     -------
@@ -573,6 +610,7 @@ def distill_components(
             f"{Yt.shape[1]} components, got shape {M.shape}"
         )
     Ye = None if Y_extrap is None else as_matrix(Y_extrap, "distill_components: Y_extrap")
+    dims = options.pop("dimensions", None)
     shared = dict(
         options,
         names=list(names),
@@ -589,6 +627,7 @@ def distill_components(
             member_scores=None if M is None else M[:, :, j],
             component=label,
             seed=seed + j if seeds is None else int(seeds[j]),
+            dimensions=None if dims is None else dims.for_component(j, len(labels)),
         )
         for j, label in enumerate(labels)
     ]

@@ -221,7 +221,7 @@ def reduce_modulo_others(
     replaced (no two components reduced modulo each other). ``options``: those of
     :func:`~ensemble_lens.distill.distill_component` (the backend's are not used).
     """
-    search_only = ("executor", "backend", "backend_options", "seed")
+    search_only = ("executor", "backend", "backend_options", "seed", "dimensions")
     judge = {k: v for k, v in options.items() if k not in search_only}
     exprs = [
         r.expr if r.expr is not None and r.r2_test >= MIN_GENERATOR_R2 else None for r in results

@@ -34,6 +34,7 @@ import sympy
 from ..errors import ShapeError
 from .basis import searched_basis
 from .bootstrap import member_bootstrap
+from .dimensions import Dimensions
 from .distill import distill_components
 from .extrapolation import EXTRAPOLATION, Extrapolation, reference
 from .judge import STRICT_RTOL, exact_recovery
@@ -82,6 +83,11 @@ class DistillSettings:
         ``bootstrap`` more searches per component); 0: none.
     bootstrap_min_agreement : float
         A formula whose form comes back in a smaller share of the resamples is flagged.
+    dimensions : Dimensions or None
+        The units of the inputs and of the target: a layer searched in its target's units
+        (basis ``"units"``) is searched on the inputs' dimensionless groups
+        (:mod:`~ensemble_lens.distill.dimensions`); any other basis has no units, and is
+        searched on the inputs (with a warning).
     """
 
     backend: str = "operon"
@@ -95,6 +101,7 @@ class DistillSettings:
     min_knee: float = 0.5
     bootstrap: int = 0
     bootstrap_min_agreement: float = 0.8
+    dimensions: Dimensions | None = None
 
 
 @dataclass
@@ -246,7 +253,7 @@ def _bootstrap(
 ) -> None:
     """Add the member bootstrap's verdict (:mod:`~ensemble_lens.distill.bootstrap`) to the
     records, flagging ``"bootstrap"`` those below the agreement asked for."""
-    options = _search_options(problem, [])
+    options = _search_options(problem, [], view["basis"])
     options["truths"] = None  # the forms are compared, not judged
 
     def search(Xf, Yf, Xt, Yt, labels, seeds):
@@ -443,7 +450,7 @@ def _search(
         Xe, Ye = _extrapolation_split(problem, Y)
     cfg = problem.settings
     monotone = problem.latent_kind == "monotone"
-    options = _search_options(problem, member_ids)
+    options = _search_options(problem, member_ids, basis)
     results: dict[Any, list[Any]] = {}
     for seed in cfg.seeds:
         out = distill_components(
@@ -477,10 +484,20 @@ def _search(
     return [(rs, basis) for rs in results.values()], view
 
 
-def _search_options(problem: _Problem, member_ids: list[str]) -> dict[str, Any]:
-    """The keyword arguments of :func:`distill_components` that the study's settings set."""
+def _search_options(problem: _Problem, member_ids: list[str], basis: str) -> dict[str, Any]:
+    """The keyword arguments of :func:`distill_components` that the study's settings set;
+    the dimensions only for a layer searched in its target's units (basis ``"units"``)."""
     cfg = problem.settings
+    dims = cfg.dimensions
+    if dims is not None and basis != "units":
+        log.warning(
+            "layer %s: searched in the %s basis, which has no units; distill.dimensions not "
+            "applied (only an output layer every member writes in its target's units has them)",
+            problem.layer, basis,
+        )  # fmt: skip
+        dims = None
     return {
+        "dimensions": dims,
         "executor": problem.executor,
         "backend": cfg.backend,
         "backend_options": backend_options(cfg.backend, cfg.options, problem.primitives),

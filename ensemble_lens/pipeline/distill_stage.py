@@ -80,11 +80,13 @@ def stage_distill(ctx: StageContext) -> dict[str, Any]:
 
 
 def _distill_key(dcfg: Any) -> dict[str, Any]:
-    """The distill settings in the formulas' tag; the bootstrap's only when it is on, so
-    formulas distilled before it existed stay up to date."""
+    """The distill settings in the formulas' tag; the bootstrap's and the dimensions only when
+    they are on, so formulas distilled before they existed stay up to date."""
     dump = dcfg.model_dump(mode="json")
     if not dump["bootstrap"]:
         del dump["bootstrap"], dump["bootstrap_min_agreement"]
+    if dump["dimensions"] is None:
+        del dump["dimensions"]
     return dump
 
 
@@ -226,6 +228,7 @@ def _law(ctx: StageContext) -> dict[str, Any]:
             min_knee=dcfg.min_knee,
             bootstrap=dcfg.bootstrap,
             bootstrap_min_agreement=dcfg.bootstrap_min_agreement,
+            dimensions=dcfg.dimensions.dimensions() if dcfg.dimensions else None,
         ),
         "executor": ctx.executor,
     }

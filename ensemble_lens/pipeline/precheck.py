@@ -149,8 +149,27 @@ def check_probe_and_members(
                     f"consensus needs at least {MIN_SPLIT_ROWS} fit and {MIN_SPLIT_ROWS} test "
                     "rows: give a larger probe (or a test_fraction that leaves both)"
                 )
+        if "distill" in wanted and cfg.distill.dimensions is not None:
+            check_dimensions(cfg, list(store.probe_names))
         if "record" in wanted or "train" in wanted:
             _check_ingested(cfg, store, members, redo, path)
+
+
+def check_dimensions(cfg: StudyConfig, probe_names: Sequence[str]) -> None:
+    """``distill.dimensions`` gives a unit to every formula variable and to nothing else, and
+    each target unit is a product of powers of theirs."""
+    dcfg = cfg.distill
+    assert dcfg.dimensions is not None
+    variables = list(dcfg.variables or probe_names)
+    extra = sorted(set(dcfg.dimensions.variables) - set(variables))
+    if extra:
+        raise ConfigError(
+            f"distill.dimensions: variables {extra} are not formula variables (expected some "
+            f"of {variables})"
+        )
+    dims = dcfg.dimensions.dimensions()
+    for j in range(len(dims.targets)):
+        dims.for_component(j, len(dims.targets)).view(variables, j)
 
 
 @contextlib.contextmanager

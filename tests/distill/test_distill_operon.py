@@ -81,6 +81,7 @@ def test_formula_record_has_the_contract_keys_and_is_json(result):
         "seconds",
         "search_budget",
         "selection_floor",
+        "dimensionless_groups",
     }
     # two of three members agree with the component to ~1e-4: ten times that is the default
     assert record["selection_floor"] == pytest.approx(1e-3, rel=0.3)

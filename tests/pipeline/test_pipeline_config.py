@@ -32,7 +32,7 @@ def test_unreadable_and_invalid_yaml(tmp_path):
 
 def test_ingest_entry_needs_factory():
     with pytest.raises(
-        ConfigError, match=r"ensemble.ingest.0: Value error, kind 'state_dict' needs 'factory'"
+        ConfigError, match=r"ensemble.ingest.0: kind 'state_dict' needs 'factory'"
     ):
         load_config(
             {
@@ -43,7 +43,7 @@ def test_ingest_entry_needs_factory():
 
 
 def test_probe_target_needs_a_probe_file():
-    with pytest.raises(ConfigError, match=r"probe: Value error, target \['y'\]: .*probe.path"):
+    with pytest.raises(ConfigError, match=r"probe: target \['y'\]: .*probe.path"):
         load_config({"task": {"name": "gravity"}, "probe": {"target": ["y"]}})
 
 

@@ -1,0 +1,180 @@
+"""Dimensional analysis: units parsed, dimensionless groups and the target's scale, the
+search run on the groups with its formulas written back in the inputs, and the config form."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy
+
+from ensemble_lens import run_study
+from ensemble_lens.distill import Dimensions, distill_component
+from ensemble_lens.distill._expr import evaluate
+from ensemble_lens.distill.dimensions import unit_exponents
+from ensemble_lens.errors import ConfigError, NonFiniteError
+
+UNITS = ["m", "kg", "s", "A", "K", "N", "J", "C", "V", "T", "Hz", "Pa", "F", "W", "1"]
+
+
+def test_units_are_read_as_exponents_of_base_dimensions() -> None:
+    assert unit_exponents("kg*m/s**2", "x") == unit_exponents("N", "x")
+    assert unit_exponents("F/m", "x") == {"mass": -1, "length": -3, "current": 2, "time": 4}
+    assert unit_exponents("1", "x") == {} == unit_exponents("rad", "x")
+    assert unit_exponents("m**(1/2)", "x") == {"length": sympy.Rational(1, 2)}
+    assert unit_exponents("km", "x") == unit_exponents("2*m", "x")  # scale does not count
+
+
+@pytest.mark.parametrize(
+    ("unit", "message"),
+    [
+        ("Kg", r"variable 'v': unit 'Kg' names 'Kg', which sympy\.physics\.units does not know"),
+        ("m+s", r"variable 'v': unit 'm\+s' is not a product of powers"),
+        ("m**x", r"variable 'v': unit 'm\*\*x' is not a product of powers"),
+        ("m/", r"variable 'v': unit 'm/' does not parse"),
+    ],
+)
+def test_a_bad_unit_is_one_line_naming_the_variable(unit: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Dimensions({"v": unit}, target="1")
+
+
+def _exponents(expr: sympy.Expr, units: dict[str, str]) -> dict[str, sympy.Expr]:
+    out: dict[str, sympy.Expr] = {}
+    for name, power in expr.as_powers_dict().items():
+        for dim, e in unit_exponents(units[str(name)], "x").items():
+            out[dim] = out.get(dim, 0) + e * power
+    return {k: v for k, v in out.items() if v != 0}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_groups_have_no_units_and_the_scale_has_the_targets(seed: int) -> None:
+    """Any inputs' units: the groups are dimensionless, independent, d - rank of them, and
+    the scale carries exactly the target's unit (here a product of the inputs' units, so it
+    always exists)."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 6))
+    names = [f"x{i}" for i in range(d)]
+    units = {n: str(rng.choice(UNITS)) for n in names}
+    powers = rng.integers(-2, 3, size=d)
+    target = "*".join(f"({units[n]})**({p})" for n, p in zip(names, powers, strict=True))
+    view = Dimensions(units, target).view(names)
+    for g in view.groups:
+        assert _exponents(g, units) == {}, (units, g)
+    assert _exponents(view.scale, units) == unit_exponents(target, "x")
+    cols = [sympy.Matrix([[unit_exponents(units[n], "x").get(b, 0) for n in names]])
+            for b in ("mass", "length", "time", "current", "temperature")]  # fmt: skip
+    rank = sympy.Matrix.vstack(*cols).rank()
+    assert len(view.groups) == d - rank
+    # independent: their exponent vectors have full rank
+    if view.groups:
+        E = sympy.Matrix(
+            [[g.as_powers_dict().get(sympy.Symbol(n), 0) for n in names] for g in view.groups]
+        )
+        assert E.rank() == len(view.groups)
+
+
+def test_the_groups_of_a_known_law() -> None:
+    view = Dimensions({"m0": "kg", "v": "m/s", "c": "m/s"}, "kg").view(["m0", "v", "c"])
+    v, c, m0 = sympy.symbols("v c m0")
+    assert view.groups == [v / c] and view.scale == m0
+    d1, n, d2 = sympy.symbols("d1 n d2")
+    view = Dimensions({"d1": "m", "n": "1", "d2": "m"}, "m").view(["d1", "n", "d2"])
+    assert view.groups == [n, d1 / d2] and view.scale == d1
+
+
+def test_a_target_no_product_of_the_inputs_can_have_is_one_line() -> None:
+    """Newton's gravity without G: the force's unit is not made of masses and a distance."""
+    dims = Dimensions({"m1": "kg", "m2": "kg", "r": "m"}, target="N")
+    with pytest.raises(ConfigError, match=r"the target's unit 'N' is not a product of powers"):
+        dims.view(["m1", "m2", "r"])
+    with pytest.raises(ConfigError, match=r"no unit for the input variable\(s\) \['r'\]"):
+        Dimensions({"m1": "kg", "m2": "kg"}, target="kg").view(["m1", "m2", "r"])
+    with pytest.raises(ConfigError, match="2 target units for a layer of 3 components"):
+        Dimensions({"r": "m"}, target=["m", "m"]).for_component(0, 3)
+
+
+def test_a_scale_that_is_zero_somewhere_is_one_line() -> None:
+    view = Dimensions({"a": "m", "b": "m"}, target="m").view(["a", "b"])
+    X = np.array([[1.0, 2.0], [0.0, 1.0]])
+    with pytest.raises(NonFiniteError, match=r"the scale a is zero or not finite on 1 of 2"):
+        view.target(X, np.ones(2))
+
+
+def test_a_law_with_no_group_is_its_scale_times_a_constant() -> None:
+    """A pendulum's period from its length and g: no group is left, and the search is one
+    constant, 2 pi, written back as the law."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.uniform(0.5, 2, 300), rng.uniform(5, 15, 300)]
+    y = 2 * np.pi * np.sqrt(X[:, 0] / X[:, 1])
+    res = distill_component(
+        X[:200], y[:200], ["L", "g"], X_test=X[200:], y_test=y[200:],
+        dimensions=Dimensions({"L": "m", "g": "m/s**2"}, "s"),
+        truths={"T": 2 * sympy.pi * sympy.sqrt(sympy.Symbol("L") / sympy.Symbol("g"))},
+    )  # fmt: skip
+    assert res.exact_recovery and res.to_dict()["dimensionless_groups"] == []
+    assert res.r2_test > 1 - 1e-6  # of the displayed, rounded constant
+
+
+def test_the_search_runs_on_the_groups_and_writes_the_inputs() -> None:
+    """A Doppler-like law in three inputs is a law of one group, v/c, times omega0: the
+    search meets one variable, and the formula (and its front) come back in the inputs."""
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.uniform(1, 5, 600), rng.uniform(1, 2, 600), rng.uniform(3, 10, 600)]
+    names = ["omega0", "v", "c"]
+    y = X[:, 0] / (1 - X[:, 1] / X[:, 2])
+    dims = Dimensions({"omega0": "1/s", "v": "m/s", "c": "m/s"}, "Hz")
+    res = distill_component(
+        X[:400], y[:400], names, X_test=X[400:], y_test=y[400:], dimensions=dims,
+        backend_options={"population_size": 300, "generations": 60},
+        truths={"omega": sympy.sympify("omega0/(1 - v/c)")},
+    )  # fmt: skip
+    assert res.dimensionless_groups == ["v/c"]
+    assert {str(s) for s in res.expr.free_symbols} <= set(names)
+    assert all("pi0" not in f["expression"] for f in res.front)
+    assert res.exact_recovery, res.expr
+    assert np.allclose(evaluate(res.expr, X[400:], names), y[400:], rtol=1e-3)
+
+
+def _study(tmp_path, **distill) -> dict:
+    return {
+        "name": "dims",
+        "task": {"formula": "2*x*y + 3*x**2", "variables": {"x": [1, 2], "y": [1, 2]},
+                 "n": 2000},  # fmt: skip
+        "probe": {"n": 600, "n_extrapolation": 200},
+        "ensemble": {"seeds": [0, 1, 2], "train": {"epochs": 40, "polish": 50}},
+        "consensus": {"n_null": 5},
+        "distill": {"backend": "sparse", "seeds": [0], **distill},
+        "execution": {"scheduler": "serial"},
+        "store": str(tmp_path / "d.zarr"),
+    }
+
+
+def test_a_study_searches_its_output_on_the_groups(tmp_path) -> None:
+    """End to end: a formula task's output layer, in its target's units, is searched on the
+    group of two lengths, and the record names it; the formula is the law in x and y."""
+    dims = {"variables": {"x": "m", "y": "m"}, "target": "m**2"}
+    result = run_study(_study(tmp_path, dimensions=dims))
+    results = json.loads(result.report.with_name("results.json").read_text())
+    (rec,) = [r for r in results["formulas"] if r.get("expression")]
+    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["x/y"]
+    xs = np.random.default_rng(3).uniform(1, 2, size=(200, 2))
+    law = 2 * xs[:, 0] * xs[:, 1] + 3 * xs[:, 0] ** 2
+    got = evaluate(sympy.sympify(rec["expression"]), xs, ["x", "y"])
+    assert np.max(np.abs(got - law)) < 0.01 * law.std(), rec["expression"]
+
+
+@pytest.mark.parametrize(
+    ("dims", "message"),
+    [
+        ({"variables": {"x": "m", "y": "metre_"}, "target": "m"}, r"unit 'metre_' names"),
+        ({"variables": {"x": "m"}, "target": "m"}, r"no unit for the input variable\(s\) \['y'\]"),
+        ({"variables": {"x": "m", "y": "m", "z": "s"}, "target": "m"}, r"\['z'\] are not formula"),
+        ({"variables": {"x": "m", "y": "m"}, "target": "kg"}, r"target's unit 'kg' is not a"),
+    ],
+)
+def test_bad_dimensions_are_one_line_before_anything_is_written(tmp_path, dims, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_study(_study(tmp_path, dimensions=dims))
+    assert not (tmp_path / "d.zarr").exists()
