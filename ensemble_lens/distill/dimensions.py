@@ -14,14 +14,17 @@ are unchanged.
 Units are written as products of powers of unit names that ``sympy.physics.units`` knows
 (``"kg*m/s**2"``, ``"N"``, ``"V/m"``, ``"1"`` for none); only their dimensions count, so
 ``"km"`` and ``"m"`` are alike (the search fits the constants). The groups come from the
-rational null space of the exponent matrix (``sympy.Matrix.nullspace``, in the order the
-inputs are named), each scaled to coprime integer exponents with its first exponent positive;
-the target's scale uses the pivot inputs of that order only (``v/c`` and ``m0`` above, not
+rational null space of the exponent matrix (``sympy.Matrix.nullspace``), made the simplest:
+small integer combinations of that basis with the least total exponent, taken while
+independent (ties: the order the inputs are named), each with coprime integer exponents and
+its first exponent positive. The target's scale is the exact solution with the least total
+exponent among one solution plus small multiples of the groups (``v/c`` and ``m0`` above, not
 ``c/v`` and ``m0*v/c``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -156,17 +159,59 @@ class Dimensions:
                 "missing input, or a dimensional constant the law needs, is not in the search"
             )
         x = symbols_for(names)
-        groups = [_monomial(x, _integer(v)) for v in D.nullspace()]
-        return DimensionlessView(list(names), groups, _monomial(x, list(p)))
+        basis = _simplest([_integer(v) for v in D.nullspace()])
+        scale = min((_shifted(p, basis, z) for z in _combinations(len(basis))), key=_weight)
+        groups = [_monomial(x, v) for v in basis]
+        return DimensionlessView(list(names), groups, _monomial(x, scale))
 
 
-def _integer(v: sympy.Matrix) -> list[sympy.Integer]:
+def _integer(v: sympy.Matrix | Sequence[sympy.Expr]) -> list[sympy.Integer]:
     """Coprime integer exponents along ``v``, the first non-zero positive."""
     lcm = reduce(math.lcm, (int(sympy.fraction(e)[1]) for e in v), 1)
     ints = [int(e * lcm) for e in v]
     g = reduce(math.gcd, (abs(i) for i in ints), 0) or 1
     sign = next((1 if i > 0 else -1 for i in ints if i), 1)
     return [sympy.Integer(sign * i // g) for i in ints]
+
+
+def _weight(v: Sequence[sympy.Expr]) -> tuple[sympy.Expr, int]:
+    """How complex a product of powers is: its total exponent, then how many inputs it uses."""
+    return (sum(abs(e) for e in v), sum(1 for e in v if e != 0))
+
+
+def _combinations(k: int) -> list[tuple[int, ...]]:
+    """Small integer combinations of ``k`` basis vectors (coefficients -2..2, or -1..1 past
+    four vectors, so the count stays in the thousands), the unit ones first."""
+    span = range(-2, 3) if k <= 4 else range(-1, 2)
+    units = [tuple(int(i == j) for i in range(k)) for j in range(k)]
+    rest = [z for z in itertools.product(span, repeat=k) if any(z) and z not in units]
+    return [(0,) * k, *units, *rest]
+
+
+def _shifted(p: sympy.Matrix, basis: list[list[sympy.Integer]], z: tuple[int, ...]) -> list:
+    return [p[i] + sum(c * v[i] for c, v in zip(z, basis, strict=True)) for i in range(len(p))]
+
+
+def _simplest(basis: list[list[sympy.Integer]]) -> list[list[sympy.Integer]]:
+    """A basis of the same null space with the simplest groups: small integer combinations
+    of ``basis``, lightest first (:func:`_weight`; ties keep ``basis``'s own vectors, in the
+    order the inputs are named), taken while they add a dimension. The null space's
+    reduced-echelon basis depends on the inputs' order: for ``n = n_0*exp(-m*g*x/(kb*T))``
+    it gives ``n_0*x**3`` and ``T**3*kb**3*n_0/(g**3*m**3)``, where this gives ``n_0*x**3``
+    and ``T*kb/(g*m*x)``."""
+    if not basis:
+        return []
+    seen: dict[tuple[int, ...], list[sympy.Integer]] = {}
+    for z in _combinations(len(basis))[1:]:
+        v = _integer(_shifted(sympy.zeros(len(basis[0]), 1), basis, z))
+        seen.setdefault(tuple(int(e) for e in v), v)
+    chosen: list[list[sympy.Integer]] = []
+    for v in sorted(seen.values(), key=_weight):  # stable: the unit combinations lead ties
+        if sympy.Matrix([*chosen, v]).rank() > len(chosen):
+            chosen.append(v)
+        if len(chosen) == len(basis):
+            break
+    return chosen
 
 
 def _monomial(x: Sequence[sympy.Symbol], exponents: Sequence[sympy.Expr]) -> sympy.Expr:

@@ -82,6 +82,13 @@ def test_the_groups_of_a_known_law() -> None:
     d1, n, d2 = sympy.symbols("d1 n d2")
     view = Dimensions({"d1": "m", "n": "1", "d2": "m"}, "m").view(["d1", "n", "d2"])
     assert view.groups == [n, d1 / d2] and view.scale == d1
+    # the simplest groups, whatever the order: the reduced-echelon basis in this order has
+    # T**3*kb**3*n_0/(g**3*m**3) in place of the Boltzmann factor's exponent
+    units = {"n_0": "1/m**3", "m": "kg", "x": "m", "T": "K", "g": "m/s**2", "kb": "J/K"}
+    view = Dimensions(units, "1/m**3").view(list(units))
+    s = {k: sympy.Symbol(k) for k in units}
+    assert view.groups == [s["n_0"] * s["x"] ** 3, s["g"] * s["m"] * s["x"] / (s["T"] * s["kb"])]
+    assert view.scale == s["n_0"]
 
 
 def test_a_target_no_product_of_the_inputs_can_have_is_one_line() -> None:

@@ -247,3 +247,50 @@ def test_independent_data_gives_each_member_its_own_rows(tmp_path):
         assert len(trained) == 3 and bench.data_seeds(o) == seeds
         # the members' data seeds are the rows direct search is given
         assert sorted({m.train.get("data_seed") or 0 for m in trained}) == seeds
+
+
+def test_the_units_table_is_dimensionally_consistent():
+    """Every equation of the units table has a unit for each variable and its output, and its
+    law is homogeneous in them: scaling each base dimension by 2 (each variable by 2 to its
+    exponent) scales the law by 2 to the output's exponent. A unit mistyped in the table
+    breaks this for its equation."""
+    from ensemble_lens.distill.dimensions import unit_exponents
+    from ensemble_lens.tasks import FormulaTask
+
+    bench = _bench()
+    table = {e["name"]: e for e in bench.read_equations()}
+    lines = [ln for ln in bench.UNITS.read_text().splitlines() if ln and ln[0] != "#"]
+    listed = sorted({ln.split(",")[0] for ln in lines[1:]})
+    assert len(listed) >= 10
+    for name in listed:
+        eq = bench.with_units(table[name])
+        dims = eq["dimensions"]
+        task = FormulaTask(eq["formula"], eq["variables"], output=eq["output"])
+        X = task.sample_probe(50, 0).astype(np.float64)
+        exps = [unit_exponents(dims["variables"][v], v) for v in task.input_names]
+        out = unit_exponents(dims["target"], eq["output"])
+        for base in {b for e in [*exps, out] for b in e}:
+            scale = np.array([2.0 ** float(e.get(base, 0)) for e in exps])
+            np.testing.assert_allclose(
+                task.law(X * scale), task.law(X) * 2.0 ** float(out.get(base, 0)), rtol=1e-9,
+                err_msg=f"{name}: not homogeneous in {base}",
+            )  # fmt: skip
+
+
+def test_dimensions_reach_every_route_and_a_missing_unit_is_one_line(tmp_path):
+    from ensemble_lens.config import load_config
+
+    bench = _bench()
+    table = {e["name"]: e for e in bench.read_equations()}
+    eq = bench.with_units(table["I.10.7"])
+    assert eq["dimensions"] == {
+        "variables": {"m_0": "kg", "v": "m/s", "c": "m/s"}, "target": "kg"
+    }  # fmt: skip
+    opts = {"members": 2, "n": 500, "epochs": None, "probe": 200, "sr_seeds": [0],
+            "population": 10, "generations": 2, "max_points": 50}  # fmt: skip
+    cfg = load_config(bench.study_config(eq, 0.1, tmp_path / "s.zarr", opts))
+    assert cfg.distill.dimensions.dimensions().view(["m_0", "v", "c"]).groups[0].equals(
+        bench.sympy.sympify("v/c")
+    )
+    with pytest.raises(SystemExit, match=r"gives no unit for \['m', 'v', 'u', 'w', 'K'\] of I.13.4"):
+        bench.with_units(table["I.13.4"])
