@@ -18,6 +18,9 @@ and noise we choose, through the bring-your-own path"). Every setting is a flag;
 depends on the clock (seeded training, search budgeted by work).
 
     python scripts/feynman_byo.py II.10.9 --noise 0.05 --out runs/byo_II.10.9 --run
+
+``--dimensions`` adds ``distill.dimensions`` from ``scripts/data/feynman_units.csv``: the
+output is then searched on the variables' dimensionless groups.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_feynman import read_equations  # the table and its ranges
+from bench_feynman import read_equations, with_units  # the table, its ranges and units
 
 NETS = '''"""The networks of this folder: plain torch, no ensemble_lens."""
 import torch
@@ -96,7 +99,10 @@ def target_column(names: list[str], output: str) -> str:
     return output if output not in names else f"{output}_measured"
 
 
-def study_yaml(names: list[str], output: str, formula: str, args: argparse.Namespace) -> dict:
+def study_yaml(
+    names: list[str], output: str, formula: str, args: argparse.Namespace, dimensions=None
+) -> dict:
+    """The study on the files; ``dimensions`` (``distill.dimensions``) when given."""
     from ensemble_lens.distill.backends import DEFAULT_FUNCTIONS
 
     return {
@@ -128,6 +134,7 @@ def study_yaml(names: list[str], output: str, formula: str, args: argparse.Names
                 "generations": args.generations,
                 "max_points": args.max_points,
             },
+            **({"dimensions": dimensions} if dimensions else {}),
         },
         "execution": {"scheduler": "serial"},
         "store": "study.zarr",
@@ -149,6 +156,11 @@ def main() -> None:
     ap.add_argument("--max-points", type=int, default=500)
     ap.add_argument("--out", default=None, help="the folder (default runs/byo_<equation>)")
     ap.add_argument("--run", action="store_true", help="then run the study and print formulas")
+    ap.add_argument(
+        "--dimensions",
+        action="store_true",
+        help="search the output on dimensionless groups (units from bench_feynman's table)",
+    )
     args = ap.parse_args()
     import yaml
 
@@ -182,7 +194,8 @@ def main() -> None:
         out = csv.writer(fh)
         out.writerow([*names, target_column(names, eq["output"])])
         out.writerows(np.column_stack([Xp, yp]).tolist())
-    cfg = study_yaml(names, eq["output"], eq["formula"], args)
+    dims = with_units(eq)["dimensions"] if args.dimensions else None
+    cfg = study_yaml(names, eq["output"], eq["formula"], args, dims)
     (folder / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     print(f"{args.equation} {eq['formula']}: {args.members} networks, train MSE / var "
           f"{', '.join(f'{m / scale**2:.2g}' for m in mse)} -> {folder}")  # fmt: skip

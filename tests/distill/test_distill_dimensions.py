@@ -185,3 +185,38 @@ def test_bad_dimensions_are_one_line_before_anything_is_written(tmp_path, dims, 
     with pytest.raises(ConfigError, match=message):
         run_study(_study(tmp_path, dimensions=dims))
     assert not (tmp_path / "d.zarr").exists()
+
+
+def test_only_a_layer_in_its_targets_units_is_searched_on_groups(caplog) -> None:
+    """A consensus searched in the target's units (``units`` given: basis "units") goes
+    through the groups; the same consensus without them (a hidden layer's frame) has no units,
+    so it is searched on the variables, with a warning."""
+    import xarray as xr
+
+    from ensemble_lens.distill import DistillSettings, distill_consensus
+
+    rng = np.random.default_rng(0)
+    n = 400
+    X = rng.uniform(1, 2, (n, 2))
+    split = np.array(["fit"] * 300 + ["test"] * 100)
+    y = X[:, 0] ** 2 + 2 * X[:, 0] * X[:, 1]
+    M = np.stack([y + 1e-4 * rng.normal(size=n) for _ in range(3)])[:, :, None]
+    ds = xr.Dataset(
+        {
+            "components": (("sample", "component"), (M.mean(0) - y.mean()) / y.std()),
+            "member_scores": (("model", "sample", "component"), (M - y.mean()) / y.std()),
+            "variance": (("component",), [1.0]),
+            "is_consensus": (("component",), [True]),
+        },
+        coords={"model": ["a", "b", "c"], "component": [0]},
+    )
+    settings = DistillSettings(
+        backend="sparse", dimensions=Dimensions({"x": "m", "y": "m"}, target="m**2")
+    )
+    (rec,) = distill_consensus(
+        ds, X, ["x", "y"], split, layer="output", settings=settings, units=M.mean(0)
+    ).records
+    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["x/y"]
+    (rec,) = distill_consensus(ds, X, ["x", "y"], split, layer="h", settings=settings).records
+    assert rec["basis"] != "units" and rec["dimensionless_groups"] is None
+    assert "distill.dimensions not applied" in caplog.text
