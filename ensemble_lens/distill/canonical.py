@@ -342,7 +342,9 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
     data (so each member's refit of it means something). Only a fitted constant is moved,
     never one that rounds to a short exact number (``1/(x - 2.0)`` stays); sums without a constant
     term, fractional powers of sums whose constant is negative, and a form that would grow
-    are left as they are.
+    are left as they are. A sum with no constant term inside an odd power is negated when that
+    turns most of its signs, or half of them and the product's, positive
+    (``-c*w/(-c + v)`` is ``c*w/(c - v)``).
 
     >>> s, x = sympy.symbols("s x")
     >>> monic_denominators(0.5 * s / (2.1 * x + 4.2))
@@ -351,6 +353,7 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
 
     def fix(node: sympy.Expr) -> sympy.Expr:
         scale, factors = sympy.Integer(1), []
+        negative = node.as_coeff_Mul()[0] < 0
         for f in sympy.Mul.make_args(node):
             base, e = f.as_base_exp()
             if isinstance(base, sympy.Add) and e.is_Rational and e < 0:
@@ -358,11 +361,22 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
                 if _fitted(c) and (e.is_Integer or c > 0):
                     f = sympy.Add(1, *(t / c for t in sympy.Add.make_args(rest))) ** e
                     scale *= c**e
+                elif c == 0 and e.is_Integer and e % 2 and _mostly_negative(base, negative):
+                    f, scale = (-base) ** e, -scale  # -c*w/(v - c) reads c*w/(c - v)
+                    negative = not negative
             factors.append(f)
         return scale * sympy.Mul(*factors) if scale != 1 else node
 
     fixed = expr.replace(lambda n: isinstance(n, sympy.Mul | sympy.Pow), fix)
     return fixed if complexity(fixed) <= complexity(expr) else expr
+
+
+def _mostly_negative(total: sympy.Add, negative: bool) -> bool:
+    """Whether a sum with no constant term reads better negated inside an odd power: more
+    than half its terms negative, or half and the product it divides negative."""
+    terms = sympy.Add.make_args(total)
+    minus = sum(1 for t in terms if t.could_extract_minus_sign())
+    return 2 * minus > len(terms) or (2 * minus == len(terms) and negative)
 
 
 def _fitted(c: sympy.Expr) -> bool:

@@ -101,3 +101,8 @@ def test_denominators_are_written_monic():
     # a constant that rounds to a short exact number stays, and so does a form that would grow
     assert rounded_form(1 / (x - 2.0)) == 1 / (x - 2)
     assert str(rounded_form(2.0 * x / (3.0 - x) + 1.5)) == "2*x/(3 - x) + 3/2"
+    # a sum with no constant term is turned so that the signs read positive where they can
+    c, v, w = sympy.symbols("c v omega_0")
+    assert str(rounded_form(-c * w / (-c + v))) == "c*omega_0/(c - v)"
+    assert str(rounded_form(-1.5 * w / (v + c) ** 3)) == "-3*omega_0/(2*(c + v)**3)"
+    assert str(rounded_form(w / (v - c))) == "omega_0/(-c + v)"  # half, the product positive
