@@ -145,7 +145,7 @@ class Dimensions:
         bases = sorted(set().union(target, *cols))
         D = sympy.Matrix(len(bases), len(names), lambda i, j: cols[j].get(bases[i], 0))
         t = sympy.Matrix([target.get(b, 0) for b in bases])
-        rref, pivots = D.rref()
+        _, pivots = D.rref()
         p = sympy.zeros(len(names), 1)
         if pivots:
             sol = D[:, list(pivots)].solve_least_squares(t)
@@ -269,9 +269,10 @@ class DimensionlessView:
             v = np.broadcast_to(np.asarray(evaluate(expr, X, self.names), np.float64), (len(X),))
         bad = ~np.isfinite(v) if zero_ok else ~np.isfinite(v) | (v == 0)
         if bad.any():
+            state = "not finite" if zero_ok else "zero or not finite"
             raise NonFiniteError(
-                f"dimensions: the {what} is {'' if zero_ok else 'zero or '}not finite on {int(bad.sum())} of {len(X)} "
-                "rows (a zero in a denominator, or a fractional power of a negative input); "
+                f"dimensions: the {what} is {state} on {int(bad.sum())} of {len(X)} rows"
+                " (a zero in a denominator, or a fractional power of a negative input); "
                 "search these inputs without dimensions"
             )
         return v

@@ -147,8 +147,11 @@ def test_the_search_runs_on_the_groups_and_writes_the_inputs() -> None:
 def _study(tmp_path, **distill) -> dict:
     return {
         "name": "dims",
-        "task": {"formula": "2*x*y + 3*x**2", "variables": {"x": [1, 2], "y": [1, 2]},
-                 "n": 2000},  # fmt: skip
+        "task": {
+            "formula": "2*x*y + 3*x**2",
+            "variables": {"x": [1, 2], "y": [1, 2]},
+            "n": 2000,
+        },
         "probe": {"n": 600, "n_extrapolation": 200},
         "ensemble": {"seeds": [0, 1, 2], "train": {"epochs": 40, "polish": 50}},
         "consensus": {"n_null": 5},

@@ -31,9 +31,7 @@ def test_unreadable_and_invalid_yaml(tmp_path):
 
 
 def test_ingest_entry_needs_factory():
-    with pytest.raises(
-        ConfigError, match=r"ensemble.ingest.0: kind 'state_dict' needs 'factory'"
-    ):
+    with pytest.raises(ConfigError, match=r"ensemble.ingest.0: kind 'state_dict' needs 'factory'"):
         load_config(
             {
                 "task": {"name": "gravity"},
