@@ -342,9 +342,10 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
     data (so each member's refit of it means something). Only a fitted constant is moved,
     never one that rounds to a short exact number (``1/(x - 2.0)`` stays); sums without a constant
     term, fractional powers of sums whose constant is negative, and a form that would grow
-    are left as they are. A sum with no constant term inside an odd power is negated when that
-    turns most of its signs, or half of them and the product's, positive
-    (``-c*w/(-c + v)`` is ``c*w/(c - v)``).
+    are left as they are. A sum with no constant term inside an integer power is divided by its
+    largest fitted coefficient instead, and inside an odd power negated when that turns most of
+    its signs, or half of them and the product's, positive (``-0.038*c*w/(-0.038*c + 0.038*v)``
+    is ``c*w/(c - v)``).
 
     >>> s, x = sympy.symbols("s x")
     >>> monic_denominators(0.5 * s / (2.1 * x + 4.2))
@@ -361,14 +362,35 @@ def monic_denominators(expr: sympy.Expr) -> sympy.Expr:
                 if _fitted(c) and (e.is_Integer or c > 0):
                     f = sympy.Add(1, *(t / c for t in sympy.Add.make_args(rest))) ** e
                     scale *= c**e
-                elif c == 0 and e.is_Integer and e % 2 and _mostly_negative(base, negative):
-                    f, scale = (-base) ** e, -scale  # -c*w/(v - c) reads c*w/(c - v)
-                    negative = not negative
+                elif c == 0 and e.is_Integer:
+                    lead = _lead_coefficient(base)
+                    if lead is not None:  # no constant term: the largest coefficient is 1
+                        base = sympy.Add(*(_divided(t, lead) for t in sympy.Add.make_args(base)))
+                        scale *= lead**e
+                        negative = negative != bool(lead < 0 and e % 2)
+                    if e % 2 and _mostly_negative(base, negative):
+                        base, scale = -base, -scale  # -c*w/(v - c) reads c*w/(c - v)
+                        negative = not negative
+                    f = base**e
             factors.append(f)
         return scale * sympy.Mul(*factors) if scale != 1 else node
 
     fixed = expr.replace(lambda n: isinstance(n, sympy.Mul | sympy.Pow), fix)
     return fixed if complexity(fixed) <= complexity(expr) else expr
+
+
+def _lead_coefficient(total: sympy.Add) -> sympy.Float | None:
+    """The fitted coefficient of largest magnitude among the terms of a sum with no constant
+    term, when every term has a numeric coefficient and one of them is fitted; else None."""
+    coefs = [t.as_coeff_Mul()[0] for t in sympy.Add.make_args(total)]
+    lead = max(coefs, key=lambda c: abs(float(c)))
+    return lead if _fitted(lead) else None
+
+
+def _divided(term: sympy.Expr, c: sympy.Expr) -> sympy.Expr:
+    """``term / c``, exactly the rest of the term when ``c`` is its coefficient (no ``1.0*``)."""
+    coef, rest = term.as_coeff_Mul()
+    return rest if coef == c else term / c
 
 
 def _mostly_negative(total: sympy.Add, negative: bool) -> bool:

@@ -106,3 +106,7 @@ def test_denominators_are_written_monic():
     assert str(rounded_form(-c * w / (-c + v))) == "c*omega_0/(c - v)"
     assert str(rounded_form(-1.5 * w / (v + c) ** 3)) == "-3*omega_0/(2*(c + v)**3)"
     assert str(rounded_form(w / (v - c))) == "omega_0/(-c + v)"  # half, the product positive
+    # and its free scale is fixed by its largest fitted coefficient
+    lead = sympy.Float(-0.03822)
+    shown = rounded_form(lead * c * w / (lead * c + sympy.Float(0.03821) * v))
+    assert str(shown) == "c*omega_0/(c - 0.9997*v)"
