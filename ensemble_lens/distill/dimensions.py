@@ -18,8 +18,10 @@ rational null space of the exponent matrix (``sympy.Matrix.nullspace``), made th
 small integer combinations of that basis with the least total exponent, taken while
 independent (ties: the order the inputs are named), each with coprime integer exponents and
 its first exponent positive. The target's scale is the exact solution with the least total
-exponent among one solution plus small multiples of the groups (``v/c`` and ``m0`` above, not
-``c/v`` and ``m0*v/c``).
+exponent among one solution plus small multiples of the groups (``m0`` above, not
+``m0*v/c``), and a group that is the ratio of two inputs, one of them in the scale, has that
+one below: the other input measured in the unit the scale sets (``(u + v)/(1 + u*v/c**2)``
+is ``c`` times a law of ``u/c`` and ``v/c``, not of ``c/u`` and ``c/v``).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class Dimensions:
         x = symbols_for(names)
         basis = _simplest([_integer(v) for v in D.nullspace()])
         scale = min((_shifted(p, basis, z) for z in _combinations(len(basis))), key=_weight)
-        groups = [_monomial(x, v) for v in basis]
+        groups = [_monomial(x, _measured_by(v, scale)) for v in basis]
         return DimensionlessView(list(names), groups, _monomial(x, scale))
 
 
@@ -172,6 +174,20 @@ def _integer(v: sympy.Matrix | Sequence[sympy.Expr]) -> list[sympy.Integer]:
     g = reduce(math.gcd, (abs(i) for i in ints), 0) or 1
     sign = next((1 if i > 0 else -1 for i in ints if i), 1)
     return [sympy.Integer(sign * i // g) for i in ints]
+
+
+def _measured_by(v: list[sympy.Integer], scale: Sequence[sympy.Expr]) -> list[sympy.Integer]:
+    """A ratio of two inputs (``a/b``, both exponents 1) of which only ``b`` is in the
+    target's scale, written with ``b`` below: ``a`` measured in the unit the scale sets
+    (``v/c`` and ``u/c`` for a speed of scale ``c``, ``x/r`` for a field of scale
+    ``p_d/(epsilon*r**3)``). Any other group keeps its first exponent positive: in a
+    composite group such as ``h*omega/(kb*T)`` the scale's inputs are often the numerator
+    of the law's own argument."""
+    used = [i for i, e in enumerate(v) if e != 0]
+    if len(used) != 2 or sorted(abs(v[i]) for i in used) != [1, 1] or v[used[0]] == v[used[1]]:
+        return v
+    top, bottom = used if v[used[0]] > 0 else used[::-1]
+    return [-e for e in v] if scale[top] != 0 and scale[bottom] == 0 else v
 
 
 def _weight(v: Sequence[sympy.Expr]) -> tuple[sympy.Expr, int]:

@@ -81,7 +81,15 @@ def test_the_groups_of_a_known_law() -> None:
     assert view.groups == [v / c] and view.scale == m0
     d1, n, d2 = sympy.symbols("d1 n d2")
     view = Dimensions({"d1": "m", "n": "1", "d2": "m"}, "m").view(["d1", "n", "d2"])
-    assert view.groups == [n, d1 / d2] and view.scale == d1
+    assert view.groups == [n, d2 / d1] and view.scale == d1
+    # a ratio of two like inputs, one of them in the scale: the other in its unit
+    c, u = sympy.symbols("c u")
+    view = Dimensions({"c": "m/s", "v": "m/s", "u": "m/s"}, "m/s").view(["c", "v", "u"])
+    assert view.groups == [v / c, u / c] and view.scale == c
+    # not inside a composite group: the law's argument is h*omega/(kb*T), scale h*omega
+    units = {"h": "J*s", "omega": "1/s", "kb": "J/K", "T": "K"}
+    view = Dimensions(units, "J").view(list(units))
+    assert [str(g) for g in view.groups] == ["h*omega/(T*kb)"] and str(view.scale) == "h*omega"
     # the simplest groups, whatever the order: the reduced-echelon basis in this order has
     # T**3*kb**3*n_0/(g**3*m**3) in place of the Boltzmann factor's exponent
     units = {"n_0": "1/m**3", "m": "kg", "x": "m", "T": "K", "g": "m/s**2", "kb": "J/K"}
@@ -163,12 +171,13 @@ def _study(tmp_path, **distill) -> dict:
 
 def test_a_study_searches_its_output_on_the_groups(tmp_path) -> None:
     """End to end: a formula task's output layer, in its target's units, is searched on the
-    group of two lengths, and the record names it; the formula is the law in x and y."""
+    group of two lengths (``y`` in the unit of ``x``, the scale ``x**2``), and the record
+    names it; the formula is the law in x and y."""
     dims = {"variables": {"x": "m", "y": "m"}, "target": "m**2"}
     result = run_study(_study(tmp_path, dimensions=dims))
     results = json.loads(result.report.with_name("results.json").read_text())
     (rec,) = [r for r in results["formulas"] if r.get("expression")]
-    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["x/y"]
+    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["y/x"]
     xs = np.random.default_rng(3).uniform(1, 2, size=(200, 2))
     law = 2 * xs[:, 0] * xs[:, 1] + 3 * xs[:, 0] ** 2
     got = evaluate(sympy.sympify(rec["expression"]), xs, ["x", "y"])
@@ -219,7 +228,7 @@ def test_only_a_layer_in_its_targets_units_is_searched_on_groups(caplog) -> None
     (rec,) = distill_consensus(
         ds, X, ["x", "y"], split, layer="output", settings=settings, units=M.mean(0)
     ).records
-    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["x/y"]
+    assert rec["basis"] == "units" and rec["dimensionless_groups"] == ["y/x"]
     (rec,) = distill_consensus(ds, X, ["x", "y"], split, layer="h", settings=settings).records
     assert rec["basis"] != "units" and rec["dimensionless_groups"] is None
     assert "distill.dimensions not applied" in caplog.text
