@@ -146,7 +146,7 @@ class Dimensions:
         target = unit_exponents(self.targets[0], "dimensions: target")
         bases = sorted(set().union(target, *cols))
         D = sympy.Matrix(len(bases), len(names), lambda i, j: cols[j].get(bases[i], 0))
-        t = sympy.Matrix([target.get(b, 0) for b in bases])
+        t = sympy.Matrix(len(bases), 1, [target.get(b, 0) for b in bases])  # (0, 1) when none
         _, pivots = D.rref()
         p = sympy.zeros(len(names), 1)
         if pivots:

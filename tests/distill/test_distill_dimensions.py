@@ -232,3 +232,20 @@ def test_only_a_layer_in_its_targets_units_is_searched_on_groups(caplog) -> None
     (rec,) = distill_consensus(ds, X, ["x", "y"], split, layer="h", settings=settings).records
     assert rec["basis"] != "units" and rec["dimensionless_groups"] is None
     assert "distill.dimensions not applied" in caplog.text
+
+
+def test_dimensionless_variables_search_as_without_units() -> None:
+    """Every variable and the target without a unit (AI Feynman's I.6.2: two angles): the
+    groups are the variables themselves and the scale is 1, so the search, its front and its
+    formula are those of the search without units."""
+    rng = np.random.default_rng(2)
+    X = rng.uniform(1, 3, (400, 2))
+    y = np.exp(-((X[:, 1] / X[:, 0]) ** 2) / 2) / (np.sqrt(2 * np.pi) * X[:, 0])
+    names = ["sigma", "theta"]
+    kw = {"X_test": X[300:], "y_test": y[300:], "seed": 3,
+          "backend_options": {"population_size": 100, "generations": 10}}  # fmt: skip
+    plain = distill_component(X[:300], y[:300], names, **kw)
+    dims = Dimensions({"sigma": "1", "theta": "rad"}, target="1")
+    searched = distill_component(X[:300], y[:300], names, dimensions=dims, **kw)
+    assert searched.dimensionless_groups == ["sigma", "theta"]
+    assert searched.front == plain.front and searched.expr == plain.expr
