@@ -287,8 +287,8 @@ class DimensionsConfig(_Strict):
 
         try:
             Dimensions(self.variables, self.target)
-        except ConfigError as err:
-            raise ValueError(str(err)) from None
+        except ConfigError as err:  # the key path already says distill.dimensions
+            raise ValueError(str(err).removeprefix("dimensions: ")) from None
         return self
 
     def dimensions(self) -> Any:

@@ -168,8 +168,11 @@ def check_dimensions(cfg: StudyConfig, probe_names: Sequence[str]) -> None:
             f"of {variables})"
         )
     dims = dcfg.dimensions.dimensions()
-    for j in range(len(dims.targets)):
-        dims.for_component(j, len(dims.targets)).view(variables, j)
+    try:
+        for j in range(len(dims.targets)):
+            dims.for_component(j, len(dims.targets)).view(variables, j)
+    except ConfigError as err:
+        raise ConfigError(f"distill.{err}") from None
 
 
 @contextlib.contextmanager
