@@ -37,7 +37,7 @@ import numpy as np
 import sympy
 
 from ..errors import ConfigError, NonFiniteError
-from ._expr import symbols_for
+from ._expr import evaluate, symbols_for
 
 __all__ = ["DimensionlessView", "Dimensions", "unit_exponents"]
 
@@ -147,19 +147,16 @@ class Dimensions:
         bases = sorted(set().union(target, *cols))
         D = sympy.Matrix(len(bases), len(names), lambda i, j: cols[j].get(bases[i], 0))
         t = sympy.Matrix(len(bases), 1, [target.get(b, 0) for b in bases])  # (0, 1) when none
-        _, pivots = D.rref()
-        p = sympy.zeros(len(names), 1)
-        if pivots:
-            sol = D[:, list(pivots)].solve_least_squares(t)
-            for k, j in enumerate(pivots):
-                p[j] = sympy.nsimplify(sol[k])
-        if D * p != t:
+        try:  # one exact solution: the free inputs' powers 0, the pivots' solving the rest
+            sol, free = D.gauss_jordan_solve(t)
+        except ValueError:
             raise ConfigError(
                 f"dimensions: component {component!r}: the target's unit "
                 f"{self.targets[0]!r} is not a product of powers of the inputs' units "
                 f"({dict(zip(names, (self.variables[n] for n in names), strict=True))}); a "
                 "missing input, or a dimensional constant the law needs, is not in the search"
-            )
+            ) from None
+        p = sol.subs({f: 0 for f in free})
         x = symbols_for(names)
         basis = _simplest([_integer(v) for v in D.nullspace()])
         scale = min((_shifted(p, basis, z) for z in _combinations(len(basis))), key=_weight)
@@ -279,8 +276,6 @@ class DimensionlessView:
     def _values(
         self, expr: sympy.Expr, X: np.ndarray, what: str, zero_ok: bool = False
     ) -> np.ndarray:
-        from ._expr import evaluate
-
         with np.errstate(all="ignore"):
             v = np.broadcast_to(np.asarray(evaluate(expr, X, self.names), np.float64), (len(X),))
         bad = ~np.isfinite(v) if zero_ok else ~np.isfinite(v) | (v == 0)

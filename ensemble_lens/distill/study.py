@@ -449,6 +449,12 @@ def _search(
     if Xe is None:
         Xe, Ye = _extrapolation_split(problem, Y)
     cfg = problem.settings
+    if cfg.dimensions is not None and basis != "units":
+        log.warning(
+            "layer %s: searched in the %s basis, which has no units; distill.dimensions not "
+            "applied (only an output layer every member writes in its target's units has them)",
+            problem.layer, basis,
+        )  # fmt: skip
     monotone = problem.latent_kind == "monotone"
     options = _search_options(problem, member_ids, basis)
     results: dict[Any, list[Any]] = {}
@@ -488,16 +494,8 @@ def _search_options(problem: _Problem, member_ids: list[str], basis: str) -> dic
     """The keyword arguments of :func:`distill_components` that the study's settings set;
     the dimensions only for a layer searched in its target's units (basis ``"units"``)."""
     cfg = problem.settings
-    dims = cfg.dimensions
-    if dims is not None and basis != "units":
-        log.warning(
-            "layer %s: searched in the %s basis, which has no units; distill.dimensions not "
-            "applied (only an output layer every member writes in its target's units has them)",
-            problem.layer, basis,
-        )  # fmt: skip
-        dims = None
     return {
-        "dimensions": dims,
+        "dimensions": cfg.dimensions if basis == "units" else None,
         "executor": problem.executor,
         "backend": cfg.backend,
         "backend_options": backend_options(cfg.backend, cfg.options, problem.primitives),
