@@ -11,7 +11,9 @@ The order matters and is fixed (see :func:`canonicalize`):
 2. :func:`prune_terms` -- drop additive terms (at any level of the tree) whose removal changes
    the predictions, after the best affine compensation, by less than ``rel_tol`` of the
    target's standard deviation.
-3. :func:`refit_affine` -- least squares ``y ~ a * f(x) + b``.
+3. :func:`refit_affine` -- least squares ``y ~ a * f(x) + b``, then every constant refitted
+   together (:func:`~ensemble_lens.distill.constants.polish_constants`); a term that refit
+   leaves negligible is pruned (step 2) and the formula refitted once more.
 4. The unrounded result is what exact-recovery checks see ("simplify before rounding").
 5. :func:`round_constants` -- constants near a small-denominator rational become that
    rational; the others are rounded to ``digits`` significant digits.
@@ -430,8 +432,8 @@ def canonicalize(
     digits: int = 4,
 ) -> CanonicalForm:
     """Tidy, prune, refit (scale and offset, then every constant:
-    :func:`~ensemble_lens.distill.constants.polish_constants`) and round one candidate
-    formula on data ``(X, y)``.
+    :func:`~ensemble_lens.distill.constants.polish_constants`), prune and refit again where
+    the refit left a term negligible, and round one candidate formula on data ``(X, y)``.
 
     Parameters
     ----------
@@ -456,9 +458,18 @@ def canonicalize(
     """
     from .constants import polish_constants  # constants builds on this module
 
+    def refit(e: sympy.Expr) -> sympy.Expr:
+        e = tidy(refit_affine(tidy(e), X, y, names, zero_tol=prune_tol))
+        return polish_constants(e, X, y, names)
+
     tidied = tidy(fold_phases(expr))
     pruned, n_pruned = prune_terms(tidied, X, y, names, rel_tol=prune_tol)
-    exact = tidy(refit_affine(tidy(pruned), X, y, names, zero_tol=prune_tol))
-    exact = polish_constants(exact, X, y, names)
+    exact = refit(pruned)
+    # refitting every constant together can move a term the first pass kept (its constant was
+    # making up for another constant's error) to almost nothing:
+    # Y*(1.931e-5*sigma + 1.298)/(2.596*sigma + 2.595) for Y/(2*(sigma + 1)). Prune again.
+    again, n_again = prune_terms(exact, X, y, names, rel_tol=prune_tol)
+    if n_again:
+        exact, n_pruned = refit(again), n_pruned + n_again
     display = rounded_form(exact, digits=digits)
     return CanonicalForm(exact=exact, display=display, n_pruned=n_pruned)

@@ -84,6 +84,20 @@ def test_canonicalize_prunes_then_rounds_and_keeps_exact_form_unrounded():
     assert abs(float((canon.exact / TRUTH).subs({M: 1, DX: 1, R: 1})) - 2.5) < 1e-9
 
 
+def test_a_term_the_refit_leaves_negligible_is_pruned():
+    """The first pass keeps ``1.0*sigma`` (with the other constants where they stand it
+    matters); refitting every constant drives it to almost nothing (it read
+    ``36.91 - 2.621e-15*sigma``); the second pass removes it."""
+    Y, s = sympy.symbols("Y sigma")
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 5, (500, 2))
+    y = X[:, 0] / (2 * (1 + X[:, 1]))
+    raw = Y * (1.0 * s + 36.0) / (80.0 * s + 72.0)
+    assert prune_terms(raw, X, y, ["Y", "sigma"])[1] == 0
+    canon = canonicalize(raw, X, y, ["Y", "sigma"])
+    assert str(canon.display) == "Y/(2*(sigma + 1))" and canon.n_pruned >= 1
+
+
 def test_rounded_form_leaves_no_float_one_after_cancelling():
     c = 2.34712
     assert rounded_form(c * DX * M / (c * M + c * R)) == DX * M / (M + R)
