@@ -12,9 +12,10 @@ and the formulas come back written in the original inputs, so selection and ever
 are unchanged.
 
 Units are written as products of powers of unit names that ``sympy.physics.units`` knows
-(``"kg*m/s**2"``, ``"N"``, ``"V/m"``, ``"1"`` for none); only their dimensions count, so
-``"km"`` and ``"m"`` are alike (the search fits the constants). The groups come from the
-rational null space of the exponent matrix (``sympy.Matrix.nullspace``), made the simplest:
+(``"kg*m/s**2"`` or ``"kg*m/s^2"``, ``"N"``, ``"V/m"``, ``"1"`` for none); only their
+dimensions count, so ``"km"`` and ``"m"`` are alike (the search fits the constants). The
+groups come from the rational null space of the exponent matrix (``sympy.Matrix.nullspace``),
+made the simplest:
 small integer combinations of that basis with the least total exponent, taken while
 independent (ties: the order the inputs are named), each with coprime integer exponents and
 its first exponent positive. The target's scale is the exact solution with the least total
@@ -58,8 +59,10 @@ def unit_exponents(unit: str, where: str) -> dict[str, sympy.Rational]:
     if text in ("", "1"):
         return {}
     names = set(re.findall(r"[A-Za-z_]\w*", text))
-    try:
-        expr = sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
+    try:  # "m^2" is how units are often written: ^ is a power here, never xor
+        expr = sympy.parse_expr(
+            text.replace("^", "**"), local_dict={n: sympy.Symbol(n) for n in names}
+        )
     except (SyntaxError, TypeError, ValueError, sympy.SympifyError) as exc:
         raise ConfigError(f"{where}: unit {text!r} does not parse ({UNIT_RULE})") from exc
     powers = sympy.Mul.make_args(expr)

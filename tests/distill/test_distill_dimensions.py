@@ -20,6 +20,7 @@ UNITS = ["m", "kg", "s", "A", "K", "N", "J", "C", "V", "T", "Hz", "Pa", "F", "W"
 
 def test_units_are_read_as_exponents_of_base_dimensions() -> None:
     assert unit_exponents("kg*m/s**2", "x") == unit_exponents("N", "x")
+    assert unit_exponents("kg*m/s^2", "x") == unit_exponents("N", "x")  # ^ is a power
     assert unit_exponents("F/m", "x") == {"mass": -1, "length": -3, "current": 2, "time": 4}
     assert unit_exponents("1", "x") == {} == unit_exponents("rad", "x")
     assert unit_exponents("m**(1/2)", "x") == {"length": sympy.Rational(1, 2)}
