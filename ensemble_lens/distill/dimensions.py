@@ -17,11 +17,12 @@ dimensions count, so ``"km"`` and ``"m"`` are alike (the search fits the constan
 groups come from the rational null space of the exponent matrix (``sympy.Matrix.nullspace``),
 made the simplest: small integer combinations of that basis with the least total exponent,
 taken while independent (ties: the order the inputs are named), each with coprime integer
-exponents and its first exponent positive. The target's scale is the exact solution with the least total
-exponent among one solution plus small multiples of the groups (``m0`` above, not
-``m0*v/c``), and a group that is the ratio of two inputs, one of them in the scale, has that
-one below: the other input measured in the unit the scale sets (``(u + v)/(1 + u*v/c**2)``
-is ``c`` times a law of ``u/c`` and ``v/c``, not of ``c/u`` and ``c/v``).
+exponents and its first exponent positive. The target's scale is the exact solution with
+the least total exponent among one solution plus small multiples of the groups (``m0``
+above, not ``m0*v/c``), and a group that is the ratio of two inputs, one of them in the
+scale, has that one below: the other input measured in the unit the scale sets
+(``(u + v)/(1 + u*v/c**2)`` is ``c`` times a law of ``u/c`` and ``v/c``, not of ``c/u`` and
+``c/v``).
 """
 
 from __future__ import annotations
