@@ -110,7 +110,7 @@ def parse_formula(text: str, variables: Any) -> sympy.Expr:
     ------
     TaskError
         Not a formula, a name that is neither declared nor ``pi``, an unknown function or any
-        other syntax (attributes, subscripts, comparisons, ``^``).
+        other syntax (attributes, subscripts, comparisons). ``^`` is a power, like ``**``.
 
     Examples
     --------
@@ -120,8 +120,8 @@ def parse_formula(text: str, variables: Any) -> sympy.Expr:
     declared = {str(v): sympy.Symbol(str(v)) for v in variables}
     if not isinstance(text, str) or not text.strip():
         raise TaskError(f"formula: expected a non-empty string, got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
+    try:  # x^2 is how a law is often written: ^ is a power here, as in units, never xor
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as err:
         raise TaskError(f"formula {text!r}: not a formula ({err.msg})") from err
     return cast(sympy.Expr, _to_sympy(tree.body, declared, text))
@@ -152,8 +152,6 @@ def _to_sympy(node: ast.AST, declared: dict[str, sympy.Symbol], text: str) -> An
         if len(node.args) != 1 or node.keywords:
             raise TaskError(f"formula {text!r}: {name}() takes exactly one argument")
         return FUNCTIONS[name](_to_sympy(node.args[0], declared, text))
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
-        raise TaskError(f"formula {text!r}: '^' is not a power here; write '**'")
     raise TaskError(
         f"formula {text!r}: unsupported syntax {type(node).__name__} (numbers, variables, pi, "
         "+ - * / ** and one-argument functions only)"
