@@ -27,9 +27,9 @@ scale, has that one below: the other input measured in the unit the scale sets
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -58,25 +58,12 @@ def unit_exponents(unit: str, where: str) -> dict[str, sympy.Rational]:
     text = str(unit).strip()
     if text in ("", "1"):
         return {}
-    names = set(re.findall(r"[A-Za-z_]\w*", text))
-    try:  # "m^2" is how units are often written: ^ is a power here, never xor
-        expr = sympy.parse_expr(
-            text.replace("^", "**"), local_dict={n: sympy.Symbol(n) for n in names}
-        )
-    except (SyntaxError, TypeError, ValueError, sympy.SympifyError) as exc:
-        raise ConfigError(f"{where}: unit {text!r} does not parse ({UNIT_RULE})") from exc
-    powers = sympy.Mul.make_args(expr)
     out: dict[str, sympy.Rational] = {}
-    for factor in powers:
-        base, power = factor.as_base_exp()
-        if base.is_number and power.is_number:
-            continue  # a number in front: only dimensions count
-        if not (isinstance(base, sympy.Symbol) and power.is_Rational):
-            raise ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
-        quantity = getattr(u, base.name, None)
+    for name, power in _unit_powers(text, where).items():
+        quantity = getattr(u, name, None)
         if not isinstance(quantity, u.Quantity):
             raise ConfigError(
-                f"{where}: unit {text!r} names {base.name!r}, which sympy.physics.units does not "
+                f"{where}: unit {text!r} names {name!r}, which sympy.physics.units does not "
                 "know as a unit (m, kg, s, A, K, mol, cd, N, J, W, Pa, C, V, T, Hz, ...)"
             )
         deps = dimsys_SI.get_dimensional_dependencies(SI.get_quantity_dimension(quantity))
@@ -84,6 +71,45 @@ def unit_exponents(unit: str, where: str) -> dict[str, sympy.Rational]:
             key = str(dim.name)
             out[key] = out.get(key, sympy.Integer(0)) + sympy.Rational(exp) * power
     return {k: v for k, v in out.items() if v != 0}
+
+
+def _unit_powers(text: str, where: str) -> dict[str, sympy.Rational]:
+    """The unit names in ``text`` with their powers (a number in front is dropped: only
+    dimensions count), read off its syntax tree: nothing in a unit is evaluated, as nothing
+    in a formula is (:func:`~ensemble_lens.tasks.formula.parse_formula`). ``^`` is a power
+    (``m^2``), never xor."""
+    bad = ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: unit {text!r} does not parse ({UNIT_RULE})") from exc
+
+    def number(node: ast.AST) -> sympy.Rational:
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sympy.Rational(repr(node.value))  # 0.5 is 1/2 exactly
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            return -number(node.operand) if isinstance(node.op, ast.USub) else number(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and number(node.right):
+            return number(node.left) / number(node.right)  # s**(1/2)
+        raise bad
+
+    def walk(node: ast.AST) -> dict[str, sympy.Rational]:
+        if isinstance(node, ast.Name):
+            return {node.id: sympy.Integer(1)}
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return {}
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
+            sign = 1 if isinstance(node.op, ast.Mult) else -1
+            out = walk(node.left)
+            for k, v in walk(node.right).items():
+                out[k] = out.get(k, sympy.Integer(0)) + sign * v
+            return out
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            p = number(node.right)
+            return {k: v * p for k, v in walk(node.left).items()}
+        raise bad
+
+    return walk(tree.body)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,18 @@ def test_units_are_read_as_exponents_of_base_dimensions() -> None:
     assert unit_exponents("1", "x") == {} == unit_exponents("rad", "x")
     assert unit_exponents("m**(1/2)", "x") == {"length": sympy.Rational(1, 2)}
     assert unit_exponents("km", "x") == unit_exponents("2*m", "x")  # scale does not count
+    assert unit_exponents("1/s^2", "x") == unit_exponents("s**-2", "x") == {"time": -2}
+    assert unit_exponents("Hz**0.5*s**(1/2)", "x") == {}
+
+
+def test_a_unit_is_read_not_run(tmp_path) -> None:
+    """A unit is parsed from its syntax tree, like a formula: code in a config never runs."""
+    marker = tmp_path / "ran"
+    with pytest.raises(ConfigError, match="is not a product of powers"):
+        unit_exponents(f"__import__('pathlib').Path({str(marker)!r}).touch()", "x")
+    with pytest.raises(ConfigError, match="is not a product of powers"):
+        unit_exponents("m.__class__", "x")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
