@@ -5,9 +5,10 @@ Private module: callers validate their arrays before calling in here.
 
 from __future__ import annotations
 
+import ast
 import keyword
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import sympy
@@ -21,12 +22,86 @@ def symbols_for(names: Sequence[str]) -> tuple[sympy.Symbol, ...]:
     return tuple(sympy.Symbol(str(name)) for name in names)
 
 
+_OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+
+
+def read_syntax(
+    text: str,
+    *,
+    name: Callable[[str], sympy.Expr],
+    function: Callable[[str, int], Callable[..., sympy.Expr]],
+    number: Callable[[int | float, str], sympy.Expr],
+    error: Callable[[str], Exception],
+) -> sympy.Expr:
+    """A formula read off its Python syntax tree, evaluating nothing: numbers, names,
+    ``+ - * / **`` (``^`` is a power too), unary signs and calls of named functions.
+
+    Why by hand: ``sympy.parse_expr`` and ``sympify`` run their text through ``eval``, so a
+    formula in a config or a store could run code. Each caller says what a name, a function
+    (its name and number of arguments; raise to refuse it) and a number literal (its value
+    and its text) are, and how an error reads (``error(message)`` is raised).
+    """
+    src = text.strip().replace("^", "**")
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as err:
+        raise error(f"not a formula ({err.msg})") from err
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return number(node.value, ast.get_source_segment(src, node) or repr(node.value))
+        if isinstance(node, ast.Name):
+            return name(node.id)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = sympy.sympify(walk(node.left)), sympy.sympify(walk(node.right))
+            return _OPERATORS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = sympy.sympify(walk(node.operand))
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            apply = function(node.func.id, len(node.args))
+            return apply(*(walk(a) for a in node.args))
+        raise error(
+            f"unsupported syntax {type(node).__name__} (numbers, names, + - * / ** and "
+            "function calls only)"
+        )
+
+    return cast(sympy.Expr, sympy.sympify(walk(tree.body)))
+
+
+#: the functions a written formula may call: what the engines' trees translate to
+#: (:mod:`~ensemble_lens.distill.backends`) and what a user's law may use
+_WRITTEN_FUNCTIONS = (
+    "sqrt exp log sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh Abs sign "
+    "Min Max floor ceiling cbrt"
+).split()
+
+
 def parse_written(text: str) -> sympy.Expr:
     """A formula as the project writes it, back to sympy, every bare name a Symbol: a
     variable called ``E``, ``I``, ``S``, ``N`` or ``beta`` stays a variable (``sympify``
-    would read Euler's number, the imaginary unit, sympy's singletons or functions)."""
-    names = set(re.findall(r"[A-Za-z_]\w*(?!\w*\s*\()", text))
-    return sympy.parse_expr(text, local_dict={n: sympy.Symbol(n) for n in names})
+    would read Euler's number, the imaginary unit, sympy's singletons or functions). Read
+    off its syntax tree (:func:`read_syntax`): a formula in a store someone else wrote is
+    never run; a float keeps every digit written."""
+
+    def function(fname: str, n: int) -> Callable[..., sympy.Expr]:
+        if fname in _WRITTEN_FUNCTIONS:
+            return getattr(sympy, fname)
+        return sympy.Function(fname)  # undefined, as sympify reads it: never called
+
+    def number(value: int | float, literal: str) -> sympy.Expr:
+        return sympy.Integer(value) if isinstance(value, int) else sympy.Float(literal)
+
+    def error(message: str) -> Exception:
+        return ValueError(f"formula {text!r}: {message}")
+
+    return read_syntax(text, name=sympy.Symbol, function=function, number=number, error=error)
 
 
 #: what a formula's variable may be called, as error messages say it

@@ -44,16 +44,15 @@ Examples
 
 from __future__ import annotations
 
-import ast
 import functools
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
 
-from ensemble_lens.distill._expr import is_formula_name
+from ensemble_lens.distill._expr import is_formula_name, read_syntax
 from ensemble_lens.distill.backends import DEFAULT_FUNCTIONS
 from ensemble_lens.errors import TaskError
 from ensemble_lens.models.spec import ArchSpec, TrainSpec
@@ -85,13 +84,6 @@ FUNCTIONS: dict[str, Any] = {
     "abs": sympy.Abs,
 }
 _CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
-_BINOPS: dict[type, Any] = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: a**b,
-}
 _MAX_DRAWS = 50  # rounds of redrawing rows where the law is not finite
 
 
@@ -120,42 +112,32 @@ def parse_formula(text: str, variables: Any) -> sympy.Expr:
     declared = {str(v): sympy.Symbol(str(v)) for v in variables}
     if not isinstance(text, str) or not text.strip():
         raise TaskError(f"formula: expected a non-empty string, got {text!r}")
-    try:  # x^2 is how a law is often written: ^ is a power here, as in units, never xor
-        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
-    except SyntaxError as err:
-        raise TaskError(f"formula {text!r}: not a formula ({err.msg})") from err
-    return cast(sympy.Expr, _to_sympy(tree.body, declared, text))
 
-
-def _to_sympy(node: ast.AST, declared: dict[str, sympy.Symbol], text: str) -> Any:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return sympy.Rational(repr(node.value)) if isinstance(node.value, float) else node.value
-    if isinstance(node, ast.Name):
-        if node.id in declared:
-            return declared[node.id]
-        if node.id in _CONSTANTS:
-            return _CONSTANTS[node.id]
+    def name(n: str) -> sympy.Expr:
+        if n in declared:
+            return declared[n]
+        if n in _CONSTANTS:
+            return _CONSTANTS[n]
         known = ", ".join(declared) or "none"
-        raise TaskError(f"formula {text!r}: unknown variable {node.id!r} (declared: {known})")
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left, right = _to_sympy(node.left, declared, text), _to_sympy(node.right, declared, text)
-        return _BINOPS[type(node.op)](sympy.sympify(left), sympy.sympify(right))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        value = sympy.sympify(_to_sympy(node.operand, declared, text))
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        name = node.func.id
-        if name not in FUNCTIONS:
+        raise TaskError(f"formula {text!r}: unknown variable {n!r} (declared: {known})")
+
+    def function(fname: str, n_args: int) -> Any:
+        if fname not in FUNCTIONS:
             raise TaskError(
-                f"formula {text!r}: unknown function {name!r} (known: {', '.join(FUNCTIONS)})"
+                f"formula {text!r}: unknown function {fname!r} (known: {', '.join(FUNCTIONS)})"
             )
-        if len(node.args) != 1 or node.keywords:
-            raise TaskError(f"formula {text!r}: {name}() takes exactly one argument")
-        return FUNCTIONS[name](_to_sympy(node.args[0], declared, text))
-    raise TaskError(
-        f"formula {text!r}: unsupported syntax {type(node).__name__} (numbers, variables, pi, "
-        "+ - * / ** and one-argument functions only)"
-    )
+        if n_args != 1:
+            raise TaskError(f"formula {text!r}: {fname}() takes exactly one argument")
+        return FUNCTIONS[fname]
+
+    def number(value: int | float, literal: str) -> sympy.Expr:
+        # a law's numbers are exact: 0.5 is 1/2
+        return sympy.Rational(repr(value)) if isinstance(value, float) else sympy.Integer(value)
+
+    return read_syntax(
+        text, name=name, function=function, number=number,
+        error=lambda message: TaskError(f"formula {text!r}: {message}"),
+    )  # fmt: skip
 
 
 def _check_range(key: str, value: Any) -> tuple[float, float]:
