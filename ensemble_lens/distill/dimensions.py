@@ -27,18 +27,18 @@ scale, has that one below: the other input measured in the unit the scale sets
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
+from typing import Any
 
 import numpy as np
 import sympy
 
 from ..errors import ConfigError, NonFiniteError
-from ._expr import evaluate, symbols_for
+from ._expr import evaluate, read_syntax, symbols_for
 
 __all__ = ["DimensionlessView", "Dimensions", "unit_exponents"]
 
@@ -73,43 +73,33 @@ def unit_exponents(unit: str, where: str) -> dict[str, sympy.Rational]:
     return {k: v for k, v in out.items() if v != 0}
 
 
-def _unit_powers(text: str, where: str) -> dict[str, sympy.Rational]:
+def _unit_powers(text: str, where: str) -> dict[str, sympy.Expr]:
     """The unit names in ``text`` with their powers (a number in front is dropped: only
-    dimensions count), read off its syntax tree: nothing in a unit is evaluated, as nothing
-    in a formula is (:func:`~ensemble_lens.tasks.formula.parse_formula`). ``^`` is a power
-    (``m^2``), never xor."""
-    bad = ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
-    try:
-        tree = ast.parse(text.replace("^", "**"), mode="eval")
-    except SyntaxError as exc:
-        raise ConfigError(f"{where}: unit {text!r} does not parse ({UNIT_RULE})") from exc
+    dimensions count), read off its syntax tree like a formula
+    (:func:`~ensemble_lens.distill._expr.read_syntax`: nothing in a unit is run; ``^`` is a
+    power, ``m^2``)."""
 
-    def number(node: ast.AST) -> sympy.Rational:
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return sympy.Rational(repr(node.value))  # 0.5 is 1/2 exactly
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            return -number(node.operand) if isinstance(node.op, ast.USub) else number(node.operand)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and number(node.right):
-            return number(node.left) / number(node.right)  # s**(1/2)
-        raise bad
+    def refuse(fname: str, n: int) -> Any:
+        raise ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
 
-    def walk(node: ast.AST) -> dict[str, sympy.Rational]:
-        if isinstance(node, ast.Name):
-            return {node.id: sympy.Integer(1)}
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return {}
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
-            sign = 1 if isinstance(node.op, ast.Mult) else -1
-            out = walk(node.left)
-            for k, v in walk(node.right).items():
-                out[k] = out.get(k, sympy.Integer(0)) + sign * v
-            return out
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            p = number(node.right)
-            return {k: v * p for k, v in walk(node.left).items()}
-        raise bad
+    def error(message: str) -> Exception:
+        if message.startswith("not a formula"):
+            return ConfigError(f"{where}: unit {text!r} does not parse ({UNIT_RULE})")
+        return ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
 
-    return walk(tree.body)
+    expr = read_syntax(
+        text, name=sympy.Symbol, function=refuse, error=error,
+        number=lambda value, literal: sympy.Rational(literal),  # 0.5 is 1/2 exactly
+    )  # fmt: skip
+    out: dict[str, sympy.Expr] = {}
+    for factor in sympy.Mul.make_args(expr):
+        base, power = factor.as_base_exp()
+        if base.is_number and power.is_number:
+            continue  # a number in front
+        if not (isinstance(base, sympy.Symbol) and power.is_Rational):
+            raise ConfigError(f"{where}: unit {text!r} is not {UNIT_RULE}")
+        out[base.name] = out.get(base.name, sympy.Integer(0)) + power
+    return out
 
 
 @dataclass(frozen=True)
