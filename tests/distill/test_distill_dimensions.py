@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 import sympy
+import yaml
 
 from ensemble_lens import run_study
+from ensemble_lens.config import load_config
 from ensemble_lens.distill import Dimensions, distill_component
 from ensemble_lens.distill._expr import evaluate
 from ensemble_lens.distill.dimensions import unit_exponents
@@ -210,6 +212,15 @@ def test_bad_dimensions_are_one_line_before_anything_is_written(tmp_path, dims, 
     with pytest.raises(ConfigError, match=message):
         run_study(_study(tmp_path, dimensions=dims))
     assert not (tmp_path / "d.zarr").exists()
+
+
+def test_a_number_in_yaml_is_a_unit(tmp_path) -> None:
+    """YAML reads ``n: 1`` as the number 1; the config takes it as the unit "1" (none)."""
+    text = "{variables: {x: m, y: m, n: 1}, target: 1}"
+    cfg = load_config({**_study(tmp_path), "distill": {"dimensions": yaml.safe_load(text)}})
+    dims = cfg.distill.dimensions
+    assert dims.variables == {"x": "m", "y": "m", "n": "1"} and dims.target == "1"
+    assert dims.dimensions().view(["x", "y", "n"]).scale == 1
 
 
 def test_only_a_layer_in_its_targets_units_is_searched_on_groups(caplog) -> None:
