@@ -275,29 +275,14 @@ class DimensionsConfig(_Strict):
         dimensions: {variables: {m0: kg, v: m/s, c: m/s}, target: kg}
     """
 
+    #: YAML reads ``sigma: 1`` as the number 1: a number is taken as a unit ("1": none)
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
     #: each formula variable's unit: unit names of sympy.physics.units ('kg*m/s**2', 'N',
     #: 'V/m'), '1' for a dimensionless variable
     variables: dict[str, str]
     #: the target's unit, or one per output unit of the layer
     target: str | list[str] = "1"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _numbers_are_units(cls, data: Any) -> Any:
-        """YAML reads ``sigma: 1`` as the number 1: a number is a unit (``"1"``: none)."""
-        if not isinstance(data, dict):
-            return data
-
-        def text(v: Any) -> Any:
-            return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-
-        out = dict(data)
-        if isinstance(out.get("variables"), dict):
-            out["variables"] = {k: text(v) for k, v in out["variables"].items()}
-        if "target" in out:
-            t = out["target"]
-            out["target"] = [text(v) for v in t] if isinstance(t, list) else text(t)
-        return out
 
     @model_validator(mode="after")
     def _check_units(self) -> DimensionsConfig:
